@@ -1,0 +1,40 @@
+#ifndef TANDEM_COMMON_PKI_PRIVATE_KEY_H_
+#define TANDEM_COMMON_PKI_PRIVATE_KEY_H_
+
+#include <string>
+#include <string_view>
+
+#include <openssl/base.h>
+
+#include "absl/status/statusor.h"
+
+namespace tandem::pki {
+
+// An ECDSA P-256 private key held in memory. Workload keys are generated where they
+// are used and never written to disk by tandem. Copies share the same immutable key
+// (EVP_PKEY is reference counted), so any thread may use a PrivateKey.
+class PrivateKey {
+ public:
+  // Generates a fresh P-256 key.
+  static absl::StatusOr<PrivateKey> GenerateP256();
+  // Parses a PEM key (PKCS#8, or SEC1 "EC PRIVATE KEY"). Only P-256 is accepted.
+  static absl::StatusOr<PrivateKey> FromPem(std::string_view pem);
+
+  // Returns the key as PKCS#8 PEM. The caller owns where it goes.
+  absl::StatusOr<std::string> ToPem() const;
+  // Returns the DER SubjectPublicKeyInfo of the public half.
+  std::string PublicKeyDer() const;
+
+  EVP_PKEY* get() const { return key_.get(); }
+
+ private:
+  explicit PrivateKey(bssl::UniquePtr<EVP_PKEY> key) : key_(std::move(key)) {}
+  friend class CertificateRequest;
+
+  // Shared, never mutated after construction.
+  std::shared_ptr<EVP_PKEY> key_;
+};
+
+}  // namespace tandem::pki
+
+#endif  // TANDEM_COMMON_PKI_PRIVATE_KEY_H_
