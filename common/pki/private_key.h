@@ -1,6 +1,7 @@
 #ifndef TANDEM_COMMON_PKI_PRIVATE_KEY_H_
 #define TANDEM_COMMON_PKI_PRIVATE_KEY_H_
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -28,8 +29,7 @@ class PrivateKey {
   EVP_PKEY* get() const { return key_.get(); }
 
  private:
-  explicit PrivateKey(bssl::UniquePtr<EVP_PKEY> key) : key_(std::move(key)) {}
-  friend class CertificateRequest;
+  explicit PrivateKey(bssl::UniquePtr<EVP_PKEY> key);
 
   // Shared, never mutated after construction.
   std::shared_ptr<EVP_PKEY> key_;

@@ -1,9 +1,12 @@
 #ifndef TANDEM_COMMON_PKI_TRUST_BUNDLE_H_
 #define TANDEM_COMMON_PKI_TRUST_BUNDLE_H_
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <openssl/base.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -45,6 +48,8 @@ class TrustBundle {
   explicit TrustBundle(std::vector<Certificate> roots) : roots_(std::move(roots)) {}
 
   std::vector<Certificate> roots_;
+  // Built once; X509_STORE is safe for concurrent verification.
+  std::shared_ptr<X509_STORE> store_;
 };
 
 }  // namespace tandem::pki

@@ -1,0 +1,149 @@
+#include "common/pki/certificate_authority.h"
+
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "absl/status/status.h"
+#include "common/pki/test_util.h"
+#include "gtest/gtest.h"
+
+namespace tandem::pki {
+namespace {
+
+using testing::MakeRoot;
+
+TEST(CertificateAuthorityTest, RootIsSelfSignedCa) {
+  CertificateAuthority ca = MakeRoot();
+  EXPECT_TRUE(ca.certificate().IsCa());
+  EXPECT_EQ(ca.certificate().Subject(), ca.certificate().Issuer());
+  EXPECT_TRUE(ca.IntermediatesForLeaf().empty());
+  EXPECT_TRUE(ca.certificate().MatchesKey(ca.key()));
+}
+
+TEST(CertificateAuthorityTest, IssuesWorkloadWithRequiredExtensions) {
+  CertificateAuthority ca = MakeRoot();
+  PrivateKey key = *PrivateKey::GenerateP256();
+  SpiffeId id = *SpiffeId::Parse("spiffe://cluster.local/ns/a/sa/b");
+  absl::Time now = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
+  absl::StatusOr<Certificate> leaf =
+      ca.IssueWorkload(*CertificateRequest::Create(key, id), id, absl::Hours(2), now);
+  ASSERT_TRUE(leaf.ok()) << leaf.status();
+  EXPECT_EQ(*leaf->GetSpiffeId(), id);
+  EXPECT_TRUE(leaf->MatchesKey(key));
+  EXPECT_FALSE(leaf->IsCa());
+  EXPECT_EQ(leaf->not_after(), now + absl::Hours(2));
+  EXPECT_EQ(leaf->not_before(), now - absl::Minutes(1));
+  EXPECT_FALSE(leaf->SerialHex().empty());
+
+  X509* x = leaf->get();
+  EXPECT_TRUE(X509_get_extension_flags(x) & EXFLAG_XKUSAGE);
+  uint32_t eku = X509_get_extended_key_usage(x);
+  EXPECT_TRUE(eku & XKU_SSL_SERVER);
+  EXPECT_TRUE(eku & XKU_SSL_CLIENT);
+  uint32_t ku = X509_get_key_usage(x);
+  EXPECT_TRUE(ku & KU_DIGITAL_SIGNATURE);
+  EXPECT_FALSE(ku & KU_KEY_CERT_SIGN);
+  EXPECT_NE(X509_get0_subject_key_id(x), nullptr);
+  EXPECT_NE(X509_get0_authority_key_id(x), nullptr);
+  int crit = 0;
+  X509_get_ext_d2i(x, NID_basic_constraints, &crit, nullptr);
+  EXPECT_EQ(crit, 1);
+}
+
+TEST(CertificateAuthorityTest, WritesAuthenticatedIdentityNotRequestedOne) {
+  CertificateAuthority ca = MakeRoot();
+  PrivateKey key = *PrivateKey::GenerateP256();
+  SpiffeId asked = *SpiffeId::Parse("spiffe://cluster.local/ns/admin/sa/root");
+  SpiffeId real = *SpiffeId::Parse("spiffe://cluster.local/ns/a/sa/b");
+  absl::StatusOr<Certificate> leaf = ca.IssueWorkload(
+      *CertificateRequest::Create(key, asked), real, absl::Hours(1), absl::Now());
+  ASSERT_TRUE(leaf.ok());
+  EXPECT_EQ(*leaf->GetSpiffeId(), real);
+}
+
+TEST(CertificateAuthorityTest, ClampsLeafToCaLifetime) {
+  CertificateAuthority::RootOptions options;
+  options.lifetime = absl::Hours(1);
+  absl::Time now = absl::Now();
+  CertificateAuthority ca = *CertificateAuthority::CreateRoot(options, now);
+  PrivateKey key = *PrivateKey::GenerateP256();
+  SpiffeId id = *SpiffeId::Parse("spiffe://cluster.local/x");
+  Certificate leaf = *ca.IssueWorkload(*CertificateRequest::Create(key, id), id,
+                                       absl::Hours(24), now);
+  EXPECT_LE(leaf.not_after(), ca.certificate().not_after());
+}
+
+TEST(CertificateAuthorityTest, RefusesNonPositiveTtl) {
+  CertificateAuthority ca = MakeRoot();
+  PrivateKey key = *PrivateKey::GenerateP256();
+  SpiffeId id = *SpiffeId::Parse("spiffe://cluster.local/x");
+  absl::StatusOr<Certificate> leaf = ca.IssueWorkload(
+      *CertificateRequest::Create(key, id), id, absl::ZeroDuration(), absl::Now());
+  EXPECT_EQ(leaf.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CertificateAuthorityTest, RefusesToIssueFromExpiredCa) {
+  CertificateAuthority::RootOptions options;
+  options.lifetime = absl::Hours(1);
+  CertificateAuthority ca =
+      *CertificateAuthority::CreateRoot(options, absl::Now() - absl::Hours(3));
+  PrivateKey key = *PrivateKey::GenerateP256();
+  SpiffeId id = *SpiffeId::Parse("spiffe://cluster.local/x");
+  absl::StatusOr<Certificate> leaf = ca.IssueWorkload(
+      *CertificateRequest::Create(key, id), id, absl::Hours(1), absl::Now());
+  EXPECT_EQ(leaf.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(CertificateAuthorityTest, IntermediateChainsToRoot) {
+  CertificateAuthority root = MakeRoot();
+  absl::StatusOr<CertificateAuthority> inter =
+      root.CreateIntermediate({.common_name = "intermediate"}, absl::Now());
+  ASSERT_TRUE(inter.ok()) << inter.status();
+  ASSERT_EQ(inter->chain().size(), 2u);
+  EXPECT_EQ(inter->IntermediatesForLeaf().size(), 1u);
+  WorkloadCredentials creds =
+      testing::MakeWorkload(*inter, "spiffe://cluster.local/ns/a/sa/b");
+  EXPECT_EQ(creds.chain.size(), 2u);
+  TrustBundle bundle = *TrustBundle::FromCertificates({root.root()});
+  EXPECT_TRUE(bundle.Verify(creds.chain, absl::Now()).ok());
+}
+
+TEST(CertificateAuthorityTest, LoadsFromPemAndRoundTrips) {
+  CertificateAuthority root = MakeRoot();
+  CertificateAuthority inter = *root.CreateIntermediate({}, absl::Now());
+  absl::StatusOr<CertificateAuthority> loaded = CertificateAuthority::FromPem(
+      *inter.key().ToPem(), Certificate::ChainToPem(inter.chain()));
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->root().ToDer(), root.root().ToDer());
+}
+
+TEST(CertificateAuthorityTest, RefusesKeyThatDoesNotMatch) {
+  CertificateAuthority a = MakeRoot("a");
+  CertificateAuthority b = MakeRoot("b");
+  absl::StatusOr<CertificateAuthority> loaded =
+      CertificateAuthority::FromPem(*a.key().ToPem(), b.certificate().ToPem());
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.status().message().find("does not match"), std::string::npos);
+}
+
+TEST(CertificateAuthorityTest, RefusesNonCaCertificate) {
+  CertificateAuthority root = MakeRoot();
+  WorkloadCredentials creds = testing::MakeWorkload(root, "spiffe://cluster.local/x");
+  absl::StatusOr<CertificateAuthority> loaded =
+      CertificateAuthority::FromPem(*creds.key.ToPem(), creds.leaf().ToPem());
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.status().message().find("not a CA"), std::string::npos);
+}
+
+TEST(CertificateAuthorityTest, RefusesBrokenChain) {
+  CertificateAuthority root = MakeRoot("root");
+  CertificateAuthority other = MakeRoot("other");
+  CertificateAuthority inter = *root.CreateIntermediate({}, absl::Now());
+  absl::StatusOr<CertificateAuthority> loaded = CertificateAuthority::FromPem(
+      *inter.key().ToPem(), inter.certificate().ToPem() + other.root().ToPem());
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.status().message().find("not issued by"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tandem::pki
