@@ -1,0 +1,66 @@
+#ifndef TANDEM_TESTS_INTEGRATION_TRAFFIC_H_
+#define TANDEM_TESTS_INTEGRATION_TRAFFIC_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace tandem::testing {
+
+// A TCP echo server on 127.0.0.1 (port 0): one detached thread per connection, each
+// echoing until EOF, then half-closing back. Stop() shuts every connection down and
+// waits for their threads to finish. Threads: its own; Stop() from the test thread.
+class EchoServer {
+ public:
+  EchoServer();
+  ~EchoServer();
+  int port() const { return port_; }
+  int64_t connections() const { return connections_.load(); }
+  void Stop();
+
+ private:
+  // Shared with the connection threads, so a thread finishing its last unlock never
+  // touches a destroyed server.
+  struct Connections {
+    absl::Mutex mu;
+    absl::flat_hash_set<int> open_fds ABSL_GUARDED_BY(mu);
+    int active ABSL_GUARDED_BY(mu) = 0;
+  };
+  void AcceptLoop();
+  static void Serve(std::shared_ptr<Connections> conns, int fd);
+
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> connections_{0};
+  std::thread acceptor_;
+  std::shared_ptr<Connections> conns_ = std::make_shared<Connections>();
+};
+
+// Result of a traffic run: every byte sent must come back, in order.
+struct TrafficReport {
+  int64_t short_ok = 0;
+  int64_t short_failed = 0;
+  int64_t long_rounds_ok = 0;
+  int64_t long_failed = 0;
+  int64_t bytes_verified = 0;
+  std::vector<std::string> errors;  // the first few failures, for the test log
+};
+
+// Drives verified echo traffic at 127.0.0.1:port for `duration` (bounded):
+// `short_workers` threads loop connect → send a random payload → read it back →
+// close; `long_connections` connections stay open and exchange a chunk every
+// 50 ms for the whole run.
+TrafficReport RunEchoTraffic(int port, absl::Duration duration, int short_workers,
+                             int long_connections, size_t payload_bytes = 4096);
+
+}  // namespace tandem::testing
+
+#endif  // TANDEM_TESTS_INTEGRATION_TRAFFIC_H_
