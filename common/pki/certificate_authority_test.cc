@@ -46,7 +46,10 @@ TEST(CertificateAuthorityTest, IssuesWorkloadWithRequiredExtensions) {
   EXPECT_NE(X509_get0_subject_key_id(x), nullptr);
   EXPECT_NE(X509_get0_authority_key_id(x), nullptr);
   int crit = 0;
-  X509_get_ext_d2i(x, NID_basic_constraints, &crit, nullptr);
+  bssl::UniquePtr<BASIC_CONSTRAINTS> constraints(static_cast<BASIC_CONSTRAINTS*>(
+      X509_get_ext_d2i(x, NID_basic_constraints, &crit, nullptr)));
+  ASSERT_TRUE(constraints);
+  EXPECT_FALSE(constraints->ca);
   EXPECT_EQ(crit, 1);
 }
 
