@@ -1,0 +1,313 @@
+#include "proxy/config.h"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/spiffe_id.h"
+#include "google/protobuf/util/json_util.h"
+#include "tandem/proxy_config.pb.h"
+
+namespace tandem::proxy {
+namespace {
+
+absl::Status FieldError(const std::string& field, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat("config field ", field, ": ", what));
+}
+
+}  // namespace
+
+absl::StatusOr<SocketAddress> SocketAddress::Parse(const std::string& host_port) {
+  SocketAddress out;
+  out.text = host_port;
+  std::string host, port_text;
+  if (!host_port.empty() && host_port[0] == '[') {
+    size_t close = host_port.find(']');
+    if (close == std::string::npos || close + 1 >= host_port.size() ||
+        host_port[close + 1] != ':') {
+      return absl::InvalidArgumentError("expected [ipv6]:port");
+    }
+    host = host_port.substr(1, close - 1);
+    port_text = host_port.substr(close + 2);
+  } else {
+    size_t colon = host_port.rfind(':');
+    if (colon == std::string::npos) return absl::InvalidArgumentError("expected host:port");
+    host = host_port.substr(0, colon);
+    port_text = host_port.substr(colon + 1);
+  }
+  uint32_t port;
+  if (!absl::SimpleAtoi(port_text, &port) || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("bad port \"", port_text, "\""));
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    out.length = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    out.length = sizeof(sockaddr_in6);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", host, "\" is not an IP address (names are not resolved)"));
+  }
+  return out;
+}
+
+SocketAddress SocketAddress::FromSockaddr(const sockaddr* sa, socklen_t len) {
+  SocketAddress out;
+  std::memcpy(&out.storage, sa, std::min<size_t>(len, sizeof(out.storage)));
+  out.length = len;
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, host,
+              sizeof(host));
+    out.text = absl::StrCat(host, ":", out.port());
+  } else if (sa->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, host,
+              sizeof(host));
+    out.text = absl::StrCat("[", host, "]:", out.port());
+  }
+  return out;
+}
+
+uint16_t SocketAddress::port() const {
+  if (family() == AF_INET) {
+    return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
+  }
+  if (family() == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
+  }
+  return 0;
+}
+
+absl::StatusOr<Cidr> Cidr::Parse(const std::string& text) {
+  Cidr cidr;
+  size_t slash = text.find('/');
+  std::string host = text.substr(0, slash);
+  if (inet_pton(AF_INET, host.c_str(), cidr.bytes) == 1) {
+    cidr.family = AF_INET;
+  } else if (inet_pton(AF_INET6, host.c_str(), cidr.bytes) == 1) {
+    cidr.family = AF_INET6;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not a CIDR"));
+  }
+  int max = cidr.family == AF_INET ? 32 : 128;
+  cidr.prefix = max;
+  if (slash != std::string::npos &&
+      (!absl::SimpleAtoi(text.substr(slash + 1), &cidr.prefix) || cidr.prefix < 0 ||
+       cidr.prefix > max)) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" has a bad prefix length"));
+  }
+  return cidr;
+}
+
+bool Cidr::Contains(const SocketAddress& address) const {
+  if (address.family() != family) return false;
+  const uint8_t* addr =
+      family == AF_INET
+          ? reinterpret_cast<const uint8_t*>(
+                &reinterpret_cast<const sockaddr_in*>(&address.storage)->sin_addr)
+          : reinterpret_cast<const uint8_t*>(
+                &reinterpret_cast<const sockaddr_in6*>(&address.storage)->sin6_addr);
+  int full = prefix / 8, rest = prefix % 8;
+  if (std::memcmp(addr, bytes, full) != 0) return false;
+  if (rest == 0) return true;
+  uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+  return (addr[full] & mask) == (bytes[full] & mask);
+}
+
+InboundPortPolicy ProxyOptions::InboundPolicy(uint16_t port) const {
+  for (const InboundPortPolicy& p : inbound_ports) {
+    if (p.port == port) return p;
+  }
+  return InboundPortPolicy{port, default_inbound_mode, {}};
+}
+
+bool ProxyOptions::IsMeshed(const SocketAddress& destination) const {
+  for (uint16_t port : outbound_excluded_ports) {
+    if (destination.port() == port) return false;
+  }
+  if (mesh_cidrs.empty()) return true;
+  for (const Cidr& cidr : mesh_cidrs) {
+    if (cidr.Contains(destination)) return true;
+  }
+  return false;
+}
+
+std::string ProxyOptions::ExpectedIdentity(const SocketAddress& destination) const {
+  for (const auto& [dest, id] : expected_identities) {
+    if (dest == destination.text) return id;
+  }
+  return "";
+}
+
+bool IdentityAllowed(const std::vector<std::string>& allowed, const std::string& id) {
+  if (allowed.empty()) return true;
+  for (const std::string& entry : allowed) {
+    if (entry == id) return true;
+    if (absl::EndsWith(entry, "/*") &&
+        absl::StartsWith(id, entry.substr(0, entry.size() - 1))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
+  config::ProxyConfig pb;
+  google::protobuf::util::JsonParseOptions parse_options;
+  parse_options.ignore_unknown_fields = false;
+  auto parsed = google::protobuf::util::JsonStringToMessage(json, &pb, parse_options);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: ", std::string(parsed.message())));
+  }
+  ProxyOptions o;
+  if (!pb.trust_domain().empty()) o.trust_domain = pb.trust_domain();
+  if (absl::Status s = SpiffeId::ValidateTrustDomain(o.trust_domain); !s.ok()) {
+    return FieldError("trust_domain", std::string(s.message()));
+  }
+  struct AddressField {
+    const char* name;
+    const std::string& value;
+    const char* fallback;
+    SocketAddress* out;
+  };
+  for (const AddressField& f :
+       {AddressField{"outbound_address", pb.outbound_address(), "0.0.0.0:15001", &o.outbound},
+        AddressField{"inbound_address", pb.inbound_address(), "0.0.0.0:15006", &o.inbound},
+        AddressField{"admin_address", pb.admin_address(), "127.0.0.1:15000", &o.admin},
+        AddressField{"metrics_address", pb.metrics_address(), "0.0.0.0:15090",
+                     &o.metrics}}) {
+    absl::StatusOr<SocketAddress> a =
+        SocketAddress::Parse(f.value.empty() ? f.fallback : f.value);
+    if (!a.ok()) return FieldError(f.name, std::string(a.status().message()));
+    *f.out = *a;
+  }
+  // Admin endpoints change state (drain, quit, log level): loopback only.
+  bool loopback =
+      (o.admin.family() == AF_INET &&
+       (ntohl(reinterpret_cast<sockaddr_in*>(&o.admin.storage)->sin_addr.s_addr) >> 24) ==
+           127) ||
+      (o.admin.family() == AF_INET6 &&
+       IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(&o.admin.storage)->sin6_addr));
+  if (!loopback) return FieldError("admin_address", "must be a loopback address");
+  o.workers = pb.workers() ? static_cast<int>(pb.workers())
+                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (o.workers > 256) return FieldError("workers", "must be at most 256");
+  if (!pb.app_host().empty()) {
+    if (!SocketAddress::Parse(pb.app_host() + ":1").ok()) {
+      return FieldError("app_host", "must be an IP address");
+    }
+    o.app_host = pb.app_host();
+  }
+  if (!pb.outbound_fixed_destination().empty()) {
+    absl::StatusOr<SocketAddress> a = SocketAddress::Parse(pb.outbound_fixed_destination());
+    if (!a.ok()) {
+      return FieldError("outbound_fixed_destination", std::string(a.status().message()));
+    }
+    o.has_fixed_destination = true;
+    o.fixed_destination = *a;
+  }
+  if (!pb.inbound_fixed_app().empty()) {
+    absl::StatusOr<SocketAddress> a = SocketAddress::Parse(pb.inbound_fixed_app());
+    if (!a.ok()) return FieldError("inbound_fixed_app", std::string(a.status().message()));
+    o.has_fixed_app = true;
+    o.fixed_app = *a;
+  }
+  for (int i = 0; i < pb.mesh_cidrs_size(); ++i) {
+    absl::StatusOr<Cidr> c = Cidr::Parse(pb.mesh_cidrs(i));
+    if (!c.ok()) {
+      return FieldError(absl::StrCat("mesh_cidrs[", i, "]"), std::string(c.status().message()));
+    }
+    o.mesh_cidrs.push_back(*c);
+  }
+  for (int i = 0; i < pb.outbound_excluded_ports_size(); ++i) {
+    uint32_t port = pb.outbound_excluded_ports(i);
+    if (port == 0 || port > 65535) {
+      return FieldError(absl::StrCat("outbound_excluded_ports[", i, "]"),
+                        "must be 1..65535");
+    }
+    o.outbound_excluded_ports.push_back(static_cast<uint16_t>(port));
+  }
+  auto mode = [](config::InboundMode m) {
+    return m == config::PERMISSIVE ? InboundMode::kPermissive : InboundMode::kStrict;
+  };
+  o.default_inbound_mode = mode(pb.default_inbound_mode());
+  for (int i = 0; i < pb.inbound_ports_size(); ++i) {
+    const config::InboundPort& p = pb.inbound_ports(i);
+    std::string field = absl::StrCat("inbound_ports[", i, "]");
+    if (p.port() == 0 || p.port() > 65535) return FieldError(field + ".port", "must be 1..65535");
+    InboundPortPolicy policy{static_cast<uint16_t>(p.port()), mode(p.mode()), {}};
+    for (int j = 0; j < p.allowed_identities_size(); ++j) {
+      std::string id = p.allowed_identities(j);
+      std::string check = absl::EndsWith(id, "/*") ? id.substr(0, id.size() - 2) : id;
+      if (absl::StatusOr<SpiffeId> parsed_id = SpiffeId::Parse(check); !parsed_id.ok()) {
+        return FieldError(absl::StrCat(field, ".allowed_identities[", j, "]"),
+                          std::string(parsed_id.status().message()));
+      }
+      policy.allowed_identities.push_back(id);
+    }
+    o.inbound_ports.push_back(policy);
+  }
+  for (int i = 0; i < pb.expected_identities_size(); ++i) {
+    const config::ExpectedIdentity& e = pb.expected_identities(i);
+    std::string field = absl::StrCat("expected_identities[", i, "]");
+    absl::StatusOr<SocketAddress> dest = SocketAddress::Parse(e.destination());
+    if (!dest.ok()) {
+      return FieldError(field + ".destination", std::string(dest.status().message()));
+    }
+    if (absl::StatusOr<SpiffeId> id = SpiffeId::Parse(e.spiffe_id()); !id.ok()) {
+      return FieldError(field + ".spiffe_id", std::string(id.status().message()));
+    }
+    o.expected_identities.emplace_back(dest->text, e.spiffe_id());
+  }
+  if (pb.has_socket_mark()) o.socket_mark = pb.socket_mark();
+  if (pb.max_connections()) o.max_connections = static_cast<int>(pb.max_connections());
+  if (pb.buffer_bytes()) {
+    if (pb.buffer_bytes() < 4096 || pb.buffer_bytes() > (16u << 20)) {
+      return FieldError("buffer_bytes", "must be between 4096 and 16777216");
+    }
+    o.buffer_bytes = pb.buffer_bytes();
+  }
+  struct TimeoutField {
+    const char* name;
+    uint32_t ms;
+    absl::Duration* out;
+  };
+  for (const TimeoutField& t :
+       {TimeoutField{"connect_timeout_ms", pb.connect_timeout_ms(), &o.connect_timeout},
+        TimeoutField{"handshake_timeout_ms", pb.handshake_timeout_ms(), &o.handshake_timeout},
+        TimeoutField{"idle_timeout_ms", pb.idle_timeout_ms(), &o.idle_timeout},
+        TimeoutField{"drain_timeout_ms", pb.drain_timeout_ms(), &o.drain_timeout}}) {
+    if (t.ms == 0) continue;
+    if (t.ms < 10) return FieldError(t.name, "must be at least 10 ms");
+    *t.out = absl::Milliseconds(t.ms);
+  }
+  o.allow_tls12 = pb.allow_tls12();
+  o.cert_chain_file = pb.cert_chain_file();
+  o.private_key_file = pb.private_key_file();
+  o.trust_bundle_file = pb.trust_bundle_file();
+  o.sds_socket = pb.sds_socket();
+  int files = !o.cert_chain_file.empty() + !o.private_key_file.empty() +
+              !o.trust_bundle_file.empty();
+  if (files != 0 && files != 3) {
+    return FieldError("cert_chain_file/private_key_file/trust_bundle_file",
+                      "set all three or none");
+  }
+  if (files == 3 && !o.sds_socket.empty()) {
+    return FieldError("sds_socket", "choose PEM files or SDS, not both");
+  }
+  return o;
+}
+
+}  // namespace tandem::proxy

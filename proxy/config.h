@@ -1,0 +1,95 @@
+#ifndef TANDEM_PROXY_CONFIG_H_
+#define TANDEM_PROXY_CONFIG_H_
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace tandem::proxy {
+
+// A parsed "host:port" or "[v6]:port".
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  std::string text;
+
+  static absl::StatusOr<SocketAddress> Parse(const std::string& host_port);
+  static SocketAddress FromSockaddr(const sockaddr* sa, socklen_t len);
+  int family() const { return storage.ss_family; }
+  uint16_t port() const;
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+
+// A CIDR block, IPv4 or IPv6.
+struct Cidr {
+  int family = AF_INET;
+  uint8_t bytes[16] = {};
+  int prefix = 0;
+  static absl::StatusOr<Cidr> Parse(const std::string& text);
+  bool Contains(const SocketAddress& address) const;
+};
+
+enum class InboundMode { kStrict, kPermissive };
+
+struct InboundPortPolicy {
+  uint16_t port = 0;
+  InboundMode mode = InboundMode::kStrict;
+  // Exact SPIFFE IDs, or prefixes ending in "/*".
+  std::vector<std::string> allowed_identities;
+};
+
+// Everything tandem-proxy needs, validated. Immutable once built; any thread reads it.
+struct ProxyOptions {
+  std::string trust_domain = "cluster.local";
+  SocketAddress outbound;
+  SocketAddress inbound;
+  SocketAddress admin;
+  SocketAddress metrics;
+  int workers = 1;
+  std::string app_host = "127.0.0.1";
+  bool has_fixed_destination = false;
+  SocketAddress fixed_destination;
+  bool has_fixed_app = false;
+  SocketAddress fixed_app;
+  std::vector<Cidr> mesh_cidrs;  // empty: everything is meshed
+  std::vector<uint16_t> outbound_excluded_ports;
+  InboundMode default_inbound_mode = InboundMode::kStrict;
+  std::vector<InboundPortPolicy> inbound_ports;
+  std::vector<std::pair<std::string, std::string>> expected_identities;  // dest, id
+  uint32_t socket_mark = 1337;
+  int max_connections = 10000;
+  size_t buffer_bytes = 64 * 1024;
+  absl::Duration connect_timeout = absl::Seconds(5);
+  absl::Duration handshake_timeout = absl::Seconds(5);
+  absl::Duration idle_timeout = absl::Hours(1);
+  absl::Duration drain_timeout = absl::Seconds(5);
+  bool allow_tls12 = false;
+  std::string cert_chain_file;
+  std::string private_key_file;
+  std::string trust_bundle_file;
+  std::string sds_socket;
+
+  // Looks up the inbound policy for `port` (default mode, no allow-list, if absent).
+  InboundPortPolicy InboundPolicy(uint16_t port) const;
+  // Returns true when traffic to `destination` should be upgraded to mTLS.
+  bool IsMeshed(const SocketAddress& destination) const;
+  // Returns the SPIFFE ID expected of `destination`, or "" for any in the trust domain.
+  std::string ExpectedIdentity(const SocketAddress& destination) const;
+};
+
+// Returns true when `id` matches an allow-list entry (exact, or prefix + "/*").
+bool IdentityAllowed(const std::vector<std::string>& allowed, const std::string& id);
+
+// Parses the JSON config file text (schema: proto/tandem/proxy_config.proto) and
+// validates every field. Errors are kInvalidArgument naming the field.
+absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json);
+
+}  // namespace tandem::proxy
+
+#endif  // TANDEM_PROXY_CONFIG_H_

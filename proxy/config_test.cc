@@ -1,0 +1,74 @@
+#include "proxy/config.h"
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+
+namespace tandem::proxy {
+namespace {
+
+void ExpectRefused(const std::string& json, const std::string& field) {
+  absl::StatusOr<ProxyOptions> o = ParseProxyConfig(json);
+  ASSERT_FALSE(o.ok()) << json;
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(o.status().message()).find(field), std::string::npos)
+      << o.status();
+}
+
+TEST(ProxyConfigTest, AppliesSecureDefaults) {
+  absl::StatusOr<ProxyOptions> o = ParseProxyConfig("{}");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->outbound.port(), 15001);
+  EXPECT_EQ(o->inbound.port(), 15006);
+  EXPECT_EQ(o->admin.text, "127.0.0.1:15000");
+  EXPECT_EQ(o->default_inbound_mode, InboundMode::kStrict);
+  EXPECT_FALSE(o->allow_tls12);
+  EXPECT_EQ(o->socket_mark, 1337u);
+}
+
+TEST(ProxyConfigTest, ParsesPoliciesAndMeshRanges) {
+  absl::StatusOr<ProxyOptions> o = ParseProxyConfig(R"({
+    "mesh_cidrs": ["10.0.0.0/8", "fd00::/8"],
+    "outbound_excluded_ports": [22],
+    "inbound_ports": [{"port": 8080, "mode": "PERMISSIVE",
+                       "allowed_identities": ["spiffe://cluster.local/ns/a/*"]}],
+    "expected_identities": [{"destination": "10.1.2.3:80",
+                             "spiffe_id": "spiffe://cluster.local/ns/b/sa/c"}],
+    "socketMark": 0
+  })");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->IsMeshed(*SocketAddress::Parse("10.9.9.9:443")));
+  EXPECT_FALSE(o->IsMeshed(*SocketAddress::Parse("192.168.1.1:443")));
+  EXPECT_FALSE(o->IsMeshed(*SocketAddress::Parse("10.9.9.9:22")));
+  EXPECT_TRUE(o->IsMeshed(*SocketAddress::Parse("[fd00::1]:80")));
+  EXPECT_EQ(o->InboundPolicy(8080).mode, InboundMode::kPermissive);
+  EXPECT_EQ(o->InboundPolicy(9090).mode, InboundMode::kStrict);
+  EXPECT_EQ(o->ExpectedIdentity(*SocketAddress::Parse("10.1.2.3:80")),
+            "spiffe://cluster.local/ns/b/sa/c");
+  EXPECT_EQ(o->socket_mark, 0u);
+  EXPECT_TRUE(IdentityAllowed(o->InboundPolicy(8080).allowed_identities,
+                              "spiffe://cluster.local/ns/a/sa/x"));
+  EXPECT_FALSE(IdentityAllowed(o->InboundPolicy(8080).allowed_identities,
+                               "spiffe://cluster.local/ns/ab/sa/x"));
+}
+
+TEST(ProxyConfigTest, RefusesEachInvalidFieldByName) {
+  ExpectRefused("{not json", "config");
+  ExpectRefused(R"({"no_such_field": 1})", "no_such_field");
+  ExpectRefused(R"({"trust_domain": "Bad Domain"})", "trust_domain");
+  ExpectRefused(R"({"outbound_address": "nowhere"})", "outbound_address");
+  ExpectRefused(R"({"admin_address": "0.0.0.0:15000"})", "admin_address");
+  ExpectRefused(R"({"mesh_cidrs": ["10.0.0.0/40"]})", "mesh_cidrs[0]");
+  ExpectRefused(R"({"inbound_ports": [{"port": 0}]})", "inbound_ports[0].port");
+  ExpectRefused(R"({"inbound_ports": [{"port": 80, "mode": "LOOSE"}]})", "mode");
+  ExpectRefused(R"({"inbound_ports": [{"port": 80, "allowed_identities": ["x"]}]})",
+                "inbound_ports[0].allowed_identities[0]");
+  ExpectRefused(R"({"expected_identities": [{"destination": "1.2.3.4:5",
+                   "spiffe_id": "nope"}]})", "expected_identities[0].spiffe_id");
+  ExpectRefused(R"({"buffer_bytes": 10})", "buffer_bytes");
+  ExpectRefused(R"({"connect_timeout_ms": 1})", "connect_timeout_ms");
+  ExpectRefused(R"({"cert_chain_file": "/x"})", "private_key_file");
+  ExpectRefused(R"({"workers": 1000})", "workers");
+}
+
+}  // namespace
+}  // namespace tandem::proxy

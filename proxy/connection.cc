@@ -1,0 +1,523 @@
+#include "proxy/connection.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "proxy/config.h"
+
+namespace tandem::proxy {
+namespace {
+
+// TLS record: content type 22 (handshake).
+constexpr uint8_t kTlsHandshakeRecord = 0x16;
+// Largest chunk handed to SSL_write: one TLS record.
+constexpr size_t kMaxTlsWrite = 16384;
+
+FailReason FromVerifyFailure(pki::VerifyFailure failure) {
+  switch (failure) {
+    case pki::VerifyFailure::kMalformed: return FailReason::kMalformed;
+    case pki::VerifyFailure::kUnknownCa: return FailReason::kUnknownCa;
+    case pki::VerifyFailure::kExpired: return FailReason::kExpired;
+    case pki::VerifyFailure::kNotYetValid: return FailReason::kNotYetValid;
+    case pki::VerifyFailure::kBadIdentity: return FailReason::kBadIdentity;
+    case pki::VerifyFailure::kNotAllowed: return FailReason::kNotAllowed;
+    case pki::VerifyFailure::kNone: break;
+  }
+  return FailReason::kTlsError;
+}
+
+void SetResetOnClose(int fd) {
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
+}  // namespace
+
+char* ByteBuffer::tail(size_t* space) {
+  if (begin_ > 0 && begin_ == end_) begin_ = end_ = 0;
+  if (end_ == capacity_ && begin_ > 0) {
+    std::memmove(data_.get(), data_.get() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  *space = capacity_ - end_;
+  return data_.get() + end_;
+}
+
+void ByteBuffer::Consume(size_t n) {
+  begin_ += n;
+  if (begin_ == end_) begin_ = end_ = 0;
+}
+
+Connection::Connection(WorkerContext ctx, Direction direction, int downstream_fd,
+                       SocketAddress destination)
+    : ctx_(ctx),
+      direction_(direction),
+      id_(ctx.next_id->fetch_add(1, std::memory_order_relaxed)),
+      destination_(std::move(destination)),
+      down_to_up_(ctx.options->buffer_bytes),
+      up_to_down_(ctx.options->buffer_bytes) {
+  downstream_.owner = upstream_.owner = this;
+  downstream_.fd = downstream_fd;
+  started_ = last_activity_ = absl::Now();
+}
+
+Connection::~Connection() {
+  if (downstream_.fd >= 0) close(downstream_.fd);
+  if (upstream_.fd >= 0) close(upstream_.fd);
+}
+
+void Connection::Start() {
+  int one = 1;
+  setsockopt(downstream_.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (direction_ == Direction::kInbound) {
+    state_ = State::kSniffing;
+    deadline_ = started_ + ctx_.options->handshake_timeout;
+    SetInterest(downstream_, EPOLLIN);
+    return;
+  }
+  mode_ = ctx_.options->IsMeshed(destination_) ? Mode::kMtls : Mode::kPlaintext;
+  if (mode_ == Mode::kMtls) {
+    snapshot_ = ctx_.tls->Current();
+    if (snapshot_ == nullptr) {
+      Refuse(FailReason::kNoCertificate, "no certificate yet: mTLS refused");
+      return;
+    }
+  }
+  ConnectUpstream(destination_);
+}
+
+void Connection::OnEvents(Endpoint* endpoint, uint32_t events) {
+  if (state_ == State::kClosed) return;  // a stale event from this batch
+  last_activity_ = absl::Now();
+  switch (state_) {
+    case State::kSniffing:
+      Sniff();
+      break;
+    case State::kConnecting:
+      if (endpoint == &upstream_) OnConnected();
+      break;
+    case State::kHandshaking:
+      ContinueHandshake();
+      break;
+    case State::kPumping:
+      Pump();
+      break;
+    case State::kClosed:
+      break;
+  }
+}
+
+void Connection::Sniff() {
+  uint8_t first = 0;
+  ssize_t n = recv(downstream_.fd, &first, 1, MSG_PEEK);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+  if (n <= 0) {
+    Close();  // peer went away before saying anything
+    return;
+  }
+  uint16_t port = ctx_.options->has_fixed_app ? ctx_.options->fixed_app.port()
+                                              : destination_.port();
+  InboundPortPolicy policy = ctx_.options->InboundPolicy(port);
+  if (first == kTlsHandshakeRecord) {
+    mode_ = Mode::kMtls;
+    snapshot_ = ctx_.tls->Current();
+    if (snapshot_ == nullptr) {
+      Refuse(FailReason::kNoCertificate, "no certificate yet: mTLS refused");
+      return;
+    }
+    StartHandshake();
+    return;
+  }
+  if (policy.mode == InboundMode::kStrict) {
+    Refuse(FailReason::kPlaintextRefused,
+           absl::StrCat("plaintext to STRICT port ", port, " refused"));
+    return;
+  }
+  mode_ = Mode::kPlaintext;
+  SetInterest(downstream_, 0);
+  absl::StatusOr<SocketAddress> app =
+      ctx_.options->has_fixed_app
+          ? absl::StatusOr<SocketAddress>(ctx_.options->fixed_app)
+          : SocketAddress::Parse(absl::StrCat(ctx_.options->app_host, ":", port));
+  if (!app.ok()) {
+    Refuse(FailReason::kMalformed, "bad app address");
+    return;
+  }
+  ConnectUpstream(*app);
+}
+
+void Connection::ConnectUpstream(const SocketAddress& target) {
+  state_ = State::kConnecting;
+  deadline_ = absl::Now() + ctx_.options->connect_timeout;
+  upstream_.fd = socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (upstream_.fd < 0) {
+    WorkerStats::Add(ctx_.stats->connect_failures[static_cast<int>(direction_)], 1);
+    Close();
+    return;
+  }
+  if (ctx_.options->socket_mark != 0) {
+    // Marks our own traffic so the pod's iptables rules do not capture it again. Needs
+    // CAP_NET_ADMIN; without it the uid-1337 exclusion still applies.
+    static std::atomic<bool> warned{false};
+    uint32_t mark = ctx_.options->socket_mark;
+    if (setsockopt(upstream_.fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0 &&
+        !warned.exchange(true)) {
+      std::fprintf(stderr, "tandem-proxy: SO_MARK not permitted (%s); relying on uid\n",
+                   std::strerror(errno));
+    }
+  }
+  int one = 1;
+  setsockopt(upstream_.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  int rc = connect(upstream_.fd, target.get(), target.length);
+  if (rc != 0 && errno != EINPROGRESS) {
+    WorkerStats::Add(ctx_.stats->connect_failures[static_cast<int>(direction_)], 1);
+    SetResetOnClose(downstream_.fd);
+    Close();
+    return;
+  }
+  SetInterest(upstream_, EPOLLOUT);
+}
+
+void Connection::OnConnected() {
+  int error = 0;
+  socklen_t len = sizeof(error);
+  getsockopt(upstream_.fd, SOL_SOCKET, SO_ERROR, &error, &len);
+  if (error != 0) {
+    WorkerStats::Add(ctx_.stats->connect_failures[static_cast<int>(direction_)], 1);
+    // Tell the app the way a direct connection would have: with a reset.
+    SetResetOnClose(downstream_.fd);
+    Close();
+    return;
+  }
+  if (direction_ == Direction::kOutbound && mode_ == Mode::kMtls) {
+    StartHandshake();
+    return;
+  }
+  StartPumping();
+}
+
+void Connection::StartHandshake() {
+  state_ = State::kHandshaking;
+  handshake_started_ = absl::Now();
+  deadline_ = handshake_started_ + ctx_.options->handshake_timeout;
+  Endpoint& tls = tls_endpoint();
+  tls.ssl = direction_ == Direction::kOutbound
+                ? TlsContextManager::NewClientSsl(snapshot_, destination_.text)
+                : TlsContextManager::NewServerSsl(snapshot_);
+  if (!tls.ssl || !SSL_set_fd(tls.ssl.get(), tls.fd)) {
+    Refuse(FailReason::kTlsError, "SSL allocation failed");
+    return;
+  }
+  if (&tls == &downstream_) SetInterest(downstream_, EPOLLIN);
+  ContinueHandshake();
+}
+
+void Connection::ContinueHandshake() {
+  Endpoint& tls = tls_endpoint();
+  int rc = SSL_do_handshake(tls.ssl.get());
+  if (rc != 1) {
+    int err = SSL_get_error(tls.ssl.get(), rc);
+    uint32_t want = 0;
+    if (err == SSL_ERROR_WANT_READ) want = EPOLLIN;
+    if (err == SSL_ERROR_WANT_WRITE) want = EPOLLOUT;
+    if (want != 0) {
+      SetInterest(tls, want);
+      return;
+    }
+    PeerVerification* v = TlsContextManager::GetVerification(tls.ssl.get());
+    char reason[256];
+    ERR_error_string_n(ERR_peek_last_error(), reason, sizeof(reason));
+    ERR_clear_error();
+    if (v != nullptr && v->failure != pki::VerifyFailure::kNone) {
+      Refuse(FromVerifyFailure(v->failure), v->error);
+    } else {
+      // The peer refused us, or spoke something other than TLS.
+      Refuse(FailReason::kTlsError, reason);
+    }
+    return;
+  }
+  ctx_.stats->handshake_seconds[static_cast<int>(direction_)].Observe(
+      absl::ToDoubleSeconds(absl::Now() - handshake_started_));
+  if (SSL_session_reused(tls.ssl.get())) WorkerStats::Add(ctx_.stats->resumed_handshakes, 1);
+  // Authorization runs after every handshake, resumed ones included.
+  absl::StatusOr<SpiffeId> peer = TlsContextManager::PeerIdentity(tls.ssl.get());
+  if (!peer.ok()) {
+    Refuse(FailReason::kBadIdentity, std::string(peer.status().message()));
+    return;
+  }
+  peer_identity_ = peer->ToString();
+  if (direction_ == Direction::kOutbound) {
+    std::string expected = ctx_.options->ExpectedIdentity(destination_);
+    if (!expected.empty() && expected != peer_identity_) {
+      Refuse(FailReason::kWrongServer,
+             absl::StrCat("server is ", peer_identity_, ", expected ", expected));
+      return;
+    }
+    StartPumping();
+    return;
+  }
+  uint16_t port = ctx_.options->has_fixed_app ? ctx_.options->fixed_app.port()
+                                              : destination_.port();
+  InboundPortPolicy policy = ctx_.options->InboundPolicy(port);
+  if (!IdentityAllowed(policy.allowed_identities, peer_identity_)) {
+    Refuse(FailReason::kNotAuthorized,
+           absl::StrCat(peer_identity_, " is not allowed on port ", port));
+    return;
+  }
+  SetInterest(downstream_, 0);
+  absl::StatusOr<SocketAddress> app =
+      ctx_.options->has_fixed_app
+          ? absl::StatusOr<SocketAddress>(ctx_.options->fixed_app)
+          : SocketAddress::Parse(absl::StrCat(ctx_.options->app_host, ":", port));
+  if (!app.ok()) {
+    Refuse(FailReason::kMalformed, "bad app address");
+    return;
+  }
+  ConnectUpstream(*app);
+}
+
+void Connection::StartPumping() {
+  state_ = State::kPumping;
+  deadline_ = absl::InfiniteFuture();
+  counted_open_ = true;
+  int d = static_cast<int>(direction_), m = static_cast<int>(mode_);
+  WorkerStats::Add(ctx_.stats->opened[d][m], 1);
+  WorkerStats::Add(ctx_.stats->active[d][m], 1);
+  SetInterest(downstream_, EPOLLIN);
+  Pump();
+}
+
+bool Connection::ReadInto(Endpoint& from, ByteBuffer& buffer, bool* failed) {
+  if (from.read_eof || buffer.full()) return false;
+  size_t space;
+  char* dst = buffer.tail(&space);
+  if (space == 0) return false;
+  if (from.ssl) {
+    int n = SSL_read(from.ssl.get(), dst, static_cast<int>(std::min<size_t>(space, INT32_MAX)));
+    if (n > 0) {
+      buffer.Commit(n);
+      from.want_read = false;
+      return true;
+    }
+    int err = SSL_get_error(from.ssl.get(), n);
+    if (err == SSL_ERROR_WANT_READ) {
+      from.want_read = true;
+      return false;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+      from.want_write = true;
+      return false;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN) {
+      from.read_eof = true;
+      return true;
+    }
+    if (err == SSL_ERROR_SYSCALL && errno == ECONNRESET) from.reset = true;
+    // EOF without close_notify (truncation) or a TLS error: fail hard, so the other
+    // side sees a reset rather than a clean end it could mistake for complete data.
+    ERR_clear_error();
+    *failed = true;
+    return false;
+  }
+  ssize_t n = read(from.fd, dst, space);
+  if (n > 0) {
+    buffer.Commit(n);
+    return true;
+  }
+  if (n == 0) {
+    from.read_eof = true;
+    return true;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return false;
+  if (errno == ECONNRESET) from.reset = true;
+  *failed = true;
+  return false;
+}
+
+bool Connection::WriteFrom(ByteBuffer& buffer, Endpoint& to, bool* failed) {
+  if (buffer.empty()) return false;
+  if (to.ssl) {
+    int n = SSL_write(to.ssl.get(), buffer.head(),
+                      static_cast<int>(std::min(buffer.size(), kMaxTlsWrite)));
+    if (n > 0) {
+      buffer.Consume(n);
+      to.want_write = false;
+      return true;
+    }
+    int err = SSL_get_error(to.ssl.get(), n);
+    if (err == SSL_ERROR_WANT_WRITE) {
+      to.want_write = true;
+      return false;
+    }
+    if (err == SSL_ERROR_WANT_READ) {
+      to.want_read = true;
+      return false;
+    }
+    if (err == SSL_ERROR_SYSCALL && (errno == ECONNRESET || errno == EPIPE)) to.reset = true;
+    ERR_clear_error();
+    *failed = true;
+    return false;
+  }
+  ssize_t n = send(to.fd, buffer.head(), buffer.size(), MSG_NOSIGNAL);
+  if (n > 0) {
+    buffer.Consume(n);
+    to.want_write = false;
+    return true;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    to.want_write = true;
+    return false;
+  }
+  if (errno == ECONNRESET || errno == EPIPE) to.reset = true;
+  *failed = true;
+  return false;
+}
+
+void Connection::ShutdownWrite(Endpoint& endpoint) {
+  if (endpoint.write_closed) return;
+  endpoint.write_closed = true;
+  if (endpoint.ssl) {
+    // close_notify, then FIN: the TLS-level half-close the peer proxy relays as FIN.
+    SSL_shutdown(endpoint.ssl.get());
+    ERR_clear_error();
+  }
+  shutdown(endpoint.fd, SHUT_WR);
+}
+
+void Connection::Pump() {
+  bool failed = false;
+  bool progress = true;
+  uint64_t from_down = 0, from_up = 0;
+  // Bounded: each pass moves at most two buffers' worth before yielding to the loop.
+  for (int pass = 0; progress && !failed && pass < 8; ++pass) {
+    progress = false;
+    size_t before = down_to_up_.size();
+    if (ReadInto(downstream_, down_to_up_, &failed)) {
+      progress = true;
+      from_down += down_to_up_.size() - before;
+    }
+    if (!failed && WriteFrom(down_to_up_, upstream_, &failed)) progress = true;
+    before = up_to_down_.size();
+    if (!failed && ReadInto(upstream_, up_to_down_, &failed)) {
+      progress = true;
+      from_up += up_to_down_.size() - before;
+    }
+    if (!failed && WriteFrom(up_to_down_, downstream_, &failed)) progress = true;
+    // Half-close: once one side has ended and its bytes are delivered, end the other.
+    if (downstream_.read_eof && down_to_up_.empty() && !upstream_.write_closed) {
+      ShutdownWrite(upstream_);
+      progress = true;
+    }
+    if (upstream_.read_eof && up_to_down_.empty() && !downstream_.write_closed) {
+      ShutdownWrite(downstream_);
+      progress = true;
+    }
+  }
+  int d = static_cast<int>(direction_);
+  WorkerStats::Add(ctx_.stats->bytes_from_downstream[d], from_down);
+  WorkerStats::Add(ctx_.stats->bytes_from_upstream[d], from_up);
+  if (failed) {
+    // Propagate a reset as a reset; other failures also abort both sides.
+    SetResetOnClose(downstream_.fd);
+    SetResetOnClose(upstream_.fd);
+    Close();
+    return;
+  }
+  if (downstream_.read_eof && upstream_.read_eof && down_to_up_.empty() &&
+      up_to_down_.empty()) {
+    Close();
+    return;
+  }
+  UpdateInterest(downstream_, down_to_up_, up_to_down_);
+  UpdateInterest(upstream_, up_to_down_, down_to_up_);
+  if (progress) {
+    // Hit the pass bound with work left (e.g. TLS data buffered inside SSL): finish on
+    // the next loop turn rather than starve other connections.
+    // Safe to capture `this`: a closed connection is freed only after the loop has
+    // run the tasks posted during the turn it closed in (EventLoop::DeferDelete).
+    ctx_.loop->Post([this] {
+      if (state_ == State::kPumping) Pump();
+    });
+  }
+}
+
+void Connection::UpdateInterest(Endpoint& endpoint, const ByteBuffer& inbound,
+                                const ByteBuffer& outbound) {
+  uint32_t events = 0;
+  if ((!endpoint.read_eof && !inbound.full()) || endpoint.want_read) events |= EPOLLIN;
+  if (!outbound.empty() || endpoint.want_write) events |= EPOLLOUT;
+  SetInterest(endpoint, events);
+}
+
+void Connection::SetInterest(Endpoint& endpoint, uint32_t events) {
+  if (!endpoint.added) {
+    endpoint.added = ctx_.loop->Add(endpoint.fd, events, &endpoint);
+    endpoint.registered = events;
+  } else if (events != endpoint.registered) {
+    ctx_.loop->Modify(endpoint.fd, events, &endpoint);
+    endpoint.registered = events;
+  }
+}
+
+bool Connection::CheckTimeouts(absl::Time now) {
+  if (state_ == State::kClosed) return true;
+  if (now >= deadline_) {
+    if (state_ == State::kConnecting) {
+      WorkerStats::Add(ctx_.stats->connect_failures[static_cast<int>(direction_)], 1);
+      SetResetOnClose(downstream_.fd);
+      Close();
+    } else {
+      Refuse(FailReason::kTimeout, "handshake timed out");
+    }
+    return true;
+  }
+  if (state_ == State::kPumping && now - last_activity_ > ctx_.options->idle_timeout) {
+    Close();
+    return true;
+  }
+  return false;
+}
+
+void Connection::Refuse(FailReason reason, const std::string& detail) {
+  WorkerStats::Add(
+      ctx_.stats->failures[static_cast<int>(direction_)][static_cast<int>(reason)], 1);
+  std::fprintf(stderr, "tandem-proxy: conn %llu %s refused (%s): %s\n",
+               static_cast<unsigned long long>(id_),
+               direction_ == Direction::kOutbound ? "outbound" : "inbound",
+               FailReasonName(reason), detail.c_str());
+  Close();
+}
+
+void Connection::Close() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  for (Endpoint* e : {&downstream_, &upstream_}) {
+    if (e->fd >= 0) {
+      if (e->added) ctx_.loop->Remove(e->fd);
+      if (e->reset) SetResetOnClose((e == &downstream_ ? upstream_ : downstream_).fd);
+    }
+  }
+  if (counted_open_) {
+    int d = static_cast<int>(direction_), m = static_cast<int>(mode_);
+    WorkerStats::Add(ctx_.stats->closed[d][m], 1);
+    WorkerStats::Add(ctx_.stats->active[d][m], -1);
+    ctx_.stats->connection_seconds[d].Observe(absl::ToDoubleSeconds(absl::Now() - started_));
+  }
+  // Sockets close in the destructor, which runs after this loop turn.
+  ctx_.on_closed(this);
+}
+
+}  // namespace tandem::proxy

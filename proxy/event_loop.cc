@@ -1,0 +1,82 @@
+#include "proxy/event_loop.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace tandem::proxy {
+
+EventLoop::EventLoop() {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd_ >= 0 && wake_fd_ >= 0) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;  // the wake fd
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  }
+}
+
+EventLoop::~EventLoop() {
+  for (auto& deleter : graveyard_) deleter();
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+bool EventLoop::Add(int fd, uint32_t events, EventHandler* handler) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = handler;
+  return epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+bool EventLoop::Modify(int fd, uint32_t events, EventHandler* handler) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = handler;
+  return epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0;
+}
+
+void EventLoop::Remove(int fd) { epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
+
+void EventLoop::Post(std::function<void()> task) {
+  {
+    absl::MutexLock lock(&mu_);
+    posted_.push_back(std::move(task));
+  }
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+void EventLoop::Stop() {
+  stopped_.store(true);
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+bool EventLoop::RunOnce(absl::Duration timeout) {
+  if (stopped_.load()) return false;
+  int n = epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()),
+                     static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  for (int i = 0; i < n; ++i) {
+    auto* handler = static_cast<EventHandler*>(events_[i].data.ptr);
+    if (handler == nullptr) {
+      uint64_t value;
+      (void)!read(wake_fd_, &value, sizeof(value));
+      continue;
+    }
+    handler->OnEvents(events_[i].events);
+  }
+  std::vector<std::function<void()>> tasks;
+  {
+    absl::MutexLock lock(&mu_);
+    tasks.swap(posted_);
+  }
+  for (auto& task : tasks) task();
+  for (auto& deleter : graveyard_) deleter();
+  graveyard_.clear();
+  return !stopped_.load();
+}
+
+}  // namespace tandem::proxy

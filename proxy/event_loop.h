@@ -1,0 +1,63 @@
+#ifndef TANDEM_PROXY_EVENT_LOOP_H_
+#define TANDEM_PROXY_EVENT_LOOP_H_
+
+#include <sys/epoll.h>
+
+#include <atomic>
+#include <functional>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace tandem::proxy {
+
+// Receives readiness events for the one file descriptor it was registered with.
+class EventHandler {
+ public:
+  virtual ~EventHandler() = default;
+  // Loop thread. `events` is a mask of EPOLLIN/EPOLLOUT/EPOLLERR/EPOLLHUP/EPOLLRDHUP.
+  virtual void OnEvents(uint32_t events) = 0;
+};
+
+// A level-triggered epoll reactor owned by one thread. Every method runs on that loop
+// thread except Post() and Stop(), which any thread may call (they wake the loop with
+// an eventfd). A handler stays registered until Remove(); handlers must outlive their
+// registration and, because one epoll_wait batch may hold several events of one
+// object, must not be freed until RunOnce() returns (see DeferDelete).
+class EventLoop {
+ public:
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  bool ok() const { return epoll_fd_ >= 0 && wake_fd_ >= 0; }
+  bool Add(int fd, uint32_t events, EventHandler* handler);
+  bool Modify(int fd, uint32_t events, EventHandler* handler);
+  void Remove(int fd);
+
+  // Any thread: runs `task` on the loop thread soon.
+  void Post(std::function<void()> task);
+  // Any thread: makes Run() return after the current iteration.
+  void Stop();
+
+  // Loop thread: waits up to `timeout` and dispatches events and posted tasks. Returns
+  // false once stopped.
+  bool RunOnce(absl::Duration timeout);
+  // Loop thread: frees `deleter`'s object after the current batch of events.
+  void DeferDelete(std::function<void()> deleter) { graveyard_.push_back(std::move(deleter)); }
+
+ private:
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::atomic<bool> stopped_{false};
+  absl::Mutex mu_;
+  std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void()>> graveyard_;  // loop thread only
+  std::vector<epoll_event> events_ = std::vector<epoll_event>(256);
+};
+
+}  // namespace tandem::proxy
+
+#endif  // TANDEM_PROXY_EVENT_LOOP_H_

@@ -1,0 +1,87 @@
+#include "proxy/proxy.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace tandem::proxy {
+
+absl::StatusOr<std::unique_ptr<Proxy>> Proxy::Create(ProxyOptions options) {
+  if (options.workers < 1) return absl::InvalidArgumentError("workers must be >= 1");
+  return std::unique_ptr<Proxy>(new Proxy(std::move(options)));
+}
+
+Proxy::Proxy(ProxyOptions options)
+    : options_(std::move(options)),
+      tls_(TlsContextManager::Options{options_.trust_domain, options_.allow_tls12}) {
+  for (int i = 0; i < options_.workers; ++i) {
+    workers_.push_back(
+        std::make_unique<Worker>(i, &options_, &tls_, &connections_, &next_id_));
+  }
+}
+
+Proxy::~Proxy() { Stop(); }
+
+absl::Status Proxy::Start() {
+  for (auto& worker : workers_) {
+    if (absl::Status s = worker->Listen(); !s.ok()) return s;
+  }
+  for (auto& worker : workers_) worker->Start();
+  listening_.store(true);
+  return absl::OkStatus();
+}
+
+int Proxy::open_connections() const { return connections_.load(); }
+
+int Proxy::Drain() {
+  listening_.store(false);
+  for (auto& worker : workers_) worker->StopAccepting();
+  absl::Time deadline = absl::Now() + options_.drain_timeout;
+  while (connections_.load() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  int cut = connections_.load();
+  Stop();
+  return cut;
+}
+
+void Proxy::Stop() {
+  listening_.store(false);
+  for (auto& worker : workers_) worker->Stop();
+  for (auto& worker : workers_) worker->Join();
+}
+
+std::string Proxy::RenderMetrics() const {
+  std::vector<const WorkerStats*> stats;
+  for (const auto& worker : workers_) stats.push_back(&worker->stats());
+  std::string out = RenderWorkerStats(stats);
+  std::shared_ptr<TlsSnapshot> snapshot = tls_.Current();
+  absl::StrAppend(&out,
+                  "# HELP tandem_proxy_ready 1 when listeners are up and a certificate is "
+                  "in force.\n# TYPE tandem_proxy_ready gauge\ntandem_proxy_ready ",
+                  ready() ? 1 : 0, "\n");
+  absl::StrAppend(&out,
+                  "# HELP tandem_proxy_certificate_expiry_timestamp_seconds Not-after of "
+                  "the certificate in force (0: none).\n"
+                  "# TYPE tandem_proxy_certificate_expiry_timestamp_seconds gauge\n"
+                  "tandem_proxy_certificate_expiry_timestamp_seconds ",
+                  snapshot ? absl::ToUnixSeconds(snapshot->leaf.not_after()) : 0, "\n");
+  absl::StrAppend(&out,
+                  "# HELP tandem_proxy_certificate_info The certificate in force.\n"
+                  "# TYPE tandem_proxy_certificate_info gauge\n");
+  if (snapshot) {
+    absl::StrAppend(&out, "tandem_proxy_certificate_info{serial=\"",
+                    snapshot->leaf.SerialHex(), "\",spiffe_id=\"",
+                    snapshot->identity.ToString(), "\",generation=\"",
+                    snapshot->generation, "\"} 1\n");
+  }
+  absl::StrAppend(&out,
+                  "# HELP tandem_proxy_secret_updates_total Secrets offered to the proxy, "
+                  "by result.\n# TYPE tandem_proxy_secret_updates_total counter\n"
+                  "tandem_proxy_secret_updates_total{result=\"accepted\"} ",
+                  tls_.updates_accepted(),
+                  "\ntandem_proxy_secret_updates_total{result=\"refused\"} ",
+                  tls_.updates_refused(), "\n");
+  return out;
+}
+
+}  // namespace tandem::proxy

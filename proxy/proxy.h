@@ -1,0 +1,55 @@
+#ifndef TANDEM_PROXY_PROXY_H_
+#define TANDEM_PROXY_PROXY_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proxy/config.h"
+#include "proxy/tls_context_manager.h"
+#include "proxy/worker.h"
+
+namespace tandem::proxy {
+
+// The data plane: N workers with their listeners, and the TLS context manager they
+// share. Used by main.cc and, in-process, by tests. Methods are for the owning (main)
+// thread unless they say otherwise.
+class Proxy {
+ public:
+  static absl::StatusOr<std::unique_ptr<Proxy>> Create(ProxyOptions options);
+  ~Proxy();
+
+  // Opens the listeners on every worker and starts their threads.
+  absl::Status Start();
+  // Stops accepting, waits up to the drain timeout for open connections to finish,
+  // then stops the workers (closing what is left). Returns the connections cut off.
+  int Drain();
+  void Stop();
+
+  // Any thread.
+  TlsContextManager& tls() { return tls_; }
+  const ProxyOptions& options() const { return options_; }
+  bool listening() const { return listening_.load(); }
+  // Ready = listeners up and a certificate in force.
+  bool ready() const { return listening_.load() && tls_.Current() != nullptr; }
+  int open_connections() const;
+  // Prometheus text for the data plane and TLS state.
+  std::string RenderMetrics() const;
+
+ private:
+  explicit Proxy(ProxyOptions options);
+
+  const ProxyOptions options_;
+  TlsContextManager tls_;
+  std::atomic<int> connections_{0};
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<bool> listening_{false};
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace tandem::proxy
+
+#endif  // TANDEM_PROXY_PROXY_H_

@@ -1,0 +1,169 @@
+// gRPC code: never include <openssl/...> (gRPC carries OpenSSL 3); secrets cross into
+// BoringSSL code only as PEM strings through SecretSink.
+#include "proxy/sds_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "envoy/secret.pb.h"
+#include "envoy/sds_service.grpc.pb.h"
+
+namespace tandem::proxy {
+
+namespace discovery = ::envoy::service::discovery::v3;
+namespace tls = ::envoy::extensions::transport_sockets::tls::v3;
+
+inline constexpr char kSecretType[] =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+
+struct SdsClient::Impl {
+  std::string socket_path;
+  SecretSink* sink;
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+  absl::Mutex mu;
+  grpc::ClientContext* active ABSL_GUARDED_BY(mu) = nullptr;
+  std::atomic<uint64_t> accepted{0}, refused{0}, streams{0};
+  std::atomic<int> connected{0};
+
+  void Run();
+  // Runs one stream until it ends; returns true if it ever received a response.
+  bool RunStream();
+  static std::string DataSourceText(const ::envoy::config::core::v3::DataSource& ds) {
+    return ds.has_inline_bytes() ? ds.inline_bytes() : ds.inline_string();
+  }
+};
+
+absl::StatusOr<std::unique_ptr<SdsClient>> SdsClient::Create(std::string socket_path,
+                                                             SecretSink* sink) {
+  if (socket_path.empty() || socket_path[0] != '/') {
+    return absl::InvalidArgumentError("sds_socket must be an absolute path");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->socket_path = std::move(socket_path);
+  impl->sink = sink;
+  return std::unique_ptr<SdsClient>(new SdsClient(std::move(impl)));
+}
+
+SdsClient::SdsClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+SdsClient::~SdsClient() { Stop(); }
+
+void SdsClient::Start() {
+  impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
+}
+
+void SdsClient::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (impl_->active != nullptr) impl_->active->TryCancel();
+  }
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+std::string SdsClient::RenderMetrics() const {
+  return absl::StrCat(
+      "# HELP tandem_proxy_sds_updates_total SDS secrets received, by result.\n"
+      "# TYPE tandem_proxy_sds_updates_total counter\n"
+      "tandem_proxy_sds_updates_total{result=\"accepted\"} ",
+      impl_->accepted.load(), "\ntandem_proxy_sds_updates_total{result=\"refused\"} ",
+      impl_->refused.load(),
+      "\n# HELP tandem_proxy_sds_connected 1 while the SDS stream to the agent is up.\n"
+      "# TYPE tandem_proxy_sds_connected gauge\ntandem_proxy_sds_connected ",
+      impl_->connected.load(),
+      "\n# HELP tandem_proxy_sds_streams_total SDS streams opened.\n"
+      "# TYPE tandem_proxy_sds_streams_total counter\ntandem_proxy_sds_streams_total ",
+      impl_->streams.load(), "\n");
+}
+
+void SdsClient::Impl::Run() {
+  std::mt19937 rng(std::random_device{}());
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (!stopping.load()) {
+    if (RunStream()) backoff = absl::Milliseconds(100);
+    if (stopping.load()) break;
+    // Capped exponential backoff with full jitter; sliced so Stop() stays prompt.
+    absl::Duration wait =
+        backoff * std::uniform_real_distribution<double>(0.5, 1.0)(rng);
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+    for (absl::Time end = absl::Now() + wait; absl::Now() < end && !stopping.load();) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+}
+
+bool SdsClient::Impl::RunStream() {
+  auto channel =
+      grpc::CreateChannel("unix:" + socket_path, grpc::InsecureChannelCredentials());
+  auto stub = ::envoy::service::secret::v3::SecretDiscoveryService::NewStub(channel);
+  grpc::ClientContext context;
+  {
+    absl::MutexLock lock(&mu);
+    if (stopping.load()) return false;
+    active = &context;
+  }
+  auto stream = stub->StreamSecrets(&context);
+  streams.fetch_add(1);
+  discovery::DiscoveryRequest request;
+  request.mutable_node()->set_id("tandem-proxy");
+  request.add_resource_names("default");
+  request.add_resource_names("ROOTCA");
+  request.set_type_url(kSecretType);
+  bool received = false;
+  std::string cert_chain, private_key, bundle;
+  if (stream->Write(request)) {
+    discovery::DiscoveryResponse response;
+    while (stream->Read(&response)) {
+      received = true;
+      connected.store(1);
+      std::string error;
+      for (const google::protobuf::Any& any : response.resources()) {
+        tls::Secret secret;
+        if (any.type_url() != kSecretType || !any.UnpackTo(&secret)) {
+          error = "resource is not an envoy Secret";
+          break;
+        }
+        if (secret.has_tls_certificate()) {
+          cert_chain = DataSourceText(secret.tls_certificate().certificate_chain());
+          private_key = DataSourceText(secret.tls_certificate().private_key());
+        } else if (secret.has_validation_context()) {
+          bundle = DataSourceText(secret.validation_context().trusted_ca());
+        }
+      }
+      if (error.empty() && !cert_chain.empty() && !bundle.empty()) {
+        absl::Status s = sink->UpdateSecret({private_key, cert_chain, bundle});
+        if (!s.ok()) error = std::string(s.message());
+      }
+      discovery::DiscoveryRequest ack;
+      ack.set_type_url(kSecretType);
+      ack.set_response_nonce(response.nonce());
+      if (error.empty()) {
+        accepted.fetch_add(1);
+        ack.set_version_info(response.version_info());
+      } else {
+        refused.fetch_add(1);
+        std::fprintf(stderr, "tandem-proxy: SDS update %s refused: %s\n",
+                     response.version_info().c_str(), error.c_str());
+        ack.mutable_error_detail()->set_code(grpc::StatusCode::INVALID_ARGUMENT);
+        ack.mutable_error_detail()->set_message(error);
+      }
+      if (!stream->Write(ack)) break;
+    }
+  }
+  connected.store(0);
+  context.TryCancel();
+  stream->Finish();
+  absl::MutexLock lock(&mu);
+  active = nullptr;
+  return received;
+}
+
+}  // namespace tandem::proxy

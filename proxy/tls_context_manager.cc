@@ -1,0 +1,243 @@
+#include "proxy/tls_context_manager.h"
+
+#include <openssl/err.h>
+#include <openssl/pool.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/pki/workload_credentials.h"
+
+namespace tandem::proxy {
+namespace {
+
+constexpr size_t kMaxCachedSessions = 4096;
+
+int VerificationIndex() {
+  static const int index = SSL_get_ex_new_index(
+      0, nullptr, nullptr, nullptr,
+      [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<PeerVerification*>(ptr);
+      });
+  return index;
+}
+
+std::vector<pki::Certificate> PeerChain(const SSL* ssl) {
+  std::vector<pki::Certificate> chain;
+  const STACK_OF(CRYPTO_BUFFER)* buffers = SSL_get0_peer_certificates(ssl);
+  if (buffers == nullptr) return chain;
+  for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(buffers); ++i) {
+    const CRYPTO_BUFFER* buf = sk_CRYPTO_BUFFER_value(buffers, i);
+    absl::StatusOr<pki::Certificate> cert = pki::Certificate::FromDer(
+        std::string(reinterpret_cast<const char*>(CRYPTO_BUFFER_data(buf)),
+                    CRYPTO_BUFFER_len(buf)));
+    if (!cert.ok()) return {};
+    chain.push_back(*std::move(cert));
+  }
+  return chain;
+}
+
+// Verifies the peer's chain against the snapshot's bundle. Identity checks that depend
+// on the connection (expected server, allow-lists) happen after the handshake, so they
+// also cover resumed sessions.
+ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
+  PeerVerification* v = TlsContextManager::GetVerification(ssl);
+  if (v == nullptr) return ssl_verify_invalid;
+  std::vector<pki::Certificate> chain = PeerChain(ssl);
+  absl::StatusOr<SpiffeId> id = v->snapshot->bundle.Verify(chain, absl::Now(), &v->failure);
+  if (!id.ok()) {
+    v->error = std::string(id.status().message());
+    *out_alert = v->failure == pki::VerifyFailure::kExpired ? SSL_AD_CERTIFICATE_EXPIRED
+                                                            : SSL_AD_BAD_CERTIFICATE;
+    return ssl_verify_invalid;
+  }
+  if (id->trust_domain() != v->snapshot->trust_domain) {
+    v->failure = pki::VerifyFailure::kBadIdentity;
+    v->error = absl::StrCat("peer ", id->ToString(), " is outside trust domain ",
+                            v->snapshot->trust_domain);
+    *out_alert = SSL_AD_BAD_CERTIFICATE;
+    return ssl_verify_invalid;
+  }
+  return ssl_verify_ok;
+}
+
+int SelectAlpn(SSL*, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
+               unsigned in_len, void*) {
+  // Prefer ours; accept clients that offer ALPN without it (e.g. openssl s_client) by
+  // not selecting anything.
+  for (unsigned i = 0; i < in_len;) {
+    uint8_t len = in[i];
+    if (i + 1 + len > in_len) break;
+    if (len == std::strlen(kMeshAlpn) && std::memcmp(in + i + 1, kMeshAlpn, len) == 0) {
+      *out = in + i + 1;
+      *out_len = len;
+      return SSL_TLSEXT_ERR_OK;
+    }
+    i += 1 + len;
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+int NewClientSession(SSL* ssl, SSL_SESSION* session) {
+  PeerVerification* v = TlsContextManager::GetVerification(ssl);
+  if (v == nullptr || v->destination.empty()) return 0;
+  v->snapshot->sessions->Store(v->destination, session);
+  return 1;  // we took the reference
+}
+
+absl::Status ConfigureCommon(SSL_CTX* ctx, const pki::WorkloadCredentials& creds,
+                             bool allow_tls12) {
+  if (!SSL_CTX_set_min_proto_version(ctx, allow_tls12 ? TLS1_2_VERSION : TLS1_3_VERSION) ||
+      !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
+      !SSL_CTX_set1_curves_list(ctx, "X25519:P-256") ||
+      !SSL_CTX_use_certificate(ctx, creds.leaf().get()) ||
+      !SSL_CTX_use_PrivateKey(ctx, creds.key.get())) {
+    ERR_clear_error();
+    return absl::InternalError("TLS context setup failed");
+  }
+  for (size_t i = 1; i < creds.chain.size(); ++i) {
+    if (!SSL_CTX_add1_chain_cert(ctx, creds.chain[i].get())) {
+      return absl::InternalError("TLS context: chain setup failed");
+    }
+  }
+  if (allow_tls12 &&
+      !SSL_CTX_set_strict_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:"
+                                           "ECDHE-ECDSA-CHACHA20-POLY1305")) {
+    return absl::InternalError("TLS context: cipher setup failed");
+  }
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void SessionCache::Store(const std::string& destination, SSL_SESSION* session) {
+  absl::MutexLock lock(&mu_);
+  if (sessions_.size() >= kMaxCachedSessions) sessions_.clear();
+  sessions_[destination].reset(session);
+}
+
+bssl::UniquePtr<SSL_SESSION> SessionCache::Take(const std::string& destination) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(destination);
+  if (it == sessions_.end()) return nullptr;
+  // TLS 1.3 tickets are single-use: take it out so two connections never share one.
+  bssl::UniquePtr<SSL_SESSION> session = std::move(it->second);
+  sessions_.erase(it);
+  return session;
+}
+
+TlsContextManager::TlsContextManager(Options options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::shared_ptr<TlsSnapshot>> TlsContextManager::Build(
+    const WorkloadSecretPem& secret) {
+  absl::StatusOr<pki::PrivateKey> key = pki::PrivateKey::FromPem(secret.private_key);
+  if (!key.ok()) return key.status();
+  absl::StatusOr<std::vector<pki::Certificate>> chain =
+      pki::Certificate::ChainFromPem(secret.cert_chain);
+  if (!chain.ok()) return chain.status();
+  absl::StatusOr<pki::TrustBundle> bundle = pki::TrustBundle::FromPem(secret.trust_bundle);
+  if (!bundle.ok()) return bundle.status();
+  pki::WorkloadCredentials creds{*key, *chain, *bundle};
+  absl::StatusOr<SpiffeId> id = creds.Validate(absl::Now());
+  if (!id.ok()) return id.status();
+  if (id->trust_domain() != options_.trust_domain) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "credentials: ", id->ToString(), " is outside trust domain ", options_.trust_domain));
+  }
+
+  auto snapshot = std::make_shared<TlsSnapshot>(
+      TlsSnapshot{bssl::UniquePtr<SSL_CTX>(SSL_CTX_new(TLS_method())),
+                  bssl::UniquePtr<SSL_CTX>(SSL_CTX_new(TLS_method())), *bundle,
+                  creds.leaf(), *id, options_.trust_domain});
+  if (!snapshot->server || !snapshot->client) {
+    return absl::InternalError("SSL_CTX allocation failed");
+  }
+  for (SSL_CTX* ctx : {snapshot->server.get(), snapshot->client.get()}) {
+    if (absl::Status s = ConfigureCommon(ctx, creds, options_.allow_tls12); !s.ok()) return s;
+  }
+  // Server: client certificates required and verified; tickets on (BoringSSL rotates
+  // ticket keys by itself; each rotation of our certificate also starts fresh keys).
+  SSL_CTX_set_custom_verify(snapshot->server.get(),
+                            SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, VerifyPeer);
+  SSL_CTX_set_alpn_select_cb(snapshot->server.get(), SelectAlpn, nullptr);
+  SSL_CTX_set_session_cache_mode(snapshot->server.get(), SSL_SESS_CACHE_OFF);
+  // Client: verify the server, offer our ALPN, cache sessions per destination.
+  SSL_CTX_set_custom_verify(snapshot->client.get(), SSL_VERIFY_PEER, VerifyPeer);
+  static const uint8_t kAlpnWire[] = {13, 't', 'a', 'n', 'd', 'e', 'm', '-',
+                                      'm', 't', 'l', 's', '/', '1'};
+  SSL_CTX_set_alpn_protos(snapshot->client.get(), kAlpnWire, sizeof(kAlpnWire));
+  SSL_CTX_set_session_cache_mode(snapshot->client.get(),
+                                 SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+  SSL_CTX_sess_set_new_cb(snapshot->client.get(), NewClientSession);
+  return snapshot;
+}
+
+absl::Status TlsContextManager::UpdateSecret(const WorkloadSecretPem& secret) {
+  absl::StatusOr<std::shared_ptr<TlsSnapshot>> snapshot = Build(secret);
+  absl::MutexLock lock(&mu_);
+  if (!snapshot.ok()) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    last_refusal_ = std::string(snapshot.status().message());
+    return snapshot.status();
+  }
+  (*snapshot)->generation = ++generation_;
+  current_ = *std::move(snapshot);
+  accepted_.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+std::shared_ptr<TlsSnapshot> TlsContextManager::Current() const {
+  absl::MutexLock lock(&mu_);
+  return current_;
+}
+
+std::string TlsContextManager::last_refusal() const {
+  absl::MutexLock lock(&mu_);
+  return last_refusal_;
+}
+
+PeerVerification* TlsContextManager::GetVerification(const SSL* ssl) {
+  return static_cast<PeerVerification*>(SSL_get_ex_data(ssl, VerificationIndex()));
+}
+
+bssl::UniquePtr<SSL> TlsContextManager::NewServerSsl(
+    const std::shared_ptr<TlsSnapshot>& snapshot) {
+  bssl::UniquePtr<SSL> ssl(SSL_new(snapshot->server.get()));
+  if (!ssl) return nullptr;
+  SSL_set_ex_data(ssl.get(), VerificationIndex(), new PeerVerification{snapshot, "", pki::VerifyFailure::kNone, ""});
+  SSL_set_accept_state(ssl.get());
+  return ssl;
+}
+
+bssl::UniquePtr<SSL> TlsContextManager::NewClientSsl(
+    const std::shared_ptr<TlsSnapshot>& snapshot, const std::string& destination) {
+  bssl::UniquePtr<SSL> ssl(SSL_new(snapshot->client.get()));
+  if (!ssl) return nullptr;
+  SSL_set_ex_data(ssl.get(), VerificationIndex(),
+                  new PeerVerification{snapshot, destination, pki::VerifyFailure::kNone, ""});
+  if (bssl::UniquePtr<SSL_SESSION> session = snapshot->sessions->Take(destination)) {
+    SSL_set_session(ssl.get(), session.get());
+  }
+  SSL_set_connect_state(ssl.get());
+  return ssl;
+}
+
+absl::StatusOr<SpiffeId> TlsContextManager::PeerIdentity(const SSL* ssl) {
+  std::vector<pki::Certificate> chain = PeerChain(ssl);
+  if (chain.empty()) return absl::UnauthenticatedError("peer presented no certificate");
+  absl::StatusOr<SpiffeId> id = chain.front().GetSpiffeId();
+  if (!id.ok()) return absl::PermissionDeniedError(std::string(id.status().message()));
+  PeerVerification* v = GetVerification(ssl);
+  if (v != nullptr && id->trust_domain() != v->snapshot->trust_domain) {
+    return absl::PermissionDeniedError("peer is outside our trust domain");
+  }
+  return id;
+}
+
+}  // namespace tandem::proxy

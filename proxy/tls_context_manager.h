@@ -1,0 +1,107 @@
+#ifndef TANDEM_PROXY_TLS_CONTEXT_MANAGER_H_
+#define TANDEM_PROXY_TLS_CONTEXT_MANAGER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include <openssl/ssl.h>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/pki/certificate.h"
+#include "common/pki/trust_bundle.h"
+#include "common/secret_sink.h"
+#include "common/spiffe_id.h"
+
+namespace tandem::proxy {
+
+// ALPN protocol tandem proxies speak to each other.
+inline constexpr char kMeshAlpn[] = "tandem-mtls/1";
+
+// Client-side TLS session cache for resumption, keyed by destination "ip:port".
+// Thread-safe.
+class SessionCache {
+ public:
+  void Store(const std::string& destination, SSL_SESSION* session);  // adopts
+  bssl::UniquePtr<SSL_SESSION> Take(const std::string& destination);
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, bssl::UniquePtr<SSL_SESSION>> sessions_
+      ABSL_GUARDED_BY(mu_);
+};
+
+// One published generation of TLS state: server and client SSL_CTX built from one
+// validated secret. Immutable after publication except the client session cache, which
+// has its own lock (SessionCache). Connections hold a shared_ptr for their whole life, so a rotation
+// never touches an open connection.
+struct TlsSnapshot {
+  bssl::UniquePtr<SSL_CTX> server;
+  bssl::UniquePtr<SSL_CTX> client;
+  pki::TrustBundle bundle;
+  pki::Certificate leaf;
+  SpiffeId identity;
+  std::string trust_domain;
+  uint64_t generation = 0;
+  std::unique_ptr<SessionCache> sessions = std::make_unique<SessionCache>();
+};
+
+// What a handshake's verification decided; attached to each SSL via ex_data.
+struct PeerVerification {
+  std::shared_ptr<TlsSnapshot> snapshot;  // keeps the bundle alive for the callback
+  std::string destination;                // client side: for the session cache
+  pki::VerifyFailure failure = pki::VerifyFailure::kNone;
+  std::string error;
+};
+
+// Builds, validates and publishes TLS contexts from workload secrets: the one narrow
+// interface (SecretSink) through which the PEM files, SIGHUP and the SDS client feed
+// certificates. Build and validate happen on the caller's thread, off the data path;
+// publication is one pointer swap under a mutex held only to copy a shared_ptr. A
+// refused secret leaves the previous snapshot in force. Thread-safe: any thread.
+class TlsContextManager : public SecretSink {
+ public:
+  struct Options {
+    std::string trust_domain = "cluster.local";
+    bool allow_tls12 = false;
+  };
+  explicit TlsContextManager(Options options);
+
+  // Any thread. Parses, validates (key matches leaf, chain verifies against the
+  // bundle, one SPIFFE ID in our trust domain), builds both contexts, publishes.
+  absl::Status UpdateSecret(const WorkloadSecretPem& secret) override;
+
+  // Any thread. Null until a first secret was accepted ("no certificate yet").
+  std::shared_ptr<TlsSnapshot> Current() const;
+
+  // Counters for metrics: accepted and refused updates.
+  uint64_t updates_accepted() const { return accepted_.load(std::memory_order_relaxed); }
+  uint64_t updates_refused() const { return refused_.load(std::memory_order_relaxed); }
+  std::string last_refusal() const;
+
+  // Makes a new SSL for one connection (client or server side) bound to `snapshot`.
+  static bssl::UniquePtr<SSL> NewServerSsl(const std::shared_ptr<TlsSnapshot>& snapshot);
+  static bssl::UniquePtr<SSL> NewClientSsl(const std::shared_ptr<TlsSnapshot>& snapshot,
+                                           const std::string& destination);
+  static PeerVerification* GetVerification(const SSL* ssl);
+  // Returns the verified peer's SPIFFE ID after a completed handshake (also resumed
+  // ones), or an error when it is missing or outside our trust domain.
+  static absl::StatusOr<SpiffeId> PeerIdentity(const SSL* ssl);
+
+ private:
+  absl::StatusOr<std::shared_ptr<TlsSnapshot>> Build(const WorkloadSecretPem& secret);
+
+  const Options options_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<TlsSnapshot> current_ ABSL_GUARDED_BY(mu_);
+  std::string last_refusal_ ABSL_GUARDED_BY(mu_);
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> refused_{0};
+};
+
+}  // namespace tandem::proxy
+
+#endif  // TANDEM_PROXY_TLS_CONTEXT_MANAGER_H_

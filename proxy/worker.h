@@ -1,0 +1,70 @@
+#ifndef TANDEM_PROXY_WORKER_H_
+#define TANDEM_PROXY_WORKER_H_
+
+#include <atomic>
+#include <memory>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "proxy/connection.h"
+#include "proxy/event_loop.h"
+
+namespace tandem::proxy {
+
+// One worker thread: its own epoll loop, its own SO_REUSEPORT listening sockets for the
+// outbound and inbound listeners (the kernel spreads new connections across workers,
+// so accepting needs no cross-thread handoff), and the connections it accepted, which
+// never move to another thread. Public methods: any thread unless noted.
+class Worker {
+ public:
+  Worker(int index, const ProxyOptions* options, TlsContextManager* tls,
+         std::atomic<int>* global_connections, std::atomic<uint64_t>* next_id);
+  ~Worker();
+
+  // Main thread, before Start(): opens this worker's listening sockets.
+  absl::Status Listen();
+  void Start();
+  // Stops accepting (closes the listeners); open connections continue.
+  void StopAccepting();
+  // Ends the loop; remaining connections are closed when the Worker is destroyed.
+  void Stop();
+  void Join();
+
+  const WorkerStats& stats() const { return stats_; }
+  int open_connections() const { return open_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Listener : public EventHandler {
+    Worker* worker = nullptr;
+    Direction direction = Direction::kOutbound;
+    int fd = -1;
+    void OnEvents(uint32_t) override { worker->Accept(*this); }
+  };
+
+  void Run();
+  void Accept(Listener& listener);  // loop thread
+  void CloseListeners();            // loop thread
+
+  const int index_;
+  const ProxyOptions* options_;
+  TlsContextManager* tls_;
+  std::atomic<int>* global_connections_;
+  std::atomic<uint64_t>* next_id_;
+  EventLoop loop_;
+  WorkerStats stats_;
+  Listener outbound_;
+  Listener inbound_;
+  std::thread thread_;
+  std::atomic<int> open_{0};
+  // Loop thread only.
+  absl::flat_hash_map<Connection*, std::unique_ptr<Connection>> connections_;
+  WorkerContext context_;
+};
+
+// Opens a non-blocking listening socket on `address` with SO_REUSEPORT.
+absl::StatusOr<int> OpenListener(const SocketAddress& address, bool reuse_port);
+
+}  // namespace tandem::proxy
+
+#endif  // TANDEM_PROXY_WORKER_H_
