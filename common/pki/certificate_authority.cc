@@ -172,6 +172,32 @@ absl::StatusOr<CertificateAuthority> CertificateAuthority::FromPem(
 absl::StatusOr<Certificate> CertificateAuthority::IssueWorkload(
     const CertificateRequest& csr, const SpiffeId& identity, absl::Duration ttl,
     absl::Time now) const {
+  return IssueLeaf(csr.public_key(), "critical,URI:" + identity.ToString(), ttl, now);
+}
+
+absl::StatusOr<Certificate> CertificateAuthority::IssueServer(
+    const PrivateKey& key, const SpiffeId& identity, const std::vector<std::string>& dns_names,
+    const std::vector<std::string>& ip_addresses, absl::Duration ttl, absl::Time now) const {
+  std::string san = "critical,URI:" + identity.ToString();
+  for (const std::string& dns : dns_names) {
+    if (dns.empty() || dns.find_first_of(", :") != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("bad DNS name \"", dns, "\""));
+    }
+    absl::StrAppend(&san, ",DNS:", dns);
+  }
+  for (const std::string& ip : ip_addresses) {
+    if (ip.empty() || ip.find_first_of(", ") != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("bad IP address \"", ip, "\""));
+    }
+    absl::StrAppend(&san, ",IP:", ip);
+  }
+  return IssueLeaf(key.get(), san, ttl, now);
+}
+
+absl::StatusOr<Certificate> CertificateAuthority::IssueLeaf(EVP_PKEY* public_key,
+                                                            const std::string& san,
+                                                            absl::Duration ttl,
+                                                            absl::Time now) const {
   if (ttl <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("workload certificate TTL must be positive");
   }
@@ -190,7 +216,7 @@ absl::StatusOr<Certificate> CertificateAuthority::IssueWorkload(
   }
   // The subject stays empty, as in SPIFFE X.509-SVIDs, so the SAN is critical.
   if (!X509_set_issuer_name(x509.get(), X509_get_subject_name(ca.get())) ||
-      !X509_set_pubkey(x509.get(), csr.public_key())) {
+      !X509_set_pubkey(x509.get(), public_key)) {
     return absl::InternalError("workload certificate encoding failed");
   }
   for (absl::Status s :
@@ -200,8 +226,7 @@ absl::StatusOr<Certificate> CertificateAuthority::IssueWorkload(
         AddExtension(x509.get(), ca.get(), NID_ext_key_usage, "serverAuth,clientAuth"),
         AddExtension(x509.get(), ca.get(), NID_subject_key_identifier, "hash"),
         AddExtension(x509.get(), ca.get(), NID_authority_key_identifier, "keyid:always"),
-        AddExtension(x509.get(), ca.get(), NID_subject_alt_name,
-                     "critical,URI:" + identity.ToString())}) {
+        AddExtension(x509.get(), ca.get(), NID_subject_alt_name, san)}) {
     if (!s.ok()) return s;
   }
   if (!X509_sign(x509.get(), key_.get(), EVP_sha256())) {

@@ -46,6 +46,13 @@ class CertificateAuthority {
                                             const SpiffeId& identity, absl::Duration ttl,
                                             absl::Time now) const;
 
+  // Issues a TLS server certificate for the control plane itself: URI SAN `identity`
+  // plus DNS names and IP addresses a gRPC client can check, EKU serverAuth+clientAuth.
+  absl::StatusOr<Certificate> IssueServer(const PrivateKey& key, const SpiffeId& identity,
+                                          const std::vector<std::string>& dns_names,
+                                          const std::vector<std::string>& ip_addresses,
+                                          absl::Duration ttl, absl::Time now) const;
+
   // Returns the chain a workload cert should be served with after its leaf: this CA
   // and its intermediates, excluding the self-signed root.
   std::vector<Certificate> IntermediatesForLeaf() const;
@@ -55,6 +62,8 @@ class CertificateAuthority {
   const PrivateKey& key() const { return key_; }
 
  private:
+  absl::StatusOr<Certificate> IssueLeaf(EVP_PKEY* public_key, const std::string& san,
+                                        absl::Duration ttl, absl::Time now) const;
   CertificateAuthority(PrivateKey key, std::vector<Certificate> chain)
       : key_(std::move(key)), chain_(std::move(chain)) {}
 

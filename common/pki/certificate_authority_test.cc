@@ -150,3 +150,23 @@ TEST(CertificateAuthorityTest, RefusesBrokenChain) {
 
 }  // namespace
 }  // namespace tandem::pki
+
+namespace tandem::pki {
+namespace {
+
+TEST(CertificateAuthorityTest, IssuesServerCertificateWithDnsAndIpNames) {
+  CertificateAuthority ca = testing::MakeRoot();
+  PrivateKey key = *PrivateKey::GenerateP256();
+  SpiffeId id = *SpiffeId::Parse("spiffe://cluster.local/ns/tandem-system/sa/tandem-ca");
+  absl::StatusOr<Certificate> cert = ca.IssueServer(key, id, {"tandem-ca", "localhost"},
+                                                    {"127.0.0.1"}, absl::Hours(1), absl::Now());
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  EXPECT_EQ(X509_check_host(cert->get(), "tandem-ca", 9, 0, nullptr), 1);
+  EXPECT_EQ(X509_check_ip_asc(cert->get(), "127.0.0.1", 0), 1);
+  EXPECT_EQ(*cert->GetSpiffeId(), id);
+  EXPECT_EQ(ca.IssueServer(key, id, {"a,b"}, {}, absl::Hours(1), absl::Now()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace tandem::pki

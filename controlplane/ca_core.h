@@ -1,0 +1,66 @@
+#ifndef TANDEM_CONTROLPLANE_CA_CORE_H_
+#define TANDEM_CONTROLPLANE_CA_CORE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "controlplane/jwt.h"
+
+namespace tandem::controlplane {
+
+struct CaCoreOptions {
+  // Holds ca-key.pem and ca-cert.pem (CA cert first, then its issuers up to the root).
+  // Created 0700 with a fresh root on first start; files must be owner-only.
+  std::string root_dir;
+  std::string trust_domain = "cluster.local";
+  absl::Duration default_ttl = absl::Hours(1);
+  absl::Duration max_ttl = absl::Hours(24);
+  // Names the CA's own serving certificate carries, for clients to verify.
+  std::vector<std::string> server_dns_names = {"tandem-ca", "tandem-ca.tandem-system.svc",
+                                               "localhost"};
+  std::vector<std::string> server_ips = {"127.0.0.1"};
+  // Extra trusted roots published with every certificate (root rotation overlap).
+  std::string extra_roots_pem;
+};
+
+// The signing core of tandem-ca: CA key material, CSR checks, issuance, and client
+// certificate authentication for renewals. Immutable after Create; any thread may call
+// its methods. The header names no BoringSSL type, so gRPC code may include it.
+class CaCore {
+ public:
+  static absl::StatusOr<std::unique_ptr<CaCore>> Create(CaCoreOptions options,
+                                                        absl::Time now);
+  ~CaCore();
+
+  // Issues a certificate for `account` over the CSR's key. The SPIFFE ID comes from
+  // `account` only; the CSR's requested names are ignored. `requested_seconds` <= 0
+  // means the default TTL; larger than the maximum is clamped. Returns PEMs: leaf,
+  // intermediates, then the trusted root(s). Bad CSRs are kInvalidArgument.
+  absl::StatusOr<std::vector<std::string>> Issue(const std::string& csr_pem,
+                                                 const ServiceAccount& account,
+                                                 int64_t requested_seconds,
+                                                 absl::Time now) const;
+  // Authenticates a caller by its current certificate chain (PEM, leaf first): it must
+  // chain to our roots, be valid now, and name a workload of our trust domain.
+  absl::StatusOr<ServiceAccount> AuthenticatePeer(const std::string& chain_pem,
+                                                  absl::Time now) const;
+
+  const std::string& server_key_pem() const;
+  const std::string& server_chain_pem() const;
+  // Every root clients should trust (ours first, then extra roots).
+  const std::string& trust_bundle_pem() const;
+  const std::string& trust_domain() const;
+
+  struct State;
+
+ private:
+  explicit CaCore(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace tandem::controlplane
+
+#endif  // TANDEM_CONTROLPLANE_CA_CORE_H_

@@ -1,0 +1,46 @@
+#ifndef TANDEM_CONTROLPLANE_CA_SERVER_H_
+#define TANDEM_CONTROLPLANE_CA_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "controlplane/ca_core.h"
+
+namespace tandem::controlplane {
+
+struct CaServerOptions {
+  CaCoreOptions core;
+  std::string listen_address = "0.0.0.0:15012";  // port 0 picks one
+  // Public key that verifies service-account tokens (standalone mode). Empty: only
+  // renewals by client certificate are accepted.
+  std::string token_public_key_pem;
+  std::string audience = "istio-ca";
+  std::string issuer;
+};
+
+// tandem-ca's gRPC server: istio.v1.auth.IstioCertificateService/CreateCertificate over
+// TLS. Callers authenticate with `authorization: Bearer <service-account JWT>` or, to
+// renew, with their current client certificate. Start/Stop from the main thread; gRPC
+// runs requests on its own threads. gRPC code: the header names no BoringSSL type.
+class CaServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<CaServer>> Create(CaServerOptions options);
+  ~CaServer();
+  absl::Status Start();
+  void Stop();
+  int port() const;
+  const CaCore& core() const;
+  // Prometheus text: requests by result, certificates issued, latency.
+  std::string RenderMetrics() const;
+
+  struct Impl;
+
+ private:
+  explicit CaServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tandem::controlplane
+
+#endif  // TANDEM_CONTROLPLANE_CA_SERVER_H_

@@ -1,0 +1,189 @@
+// tandem-ca: the control plane's certificate authority. Flags live here only.
+//
+//   tandem-ca serve --root-dir=DIR [--listen=0.0.0.0:15012] [--metrics=0.0.0.0:15014]
+//                   [--token-public-key=FILE] [--audience=istio-ca] [--issuer=ISS]
+//                   [--trust-domain=cluster.local] [--default-ttl=1h] [--max-ttl=24h]
+//                   [--extra-roots=FILE] [--dns-names=a,b] [--ip-addresses=127.0.0.1]
+//   tandem-ca gen-signing-key --out=FILE        P-256 token signing key, mode 0600
+//   tandem-ca public-key --key=FILE             its public half, for --token-public-key
+//   tandem-ca mint-token --key=FILE --namespace=NS --service-account=SA
+//                        [--audience=istio-ca] [--issuer=ISS] [--ttl=1h]
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/http_server.h"
+#include "controlplane/ca_server.h"
+#include "controlplane/jwt.h"
+#include "controlplane/signing_key.h"
+
+namespace {
+
+using tandem::controlplane::CaServer;
+using tandem::controlplane::CaServerOptions;
+
+std::map<std::string, std::string> ParseFlags(int argc, char** argv, int first) {
+  std::map<std::string, std::string> flags;
+  for (int i = first; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (!absl::StartsWith(arg, "--")) {
+      flags["__positional"] = arg;
+      continue;
+    }
+    size_t eq = arg.find('=');
+    flags[arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2)] =
+        eq == std::string::npos ? "true" : arg.substr(eq + 1);
+  }
+  return flags;
+}
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "tandem-ca: %s\n", message.c_str());
+  return 2;
+}
+
+bool Duration(const std::map<std::string, std::string>& flags, const std::string& name,
+              absl::Duration* out) {
+  auto it = flags.find(name);
+  if (it == flags.end()) return true;
+  return absl::ParseDuration(it->second, out) && *out > absl::ZeroDuration();
+}
+
+int Serve(const std::map<std::string, std::string>& flags) {
+  static const char* kKnown[] = {"root-dir",   "listen",      "metrics",      "token-public-key",
+                                 "audience",   "issuer",      "trust-domain", "default-ttl",
+                                 "max-ttl",    "extra-roots", "dns-names",    "ip-addresses"};
+  for (const auto& [name, value] : flags) {
+    bool known = false;
+    for (const char* k : kKnown) known |= name == k;
+    if (!known) return Fail("unknown flag --" + name);
+  }
+  CaServerOptions options;
+  auto get = [&](const char* name, const std::string& fallback) {
+    auto it = flags.find(name);
+    return it == flags.end() ? fallback : it->second;
+  };
+  options.core.root_dir = get("root-dir", "/var/lib/tandem-ca");
+  options.core.trust_domain = get("trust-domain", "cluster.local");
+  options.listen_address = get("listen", "0.0.0.0:15012");
+  options.audience = get("audience", "istio-ca");
+  options.issuer = get("issuer", "");
+  if (!Duration(flags, "default-ttl", &options.core.default_ttl)) {
+    return Fail("--default-ttl: not a positive duration (e.g. 1h, 30s)");
+  }
+  if (!Duration(flags, "max-ttl", &options.core.max_ttl)) {
+    return Fail("--max-ttl: not a positive duration");
+  }
+  if (flags.count("dns-names")) {
+    options.core.server_dns_names = absl::StrSplit(get("dns-names", ""), ',', absl::SkipEmpty());
+  }
+  if (flags.count("ip-addresses")) {
+    options.core.server_ips = absl::StrSplit(get("ip-addresses", ""), ',', absl::SkipEmpty());
+  }
+  if (flags.count("token-public-key") &&
+      !ReadFile(get("token-public-key", ""), &options.token_public_key_pem)) {
+    return Fail("--token-public-key: cannot read " + get("token-public-key", ""));
+  }
+  if (flags.count("extra-roots") &&
+      !ReadFile(get("extra-roots", ""), &options.core.extra_roots_pem)) {
+    return Fail("--extra-roots: cannot read " + get("extra-roots", ""));
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<CaServer>> server = CaServer::Create(options);
+  if (!server.ok()) return Fail(std::string(server.status().message()));
+  if (absl::Status s = (*server)->Start(); !s.ok()) return Fail(std::string(s.message()));
+  std::unique_ptr<tandem::HttpServer> metrics;
+  if (std::string address = get("metrics", "0.0.0.0:15014"); !address.empty()) {
+    absl::StatusOr<std::unique_ptr<tandem::HttpServer>> http =
+        tandem::HttpServer::Create(address);
+    if (!http.ok()) return Fail(std::string(http.status().message()));
+    metrics = *std::move(http);
+    CaServer* s = server->get();
+    metrics->Handle("/metrics", [s](const tandem::HttpRequest&) {
+      return tandem::HttpResponse{200, s->RenderMetrics(),
+                                  "text/plain; version=0.0.4; charset=utf-8"};
+    });
+    metrics->Handle("/healthz/ready", [](const tandem::HttpRequest&) {
+      return tandem::HttpResponse{200, "ready\n"};
+    });
+    metrics->Handle("/trust-bundle", [s](const tandem::HttpRequest&) {
+      return tandem::HttpResponse{200, s->core().trust_bundle_pem(),
+                                  "application/x-pem-file"};
+    });
+    metrics->Start();
+  }
+  std::fprintf(stderr, "tandem-ca: serving IstioCertificateService on port %d (trust domain %s)\n",
+               (*server)->port(), options.core.trust_domain.c_str());
+  int sig;
+  sigwait(&signals, &sig);
+  std::fprintf(stderr, "tandem-ca: shutting down\n");
+  if (metrics) metrics->Stop();
+  (*server)->Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  std::string command = argc > 1 ? argv[1] : "";
+  std::map<std::string, std::string> flags = ParseFlags(argc, argv, 2);
+  auto get = [&](const char* name, const std::string& fallback) {
+    auto it = flags.find(name);
+    return it == flags.end() ? fallback : it->second;
+  };
+  if (command == "serve") return Serve(flags);
+  if (command == "gen-signing-key") {
+    std::string out = get("out", "");
+    if (out.empty()) return Fail("gen-signing-key: --out=FILE is required");
+    absl::Status s = tandem::controlplane::WriteNewSigningKey(out);
+    return s.ok() ? 0 : Fail(std::string(s.message()));
+  }
+  if (command == "public-key") {
+    std::string key;
+    if (!ReadFile(get("key", ""), &key)) return Fail("public-key: cannot read --key");
+    absl::StatusOr<std::string> pub = tandem::controlplane::PublicKeyPemOf(key);
+    if (!pub.ok()) return Fail(std::string(pub.status().message()));
+    std::fputs(pub->c_str(), stdout);
+    return 0;
+  }
+  if (command == "mint-token") {
+    std::string key;
+    if (!ReadFile(get("key", ""), &key)) return Fail("mint-token: cannot read --key");
+    absl::Duration ttl = absl::Hours(1);
+    if (!Duration(flags, "ttl", &ttl)) return Fail("mint-token: bad --ttl");
+    absl::StatusOr<std::string> token = tandem::controlplane::MintServiceAccountToken(
+        key, {get("namespace", "default"), get("service-account", "default")},
+        get("audience", "istio-ca"), get("issuer", "tandem"), absl::Now(), ttl);
+    if (!token.ok()) return Fail(std::string(token.status().message()));
+    std::printf("%s\n", token->c_str());
+    return 0;
+  }
+  std::fprintf(stderr,
+               "usage: tandem-ca serve|gen-signing-key|public-key|mint-token [--flags]\n"
+               "(see controlplane/main.cc or docs/controlplane.md)\n");
+  return 2;
+}
