@@ -181,9 +181,6 @@ absl::StatusOr<ServiceAccount> CaCore::AuthenticatePeer(const std::string& chain
   absl::StatusOr<std::vector<pki::Certificate>> chain =
       pki::Certificate::ChainFromPem(chain_pem);
   if (!chain.ok()) return absl::UnauthenticatedError("client certificate is malformed");
-  // TLS stacks report the peer chain in different orders; put the leaf first.
-  std::stable_partition(chain->begin(), chain->end(),
-                        [](const pki::Certificate& c) { return !c.IsCa(); });
   absl::StatusOr<SpiffeId> id = state_->bundle->Verify(*chain, now);
   if (!id.ok()) {
     return absl::UnauthenticatedError(

@@ -93,14 +93,16 @@ class CertificateService final : public istio::v1::auth::IstioCertificateService
     }
     // No token: a renewal by a workload presenting its current certificate.
     std::shared_ptr<const grpc::AuthContext> auth_context = context->auth_context();
-    std::vector<grpc::string_ref> chain =
-        auth_context->FindPropertyValues("x509_pem_cert_chain");
-    if (chain.empty()) chain = auth_context->FindPropertyValues("x509_pem_cert");
-    if (chain.empty()) {
+    // The leaf, then whatever chain the TLS stack reports (for intermediates).
+    std::vector<grpc::string_ref> leaf = auth_context->FindPropertyValues("x509_pem_cert");
+    if (leaf.empty()) {
       return absl::UnauthenticatedError("no Bearer token and no client certificate");
     }
-    return core_->AuthenticatePeer(std::string(chain[0].data(), chain[0].size()),
-                                   absl::Now());
+    std::string pem(leaf[0].data(), leaf[0].size());
+    for (const grpc::string_ref& c : auth_context->FindPropertyValues("x509_pem_cert_chain")) {
+      pem.append(c.data(), c.size());
+    }
+    return core_->AuthenticatePeer(pem, absl::Now());
   }
 
   grpc::Status Handle(grpc::ServerContext* context,
