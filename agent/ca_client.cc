@@ -1,0 +1,55 @@
+// gRPC code: never include <openssl/...> here.
+#include "agent/ca_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "istio/ca.grpc.pb.h"
+
+namespace tandem::agent {
+
+struct CaClient::Impl {
+  CaClientOptions options;
+  std::unique_ptr<istio::v1::auth::IstioCertificateService::Stub> stub;
+};
+
+absl::StatusOr<std::unique_ptr<CaClient>> CaClient::Create(CaClientOptions options) {
+  if (options.root_pem.empty()) {
+    return absl::InvalidArgumentError("CA root certificate is required to verify the CA");
+  }
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = options.root_pem;
+  grpc::ChannelArguments args;
+  if (!options.server_name.empty()) args.SetSslTargetNameOverride(options.server_name);
+  // Reconnect quickly after a CA restart; the agent has its own retry schedule.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  auto impl = std::make_unique<Impl>();
+  impl->stub = istio::v1::auth::IstioCertificateService::NewStub(
+      grpc::CreateCustomChannel(options.address, grpc::SslCredentials(ssl), args));
+  impl->options = std::move(options);
+  return std::unique_ptr<CaClient>(new CaClient(std::move(impl)));
+}
+
+CaClient::CaClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CaClient::~CaClient() = default;
+
+absl::StatusOr<std::vector<std::string>> CaClient::CreateCertificate(
+    const std::string& csr_pem, const std::string& token, int64_t validity_seconds) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoSeconds(impl_->options.timeout));
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+  istio::v1::auth::IstioCertificateRequest request;
+  request.set_csr(csr_pem);
+  request.set_validity_duration(validity_seconds);
+  istio::v1::auth::IstioCertificateResponse response;
+  grpc::Status status = impl_->stub->CreateCertificate(&context, request, &response);
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        absl::StrCat("CA: ", status.error_message()));
+  }
+  return std::vector<std::string>(response.cert_chain().begin(), response.cert_chain().end());
+}
+
+}  // namespace tandem::agent

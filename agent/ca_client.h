@@ -1,0 +1,44 @@
+#ifndef TANDEM_AGENT_CA_CLIENT_H_
+#define TANDEM_AGENT_CA_CLIENT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace tandem::agent {
+
+struct CaClientOptions {
+  std::string address = "tandem-ca.tandem-system.svc:15012";
+  // PEM roots that verify the CA's serving certificate.
+  std::string root_pem;
+  // Name to verify in the CA's certificate, when `address` is an IP.
+  std::string server_name = "tandem-ca";
+  absl::Duration timeout = absl::Seconds(10);
+};
+
+// Calls istio.v1.auth.IstioCertificateService/CreateCertificate over gRPC+TLS: works
+// against tandem-ca, istiod or cert-manager istio-csr alike. Thread-safe. The header
+// names no gRPC type.
+class CaClient {
+ public:
+  static absl::StatusOr<std::unique_ptr<CaClient>> Create(CaClientOptions options);
+  ~CaClient();
+  // Sends `csr_pem` with `authorization: Bearer <token>`. Returns the PEM chain, leaf
+  // first. gRPC errors keep their code.
+  absl::StatusOr<std::vector<std::string>> CreateCertificate(const std::string& csr_pem,
+                                                             const std::string& token,
+                                                             int64_t validity_seconds);
+
+  struct Impl;
+
+ private:
+  explicit CaClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tandem::agent
+
+#endif  // TANDEM_AGENT_CA_CLIENT_H_

@@ -1,0 +1,133 @@
+// tandem-agent: keeps the workload's certificate fresh and serves it to the proxy over
+// SDS. Flags live here only.
+//
+//   tandem-agent --ca-address=HOST:15012 --ca-root=FILE [--ca-server-name=tandem-ca]
+//                --token-file=FILE --namespace=NS --service-account=SA
+//                [--trust-domain=cluster.local] [--sds-socket=/var/run/tandem/sds.sock]
+//                [--proxy-uid=1337] [--validity=24h] [--renew-fraction=0.5]
+//                [--extra-roots=FILE] [--metrics=127.0.0.1:15020]
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "agent/agent.h"
+#include "agent/ca_client.h"
+#include "agent/sds_server.h"
+#include "common/http_server.h"
+
+namespace {
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "tandem-agent: %s\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> flags;
+  static const char* kKnown[] = {"ca-address",  "ca-root",        "ca-server-name",
+                                 "token-file",  "namespace",      "service-account",
+                                 "trust-domain", "sds-socket",    "proxy-uid",
+                                 "validity",    "renew-fraction", "extra-roots", "metrics"};
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    size_t eq = arg.find('=');
+    if (!absl::StartsWith(arg, "--") || eq == std::string::npos) {
+      return Fail("flags look like --name=value: " + arg);
+    }
+    std::string name = arg.substr(2, eq - 2);
+    bool known = false;
+    for (const char* k : kKnown) known |= name == k;
+    if (!known) return Fail("unknown flag --" + name);
+    flags[name] = arg.substr(eq + 1);
+  }
+  auto get = [&](const char* name, const std::string& fallback) {
+    auto it = flags.find(name);
+    return it == flags.end() ? fallback : it->second;
+  };
+
+  tandem::agent::CaClientOptions ca_options;
+  ca_options.address = get("ca-address", ca_options.address);
+  ca_options.server_name = get("ca-server-name", ca_options.server_name);
+  std::ifstream root_file(get("ca-root", "/var/run/tandem/ca-root.pem"));
+  if (!root_file) return Fail("--ca-root: cannot read " + get("ca-root", ""));
+  std::stringstream root;
+  root << root_file.rdbuf();
+  ca_options.root_pem = root.str();
+
+  tandem::agent::AgentOptions options;
+  options.trust_domain = get("trust-domain", options.trust_domain);
+  options.ns = get("namespace", options.ns);
+  options.service_account = get("service-account", options.service_account);
+  options.token_file = get("token-file", options.token_file);
+  options.extra_roots_file = get("extra-roots", "");
+  absl::Duration validity = absl::Hours(24);
+  if (flags.count("validity") &&
+      (!absl::ParseDuration(flags["validity"], &validity) || validity < absl::Seconds(1))) {
+    return Fail("--validity: not a duration of at least 1s");
+  }
+  options.requested_validity_seconds = absl::ToInt64Seconds(validity);
+  if (flags.count("renew-fraction") &&
+      (!absl::SimpleAtod(flags["renew-fraction"], &options.policy.renew_fraction) ||
+       options.policy.renew_fraction <= 0 || options.policy.renew_fraction >= 1)) {
+    return Fail("--renew-fraction: must be between 0 and 1");
+  }
+
+  tandem::agent::SdsServerOptions sds_options;
+  sds_options.socket_path = get("sds-socket", sds_options.socket_path);
+  uint32_t proxy_uid = 1337;
+  if (!absl::SimpleAtoi(get("proxy-uid", "1337"), &proxy_uid)) return Fail("--proxy-uid");
+  sds_options.allowed_uids = {proxy_uid};
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<tandem::agent::CaClient>> ca =
+      tandem::agent::CaClient::Create(ca_options);
+  if (!ca.ok()) return Fail(std::string(ca.status().message()));
+  absl::StatusOr<std::unique_ptr<tandem::agent::SdsServer>> sds =
+      tandem::agent::SdsServer::Create(sds_options);
+  if (!sds.ok()) return Fail(std::string(sds.status().message()));
+  if (absl::Status s = (*sds)->Start(); !s.ok()) return Fail(std::string(s.message()));
+  tandem::agent::Agent agent(options, ca->get(), sds->get());
+  agent.Start();
+
+  std::unique_ptr<tandem::HttpServer> http;
+  if (std::string address = get("metrics", "127.0.0.1:15020"); !address.empty()) {
+    absl::StatusOr<std::unique_ptr<tandem::HttpServer>> server =
+        tandem::HttpServer::Create(address);
+    if (!server.ok()) return Fail(std::string(server.status().message()));
+    http = *std::move(server);
+    tandem::agent::SdsServer* s = sds->get();
+    http->Handle("/metrics", [&agent, s](const tandem::HttpRequest&) {
+      return tandem::HttpResponse{200, agent.RenderMetrics() + s->RenderMetrics(),
+                                  "text/plain; version=0.0.4; charset=utf-8"};
+    });
+    http->Handle("/healthz/ready", [&agent](const tandem::HttpRequest&) {
+      return agent.state() == tandem::agent::CertState::kValid
+                 ? tandem::HttpResponse{200, "ready\n"}
+                 : tandem::HttpResponse{503, "no valid certificate\n"};
+    });
+    http->Start();
+  }
+  std::fprintf(stderr, "tandem-agent: serving SDS on %s for spiffe://%s/ns/%s/sa/%s\n",
+               sds_options.socket_path.c_str(), options.trust_domain.c_str(),
+               options.ns.c_str(), options.service_account.c_str());
+  int sig;
+  sigwait(&signals, &sig);
+  agent.Stop();
+  if (http) http->Stop();
+  (*sds)->Stop();
+  return 0;
+}

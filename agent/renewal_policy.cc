@@ -1,0 +1,30 @@
+#include "agent/renewal_policy.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tandem::agent {
+
+absl::Time NextRenewal(const RenewalPolicy& policy, absl::Time not_before,
+                       absl::Time not_after, absl::Time now, int failures, double random01) {
+  random01 = std::clamp(random01, 0.0, 1.0);
+  const bool have_cert = not_after != absl::InfinitePast() && not_after > not_before;
+  if (!have_cert || failures > 0) {
+    absl::Duration backoff = policy.initial_backoff;
+    for (int i = 1; i < failures && backoff < policy.max_backoff; ++i) backoff *= 2;
+    backoff = std::min(backoff, policy.max_backoff);
+    absl::Time next = now + backoff * (0.5 + 0.5 * random01);
+    if (have_cert && not_after > now) {
+      // Keep retrying often enough to renew before the current cert runs out.
+      absl::Time latest = now + (not_after - now) * 0.9;
+      next = std::min(next, latest);
+    }
+    return next;
+  }
+  absl::Duration lifetime = not_after - not_before;
+  absl::Time planned = not_before + lifetime * policy.renew_fraction -
+                       lifetime * policy.jitter_fraction * random01;
+  return std::max(planned, now);
+}
+
+}  // namespace tandem::agent

@@ -1,0 +1,52 @@
+#ifndef TANDEM_AGENT_SDS_SERVER_H_
+#define TANDEM_AGENT_SDS_SERVER_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/secret_sink.h"
+
+namespace tandem::agent {
+
+struct SdsServerOptions {
+  // The socket is created owner-only (0600) in a directory created 0700.
+  std::string socket_path = "/var/run/tandem/sds.sock";
+  // Peers allowed by SO_PEERCRED uid, besides our own uid (the proxy's, 1337 in pods).
+  std::vector<uid_t> allowed_uids = {1337};
+};
+
+// Serves the workload secret to the proxy with Envoy's SDS protocol
+// (SecretDiscoveryService/StreamSecrets; resources "default" and "ROOTCA"), so a real
+// Envoy could be fed too. Connections are accepted here, checked with SO_PEERCRED, and
+// only then handed to gRPC. Each Publish() pushes to every open stream; ACKs and NACKs
+// are counted. Start/Stop from the main thread; Publish from any thread.
+// Also a SecretSink: UpdateSecret() publishes.
+class SdsServer : public SecretSink {
+ public:
+  static absl::StatusOr<std::unique_ptr<SdsServer>> Create(SdsServerOptions options);
+  ~SdsServer() override;
+
+  absl::Status Start();
+  void Stop();
+  absl::Status UpdateSecret(const WorkloadSecretPem& secret) override;
+  std::string RenderMetrics() const;
+  // For tests and readiness.
+  uint64_t acks() const;
+  uint64_t nacks() const;
+  uint64_t refused_peers() const;
+  int open_streams() const;
+
+  struct Impl;
+
+ private:
+  explicit SdsServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tandem::agent
+
+#endif  // TANDEM_AGENT_SDS_SERVER_H_
