@@ -164,12 +164,21 @@ SdsServer::~SdsServer() {
   Stop();
   if (impl_->listen_fd >= 0) close(impl_->listen_fd);
   unlink(impl_->options.socket_path.c_str());
+  unlink((impl_->options.socket_path + ".grpc").c_str());
 }
 
 absl::Status SdsServer::Start() {
   grpc::ServerBuilder builder;
   builder.RegisterService(impl_.get());
+  // Debian's gRPC 1.51 does not poll descriptors added with AddInsecureChannelFromFd
+  // on a sync server that has no listening port of its own (streams hang), so it gets
+  // one: a second socket beside ours, created owner-only in the same owner-only
+  // directory. Only our own uid can reach it, and our uid is allowed anyway.
+  mode_t old = umask(0177);
+  builder.AddListeningPort("unix:" + impl_->options.socket_path + ".grpc",
+                           grpc::InsecureServerCredentials());
   impl_->server = builder.BuildAndStart();
+  umask(old);
   if (!impl_->server) return absl::InternalError("gRPC server failed to start");
   impl_->acceptor = std::thread([impl = impl_.get()] { impl->AcceptLoop(); });
   return absl::OkStatus();
