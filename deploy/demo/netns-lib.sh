@@ -1,0 +1,124 @@
+# Shared by deploy/demo/mesh.sh and tests/e2e: builds a small "cluster" out of network
+# namespaces on this machine — a CA pod, two meshed pods (app + tandem-agent +
+# tandem-proxy + the real iptables capture), and a plain pod without a sidecar — all
+# joined by a bridge that lives in a namespace of its own. Only addresses inside these
+# namespaces (10.77.0.0/24) are ever used. Source it; call mesh_up, then mesh_down.
+#
+# Needs: root, iproute2, iptables, setpriv (util-linux), socat, curl.
+
+: "${TANDEM_BUILD:?set TANDEM_BUILD to the build directory}"
+TANDEM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+MESH_ID="${MESH_ID:-$(printf '%04x' $((RANDOM % 65536)))}"
+MESH_DIR="${MESH_DIR:-/tmp/tandem-mesh-$MESH_ID}"
+NS_NET="t$MESH_ID-net"
+PROXY_UID=1337
+CERT_TTL="${CERT_TTL:-20s}"
+declare -A POD_IP=([ca]=10.77.0.10 [a]=10.77.0.11 [b]=10.77.0.12 [plain]=10.77.0.13)
+
+ns() { echo "t$MESH_ID-$1"; }
+in_ns() { local n="$1"; shift; ip netns exec "$(ns "$n")" "$@"; }
+# Prefix that runs a command as the proxy's uid, whose traffic iptables never captures.
+AS_PROXY=(setpriv --reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups --)
+
+# Starts a background command inside pod $1 and records its pid; output to $2.
+spawn() {
+  local pod="$1" log="$2"; shift 2
+  ip netns exec "$(ns "$pod")" "$@" >"$log" 2>&1 &
+  echo $! >>"$MESH_DIR/pids"
+}
+
+wait_for() {  # wait_for SECONDS CMD...: polls every 0.2 s
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+mesh_up() {
+  mkdir -p "$MESH_DIR"
+  chmod 755 "$MESH_DIR"
+  : >"$MESH_DIR/pids"
+  ip netns add "$NS_NET"
+  ip -n "$NS_NET" link add br0 type bridge
+  ip -n "$NS_NET" link set br0 up
+  ip -n "$NS_NET" link set lo up
+  for pod in ca a b plain; do
+    ip netns add "$(ns $pod)"
+    ip link add "v$MESH_ID$pod" type veth peer name eth0 netns "$(ns $pod)"
+    ip link set "v$MESH_ID$pod" netns "$NS_NET"
+    ip -n "$NS_NET" link set "v$MESH_ID$pod" master br0 up
+    in_ns $pod ip link set lo up
+    in_ns $pod ip addr add "${POD_IP[$pod]}/24" dev eth0
+    in_ns $pod ip link set eth0 up
+  done
+  # The CA: its own pod, a token signing key (the API server's role), owner-only root.
+  local b="$TANDEM_BUILD"
+  "$b/controlplane/tandem-ca" gen-signing-key --out="$MESH_DIR/token-key.pem"
+  "$b/controlplane/tandem-ca" public-key --key="$MESH_DIR/token-key.pem" >"$MESH_DIR/token-key.pub"
+  spawn ca "$MESH_DIR/ca.log" "$b/controlplane/tandem-ca" serve --root-dir="$MESH_DIR/ca-root" \
+    --listen=0.0.0.0:15012 --metrics=0.0.0.0:15014 \
+    --token-public-key="$MESH_DIR/token-key.pub" --default-ttl="$CERT_TTL" --max-ttl=1h
+  wait_for 20 in_ns ca curl -sf http://127.0.0.1:15014/healthz/ready ||
+    { echo "CA did not start:"; cat "$MESH_DIR/ca.log"; return 1; }
+  in_ns ca curl -sf http://127.0.0.1:15014/trust-bundle >"$MESH_DIR/ca-root.pem"
+}
+
+# start_pod POD NAMESPACE SERVICEACCOUNT MODE(STRICT|PERMISSIVE) [EXCLUDED_INBOUND_PORTS]
+#           [EXTRA_PROXY_JSON, e.g. ', "inbound_ports": [...]']
+start_pod() {
+  local pod="$1" kns="$2" sa="$3" mode="$4" exclude="${5:-}" extra="${6:-}"
+  local dir="$MESH_DIR/$pod" b="$TANDEM_BUILD"
+  mkdir -p "$dir/sds"
+  "$b/controlplane/tandem-ca" mint-token --key="$MESH_DIR/token-key.pem" --namespace="$kns" \
+    --service-account="$sa" --ttl=2h >"$dir/token"
+  cat >"$dir/proxy.json" <<JSON
+{"trust_domain": "cluster.local", "workers": 2, "socket_mark": 0,
+ "mesh_cidrs": ["10.77.0.0/24"], "default_inbound_mode": "$mode",
+ "sds_socket": "$dir/sds/sds.sock", "metrics_address": "0.0.0.0:15090" $extra}
+JSON
+  chown -R $PROXY_UID:$PROXY_UID "$dir"
+  chmod 700 "$dir/sds"
+  local excl="15000,15001,15006,15020,15021,15090${exclude:+,$exclude}"
+  in_ns "$pod" "$TANDEM_ROOT/deploy/iptables/tandem-iptables.sh" \
+    --exclude-inbound-ports "$excl" >"$dir/iptables.log" 2>&1
+  spawn "$pod" "$dir/agent.log" "${AS_PROXY[@]}" "$b/agent/tandem-agent" \
+    --ca-address="${POD_IP[ca]}:15012" --ca-root="$MESH_DIR/ca-root.pem" \
+    --token-file="$dir/token" --namespace="$kns" --service-account="$sa" \
+    --sds-socket="$dir/sds/sds.sock" --proxy-uid=$PROXY_UID --validity="$CERT_TTL" \
+    --metrics=127.0.0.1:15020
+  spawn "$pod" "$dir/proxy.log" "${AS_PROXY[@]}" "$b/proxy/tandem-proxy" --config="$dir/proxy.json"
+  wait_for 20 in_ns "$pod" curl -sf http://127.0.0.1:15090/healthz/ready ||
+    { echo "pod $pod not ready:"; cat "$dir/agent.log" "$dir/proxy.log"; return 1; }
+}
+
+# An echo app on PORT in POD (socat, one process per connection).
+start_echo_app() {
+  spawn "$1" "$MESH_DIR/$1-app-$2.log" socat "TCP-LISTEN:$2,reuseaddr,fork" EXEC:cat
+  wait_for 10 in_ns "$1" bash -c "ss -ltn | grep -q ':$2 '"
+}
+
+# Sends MESSAGE from POD to IP:PORT and prints the echo (empty on failure).
+send_from() {
+  in_ns "$1" timeout 5 socat -t 2 - "TCP:$2:$3,connect-timeout=3" <<<"$4" 2>/dev/null || true
+}
+
+metric() {  # metric POD PORT SAMPLE
+  in_ns "$1" curl -sf "http://127.0.0.1:$2/metrics" | awk -v s="$3" '$1 == s {print $2}'
+}
+
+mesh_down() {
+  if [[ -f "$MESH_DIR/pids" ]]; then
+    while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$MESH_DIR/pids"
+    sleep 0.3
+    while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done <"$MESH_DIR/pids"
+  fi
+  for pod in ca a b plain; do
+    # Processes started inside (setpriv children) die with the namespace's last user;
+    # kill what is left, then the namespace.
+    for pid in $(ip netns pids "$(ns $pod)" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    ip netns del "$(ns $pod)" 2>/dev/null || true
+  done
+  ip netns del "$NS_NET" 2>/dev/null || true
+  [[ "${KEEP_MESH_DIR:-0}" == 1 ]] || rm -rf "$MESH_DIR"
+}
