@@ -187,7 +187,8 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
         AddressField{"inbound_address", pb.inbound_address(), "0.0.0.0:15006", &o.inbound},
         AddressField{"admin_address", pb.admin_address(), "127.0.0.1:15000", &o.admin},
         AddressField{"metrics_address", pb.metrics_address(), "0.0.0.0:15090",
-                     &o.metrics}}) {
+                     &o.metrics},
+        AddressField{"health_address", pb.health_address(), "0.0.0.0:15021", &o.health}}) {
     absl::StatusOr<SocketAddress> a =
         SocketAddress::Parse(f.value.empty() ? f.fallback : f.value);
     if (!a.ok()) return FieldError(f.name, std::string(a.status().message()));

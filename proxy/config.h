@@ -51,6 +51,7 @@ struct ProxyOptions {
   SocketAddress inbound;
   SocketAddress admin;
   SocketAddress metrics;
+  SocketAddress health;
   int workers = 1;
   std::string app_host = "127.0.0.1";
   bool has_fixed_destination = false;

@@ -128,11 +128,14 @@ int main(int argc, char** argv) {
       tandem::HttpServer::Create(options->metrics.text);
   absl::StatusOr<std::unique_ptr<tandem::HttpServer>> admin =
       tandem::HttpServer::Create(options->admin.text);
-  if (!metrics.ok() || !admin.ok()) {
-    std::fprintf(stderr, "tandem-proxy: %s\n",
-                 std::string((metrics.ok() ? admin.status() : metrics.status()).message())
-                     .c_str());
-    return 1;
+  absl::StatusOr<std::unique_ptr<tandem::HttpServer>> health =
+      tandem::HttpServer::Create(options->health.text);
+  for (const auto* server : {&metrics, &admin, &health}) {
+    if (!server->ok()) {
+      std::fprintf(stderr, "tandem-proxy: %s\n",
+                   std::string(server->status().message()).c_str());
+      return 1;
+    }
   }
   auto metrics_handler = [p, &sds](const HttpRequest&) {
     std::string body = p->RenderMetrics();
@@ -144,7 +147,7 @@ int main(int argc, char** argv) {
     return HttpResponse{503, p->listening() ? "no certificate yet\n" : "not listening\n"};
   };
   auto live_handler = [](const HttpRequest&) { return HttpResponse{200, "live\n"}; };
-  for (auto* server : {metrics->get(), admin->get()}) {
+  for (auto* server : {metrics->get(), admin->get(), health->get()}) {
     server->Handle("/metrics", metrics_handler);
     server->Handle("/healthz/ready", ready_handler);
     server->Handle("/healthz/live", live_handler);
@@ -181,6 +184,7 @@ int main(int argc, char** argv) {
   (*admin)->Handle("/quitquitquit", post_signal(SIGTERM));
   (*metrics)->Start();
   (*admin)->Start();
+  (*health)->Start();
   std::fprintf(stderr, "tandem-proxy: outbound %s inbound %s metrics %s admin %s\n",
                options->outbound.text.c_str(), options->inbound.text.c_str(),
                options->metrics.text.c_str(), options->admin.text.c_str());
@@ -207,5 +211,6 @@ int main(int argc, char** argv) {
   if (sds) sds->Stop();
   (*metrics)->Stop();
   (*admin)->Stop();
+  (*health)->Stop();
   return 0;
 }

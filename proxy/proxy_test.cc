@@ -7,6 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -381,6 +386,149 @@ TEST(ProxyModeTest, EnforcesTheConnectionLimit) {
   EXPECT_TRUE(tandem::testing::WaitFor([&] { return EchoOnce(outbound, "d") == "d"; },
                                        absl::Seconds(5)));
   echo.Stop();
+}
+
+}  // namespace
+}  // namespace tandem::proxy
+
+namespace tandem::proxy {
+namespace {
+
+// Writes a workload's key, chain and bundle as PEM files under `dir`.
+void WritePem(const pki::WorkloadCredentials& c, const std::string& dir,
+              const std::string& name) {
+  std::ofstream(dir + "/" + name + ".key") << *c.key.ToPem();
+  std::ofstream(dir + "/" + name + ".crt") << pki::Certificate::ChainToPem(c.chain);
+  std::ofstream(dir + "/" + name + "-ca.crt") << c.bundle.ToPem();
+}
+
+class InteropTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/tandem-interop-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    ca_ = std::make_unique<pki::CertificateAuthority>(MakeRoot());
+    WritePem(MakeWorkload(*ca_, kServerId), dir_, "server");
+    WritePem(MakeWorkload(*ca_, kClientId), dir_, "client");
+    if (system("command -v openssl >/dev/null") != 0) GTEST_SKIP() << "openssl CLI missing";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+  std::unique_ptr<pki::CertificateAuthority> ca_;
+};
+
+TEST_F(InteropTest, OurClientTalksToOpensslServerRequiringClientCerts) {
+  int port = tandem::testing::PickUnusedPort();
+  tandem::testing::Subprocess server(
+      "openssl s_server",
+      {"/usr/bin/openssl", "s_server", "-accept", absl::StrCat("127.0.0.1:", port), "-cert",
+       dir_ + "/server.crt", "-key", dir_ + "/server.key", "-CAfile", dir_ + "/server-ca.crt",
+       "-Verify", "1", "-verify_return_error", "-rev", "-tls1_3"},
+      dir_ + "/s_server.log");
+  ASSERT_TRUE(server.Start());
+  ASSERT_TRUE(tandem::testing::WaitFor(
+      [&] {
+        int fd = Connect(port);
+        if (fd >= 0) close(fd);
+        return fd >= 0;
+      },
+      absl::Seconds(10)));
+  int outbound, unused;
+  std::unique_ptr<Proxy> client = StartProxy(
+      absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", port, "\""), &outbound,
+      &unused);
+  ASSERT_TRUE(client->tls().UpdateSecret(ToPem(MakeWorkload(*ca_, kClientId))).ok());
+  int fd = Connect(outbound);
+  ASSERT_GE(fd, 0);
+  // s_server -rev answers each line reversed ("tandem" -> "mednat").
+  ASSERT_EQ(send(fd, "tandem\n", 7, MSG_NOSIGNAL), 7);
+  std::string got;
+  char buf[512];
+  while (got.find("mednat") == std::string::npos) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    got.append(buf, n);
+  }
+  close(fd);
+  EXPECT_NE(got.find("mednat"), std::string::npos) << got << server.Log();
+}
+
+TEST_F(InteropTest, OpensslClientWithClientCertTalksToOurServer) {
+  EchoServer echo;
+  int inbound, unused;
+  std::unique_ptr<Proxy> server = StartProxy(
+      absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo.port(), "\""), &unused,
+      &inbound);
+  ASSERT_TRUE(server->tls().UpdateSecret(ToPem(MakeWorkload(*ca_, kServerId))).ok());
+  auto s_client = [&](const std::string& extra) {
+    std::string cmd = absl::StrCat(
+        "echo interop-ok | timeout 4 openssl s_client -quiet -connect 127.0.0.1:", inbound,
+        " -CAfile ", dir_, "/client-ca.crt ", extra, " 2>/dev/null");
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[256];
+    while (p != nullptr && fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+    if (p != nullptr) pclose(p);
+    return out;
+  };
+  EXPECT_EQ(s_client(absl::StrCat("-cert ", dir_, "/client.crt -key ", dir_, "/client.key")),
+            "interop-ok\n");
+  EXPECT_EQ(s_client(""), "") << "no client certificate must be refused";
+  EXPECT_EQ(s_client(absl::StrCat("-tls1_2 -cert ", dir_, "/client.crt -key ", dir_,
+                                  "/client.key")),
+            "")
+      << "TLS 1.2 is refused unless configured";
+  echo.Stop();
+}
+
+TEST_F(InteropTest, BinaryDrainsOnSigtermAndExits) {
+  EchoServer echo;
+  int outbound = tandem::testing::PickUnusedPort();
+  std::ofstream(dir_ + "/proxy.json") << absl::StrCat(
+      "{\"outbound_address\": \"127.0.0.1:", outbound, "\", \"inbound_address\": \"127.0.0.1:",
+      tandem::testing::PickUnusedPort(), "\", \"metrics_address\": \"127.0.0.1:",
+      tandem::testing::PickUnusedPort(), "\", \"admin_address\": \"127.0.0.1:",
+      tandem::testing::PickUnusedPort(), "\", \"health_address\": \"127.0.0.1:",
+      tandem::testing::PickUnusedPort(), "\", \"workers\": 1, \"socket_mark\": 0, ",
+      "\"outbound_fixed_destination\": \"127.0.0.1:", echo.port(),
+      "\", \"mesh_cidrs\": [\"10.0.0.0/8\"], \"drain_timeout_ms\": 10000, ",
+      "\"cert_chain_file\": \"", dir_, "/server.crt\", \"private_key_file\": \"", dir_,
+      "/server.key\", \"trust_bundle_file\": \"", dir_, "/server-ca.crt\"}");
+  tandem::testing::Subprocess proxy("tandem-proxy",
+                                    {TANDEM_PROXY_BIN, "--config=" + dir_ + "/proxy.json"},
+                                    dir_ + "/proxy.log");
+  ASSERT_TRUE(proxy.Start());
+  int fd = -1;
+  ASSERT_TRUE(tandem::testing::WaitFor([&] { return (fd = Connect(outbound)) >= 0; },
+                                       absl::Seconds(10)));
+  ASSERT_EQ(RoundTrip(fd, "before"), "before");
+  kill(proxy.pid(), SIGTERM);
+  // Draining: no new connections, the open one still works.
+  EXPECT_TRUE(tandem::testing::WaitFor([&] { return EchoOnce(outbound, "x").empty(); },
+                                       absl::Seconds(5)));
+  EXPECT_EQ(RoundTrip(fd, "during drain"), "during drain");
+  close(fd);
+  absl::Time closed = absl::Now();
+  int status = proxy.Signal(0, absl::Seconds(8));  // wait for exit
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << proxy.Log();
+  EXPECT_LT(absl::Now() - closed, absl::Seconds(8)) << "exits once drained, not at deadline";
+  EXPECT_NE(proxy.Log().find("0 connections cut"), std::string::npos) << proxy.Log();
+  echo.Stop();
+}
+
+TEST(ProxyConfigFileTest, BinaryRefusesInvalidConfigNamingTheField) {
+  char tmpl[] = "/tmp/tandem-badconfig-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::ofstream(dir + "/bad.json") << R"({"inbound_ports": [{"port": 70000}]})";
+  tandem::testing::Subprocess proxy("tandem-proxy",
+                                    {TANDEM_PROXY_BIN, "--config=" + dir + "/bad.json"},
+                                    dir + "/log");
+  ASSERT_TRUE(proxy.Start());
+  int status = proxy.Signal(0, absl::Seconds(10));
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_NE(proxy.Log().find("inbound_ports[0].port"), std::string::npos) << proxy.Log();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

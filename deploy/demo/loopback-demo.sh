@@ -30,6 +30,7 @@ pod() {  # pod NAME SA OUT IN METRICS ADMIN AGENT_METRICS ROUTING_JSON
     --metrics="127.0.0.1:$7"
   echo "{\"outbound_address\": \"127.0.0.1:$3\", \"inbound_address\": \"127.0.0.1:$4\",
     \"metrics_address\": \"127.0.0.1:$5\", \"admin_address\": \"127.0.0.1:$6\",
+    \"health_address\": \"127.0.0.1:$(($5 + 1))\",
     \"workers\": 1, \"socket_mark\": 0, \"sds_socket\": \"$D/$1/sds/sds.sock\" $8}" >"$D/$1/proxy.json"
   bg "$D/$1/proxy.log" "$B/proxy/tandem-proxy" --config="$D/$1/proxy.json"
   wait_http "http://127.0.0.1:$5/healthz/ready"

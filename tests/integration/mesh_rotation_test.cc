@@ -89,6 +89,7 @@ class MeshTest : public ::testing::Test {
           absl::StrCat("{\"outbound_address\": \"127.0.0.1:", pod.outbound,
                        "\", \"inbound_address\": \"127.0.0.1:", pod.inbound,
                        "\", \"metrics_address\": \"127.0.0.1:", pod.metrics,
+                       "\", \"health_address\": \"127.0.0.1:", PickUnusedPort(),
                        "\", \"admin_address\": \"127.0.0.1:", pod.admin,
                        "\", \"workers\": 2, \"socket_mark\": 0, \"sds_socket\": \"", pod_dir,
                        "/sds/sds.sock\"", routing, "}"));
