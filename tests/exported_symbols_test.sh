@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fails if any tandem binary exports a BoringSSL/OpenSSL-looking symbol. gRPC loads
+# Fails if any tandem binary exports a BoringSSL/OpenSSL-looking symbol, or imports
+# one from OpenSSL 3. gRPC loads
 # OpenSSL 3 in the same process; an exported SSL_/EVP_/X509_/CRYPTO_ symbol from our
 # static BoringSSL could capture OpenSSL's calls and crash the process.
 set -euo pipefail
@@ -17,9 +18,15 @@ for bin in "$@"; do
   else
     echo "ok: $bin exports no crypto symbols"
   fi
-  # And it really does carry BoringSSL (hidden) next to gRPC's OpenSSL.
-  if ! ldd "$bin" | grep -q 'libssl.so.3\|libgrpc'; then
-    echo "note: $bin does not link gRPC"
+  # Our own code must never bind to OpenSSL 3 (gRPC's): every crypto symbol the
+  # binary itself imports would be one resolved to the wrong library.
+  imported="$(nm -D --undefined-only "$bin" | grep '@OPENSSL_' || true)"
+  if [[ -n "$imported" ]]; then
+    echo "FAIL: $bin imports $(wc -l <<<"$imported") OpenSSL symbols, e.g.:"
+    head -5 <<<"$imported"
+    status=1
+  else
+    echo "ok: $bin imports no OpenSSL symbols"
   fi
 done
 exit $status
