@@ -295,6 +295,7 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
     *t.out = absl::Milliseconds(t.ms);
   }
   o.allow_tls12 = pb.allow_tls12();
+  o.access_log = pb.access_log();
   o.cert_chain_file = pb.cert_chain_file();
   o.private_key_file = pb.private_key_file();
   o.trust_bundle_file = pb.trust_bundle_file();

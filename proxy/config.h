@@ -71,6 +71,7 @@ struct ProxyOptions {
   absl::Duration idle_timeout = absl::Hours(1);
   absl::Duration drain_timeout = absl::Seconds(5);
   bool allow_tls12 = false;
+  bool access_log = false;
   std::string cert_chain_file;
   std::string private_key_file;
   std::string trust_bundle_file;

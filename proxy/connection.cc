@@ -45,6 +45,22 @@ void SetResetOnClose(int fd) {
 
 }  // namespace
 
+bool LogLimiter::Allow(absl::Time now, uint64_t* suppressed) {
+  if (last_ != absl::InfinitePast()) {
+    tokens_ = std::min<double>(per_second_,
+                               tokens_ + absl::ToDoubleSeconds(now - last_) * per_second_);
+  }
+  last_ = now;
+  if (tokens_ < 1) {
+    ++dropped_;
+    return false;
+  }
+  tokens_ -= 1;
+  *suppressed = dropped_;
+  dropped_ = 0;
+  return true;
+}
+
 char* ByteBuffer::tail(size_t* space) {
   if (begin_ > 0 && begin_ == end_) begin_ = end_ = 0;
   if (end_ == capacity_ && begin_ > 0) {
@@ -429,7 +445,10 @@ void Connection::Pump() {
   int d = static_cast<int>(direction_);
   WorkerStats::Add(ctx_.stats->bytes_from_downstream[d], from_down);
   WorkerStats::Add(ctx_.stats->bytes_from_upstream[d], from_up);
+  bytes_from_down_ += from_down;
+  bytes_from_up_ += from_up;
   if (failed) {
+    close_reason_ = downstream_.reset || upstream_.reset ? "reset" : "error";
     // Propagate a reset as a reset; other failures also abort both sides.
     SetResetOnClose(downstream_.fd);
     SetResetOnClose(upstream_.fd);
@@ -438,6 +457,7 @@ void Connection::Pump() {
   }
   if (downstream_.read_eof && upstream_.read_eof && down_to_up_.empty() &&
       up_to_down_.empty()) {
+    close_reason_ = "eof";
     Close();
     return;
   }
@@ -476,6 +496,7 @@ bool Connection::CheckTimeouts(absl::Time now) {
   if (state_ == State::kClosed) return true;
   if (now >= deadline_) {
     if (state_ == State::kConnecting) {
+      close_reason_ = "connect_timeout";
       WorkerStats::Add(ctx_.stats->connect_failures[static_cast<int>(direction_)], 1);
       SetResetOnClose(downstream_.fd);
       Close();
@@ -485,6 +506,7 @@ bool Connection::CheckTimeouts(absl::Time now) {
     return true;
   }
   if (state_ == State::kPumping && now - last_activity_ > ctx_.options->idle_timeout) {
+    close_reason_ = "idle_timeout";
     Close();
     return true;
   }
@@ -494,10 +516,16 @@ bool Connection::CheckTimeouts(absl::Time now) {
 void Connection::Refuse(FailReason reason, const std::string& detail) {
   WorkerStats::Add(
       ctx_.stats->failures[static_cast<int>(direction_)][static_cast<int>(reason)], 1);
-  std::fprintf(stderr, "tandem-proxy: conn %llu %s refused (%s): %s\n",
-               static_cast<unsigned long long>(id_),
-               direction_ == Direction::kOutbound ? "outbound" : "inbound",
-               FailReasonName(reason), detail.c_str());
+  close_reason_ = absl::StrCat("refused:", FailReasonName(reason));
+  uint64_t suppressed = 0;
+  if (ctx_.log_limiter->Allow(absl::Now(), &suppressed)) {
+    std::fprintf(stderr, "tandem-proxy: conn %llu %s refused (%s): %s%s\n",
+                 static_cast<unsigned long long>(id_),
+                 direction_ == Direction::kOutbound ? "outbound" : "inbound",
+                 FailReasonName(reason), detail.c_str(),
+                 suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)").c_str()
+                            : "");
+  }
   Close();
 }
 
@@ -516,8 +544,25 @@ void Connection::Close() {
     WorkerStats::Add(ctx_.stats->active[d][m], -1);
     ctx_.stats->connection_seconds[d].Observe(absl::ToDoubleSeconds(absl::Now() - started_));
   }
+  if (ctx_.options->access_log) WriteAccessLog();
   // Sockets close in the destructor, which runs after this loop turn.
   ctx_.on_closed(this);
+}
+
+void Connection::WriteAccessLog() const {
+  // Identities and addresses are validated strings (SPIFFE charset, IP:port), so they
+  // need no JSON escaping.
+  std::string line = absl::StrCat(
+      "{\"time\":\"", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()),
+      "\",\"conn_id\":", id_, ",\"direction\":\"",
+      direction_ == Direction::kOutbound ? "outbound" : "inbound", "\",\"mode\":\"",
+      mode_ == Mode::kMtls ? "mtls" : "plaintext", "\",\"peer_identity\":\"",
+      peer_identity_, "\",\"destination\":\"", destination_.text,
+      "\",\"bytes_from_downstream\":", bytes_from_down_,
+      ",\"bytes_from_upstream\":", bytes_from_up_, ",\"duration_ms\":",
+      absl::ToInt64Milliseconds(absl::Now() - started_), ",\"close\":\"", close_reason_,
+      "\"}\n");
+  (void)!write(STDERR_FILENO, line.data(), line.size());  // one write: lines never interleave
 }
 
 }  // namespace tandem::proxy

@@ -19,6 +19,22 @@ namespace tandem::proxy {
 
 class Connection;
 
+// A token bucket for log lines: at most `per_second` lines, the rest counted and
+// reported as "N suppressed" with the next line that passes. One worker thread only.
+class LogLimiter {
+ public:
+  explicit LogLimiter(int per_second) : per_second_(per_second), tokens_(per_second) {}
+  // Returns true when a line may be written; *suppressed gets the lines dropped since
+  // the last one that passed.
+  bool Allow(absl::Time now, uint64_t* suppressed);
+
+ private:
+  const int per_second_;
+  double tokens_;
+  absl::Time last_ = absl::InfinitePast();
+  uint64_t dropped_ = 0;
+};
+
 // What every connection of one worker shares. Owned by the Worker.
 struct WorkerContext {
   EventLoop* loop;
@@ -27,6 +43,8 @@ struct WorkerContext {
   TlsContextManager* tls;
   std::atomic<int>* global_connections;
   std::atomic<uint64_t>* next_id;
+  // Bounds refusal log lines per worker (a hostile peer must not flood the logs).
+  class LogLimiter* log_limiter;
   // Called once when a connection closes; the worker frees it after the loop turn.
   std::function<void(Connection*)> on_closed;
 };
@@ -110,6 +128,7 @@ class Connection {
   // Registers or updates `endpoint`'s epoll interest.
   void SetInterest(Endpoint& endpoint, uint32_t events);
   void Refuse(FailReason reason, const std::string& detail);
+  void WriteAccessLog() const;
   void Close();
   Endpoint& tls_endpoint() { return direction_ == Direction::kOutbound ? upstream_ : downstream_; }
 
@@ -126,6 +145,9 @@ class Connection {
   ByteBuffer up_to_down_;
   std::shared_ptr<TlsSnapshot> snapshot_;  // the TLS generation this connection uses
   std::string peer_identity_;
+  std::string close_reason_ = "closed";
+  uint64_t bytes_from_down_ = 0;
+  uint64_t bytes_from_up_ = 0;
   absl::Time started_;
   absl::Time handshake_started_;
   absl::Time deadline_ = absl::InfiniteFuture();

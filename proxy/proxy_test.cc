@@ -492,6 +492,7 @@ TEST_F(InteropTest, BinaryDrainsOnSigtermAndExits) {
       tandem::testing::PickUnusedPort(), "\", \"workers\": 1, \"socket_mark\": 0, ",
       "\"outbound_fixed_destination\": \"127.0.0.1:", echo.port(),
       "\", \"mesh_cidrs\": [\"10.0.0.0/8\"], \"drain_timeout_ms\": 10000, ",
+      "\"access_log\": true, ",
       "\"cert_chain_file\": \"", dir_, "/server.crt\", \"private_key_file\": \"", dir_,
       "/server.key\", \"trust_bundle_file\": \"", dir_, "/server-ca.crt\"}");
   tandem::testing::Subprocess proxy("tandem-proxy",
@@ -513,6 +514,10 @@ TEST_F(InteropTest, BinaryDrainsOnSigtermAndExits) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << proxy.Log();
   EXPECT_LT(absl::Now() - closed, absl::Seconds(8)) << "exits once drained, not at deadline";
   EXPECT_NE(proxy.Log().find("0 connections cut"), std::string::npos) << proxy.Log();
+  // The access log recorded the drained connection, with what it carried.
+  EXPECT_NE(proxy.Log().find("\"bytes_from_downstream\":18,"), std::string::npos)
+      << proxy.Log();
+  EXPECT_NE(proxy.Log().find("\"close\":\"eof\""), std::string::npos) << proxy.Log();
   echo.Stop();
 }
 
@@ -529,6 +534,23 @@ TEST(ProxyConfigFileTest, BinaryRefusesInvalidConfigNamingTheField) {
   EXPECT_EQ(WEXITSTATUS(status), 2);
   EXPECT_NE(proxy.Log().find("inbound_ports[0].port"), std::string::npos) << proxy.Log();
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace tandem::proxy
+
+namespace tandem::proxy {
+namespace {
+
+TEST(LogLimiterTest, PassesABurstThenCountsWhatItDrops) {
+  LogLimiter limiter(3);
+  absl::Time t = absl::FromUnixSeconds(1000);
+  uint64_t suppressed = 99;
+  int passed = 0;
+  for (int i = 0; i < 10; ++i) passed += limiter.Allow(t, &suppressed);
+  EXPECT_EQ(passed, 3);
+  EXPECT_TRUE(limiter.Allow(t + absl::Seconds(1), &suppressed));
+  EXPECT_EQ(suppressed, 7u);
 }
 
 }  // namespace
