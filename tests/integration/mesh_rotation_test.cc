@@ -167,3 +167,29 @@ TEST_F(MeshTest, CaIdentityComesFromTheTokenNotTheRequest) {
 
 }  // namespace
 }  // namespace tandem::testing
+
+namespace tandem::testing {
+namespace {
+
+// Every process's /metrics must be valid Prometheus text by Prometheus's own linter.
+TEST_F(MeshTest, MetricsEndpointsPassPromtool) {
+  if (system("command -v promtool >/dev/null") != 0) GTEST_SKIP() << "promtool missing";
+  StartMesh();
+  ASSERT_EQ(RunEchoTraffic(client_.outbound, absl::Milliseconds(300), 1, 1).short_failed, 0);
+  for (auto [name, port] : {std::pair{"proxy", client_.metrics},
+                            std::pair{"agent", client_.agent_metrics},
+                            std::pair{"ca", ca_metrics_}}) {
+    std::string text = HttpGet(port, "/metrics");
+    ASSERT_FALSE(text.empty()) << name;
+    std::string path = dir_ + "/" + name + ".prom";
+    std::ofstream(path) << text;
+    std::string cmd = "promtool check metrics < " + path + " > " + path + ".lint 2>&1";
+    int rc = system(cmd.c_str());
+    std::ifstream lint(path + ".lint");
+    std::string findings((std::istreambuf_iterator<char>(lint)), {});
+    EXPECT_EQ(rc, 0) << name << ":\n" << findings;
+  }
+}
+
+}  // namespace
+}  // namespace tandem::testing
