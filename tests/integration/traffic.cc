@@ -96,10 +96,18 @@ void EchoServer::Stop() {
   shutdown(listen_fd_, SHUT_RDWR);
   acceptor_.join();
   close(listen_fd_);
-  absl::MutexLock lock(&conns_->mu);
-  for (int fd : conns_->open_fds) shutdown(fd, SHUT_RDWR);
-  conns_->mu.Await(absl::Condition(
-      +[](int* active) { return *active == 0; }, &conns_->active));
+  {
+    absl::MutexLock lock(&conns_->mu);
+    for (int fd : conns_->open_fds) shutdown(fd, SHUT_RDWR);
+  }
+  // Bounded wait for the connection threads (shutdown wakes their reads at once).
+  for (int i = 0; i < 1000; ++i) {
+    {
+      absl::MutexLock lock(&conns_->mu);
+      if (conns_->active == 0) return;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
 }
 
 void EchoServer::AcceptLoop() {
