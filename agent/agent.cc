@@ -9,17 +9,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/credential_request.h"
+#include "common/file_util.h"
 
 namespace tandem::agent {
 namespace {
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::UnavailableError(absl::StrCat("cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 }  // namespace
 
@@ -82,7 +76,7 @@ void Agent::Run() {
 absl::Status Agent::RenewOnce() {
   absl::StatusOr<PendingCredential> pending = NewCredentialRequest(spiffe_id_);
   if (!pending.ok()) return pending.status();
-  absl::StatusOr<std::string> token = ReadFile(options_.token_file);
+  absl::StatusOr<std::string> token = ReadFileToString(options_.token_file);
   if (!token.ok()) {
     rotations_failed_.fetch_add(1);
     return token.status();
@@ -100,7 +94,7 @@ absl::Status Agent::RenewOnce() {
   ca_ok_.fetch_add(1);
   std::string extra_roots;
   if (!options_.extra_roots_file.empty()) {
-    absl::StatusOr<std::string> extra = ReadFile(options_.extra_roots_file);
+    absl::StatusOr<std::string> extra = ReadFileToString(options_.extra_roots_file);
     if (extra.ok()) extra_roots = *extra;
   }
   absl::StatusOr<IssuedCredential> issued = AcceptCredential(

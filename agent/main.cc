@@ -19,6 +19,7 @@
 #include "agent/agent.h"
 #include "agent/ca_client.h"
 #include "agent/sds_server.h"
+#include "common/file_util.h"
 #include "common/http_server.h"
 
 namespace {
@@ -56,11 +57,10 @@ int main(int argc, char** argv) {
   tandem::agent::CaClientOptions ca_options;
   ca_options.address = get("ca-address", ca_options.address);
   ca_options.server_name = get("ca-server-name", ca_options.server_name);
-  std::ifstream root_file(get("ca-root", "/var/run/tandem/ca-root.pem"));
-  if (!root_file) return Fail("--ca-root: cannot read " + get("ca-root", ""));
-  std::stringstream root;
-  root << root_file.rdbuf();
-  ca_options.root_pem = root.str();
+  absl::StatusOr<std::string> root =
+      tandem::ReadFileToString(get("ca-root", "/var/run/tandem/ca-root.pem"));
+  if (!root.ok()) return Fail("--ca-root: " + std::string(root.status().message()));
+  ca_options.root_pem = *std::move(root);
 
   tandem::agent::AgentOptions options;
   options.trust_domain = get("trust-domain", options.trust_domain);

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/file_util.h"
 #include "common/pki/certificate_authority.h"
 #include "common/pki/trust_bundle.h"
 
@@ -38,14 +39,6 @@ absl::Status CheckOwnerOnly(const std::string& path, bool directory) {
     return absl::FailedPreconditionError(absl::StrCat(path, " is owned by another user"));
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 absl::Status WriteOwnerOnly(const std::string& path, const std::string& data) {
@@ -108,8 +101,8 @@ absl::StatusOr<std::unique_ptr<CaCore>> CaCore::Create(CaCoreOptions options,
                               std::pair{cert_path, false}}) {
     if (absl::Status s = CheckOwnerOnly(path, is_dir); !s.ok()) return s;
   }
-  absl::StatusOr<std::string> key_pem = ReadFile(key_path);
-  absl::StatusOr<std::string> cert_pem = ReadFile(cert_path);
+  absl::StatusOr<std::string> key_pem = ReadFileToString(key_path);
+  absl::StatusOr<std::string> cert_pem = ReadFileToString(cert_path);
   if (!key_pem.ok()) return key_pem.status();
   if (!cert_pem.ok()) return cert_pem.status();
   absl::StatusOr<pki::CertificateAuthority> ca =

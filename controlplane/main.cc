@@ -21,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/file_util.h"
 #include "common/http_server.h"
 #include "controlplane/ca_server.h"
 #include "controlplane/jwt.h"
@@ -47,11 +48,9 @@ std::map<std::string, std::string> ParseFlags(int argc, char** argv, int first) 
 }
 
 bool ReadFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  *out = ss.str();
+  absl::StatusOr<std::string> text = tandem::ReadFileToString(path);
+  if (!text.ok()) return false;
+  *out = *std::move(text);
   return true;
 }
 

@@ -15,6 +15,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "common/http_server.h"
 #include "proxy/config.h"
 #include "proxy/proxy.h"
@@ -27,20 +28,12 @@ using tandem::HttpResponse;
 using tandem::proxy::Proxy;
 using tandem::proxy::ProxyOptions;
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 absl::Status LoadPemFiles(const ProxyOptions& o, Proxy& proxy) {
   tandem::WorkloadSecretPem secret;
   for (auto [path, out] : {std::pair{&o.private_key_file, &secret.private_key},
                            std::pair{&o.cert_chain_file, &secret.cert_chain},
                            std::pair{&o.trust_bundle_file, &secret.trust_bundle}}) {
-    absl::StatusOr<std::string> text = ReadFile(*path);
+    absl::StatusOr<std::string> text = tandem::ReadFileToString(*path);
     if (!text.ok()) return text.status();
     *out = *std::move(text);
   }
@@ -72,7 +65,7 @@ int main(int argc, char** argv) {
   }
   std::string json = "{}";
   if (!config_path.empty()) {
-    absl::StatusOr<std::string> text = ReadFile(config_path);
+    absl::StatusOr<std::string> text = tandem::ReadFileToString(config_path);
     if (!text.ok()) {
       std::fprintf(stderr, "tandem-proxy: %s\n", std::string(text.status().message()).c_str());
       return 2;

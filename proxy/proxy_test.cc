@@ -35,21 +35,7 @@ WorkloadSecretPem ToPem(const pki::WorkloadCredentials& c) {
   return {*c.key.ToPem(), pki::Certificate::ChainToPem(c.chain), c.bundle.ToPem()};
 }
 
-int Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
+int Connect(int port) { return tandem::testing::ConnectLoopback(port); }
 
 // Writes `data` and reads the same number of bytes back; "" on any failure.
 std::string RoundTrip(int fd, const std::string& data) {

@@ -14,8 +14,6 @@
 #include "absl/time/clock.h"
 
 namespace tandem::testing {
-namespace {
-
 int ConnectLoopback(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   timeval tv{5, 0};
@@ -33,6 +31,8 @@ int ConnectLoopback(int port) {
   }
   return fd;
 }
+
+namespace {
 
 bool WriteAll(int fd, const char* data, size_t len) {
   while (len > 0) {

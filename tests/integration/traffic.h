@@ -44,6 +44,10 @@ class EchoServer {
   std::shared_ptr<Connections> conns_ = std::make_shared<Connections>();
 };
 
+// Connects to 127.0.0.1:port with TCP_NODELAY and 5 s read/write timeouts; -1 on
+// failure.
+int ConnectLoopback(int port);
+
 // Result of a traffic run: every byte sent must come back, in order.
 struct TrafficReport {
   int64_t short_ok = 0;
