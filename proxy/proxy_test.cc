@@ -541,3 +541,40 @@ TEST(LogLimiterTest, PassesABurstThenCountsWhatItDrops) {
 
 }  // namespace
 }  // namespace tandem::proxy
+
+namespace tandem::proxy {
+namespace {
+
+// Hostile peers: garbage and a stalled handshake are refused and counted, and the
+// proxy keeps serving everyone else.
+TEST_F(ProxyPairTest, RefusesGarbageAndSlowHandshakesAndKeepsServing) {
+  int garbage = Connect(server_inbound_);
+  std::string junk = "\x16\x03\x01" + std::string(200, '\xff');
+  ASSERT_EQ(send(garbage, junk.data(), junk.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(junk.size()));
+  // Answered with at most a TLS alert, then closed.
+  char buf[256];
+  ssize_t n, total = 0;
+  while ((n = read(garbage, buf, sizeof(buf))) > 0) total += n;
+  EXPECT_EQ(n, 0) << "closed, not timed out";
+  EXPECT_LT(total, 64);
+  close(garbage);
+  int slow = Connect(server_inbound_);
+  ASSERT_EQ(send(slow, "\x16", 1, MSG_NOSIGNAL), 1);  // then nothing: a slowloris
+  EXPECT_EQ(EchoOnce(client_outbound_, "others fine"), "others fine");
+  EXPECT_TRUE(tandem::testing::WaitFor(
+      [&] {
+        return Metric(*server_, "tandem_proxy_handshake_failures_total{direction=\"inbound\","
+                                "reason=\"timeout\"}") == 1;
+      },
+      absl::Seconds(5)))
+      << "the 1 s handshake timeout cuts the stalled handshake";
+  EXPECT_GE(Metric(*server_, "tandem_proxy_handshake_failures_total{direction=\"inbound\","
+                             "reason=\"tls_error\"}"),
+            1);
+  close(slow);
+  EXPECT_EQ(EchoOnce(client_outbound_, "still fine"), "still fine");
+}
+
+}  // namespace
+}  // namespace tandem::proxy
