@@ -16,10 +16,11 @@ for tool in haproxy iperf3 openssl; do
 done
 W="$(mktemp -d /tmp/tandem-bench-XXXXXX)"
 pids=()
+PAIR_PIDS=()
 cleanup() {
-  kill "${pids[@]}" 2>/dev/null || true
+  kill "${pids[@]}" "${PAIR_PIDS[@]}" 2>/dev/null || true
   pkill -f "iperf3 -s -p 27081" 2>/dev/null || true
-  rm -rf "$W"
+  [[ "${KEEP_BENCH_DIR:-0}" == 1 ]] || rm -rf "$W"
 }
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -134,10 +135,10 @@ for rep in $(seq 1 "$REPEATS"); do
     out="$(iperf3 -c 127.0.0.1 -p $ENTRY -t "$SECS" -J 2>/dev/null || echo '{}')"
     t1=$(pair_ticks)
     gbps="$(grep -o '"bits_per_second":[[:space:]]*[0-9.e+]*' <<<"$out" | tail -1 | awk -F: '{printf "%.2f", $2/1e9}')"
-    bytes="$(grep -o '"bytes":[[:space:]]*[0-9]*' <<<"$out" | tail -1 | awk -F: '{print $2}')"
+    bytes="$(grep -o '"bytes":[[:space:]]*[0-9]*' <<<"$out" | tail -1 | cut -d: -f2 | tr -dc '0-9')"
     R[$kind,gbps]+="${gbps:-0} "
     if [[ $kind != direct && -n "${bytes:-}" && "${bytes:-0}" -gt 0 ]]; then
-      R[$kind,cpu_gb]+="$(awk -v t=$((t1 - t0)) -v hz=$HZ -v b=$bytes 'BEGIN {printf "%.2f", t/hz/(b/1e9)}') "
+      R[$kind,cpu_gb]+="$(awk -v t=$((t1 - t0)) -v hz=$HZ -v b="$bytes" 'BEGIN {printf "%.2f", t/hz/(b/1e9)}') "
     fi
     stop_pair
     # 2-5 against the echo backend
