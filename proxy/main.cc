@@ -148,7 +148,6 @@ int main(int argc, char** argv) {
   (*admin)->Handle("/certs", [p](const HttpRequest&) {
     std::shared_ptr<tandem::proxy::TlsSnapshot> s = p->tls().Current();
     if (!s) return HttpResponse{200, "{\"certificate\": null}\n", "application/json"};
-    std::string chain;
     return HttpResponse{
         200,
         absl::StrCat("{\"spiffe_id\": \"", s->identity.ToString(), "\", \"serial\": \"",

@@ -15,7 +15,7 @@ Proxy::Proxy(ProxyOptions options)
       tls_(TlsContextManager::Options{options_.trust_domain, options_.allow_tls12}) {
   for (int i = 0; i < options_.workers; ++i) {
     workers_.push_back(
-        std::make_unique<Worker>(i, &options_, &tls_, &connections_, &next_id_));
+        std::make_unique<Worker>(&options_, &tls_, &connections_, &next_id_));
   }
 }
 

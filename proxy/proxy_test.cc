@@ -159,8 +159,6 @@ TEST_F(ProxyPairTest, BoundsBufferingWhenTheReaderIsSlow) {
   // proxies buffering without limit.
   int fd = Connect(client_outbound_);
   ASSERT_GE(fd, 0);
-  int flags = 1;
-  (void)flags;
   std::string chunk(64 * 1024, 'z');
   size_t written = 0;
   for (int i = 0; i < 2000; ++i) {  // at most 128 MiB

@@ -56,10 +56,9 @@ absl::StatusOr<int> OpenListener(const SocketAddress& address, bool reuse_port) 
   return fd;
 }
 
-Worker::Worker(int index, const ProxyOptions* options, TlsContextManager* tls,
+Worker::Worker(const ProxyOptions* options, TlsContextManager* tls,
                std::atomic<int>* global_connections, std::atomic<uint64_t>* next_id)
-    : index_(index),
-      options_(options),
+    : options_(options),
       tls_(tls),
       global_connections_(global_connections),
       next_id_(next_id) {

@@ -18,7 +18,7 @@ namespace tandem::proxy {
 // never move to another thread. Public methods: any thread unless noted.
 class Worker {
  public:
-  Worker(int index, const ProxyOptions* options, TlsContextManager* tls,
+  Worker(const ProxyOptions* options, TlsContextManager* tls,
          std::atomic<int>* global_connections, std::atomic<uint64_t>* next_id);
   ~Worker();
 
@@ -46,7 +46,6 @@ class Worker {
   void Accept(Listener& listener);  // loop thread
   void CloseListeners();            // loop thread
 
-  const int index_;
   const ProxyOptions* options_;
   TlsContextManager* tls_;
   std::atomic<int>* global_connections_;
