@@ -12,15 +12,12 @@
 #include "common/file_util.h"
 
 namespace tandem::agent {
-namespace {
-
-
-}  // namespace
+namespace {}  // namespace
 
 Agent::Agent(AgentOptions options, CaClient* ca, SecretSink* sink)
     : options_(std::move(options)),
-      spiffe_id_(absl::StrCat("spiffe://", options_.trust_domain, "/ns/", options_.ns, "/sa/",
-                              options_.service_account)),
+      spiffe_id_(absl::StrCat("spiffe://", options_.trust_domain, "/ns/", options_.ns,
+                              "/sa/", options_.service_account)),
       ca_(ca),
       sink_(sink) {}
 
@@ -85,7 +82,8 @@ absl::Status Agent::RenewOnce() {
   absl::StatusOr<std::vector<std::string>> chain = ca_->CreateCertificate(
       pending->csr_pem, std::string(absl::StripAsciiWhitespace(*token)),
       options_.requested_validity_seconds);
-  ca_seconds_sum_.store(ca_seconds_sum_.load() + absl::ToDoubleSeconds(absl::Now() - start));
+  ca_seconds_sum_.store(ca_seconds_sum_.load() +
+                        absl::ToDoubleSeconds(absl::Now() - start));
   if (!chain.ok()) {
     ca_failed_.fetch_add(1);
     rotations_failed_.fetch_add(1);
@@ -114,9 +112,10 @@ absl::Status Agent::RenewOnce() {
   not_before_ = std::max(issued->not_before, start);
   not_after_ = issued->not_after;
   serial_ = issued->serial;
-  std::fprintf(stderr, "tandem-agent: certificate %s for %s, valid until %s\n",
-               serial_.c_str(), spiffe_id_.c_str(),
-               absl::FormatTime(absl::RFC3339_sec, not_after_, absl::UTCTimeZone()).c_str());
+  std::fprintf(
+      stderr, "tandem-agent: certificate %s for %s, valid until %s\n", serial_.c_str(),
+      spiffe_id_.c_str(),
+      absl::FormatTime(absl::RFC3339_sec, not_after_, absl::UTCTimeZone()).c_str());
   return absl::OkStatus();
 }
 
@@ -132,7 +131,8 @@ std::string Agent::RenderMetrics() const {
       "\n# HELP tandem_agent_ca_requests_total CreateCertificate calls, by result.\n"
       "# TYPE tandem_agent_ca_requests_total counter\n"
       "tandem_agent_ca_requests_total{result=\"ok\"} ",
-      ca_ok_.load(), "\ntandem_agent_ca_requests_total{result=\"error\"} ", ca_failed_.load(),
+      ca_ok_.load(), "\ntandem_agent_ca_requests_total{result=\"error\"} ",
+      ca_failed_.load(),
       "\n# HELP tandem_agent_ca_request_seconds_total Time spent in CA calls.\n"
       "# TYPE tandem_agent_ca_request_seconds_total counter\n"
       "tandem_agent_ca_request_seconds_total ",
@@ -141,11 +141,14 @@ std::string Agent::RenderMetrics() const {
       "# TYPE tandem_agent_certificate_state gauge\ntandem_agent_certificate_state ",
       state,
       "\n# HELP tandem_agent_certificate_expiry_timestamp_seconds Not-after of the "
-      "current certificate.\n# TYPE tandem_agent_certificate_expiry_timestamp_seconds gauge\n"
+      "current certificate.\n# TYPE tandem_agent_certificate_expiry_timestamp_seconds "
+      "gauge\n"
       "tandem_agent_certificate_expiry_timestamp_seconds ",
       state == 0 ? 0 : absl::ToUnixSeconds(not_after_),
-      "\n# HELP tandem_agent_consecutive_failures Failed renewals since the last success.\n"
-      "# TYPE tandem_agent_consecutive_failures gauge\ntandem_agent_consecutive_failures ",
+      "\n# HELP tandem_agent_consecutive_failures Failed renewals since the last "
+      "success.\n"
+      "# TYPE tandem_agent_consecutive_failures "
+      "gauge\ntandem_agent_consecutive_failures ",
       failures_, "\n");
 }
 

@@ -61,7 +61,8 @@ class AgentTest : public ::testing::Test {
   void SetUp() override {
     char tmpl[] = "/tmp/tandem-agent-test-XXXXXX";
     dir_ = mkdtemp(tmpl);
-    signing_key_ = NewCredentialRequest("spiffe://cluster.local/ns/k/sa/k")->private_key_pem;
+    signing_key_ =
+        NewCredentialRequest("spiffe://cluster.local/ns/k/sa/k")->private_key_pem;
     ca_port_ = tandem::testing::PickUnusedPort();
     ca_options_.core.root_dir = dir_ + "/ca";
     ca_options_.listen_address = absl::StrCat("127.0.0.1:", ca_port_);
@@ -69,7 +70,8 @@ class AgentTest : public ::testing::Test {
     token_file_ = dir_ + "/token";
     WriteToken({"shop", "cart"});
     // The root exists before the CA serves, as a deployment's config map would.
-    root_pem_ = (*controlplane::CaCore::Create(ca_options_.core, absl::Now()))->trust_bundle_pem();
+    root_pem_ = (*controlplane::CaCore::Create(ca_options_.core, absl::Now()))
+                    ->trust_bundle_pem();
     sds_path_ = dir_ + "/sds/sds.sock";
   }
   void TearDown() override {
@@ -88,8 +90,8 @@ class AgentTest : public ::testing::Test {
     ASSERT_TRUE(ca_->Start().ok());
   }
   void StartAgent(int64_t validity_seconds = 3600) {
-    ca_client_ = *CaClient::Create({absl::StrCat("127.0.0.1:", ca_port_), root_pem_,
-                                    "tandem-ca", absl::Seconds(2)});
+    ca_client_ = *CaClient::Create(
+        {absl::StrCat("127.0.0.1:", ca_port_), root_pem_, "tandem-ca", absl::Seconds(2)});
     sds_ = *SdsServer::Create({sds_path_, {}});
     ASSERT_TRUE(sds_->Start().ok());
     AgentOptions options;
@@ -124,9 +126,9 @@ TEST_F(AgentTest, DeliversCertificateOverSdsAndTheProxyAcks) {
   StartProxyClient();
   ASSERT_TRUE(WaitFor([&] { return sink_.count() >= 1; }, absl::Seconds(10)));
   WorkloadSecretPem secret = sink_.last();
-  absl::StatusOr<IssuedCredential> check = AcceptCredential(
-      secret.private_key, {secret.cert_chain, secret.trust_bundle}, "",
-      "spiffe://cluster.local/ns/shop/sa/cart", absl::Now());
+  absl::StatusOr<IssuedCredential> check =
+      AcceptCredential(secret.private_key, {secret.cert_chain, secret.trust_bundle}, "",
+                       "spiffe://cluster.local/ns/shop/sa/cart", absl::Now());
   EXPECT_TRUE(check.ok()) << check.status();
   EXPECT_TRUE(WaitFor([&] { return sds_->acks() >= 1; }, absl::Seconds(5)));
   EXPECT_EQ(agent_->state(), CertState::kValid);
@@ -152,8 +154,9 @@ TEST_F(AgentTest, RetriesWhileTheCaIsDownAndRecoversWhenItAppears) {
   absl::SleepFor(absl::Milliseconds(800));  // let several attempts fail
   EXPECT_EQ(agent_->state(), CertState::kNoCertificate);
   EXPECT_EQ(sink_.count(), 0);
-  EXPECT_NE(agent_->RenderMetrics().find("tandem_agent_ca_requests_total{result=\"error\"} "),
-            std::string::npos);
+  EXPECT_NE(
+      agent_->RenderMetrics().find("tandem_agent_ca_requests_total{result=\"error\"} "),
+      std::string::npos);
   StartCa();
   EXPECT_TRUE(WaitFor([&] { return sink_.count() >= 1; }, absl::Seconds(15)));
 }

@@ -49,7 +49,8 @@ absl::StatusOr<std::vector<std::string>> CaClient::CreateCertificate(
     return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                         absl::StrCat("CA: ", status.error_message()));
   }
-  return std::vector<std::string>(response.cert_chain().begin(), response.cert_chain().end());
+  return std::vector<std::string>(response.cert_chain().begin(),
+                                  response.cert_chain().end());
 }
 
 }  // namespace tandem::agent

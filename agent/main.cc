@@ -33,10 +33,10 @@ int Fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   std::map<std::string, std::string> flags;
-  static const char* kKnown[] = {"ca-address",  "ca-root",        "ca-server-name",
-                                 "token-file",  "namespace",      "service-account",
-                                 "trust-domain", "sds-socket",    "proxy-uid",
-                                 "validity",    "renew-fraction", "extra-roots", "metrics"};
+  static const char* kKnown[] = {
+      "ca-address",      "ca-root",      "ca-server-name", "token-file", "namespace",
+      "service-account", "trust-domain", "sds-socket",     "proxy-uid",  "validity",
+      "renew-fraction",  "extra-roots",  "metrics"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     size_t eq = arg.find('=');
@@ -69,8 +69,8 @@ int main(int argc, char** argv) {
   options.token_file = get("token-file", options.token_file);
   options.extra_roots_file = get("extra-roots", "");
   absl::Duration validity = absl::Hours(24);
-  if (flags.count("validity") &&
-      (!absl::ParseDuration(flags["validity"], &validity) || validity < absl::Seconds(1))) {
+  if (flags.count("validity") && (!absl::ParseDuration(flags["validity"], &validity) ||
+                                  validity < absl::Seconds(1))) {
     return Fail("--validity: not a duration of at least 1s");
   }
   options.requested_validity_seconds = absl::ToInt64Seconds(validity);

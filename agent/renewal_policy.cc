@@ -6,7 +6,8 @@
 namespace tandem::agent {
 
 absl::Time NextRenewal(const RenewalPolicy& policy, absl::Time not_before,
-                       absl::Time not_after, absl::Time now, int failures, double random01) {
+                       absl::Time not_after, absl::Time now, int failures,
+                       double random01) {
   random01 = std::clamp(random01, 0.0, 1.0);
   const bool have_cert = not_after != absl::InfinitePast() && not_after > not_before;
   if (!have_cert || failures > 0) {

@@ -23,7 +23,8 @@ struct RenewalPolicy {
 //  - Otherwise: not_before + renew_fraction * lifetime, minus up to jitter_fraction *
 //    lifetime; never before `now`.
 absl::Time NextRenewal(const RenewalPolicy& policy, absl::Time not_before,
-                       absl::Time not_after, absl::Time now, int failures, double random01);
+                       absl::Time not_after, absl::Time now, int failures,
+                       double random01);
 
 }  // namespace tandem::agent
 

@@ -19,21 +19,23 @@ TEST(RenewalPolicyTest, Table) {
   RenewalPolicy p;  // 0.5 fraction, 0.1 jitter, 200 ms .. 30 s backoff
   const absl::Time none = absl::InfinitePast();
   const Case cases[] = {
-      {"halfway, no jitter", kT0, kT0 + absl::Hours(2), kT0, 0, 0.0, kT0 + absl::Hours(1)},
+      {"halfway, no jitter", kT0, kT0 + absl::Hours(2), kT0, 0, 0.0,
+       kT0 + absl::Hours(1)},
       {"halfway, full jitter", kT0, kT0 + absl::Hours(2), kT0, 0, 1.0,
        kT0 + absl::Hours(1) - absl::Minutes(12)},
-      {"already past the point: now", kT0, kT0 + absl::Hours(2), kT0 + absl::Hours(1.5), 0,
-       0.0, kT0 + absl::Hours(1.5)},
+      {"already past the point: now", kT0, kT0 + absl::Hours(2), kT0 + absl::Hours(1.5),
+       0, 0.0, kT0 + absl::Hours(1.5)},
       {"no cert: first retry, min jitter", none, none, kT0, 1, 0.0,
        kT0 + absl::Milliseconds(100)},
       {"no cert: first retry, max jitter", none, none, kT0, 1, 1.0,
        kT0 + absl::Milliseconds(200)},
-      {"no cert: backoff doubles", none, none, kT0, 3, 1.0, kT0 + absl::Milliseconds(800)},
+      {"no cert: backoff doubles", none, none, kT0, 3, 1.0,
+       kT0 + absl::Milliseconds(800)},
       {"no cert: backoff capped", none, none, kT0, 30, 1.0, kT0 + absl::Seconds(30)},
       {"no cert yet, no failure: retry soon", none, none, kT0, 0, 1.0,
        kT0 + absl::Milliseconds(200)},
-      {"failing with cert: backoff", kT0, kT0 + absl::Hours(2), kT0 + absl::Hours(1), 2, 1.0,
-       kT0 + absl::Hours(1) + absl::Milliseconds(400)},
+      {"failing with cert: backoff", kT0, kT0 + absl::Hours(2), kT0 + absl::Hours(1), 2,
+       1.0, kT0 + absl::Hours(1) + absl::Milliseconds(400)},
       {"failing near expiry: before 90% of what is left", kT0, kT0 + absl::Seconds(10),
        kT0 + absl::Seconds(9), 30, 1.0, kT0 + absl::Seconds(9.9)},
       {"short-lived cert: renews at half", kT0, kT0 + absl::Seconds(4), kT0, 0, 0.0,
@@ -50,7 +52,8 @@ TEST(RenewalPolicyTest, HonoursConfiguredFraction) {
   RenewalPolicy p;
   p.renew_fraction = 0.8;
   p.jitter_fraction = 0;
-  EXPECT_EQ(NextRenewal(p, kT0, kT0 + absl::Hours(10), kT0, 0, 0.7), kT0 + absl::Hours(8));
+  EXPECT_EQ(NextRenewal(p, kT0, kT0 + absl::Hours(10), kT0, 0, 0.7),
+            kT0 + absl::Hours(8));
 }
 
 }  // namespace

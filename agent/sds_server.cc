@@ -32,7 +32,8 @@ constexpr char kSecretType[] =
 
 }  // namespace
 
-struct SdsServer::Impl final : public ::envoy::service::secret::v3::SecretDiscoveryService::Service {
+struct SdsServer::Impl final
+    : public ::envoy::service::secret::v3::SecretDiscoveryService::Service {
   SdsServerOptions options;
   int listen_fd = -1;
   std::unique_ptr<grpc::Server> server;

@@ -70,7 +70,8 @@ int EchoServer(int port) {
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(lfd, 4096) != 0) {
+  if (bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      listen(lfd, 4096) != 0) {
     std::perror("echo: listen");
     return 1;
   }
@@ -135,7 +136,8 @@ int main(int argc, char** argv) {
           bool good = fd >= 0 && Echo(fd);
           if (fd >= 0) close(fd);
           (good ? ok : failed)++;
-          if (good) mine.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+          if (good)
+            mine.push_back(std::chrono::duration<double>(Clock::now() - start).count());
         }
         std::lock_guard<std::mutex> lock(mu);
         lat.insert(lat.end(), mine.begin(), mine.end());
@@ -181,8 +183,8 @@ int main(int argc, char** argv) {
       });
     }
     for (auto& t : ts) t.join();
-    std::printf("requests=%zu failed=%ld p50_us=%.1f p99_us=%.1f\n", lat.size(), failed.load(),
-                Percentile(lat, 0.5) * 1e6, Percentile(lat, 0.99) * 1e6);
+    std::printf("requests=%zu failed=%ld p50_us=%.1f p99_us=%.1f\n", lat.size(),
+                failed.load(), Percentile(lat, 0.5) * 1e6, Percentile(lat, 0.99) * 1e6);
     return 0;
   }
   if (mode == "hold" && argc == 5) {

@@ -15,18 +15,18 @@ absl::StatusOr<PendingCredential> NewCredentialRequest(const std::string& spiffe
   if (!id.ok()) return id.status();
   absl::StatusOr<pki::PrivateKey> key = pki::PrivateKey::GenerateP256();
   if (!key.ok()) return key.status();
-  absl::StatusOr<pki::CertificateRequest> csr = pki::CertificateRequest::Create(*key, *id);
+  absl::StatusOr<pki::CertificateRequest> csr =
+      pki::CertificateRequest::Create(*key, *id);
   if (!csr.ok()) return csr.status();
   absl::StatusOr<std::string> key_pem = key->ToPem();
   if (!key_pem.ok()) return key_pem.status();
   return PendingCredential{*std::move(key_pem), csr->ToPem()};
 }
 
-absl::StatusOr<IssuedCredential> AcceptCredential(const std::string& private_key_pem,
-                                                  const std::vector<std::string>& cert_chain,
-                                                  const std::string& extra_roots_pem,
-                                                  const std::string& expected_spiffe_id,
-                                                  absl::Time now) {
+absl::StatusOr<IssuedCredential> AcceptCredential(
+    const std::string& private_key_pem, const std::vector<std::string>& cert_chain,
+    const std::string& extra_roots_pem, const std::string& expected_spiffe_id,
+    absl::Time now) {
   auto refuse = [](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("CA response refused: ", why));
   };

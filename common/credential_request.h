@@ -32,11 +32,10 @@ struct IssuedCredential {
 // overlap), the rest the chain. Refuses a response whose leaf does not match the key,
 // does not chain to the bundle, is not valid at `now`, or names another identity than
 // `expected_spiffe_id` (when non-empty). Errors are kInvalidArgument.
-absl::StatusOr<IssuedCredential> AcceptCredential(const std::string& private_key_pem,
-                                                  const std::vector<std::string>& cert_chain,
-                                                  const std::string& extra_roots_pem,
-                                                  const std::string& expected_spiffe_id,
-                                                  absl::Time now);
+absl::StatusOr<IssuedCredential> AcceptCredential(
+    const std::string& private_key_pem, const std::vector<std::string>& cert_chain,
+    const std::string& extra_roots_pem, const std::string& expected_spiffe_id,
+    absl::Time now);
 
 }  // namespace tandem
 

@@ -9,8 +9,8 @@ namespace {
 
 constexpr char kId[] = "spiffe://cluster.local/ns/a/sa/b";
 
-std::vector<std::string> Issue(const pki::CertificateAuthority& ca, const std::string& csr_pem,
-                               const std::string& id) {
+std::vector<std::string> Issue(const pki::CertificateAuthority& ca,
+                               const std::string& csr_pem, const std::string& id) {
   pki::CertificateRequest csr = *pki::CertificateRequest::FromPem(csr_pem);
   SpiffeId spiffe = *SpiffeId::Parse(id);
   pki::Certificate leaf = *ca.IssueWorkload(csr, spiffe, absl::Hours(1), absl::Now());
@@ -63,8 +63,8 @@ TEST(CredentialRequestTest, RefusesGarbageEmptyAndWrongIdentity) {
       AcceptCredential(pending.private_key_pem, {"garbage"}, "", "", absl::Now()).ok());
   absl::StatusOr<IssuedCredential> other =
       AcceptCredential(pending.private_key_pem,
-                       Issue(root, pending.csr_pem, "spiffe://cluster.local/ns/x/sa/y"), "",
-                       kId, absl::Now());
+                       Issue(root, pending.csr_pem, "spiffe://cluster.local/ns/x/sa/y"),
+                       "", kId, absl::Now());
   ASSERT_FALSE(other.ok());
   EXPECT_NE(std::string(other.status().message()).find("expected"), std::string::npos);
   EXPECT_FALSE(NewCredentialRequest("not an id").ok());

@@ -22,22 +22,29 @@ constexpr absl::Duration kReadDeadline = absl::Seconds(2);
 
 const char* StatusText(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
   }
 }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(const std::string& host_port) {
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(
+    const std::string& host_port) {
   size_t colon = host_port.rfind(':');
   int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(host_port.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(host_port.substr(colon + 1), &port) || port < 0 || port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("bad listen address ", host_port));
   }
   std::string host = host_port.substr(0, colon);
@@ -134,11 +141,11 @@ void HttpServer::Serve(int fd) {
     }
     response = handler ? handler(req) : HttpResponse{404, "not found\n"};
   }
-  std::string out = absl::StrCat("HTTP/1.1 ", response.status, " ",
-                                 StatusText(response.status), "\r\nContent-Type: ",
-                                 response.content_type, "\r\nContent-Length: ",
-                                 response.body.size(), "\r\nConnection: close\r\n\r\n",
-                                 response.body);
+  std::string out =
+      absl::StrCat("HTTP/1.1 ", response.status, " ", StatusText(response.status),
+                   "\r\nContent-Type: ", response.content_type,
+                   "\r\nContent-Length: ", response.body.size(),
+                   "\r\nConnection: close\r\n\r\n", response.body);
   size_t off = 0;
   while (off < out.size()) {
     ssize_t n = send(fd, out.data() + off, out.size() - off, MSG_NOSIGNAL);
@@ -150,10 +157,14 @@ void HttpServer::Serve(int fd) {
 std::string EscapeLabelValue(const std::string& value) {
   std::string out;
   for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }

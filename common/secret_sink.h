@@ -11,9 +11,9 @@ namespace tandem {
 // Plain strings on purpose, so code that speaks gRPC (which carries OpenSSL) can pass
 // secrets along without including BoringSSL headers. Holds a private key: never log it.
 struct WorkloadSecretPem {
-  std::string private_key;  // PKCS#8 PEM
-  std::string cert_chain;   // leaf first, then intermediates
-  std::string trust_bundle; // one or more root CAs
+  std::string private_key;   // PKCS#8 PEM
+  std::string cert_chain;    // leaf first, then intermediates
+  std::string trust_bundle;  // one or more root CAs
 };
 
 // The one narrow interface through which secrets reach a consumer (the proxy's TLS

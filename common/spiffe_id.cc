@@ -1,13 +1,12 @@
 #include "common/spiffe_id.h"
 
-#include "absl/strings/string_view.h"
-
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 
 namespace tandem {
 namespace {
@@ -58,9 +57,9 @@ absl::Status SpiffeId::ValidateTrustDomain(std::string_view trust_domain) {
   }
   for (char c : td) {
     if (!IsTrustDomainChar(c)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "trust domain \"", td.substr(0, 64),
-          "\" may hold only lower-case letters, digits, '.', '-' and '_'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("trust domain \"", td.substr(0, 64),
+                       "\" may hold only lower-case letters, digits, '.', '-' and '_'"));
     }
   }
   return absl::OkStatus();
@@ -78,8 +77,10 @@ absl::StatusOr<SpiffeId> SpiffeId::Parse(std::string_view input) {
   absl::string_view td = rest.substr(0, slash);
   absl::string_view path = slash == absl::string_view::npos ? "" : rest.substr(slash);
   if (td.empty()) return Invalid("trust domain is missing", uri);
-  if (td.find('@') != absl::string_view::npos) return Invalid("userinfo is not allowed", uri);
-  if (td.find(':') != absl::string_view::npos) return Invalid("a port is not allowed", uri);
+  if (td.find('@') != absl::string_view::npos)
+    return Invalid("userinfo is not allowed", uri);
+  if (td.find(':') != absl::string_view::npos)
+    return Invalid("a port is not allowed", uri);
   if (uri.find_first_of("?#") != absl::string_view::npos) {
     return Invalid("query and fragment are not allowed", uri);
   }
@@ -94,21 +95,24 @@ absl::StatusOr<SpiffeId> SpiffeId::Parse(std::string_view input) {
 absl::StatusOr<SpiffeId> SpiffeId::ForWorkload(std::string_view trust_domain,
                                                std::string_view ns,
                                                std::string_view service_account) {
-  return Parse(absl::StrCat(kScheme, absl::string_view(trust_domain.data(), trust_domain.size()),
-                            "/ns/", absl::string_view(ns.data(), ns.size()), "/sa/",
-                            absl::string_view(service_account.data(), service_account.size())));
+  return Parse(
+      absl::StrCat(kScheme, absl::string_view(trust_domain.data(), trust_domain.size()),
+                   "/ns/", absl::string_view(ns.data(), ns.size()), "/sa/",
+                   absl::string_view(service_account.data(), service_account.size())));
 }
 
 std::string SpiffeId::KubernetesNamespace() const {
   std::vector<absl::string_view> parts = absl::StrSplit(path_, '/');
   // "/ns/x/sa/y" splits into {"", "ns", "x", "sa", "y"}.
-  if (parts.size() == 5 && parts[1] == "ns" && parts[3] == "sa") return std::string(parts[2]);
+  if (parts.size() == 5 && parts[1] == "ns" && parts[3] == "sa")
+    return std::string(parts[2]);
   return "";
 }
 
 std::string SpiffeId::KubernetesServiceAccount() const {
   std::vector<absl::string_view> parts = absl::StrSplit(path_, '/');
-  if (parts.size() == 5 && parts[1] == "ns" && parts[3] == "sa") return std::string(parts[4]);
+  if (parts.size() == 5 && parts[1] == "ns" && parts[3] == "sa")
+    return std::string(parts[4]);
   return "";
 }
 

@@ -53,18 +53,16 @@ TEST_P(SpiffeIdRefusalTest, RefusesWithReason) {
 
 INSTANTIATE_TEST_SUITE_P(
     Spec, SpiffeIdRefusalTest,
-    testing::Values(BadId{"", "empty"}, BadId{"http://td/x", "scheme"},
-                    BadId{"SPIFFE://td/x", "scheme"}, BadId{"spiffe://", "trust domain is missing"},
-                    BadId{"spiffe:///path", "trust domain is missing"},
-                    BadId{"spiffe://Upper/x", "lower-case"},
-                    BadId{"spiffe://td:8080/x", "port"},
-                    BadId{"spiffe://user@td/x", "userinfo"},
-                    BadId{"spiffe://td/x?q=1", "query"},
-                    BadId{"spiffe://td/x#frag", "fragment"},
-                    BadId{"spiffe://td/", "trailing"}, BadId{"spiffe://td//x", "empty segment"},
-                    BadId{"spiffe://td/./x", "'.'"}, BadId{"spiffe://td/a/../b", "'..'"},
-                    BadId{"spiffe://td/a b", "[A-Za-z0-9._-]"},
-                    BadId{"spiffe://td/%41", "[A-Za-z0-9._-]"}));
+    testing::Values(
+        BadId{"", "empty"}, BadId{"http://td/x", "scheme"},
+        BadId{"SPIFFE://td/x", "scheme"}, BadId{"spiffe://", "trust domain is missing"},
+        BadId{"spiffe:///path", "trust domain is missing"},
+        BadId{"spiffe://Upper/x", "lower-case"}, BadId{"spiffe://td:8080/x", "port"},
+        BadId{"spiffe://user@td/x", "userinfo"}, BadId{"spiffe://td/x?q=1", "query"},
+        BadId{"spiffe://td/x#frag", "fragment"}, BadId{"spiffe://td/", "trailing"},
+        BadId{"spiffe://td//x", "empty segment"}, BadId{"spiffe://td/./x", "'.'"},
+        BadId{"spiffe://td/a/../b", "'..'"}, BadId{"spiffe://td/a b", "[A-Za-z0-9._-]"},
+        BadId{"spiffe://td/%41", "[A-Za-z0-9._-]"}));
 
 TEST(SpiffeIdTest, RefusesOverlongId) {
   std::string long_id = "spiffe://td/" + std::string(2100, 'a');

@@ -97,8 +97,8 @@ absl::StatusOr<std::unique_ptr<CaCore>> CaCore::Create(CaCoreOptions options,
     }
     if (absl::Status s = WriteOwnerOnly(key_path, *key_pem); !s.ok()) return s;
   }
-  for (auto [path, is_dir] : {std::pair{dir, true}, std::pair{key_path, false},
-                              std::pair{cert_path, false}}) {
+  for (auto [path, is_dir] :
+       {std::pair{dir, true}, std::pair{key_path, false}, std::pair{cert_path, false}}) {
     if (absl::Status s = CheckOwnerOnly(path, is_dir); !s.ok()) return s;
   }
   absl::StatusOr<std::string> key_pem = ReadFileToString(key_path);
@@ -156,8 +156,8 @@ absl::StatusOr<std::vector<std::string>> CaCore::Issue(const std::string& csr_pe
   absl::StatusOr<SpiffeId> id =
       SpiffeId::ForWorkload(state_->options.trust_domain, account.ns, account.name);
   if (!id.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("authenticated identity is not a valid SPIFFE ID: ", id.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "authenticated identity is not a valid SPIFFE ID: ", id.status().message()));
   }
   absl::Duration ttl = requested_seconds > 0 ? absl::Seconds(requested_seconds)
                                              : state_->options.default_ttl;
@@ -181,8 +181,8 @@ absl::StatusOr<ServiceAccount> CaCore::AuthenticatePeer(const std::string& chain
   }
   if (id->trust_domain() != state_->options.trust_domain ||
       id->KubernetesNamespace().empty()) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("client certificate identity ", id->ToString(), " is not a workload"));
+    return absl::UnauthenticatedError(absl::StrCat("client certificate identity ",
+                                                   id->ToString(), " is not a workload"));
   }
   return ServiceAccount{id->KubernetesNamespace(), id->KubernetesServiceAccount()};
 }

@@ -84,7 +84,8 @@ TEST_F(CaCoreTest, RefusesGarbageCsr) {
 TEST_F(CaCoreTest, AuthenticatesRenewalByOwnCertificateOnly) {
   std::unique_ptr<CaCore> core = *CaCore::Create(options_, absl::Now());
   PendingCredential pending = *NewCredentialRequest("spiffe://cluster.local/ns/a/sa/b");
-  std::vector<std::string> chain = *core->Issue(pending.csr_pem, {"a", "b"}, 0, absl::Now());
+  std::vector<std::string> chain =
+      *core->Issue(pending.csr_pem, {"a", "b"}, 0, absl::Now());
   absl::StatusOr<ServiceAccount> who = core->AuthenticatePeer(chain[0], absl::Now());
   ASSERT_TRUE(who.ok()) << who.status();
   EXPECT_EQ(who->ns, "a");

@@ -24,21 +24,24 @@ const char* kResultNames[] = {"issued", "unauthenticated", "bad_csr", "internal"
 constexpr std::array<double, 8> kLatencyBounds = {0.001, 0.0025, 0.005, 0.01,
                                                   0.025, 0.05,   0.1,   1};
 
-class CertificateService final : public istio::v1::auth::IstioCertificateService::Service {
+class CertificateService final
+    : public istio::v1::auth::IstioCertificateService::Service {
  public:
   CertificateService(const CaCore* core, const JwtVerifier* verifier)
       : core_(core), verifier_(verifier) {}
 
-  grpc::Status CreateCertificate(grpc::ServerContext* context,
-                                 const istio::v1::auth::IstioCertificateRequest* request,
-                                 istio::v1::auth::IstioCertificateResponse* response) override {
+  grpc::Status CreateCertificate(
+      grpc::ServerContext* context,
+      const istio::v1::auth::IstioCertificateRequest* request,
+      istio::v1::auth::IstioCertificateResponse* response) override {
     absl::Time start = absl::Now();
     grpc::Status status = Handle(context, request, response);
     double seconds = absl::ToDoubleSeconds(absl::Now() - start);
     size_t bucket = 0;
     while (bucket < kLatencyBounds.size() && seconds > kLatencyBounds[bucket]) ++bucket;
     latency_buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
-    latency_micros_.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+    latency_micros_.fetch_add(static_cast<uint64_t>(seconds * 1e6),
+                              std::memory_order_relaxed);
     return status;
   }
 
@@ -50,13 +53,14 @@ class CertificateService final : public istio::v1::auth::IstioCertificateService
       absl::StrAppend(&out, "tandem_ca_requests_total{result=\"", kResultNames[r], "\"} ",
                       results_[r].load(), "\n");
     }
-    absl::StrAppend(&out,
-                    "# HELP tandem_ca_certificates_issued_total Workload certificates "
-                    "issued.\n# TYPE tandem_ca_certificates_issued_total counter\n"
-                    "tandem_ca_certificates_issued_total ",
-                    results_[kIssued].load(), "\n",
-                    "# HELP tandem_ca_request_duration_seconds CreateCertificate latency.\n"
-                    "# TYPE tandem_ca_request_duration_seconds histogram\n");
+    absl::StrAppend(
+        &out,
+        "# HELP tandem_ca_certificates_issued_total Workload certificates "
+        "issued.\n# TYPE tandem_ca_certificates_issued_total counter\n"
+        "tandem_ca_certificates_issued_total ",
+        results_[kIssued].load(), "\n",
+        "# HELP tandem_ca_request_duration_seconds CreateCertificate latency.\n"
+        "# TYPE tandem_ca_request_duration_seconds histogram\n");
     uint64_t cumulative = 0;
     for (size_t i = 0; i < kLatencyBounds.size(); ++i) {
       cumulative += latency_buckets_[i].load();
@@ -87,19 +91,22 @@ class CertificateService final : public istio::v1::auth::IstioCertificateService
         return absl::UnauthenticatedError("authorization header is not a Bearer token");
       }
       if (verifier_ == nullptr) {
-        return absl::UnauthenticatedError("this CA accepts no tokens (no signing key set)");
+        return absl::UnauthenticatedError(
+            "this CA accepts no tokens (no signing key set)");
       }
       return verifier_->Verify(value.substr(7), absl::Now());
     }
     // No token: a renewal by a workload presenting its current certificate.
     std::shared_ptr<const grpc::AuthContext> auth_context = context->auth_context();
     // The leaf, then whatever chain the TLS stack reports (for intermediates).
-    std::vector<grpc::string_ref> leaf = auth_context->FindPropertyValues("x509_pem_cert");
+    std::vector<grpc::string_ref> leaf =
+        auth_context->FindPropertyValues("x509_pem_cert");
     if (leaf.empty()) {
       return absl::UnauthenticatedError("no Bearer token and no client certificate");
     }
     std::string pem(leaf[0].data(), leaf[0].size());
-    for (const grpc::string_ref& c : auth_context->FindPropertyValues("x509_pem_cert_chain")) {
+    for (const grpc::string_ref& c :
+         auth_context->FindPropertyValues("x509_pem_cert_chain")) {
       pem.append(c.data(), c.size());
     }
     return core_->AuthenticatePeer(pem, absl::Now());
@@ -117,9 +124,10 @@ class CertificateService final : public istio::v1::auth::IstioCertificateService
         core_->Issue(request->csr(), *account, request->validity_duration(), absl::Now());
     if (!chain.ok()) {
       bool bad_input = chain.status().code() == absl::StatusCode::kInvalidArgument;
-      return Refuse(bad_input ? kBadCsr : kInternal,
-                    bad_input ? grpc::StatusCode::INVALID_ARGUMENT : grpc::StatusCode::INTERNAL,
-                    std::string(chain.status().message()));
+      return Refuse(
+          bad_input ? kBadCsr : kInternal,
+          bad_input ? grpc::StatusCode::INVALID_ARGUMENT : grpc::StatusCode::INTERNAL,
+          std::string(chain.status().message()));
     }
     for (std::string& pem : *chain) response->add_cert_chain(std::move(pem));
     results_[kIssued].fetch_add(1, std::memory_order_relaxed);
@@ -146,7 +154,8 @@ struct CaServer::Impl {
 
 absl::StatusOr<std::unique_ptr<CaServer>> CaServer::Create(CaServerOptions options) {
   auto impl = std::make_unique<Impl>();
-  absl::StatusOr<std::unique_ptr<CaCore>> core = CaCore::Create(options.core, absl::Now());
+  absl::StatusOr<std::unique_ptr<CaCore>> core =
+      CaCore::Create(options.core, absl::Now());
   if (!core.ok()) return core.status();
   impl->core = *std::move(core);
   if (!options.token_public_key_pem.empty()) {
@@ -155,7 +164,8 @@ absl::StatusOr<std::unique_ptr<CaServer>> CaServer::Create(CaServerOptions optio
     if (!verifier.ok()) return verifier.status();
     impl->verifier = *std::move(verifier);
   }
-  impl->service = std::make_unique<CertificateService>(impl->core.get(), impl->verifier.get());
+  impl->service =
+      std::make_unique<CertificateService>(impl->core.get(), impl->verifier.get());
   impl->options = std::move(options);
   return std::unique_ptr<CaServer>(new CaServer(std::move(impl)));
 }

@@ -78,7 +78,8 @@ TEST_F(CaServerTest, IssuesCallersIdentityOverGrpcTls) {
   PendingCredential pending =
       *NewCredentialRequest("spiffe://cluster.local/ns/kube-system/sa/admin");
   istio::v1::auth::IstioCertificateResponse response;
-  grpc::Status status = Call(*stub, Token({"shop", "cart"}), pending.csr_pem, 999999, &response);
+  grpc::Status status =
+      Call(*stub, Token({"shop", "cart"}), pending.csr_pem, 999999, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_GE(response.cert_chain_size(), 2);
   absl::StatusOr<IssuedCredential> issued =
@@ -113,8 +114,9 @@ TEST_F(CaServerTest, RefusesBadTokensAsUnauthenticated) {
 TEST_F(CaServerTest, RefusesGarbageCsrAsInvalidArgument) {
   auto stub = Stub();
   istio::v1::auth::IstioCertificateResponse response;
-  grpc::Status status = Call(*stub, Token({"a", "b"}), "-----BEGIN CERTIFICATE REQUEST-----\n"
-                                                       "AAAA\n-----END CERTIFICATE REQUEST-----\n",
+  grpc::Status status = Call(*stub, Token({"a", "b"}),
+                             "-----BEGIN CERTIFICATE REQUEST-----\n"
+                             "AAAA\n-----END CERTIFICATE REQUEST-----\n",
                              0, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }

@@ -49,7 +49,8 @@ absl::StatusOr<google::protobuf::Struct> ParseObject(const std::string& json) {
   return s;
 }
 
-const google::protobuf::Value* Field(const google::protobuf::Struct& s, const std::string& k) {
+const google::protobuf::Value* Field(const google::protobuf::Struct& s,
+                                     const std::string& k) {
   auto it = s.fields().find(k);
   return it == s.fields().end() ? nullptr : &it->second;
 }
@@ -67,14 +68,16 @@ JwtVerifier::~JwtVerifier() = default;
 absl::StatusOr<std::unique_ptr<JwtVerifier>> JwtVerifier::Create(Options options) {
   bssl::UniquePtr<BIO> bio(
       BIO_new_mem_buf(options.public_key_pem.data(), options.public_key_pem.size()));
-  bssl::UniquePtr<EVP_PKEY> pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  bssl::UniquePtr<EVP_PKEY> pkey(
+      PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
   ERR_clear_error();
   if (!pkey || EVP_PKEY_id(pkey.get()) != EVP_PKEY_EC) {
     return absl::InvalidArgumentError("token signing key: not a PEM EC public key");
   }
   auto key = std::make_unique<Key>();
   key->pkey = std::move(pkey);
-  return std::unique_ptr<JwtVerifier>(new JwtVerifier(std::move(options), std::move(key)));
+  return std::unique_ptr<JwtVerifier>(
+      new JwtVerifier(std::move(options), std::move(key)));
 }
 
 absl::StatusOr<ServiceAccount> JwtVerifier::Verify(const std::string& token,
@@ -84,20 +87,23 @@ absl::StatusOr<ServiceAccount> JwtVerifier::Verify(const std::string& token,
   std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
   if (parts.size() != 3) return Refuse("not a JWS compact token");
   std::string header_json, payload_json, signature;
-  if (!Base64UrlDecode(parts[0], &header_json) || !Base64UrlDecode(parts[1], &payload_json) ||
+  if (!Base64UrlDecode(parts[0], &header_json) ||
+      !Base64UrlDecode(parts[1], &payload_json) ||
       !Base64UrlDecode(parts[2], &signature)) {
     return Refuse("bad base64url");
   }
   absl::StatusOr<google::protobuf::Struct> header = ParseObject(header_json);
   if (!header.ok()) return Refuse("header is not a JSON object");
   const google::protobuf::Value* alg = Field(*header, "alg");
-  if (alg == nullptr || alg->string_value() != "ES256") return Refuse("alg must be ES256");
+  if (alg == nullptr || alg->string_value() != "ES256")
+    return Refuse("alg must be ES256");
   if (signature.size() != 64) return Refuse("ES256 signature must be 64 bytes");
 
   // Verify before trusting anything in the payload.
   std::string signed_part = absl::StrCat(parts[0], ".", parts[1]);
   uint8_t digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const uint8_t*>(signed_part.data()), signed_part.size(), digest);
+  SHA256(reinterpret_cast<const uint8_t*>(signed_part.data()), signed_part.size(),
+         digest);
   bssl::UniquePtr<ECDSA_SIG> sig(ECDSA_SIG_new());
   const uint8_t* raw = reinterpret_cast<const uint8_t*>(signature.data());
   if (!BN_bin2bn(raw, 32, sig->r) || !BN_bin2bn(raw + 32, 32, sig->s)) {
@@ -129,15 +135,18 @@ absl::StatusOr<ServiceAccount> JwtVerifier::Verify(const std::string& token,
       }
     }
   }
-  if (!audience_ok) return Refuse(absl::StrCat("audience is not \"", options_.audience, "\""));
+  if (!audience_ok)
+    return Refuse(absl::StrCat("audience is not \"", options_.audience, "\""));
   if (!options_.issuer.empty()) {
     const google::protobuf::Value* iss = Field(*claims, "iss");
-    if (iss == nullptr || iss->string_value() != options_.issuer) return Refuse("wrong issuer");
+    if (iss == nullptr || iss->string_value() != options_.issuer)
+      return Refuse("wrong issuer");
   }
   ServiceAccount account;
   if (const google::protobuf::Value* k8s = Field(*claims, "kubernetes.io");
       k8s != nullptr && k8s->has_struct_value()) {
-    if (const auto* ns = Field(k8s->struct_value(), "namespace")) account.ns = ns->string_value();
+    if (const auto* ns = Field(k8s->struct_value(), "namespace"))
+      account.ns = ns->string_value();
     if (const auto* sa = Field(k8s->struct_value(), "serviceaccount");
         sa != nullptr && sa->has_struct_value()) {
       if (const auto* name = Field(sa->struct_value(), "name")) {
@@ -171,30 +180,34 @@ absl::StatusOr<std::string> MintServiceAccountToken(const std::string& private_k
   auto& f = *claims.mutable_fields();
   f["iss"].set_string_value(issuer);
   f["aud"].set_string_value(audience);
-  f["sub"].set_string_value(absl::StrCat("system:serviceaccount:", account.ns, ":", account.name));
+  f["sub"].set_string_value(
+      absl::StrCat("system:serviceaccount:", account.ns, ":", account.name));
   f["iat"].set_number_value(static_cast<double>(absl::ToUnixSeconds(now)));
   f["nbf"].set_number_value(static_cast<double>(absl::ToUnixSeconds(now)));
   f["exp"].set_number_value(static_cast<double>(absl::ToUnixSeconds(now + ttl)));
   auto& k8s = *f["kubernetes.io"].mutable_struct_value()->mutable_fields();
   k8s["namespace"].set_string_value(account.ns);
-  (*k8s["serviceaccount"].mutable_struct_value()->mutable_fields())["name"].set_string_value(
-      account.name);
+  (*k8s["serviceaccount"].mutable_struct_value()->mutable_fields())["name"]
+      .set_string_value(account.name);
   std::string payload;
   if (!google::protobuf::util::MessageToJsonString(claims, &payload).ok()) {
     return absl::InternalError("claims encoding failed");
   }
-  std::string signing_input = absl::StrCat(Base64UrlEncode(R"({"alg":"ES256","typ":"JWT"})"),
-                                           ".", Base64UrlEncode(payload));
+  std::string signing_input = absl::StrCat(
+      Base64UrlEncode(R"({"alg":"ES256","typ":"JWT"})"), ".", Base64UrlEncode(payload));
   uint8_t digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const uint8_t*>(signing_input.data()), signing_input.size(), digest);
+  SHA256(reinterpret_cast<const uint8_t*>(signing_input.data()), signing_input.size(),
+         digest);
   bssl::UniquePtr<ECDSA_SIG> sig(
       ECDSA_do_sign(digest, sizeof(digest), EVP_PKEY_get0_EC_KEY(key->get())));
   uint8_t raw[64];
-  if (!sig || !BN_bn2bin_padded(raw, 32, sig->r) || !BN_bn2bin_padded(raw + 32, 32, sig->s)) {
+  if (!sig || !BN_bn2bin_padded(raw, 32, sig->r) ||
+      !BN_bn2bin_padded(raw + 32, 32, sig->s)) {
     return absl::InternalError("signing failed");
   }
-  return absl::StrCat(signing_input, ".",
-                      Base64UrlEncode(absl::string_view(reinterpret_cast<char*>(raw), 64)));
+  return absl::StrCat(
+      signing_input, ".",
+      Base64UrlEncode(absl::string_view(reinterpret_cast<char*>(raw), 64)));
 }
 
 absl::StatusOr<std::string> PublicKeyPemOf(const std::string& private_key_pem) {

@@ -28,7 +28,7 @@ class JwtVerifier {
   struct Options {
     std::string public_key_pem;  // SubjectPublicKeyInfo, P-256
     std::string audience = "istio-ca";
-    std::string issuer;          // empty: any
+    std::string issuer;  // empty: any
   };
   static absl::StatusOr<std::unique_ptr<JwtVerifier>> Create(Options options);
   ~JwtVerifier();

@@ -51,8 +51,8 @@ TEST_F(JwtTest, RefusesWrongAudience) {
 
 TEST_F(JwtTest, RefusesTokenSignedByAnotherKey) {
   std::string other = *pki::PrivateKey::GenerateP256()->ToPem();
-  ExpectRefused(*MintServiceAccountToken(other, {"a", "b"}, "istio-ca", "tandem", absl::Now(),
-                                         absl::Hours(1)),
+  ExpectRefused(*MintServiceAccountToken(other, {"a", "b"}, "istio-ca", "tandem",
+                                         absl::Now(), absl::Hours(1)),
                 "signature");
 }
 

@@ -67,9 +67,10 @@ bool Duration(const std::map<std::string, std::string>& flags, const std::string
 }
 
 int Serve(const std::map<std::string, std::string>& flags) {
-  static const char* kKnown[] = {"root-dir",   "listen",      "metrics",      "token-public-key",
-                                 "audience",   "issuer",      "trust-domain", "default-ttl",
-                                 "max-ttl",    "extra-roots", "dns-names",    "ip-addresses"};
+  static const char* kKnown[] = {"root-dir",         "listen",      "metrics",
+                                 "token-public-key", "audience",    "issuer",
+                                 "trust-domain",     "default-ttl", "max-ttl",
+                                 "extra-roots",      "dns-names",   "ip-addresses"};
   for (const auto& [name, value] : flags) {
     bool known = false;
     for (const char* k : kKnown) known |= name == k;
@@ -92,10 +93,12 @@ int Serve(const std::map<std::string, std::string>& flags) {
     return Fail("--max-ttl: not a positive duration");
   }
   if (flags.count("dns-names")) {
-    options.core.server_dns_names = absl::StrSplit(get("dns-names", ""), ',', absl::SkipEmpty());
+    options.core.server_dns_names =
+        absl::StrSplit(get("dns-names", ""), ',', absl::SkipEmpty());
   }
   if (flags.count("ip-addresses")) {
-    options.core.server_ips = absl::StrSplit(get("ip-addresses", ""), ',', absl::SkipEmpty());
+    options.core.server_ips =
+        absl::StrSplit(get("ip-addresses", ""), ',', absl::SkipEmpty());
   }
   if (flags.count("token-public-key") &&
       !ReadFile(get("token-public-key", ""), &options.token_public_key_pem)) {
@@ -134,8 +137,9 @@ int Serve(const std::map<std::string, std::string>& flags) {
     });
     metrics->Start();
   }
-  std::fprintf(stderr, "tandem-ca: serving IstioCertificateService on port %d (trust domain %s)\n",
-               (*server)->port(), options.core.trust_domain.c_str());
+  std::fprintf(
+      stderr, "tandem-ca: serving IstioCertificateService on port %d (trust domain %s)\n",
+      (*server)->port(), options.core.trust_domain.c_str());
   int sig;
   sigwait(&signals, &sig);
   std::fprintf(stderr, "tandem-ca: shutting down\n");

@@ -36,7 +36,8 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(const std::string& host_port)
     port_text = host_port.substr(close + 2);
   } else {
     size_t colon = host_port.rfind(':');
-    if (colon == std::string::npos) return absl::InvalidArgumentError("expected host:port");
+    if (colon == std::string::npos)
+      return absl::InvalidArgumentError("expected host:port");
     host = host_port.substr(0, colon);
     port_text = host_port.substr(colon + 1);
   }
@@ -105,7 +106,8 @@ absl::StatusOr<Cidr> Cidr::Parse(const std::string& text) {
   if (slash != std::string::npos &&
       (!absl::SimpleAtoi(text.substr(slash + 1), &cidr.prefix) || cidr.prefix < 0 ||
        cidr.prefix > max)) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" has a bad prefix length"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", text, "\" has a bad prefix length"));
   }
   return cidr;
 }
@@ -183,12 +185,15 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
     SocketAddress* out;
   };
   for (const AddressField& f :
-       {AddressField{"outbound_address", pb.outbound_address(), "0.0.0.0:15001", &o.outbound},
-        AddressField{"inbound_address", pb.inbound_address(), "0.0.0.0:15006", &o.inbound},
+       {AddressField{"outbound_address", pb.outbound_address(), "0.0.0.0:15001",
+                     &o.outbound},
+        AddressField{"inbound_address", pb.inbound_address(), "0.0.0.0:15006",
+                     &o.inbound},
         AddressField{"admin_address", pb.admin_address(), "127.0.0.1:15000", &o.admin},
         AddressField{"metrics_address", pb.metrics_address(), "0.0.0.0:15090",
                      &o.metrics},
-        AddressField{"health_address", pb.health_address(), "0.0.0.0:15021", &o.health}}) {
+        AddressField{"health_address", pb.health_address(), "0.0.0.0:15021",
+                     &o.health}}) {
     absl::StatusOr<SocketAddress> a =
         SocketAddress::Parse(f.value.empty() ? f.fallback : f.value);
     if (!a.ok()) return FieldError(f.name, std::string(a.status().message()));
@@ -200,10 +205,12 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
        (ntohl(reinterpret_cast<sockaddr_in*>(&o.admin.storage)->sin_addr.s_addr) >> 24) ==
            127) ||
       (o.admin.family() == AF_INET6 &&
-       IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(&o.admin.storage)->sin6_addr));
+       IN6_IS_ADDR_LOOPBACK(
+           &reinterpret_cast<sockaddr_in6*>(&o.admin.storage)->sin6_addr));
   if (!loopback) return FieldError("admin_address", "must be a loopback address");
-  o.workers = pb.workers() ? static_cast<int>(pb.workers())
-                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  o.workers = pb.workers()
+                  ? static_cast<int>(pb.workers())
+                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (o.workers > 256) return FieldError("workers", "must be at most 256");
   if (!pb.app_host().empty()) {
     if (!SocketAddress::Parse(pb.app_host() + ":1").ok()) {
@@ -212,7 +219,8 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
     o.app_host = pb.app_host();
   }
   if (!pb.outbound_fixed_destination().empty()) {
-    absl::StatusOr<SocketAddress> a = SocketAddress::Parse(pb.outbound_fixed_destination());
+    absl::StatusOr<SocketAddress> a =
+        SocketAddress::Parse(pb.outbound_fixed_destination());
     if (!a.ok()) {
       return FieldError("outbound_fixed_destination", std::string(a.status().message()));
     }
@@ -221,14 +229,16 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
   }
   if (!pb.inbound_fixed_app().empty()) {
     absl::StatusOr<SocketAddress> a = SocketAddress::Parse(pb.inbound_fixed_app());
-    if (!a.ok()) return FieldError("inbound_fixed_app", std::string(a.status().message()));
+    if (!a.ok())
+      return FieldError("inbound_fixed_app", std::string(a.status().message()));
     o.has_fixed_app = true;
     o.fixed_app = *a;
   }
   for (int i = 0; i < pb.mesh_cidrs_size(); ++i) {
     absl::StatusOr<Cidr> c = Cidr::Parse(pb.mesh_cidrs(i));
     if (!c.ok()) {
-      return FieldError(absl::StrCat("mesh_cidrs[", i, "]"), std::string(c.status().message()));
+      return FieldError(absl::StrCat("mesh_cidrs[", i, "]"),
+                        std::string(c.status().message()));
     }
     o.mesh_cidrs.push_back(*c);
   }
@@ -247,7 +257,8 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
   for (int i = 0; i < pb.inbound_ports_size(); ++i) {
     const config::InboundPort& p = pb.inbound_ports(i);
     std::string field = absl::StrCat("inbound_ports[", i, "]");
-    if (p.port() == 0 || p.port() > 65535) return FieldError(field + ".port", "must be 1..65535");
+    if (p.port() == 0 || p.port() > 65535)
+      return FieldError(field + ".port", "must be 1..65535");
     InboundPortPolicy policy{static_cast<uint16_t>(p.port()), mode(p.mode()), {}};
     for (int j = 0; j < p.allowed_identities_size(); ++j) {
       std::string id = p.allowed_identities(j);
@@ -287,7 +298,8 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
   };
   for (const TimeoutField& t :
        {TimeoutField{"connect_timeout_ms", pb.connect_timeout_ms(), &o.connect_timeout},
-        TimeoutField{"handshake_timeout_ms", pb.handshake_timeout_ms(), &o.handshake_timeout},
+        TimeoutField{"handshake_timeout_ms", pb.handshake_timeout_ms(),
+                     &o.handshake_timeout},
         TimeoutField{"idle_timeout_ms", pb.idle_timeout_ms(), &o.idle_timeout},
         TimeoutField{"drain_timeout_ms", pb.drain_timeout_ms(), &o.drain_timeout}}) {
     if (t.ms == 0) continue;

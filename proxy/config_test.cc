@@ -63,7 +63,8 @@ TEST(ProxyConfigTest, RefusesEachInvalidFieldByName) {
   ExpectRefused(R"({"inbound_ports": [{"port": 80, "allowed_identities": ["x"]}]})",
                 "inbound_ports[0].allowed_identities[0]");
   ExpectRefused(R"({"expected_identities": [{"destination": "1.2.3.4:5",
-                   "spiffe_id": "nope"}]})", "expected_identities[0].spiffe_id");
+                   "spiffe_id": "nope"}]})",
+                "expected_identities[0].spiffe_id");
   ExpectRefused(R"({"buffer_bytes": 10})", "buffer_bytes");
   ExpectRefused(R"({"connect_timeout_ms": 1})", "connect_timeout_ms");
   ExpectRefused(R"({"cert_chain_file": "/x"})", "private_key_file");

@@ -27,13 +27,20 @@ constexpr size_t kMaxTlsWrite = 16384;
 
 FailReason FromVerifyFailure(pki::VerifyFailure failure) {
   switch (failure) {
-    case pki::VerifyFailure::kMalformed: return FailReason::kMalformed;
-    case pki::VerifyFailure::kUnknownCa: return FailReason::kUnknownCa;
-    case pki::VerifyFailure::kExpired: return FailReason::kExpired;
-    case pki::VerifyFailure::kNotYetValid: return FailReason::kNotYetValid;
-    case pki::VerifyFailure::kBadIdentity: return FailReason::kBadIdentity;
-    case pki::VerifyFailure::kNotAllowed: return FailReason::kNotAllowed;
-    case pki::VerifyFailure::kNone: break;
+    case pki::VerifyFailure::kMalformed:
+      return FailReason::kMalformed;
+    case pki::VerifyFailure::kUnknownCa:
+      return FailReason::kUnknownCa;
+    case pki::VerifyFailure::kExpired:
+      return FailReason::kExpired;
+    case pki::VerifyFailure::kNotYetValid:
+      return FailReason::kNotYetValid;
+    case pki::VerifyFailure::kBadIdentity:
+      return FailReason::kBadIdentity;
+    case pki::VerifyFailure::kNotAllowed:
+      return FailReason::kNotAllowed;
+    case pki::VerifyFailure::kNone:
+      break;
   }
   return FailReason::kTlsError;
 }
@@ -47,8 +54,8 @@ void SetResetOnClose(int fd) {
 
 bool LogLimiter::Allow(absl::Time now, uint64_t* suppressed) {
   if (last_ != absl::InfinitePast()) {
-    tokens_ = std::min<double>(per_second_,
-                               tokens_ + absl::ToDoubleSeconds(now - last_) * per_second_);
+    tokens_ = std::min<double>(
+        per_second_, tokens_ + absl::ToDoubleSeconds(now - last_) * per_second_);
   }
   last_ = now;
   if (tokens_ < 1) {
@@ -144,8 +151,8 @@ void Connection::Sniff() {
     Close();  // peer went away before saying anything
     return;
   }
-  uint16_t port = ctx_.options->has_fixed_app ? ctx_.options->fixed_app.port()
-                                              : destination_.port();
+  uint16_t port =
+      ctx_.options->has_fixed_app ? ctx_.options->fixed_app.port() : destination_.port();
   InboundPortPolicy policy = ctx_.options->InboundPolicy(port);
   if (first == kTlsHandshakeRecord) {
     mode_ = Mode::kMtls;
@@ -267,7 +274,8 @@ void Connection::ContinueHandshake() {
   }
   ctx_.stats->handshake_seconds[static_cast<int>(direction_)].Observe(
       absl::ToDoubleSeconds(absl::Now() - handshake_started_));
-  if (SSL_session_reused(tls.ssl.get())) WorkerStats::Add(ctx_.stats->resumed_handshakes, 1);
+  if (SSL_session_reused(tls.ssl.get()))
+    WorkerStats::Add(ctx_.stats->resumed_handshakes, 1);
   // Authorization runs after every handshake, resumed ones included.
   absl::StatusOr<SpiffeId> peer = TlsContextManager::PeerIdentity(tls.ssl.get());
   if (!peer.ok()) {
@@ -285,8 +293,8 @@ void Connection::ContinueHandshake() {
     StartPumping();
     return;
   }
-  uint16_t port = ctx_.options->has_fixed_app ? ctx_.options->fixed_app.port()
-                                              : destination_.port();
+  uint16_t port =
+      ctx_.options->has_fixed_app ? ctx_.options->fixed_app.port() : destination_.port();
   InboundPortPolicy policy = ctx_.options->InboundPolicy(port);
   if (!IdentityAllowed(policy.allowed_identities, peer_identity_)) {
     Refuse(FailReason::kNotAuthorized,
@@ -322,7 +330,8 @@ bool Connection::ReadInto(Endpoint& from, ByteBuffer& buffer, bool* failed) {
   char* dst = buffer.tail(&space);
   if (space == 0) return false;
   if (from.ssl) {
-    int n = SSL_read(from.ssl.get(), dst, static_cast<int>(std::min<size_t>(space, INT32_MAX)));
+    int n = SSL_read(from.ssl.get(), dst,
+                     static_cast<int>(std::min<size_t>(space, INT32_MAX)));
     if (n > 0) {
       buffer.Commit(n);
       from.want_read = false;
@@ -382,7 +391,8 @@ bool Connection::WriteFrom(ByteBuffer& buffer, Endpoint& to, bool* failed) {
       to.want_read = true;
       return false;
     }
-    if (err == SSL_ERROR_SYSCALL && (errno == ECONNRESET || errno == EPIPE)) to.reset = true;
+    if (err == SSL_ERROR_SYSCALL && (errno == ECONNRESET || errno == EPIPE))
+      to.reset = true;
     ERR_clear_error();
     *failed = true;
     return false;
@@ -519,12 +529,13 @@ void Connection::Refuse(FailReason reason, const std::string& detail) {
   close_reason_ = absl::StrCat("refused:", FailReasonName(reason));
   uint64_t suppressed = 0;
   if (ctx_.log_limiter->Allow(absl::Now(), &suppressed)) {
-    std::fprintf(stderr, "tandem-proxy: conn %llu %s refused (%s): %s%s\n",
-                 static_cast<unsigned long long>(id_),
-                 direction_ == Direction::kOutbound ? "outbound" : "inbound",
-                 FailReasonName(reason), detail.c_str(),
-                 suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)").c_str()
-                            : "");
+    std::fprintf(
+        stderr, "tandem-proxy: conn %llu %s refused (%s): %s%s\n",
+        static_cast<unsigned long long>(id_),
+        direction_ == Direction::kOutbound ? "outbound" : "inbound",
+        FailReasonName(reason), detail.c_str(),
+        suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)").c_str()
+                   : "");
   }
   Close();
 }
@@ -542,7 +553,8 @@ void Connection::Close() {
     int d = static_cast<int>(direction_), m = static_cast<int>(mode_);
     WorkerStats::Add(ctx_.stats->closed[d][m], 1);
     WorkerStats::Add(ctx_.stats->active[d][m], -1);
-    ctx_.stats->connection_seconds[d].Observe(absl::ToDoubleSeconds(absl::Now() - started_));
+    ctx_.stats->connection_seconds[d].Observe(
+        absl::ToDoubleSeconds(absl::Now() - started_));
   }
   if (ctx_.options->access_log) WriteAccessLog();
   // Sockets close in the destructor, which runs after this loop turn.
@@ -552,17 +564,19 @@ void Connection::Close() {
 void Connection::WriteAccessLog() const {
   // Identities and addresses are validated strings (SPIFFE charset, IP:port), so they
   // need no JSON escaping.
-  std::string line = absl::StrCat(
-      "{\"time\":\"", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()),
-      "\",\"conn_id\":", id_, ",\"direction\":\"",
-      direction_ == Direction::kOutbound ? "outbound" : "inbound", "\",\"mode\":\"",
-      mode_ == Mode::kMtls ? "mtls" : "plaintext", "\",\"peer_identity\":\"",
-      peer_identity_, "\",\"destination\":\"", destination_.text,
-      "\",\"bytes_from_downstream\":", bytes_from_down_,
-      ",\"bytes_from_upstream\":", bytes_from_up_, ",\"duration_ms\":",
-      absl::ToInt64Milliseconds(absl::Now() - started_), ",\"close\":\"", close_reason_,
-      "\"}\n");
-  (void)!write(STDERR_FILENO, line.data(), line.size());  // one write: lines never interleave
+  std::string line =
+      absl::StrCat("{\"time\":\"",
+                   absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()),
+                   "\",\"conn_id\":", id_, ",\"direction\":\"",
+                   direction_ == Direction::kOutbound ? "outbound" : "inbound",
+                   "\",\"mode\":\"", mode_ == Mode::kMtls ? "mtls" : "plaintext",
+                   "\",\"peer_identity\":\"", peer_identity_, "\",\"destination\":\"",
+                   destination_.text, "\",\"bytes_from_downstream\":", bytes_from_down_,
+                   ",\"bytes_from_upstream\":", bytes_from_up_,
+                   ",\"duration_ms\":", absl::ToInt64Milliseconds(absl::Now() - started_),
+                   ",\"close\":\"", close_reason_, "\"}\n");
+  (void)!write(STDERR_FILENO, line.data(),
+               line.size());  // one write: lines never interleave
 }
 
 }  // namespace tandem::proxy

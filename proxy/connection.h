@@ -1,13 +1,13 @@
 #ifndef TANDEM_PROXY_CONNECTION_H_
 #define TANDEM_PROXY_CONNECTION_H_
 
+#include <openssl/base.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <openssl/base.h>
 
 #include "absl/time/time.h"
 #include "proxy/config.h"
@@ -101,13 +101,13 @@ class Connection {
     Connection* owner = nullptr;
     int fd = -1;
     bssl::UniquePtr<SSL> ssl;
-    bool read_eof = false;       // FIN or close_notify received
-    bool write_closed = false;   // FIN or close_notify sent
-    bool want_read = false;      // TLS needs readable to make progress
-    bool want_write = false;     // a write (or TLS) is blocked on writable
-    bool reset = false;          // saw ECONNRESET: propagate as RST
+    bool read_eof = false;      // FIN or close_notify received
+    bool write_closed = false;  // FIN or close_notify sent
+    bool want_read = false;     // TLS needs readable to make progress
+    bool want_write = false;    // a write (or TLS) is blocked on writable
+    bool reset = false;         // saw ECONNRESET: propagate as RST
     uint32_t registered = 0;
-    bool added = false;          // registered with the loop at all
+    bool added = false;  // registered with the loop at all
     void OnEvents(uint32_t events) override { owner->OnEvents(this, events); }
   };
 
@@ -130,7 +130,9 @@ class Connection {
   void Refuse(FailReason reason, const std::string& detail);
   void WriteAccessLog() const;
   void Close();
-  Endpoint& tls_endpoint() { return direction_ == Direction::kOutbound ? upstream_ : downstream_; }
+  Endpoint& tls_endpoint() {
+    return direction_ == Direction::kOutbound ? upstream_ : downstream_;
+  }
 
   WorkerContext ctx_;
   const Direction direction_;

@@ -46,7 +46,9 @@ class EventLoop {
   // false once stopped.
   bool RunOnce(absl::Duration timeout);
   // Loop thread: frees `deleter`'s object after the current batch of events.
-  void DeferDelete(std::function<void()> deleter) { graveyard_.push_back(std::move(deleter)); }
+  void DeferDelete(std::function<void()> deleter) {
+    graveyard_.push_back(std::move(deleter));
+  }
 
  private:
   int epoll_fd_ = -1;

@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
   if (!config_path.empty()) {
     absl::StatusOr<std::string> text = tandem::ReadFileToString(config_path);
     if (!text.ok()) {
-      std::fprintf(stderr, "tandem-proxy: %s\n", std::string(text.status().message()).c_str());
+      std::fprintf(stderr, "tandem-proxy: %s\n",
+                   std::string(text.status().message()).c_str());
       return 2;
     }
     json = *text;
@@ -89,7 +90,8 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<std::unique_ptr<Proxy>> proxy = Proxy::Create(*options);
   if (!proxy.ok()) {
-    std::fprintf(stderr, "tandem-proxy: %s\n", std::string(proxy.status().message()).c_str());
+    std::fprintf(stderr, "tandem-proxy: %s\n",
+                 std::string(proxy.status().message()).c_str());
     return 2;
   }
   const bool pem_mode = !options->cert_chain_file.empty();
@@ -105,7 +107,8 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::unique_ptr<tandem::proxy::SdsClient>> client =
         tandem::proxy::SdsClient::Create(options->sds_socket, &(*proxy)->tls());
     if (!client.ok()) {
-      std::fprintf(stderr, "tandem-proxy: %s\n", std::string(client.status().message()).c_str());
+      std::fprintf(stderr, "tandem-proxy: %s\n",
+                   std::string(client.status().message()).c_str());
       return 2;
     }
     sds = *std::move(client);
@@ -154,8 +157,8 @@ int main(int argc, char** argv) {
                      s->leaf.SerialHex(), "\", \"issuer\": \"", s->leaf.Issuer(),
                      "\", \"not_before\": ", absl::ToUnixSeconds(s->leaf.not_before()),
                      ", \"not_after\": ", absl::ToUnixSeconds(s->leaf.not_after()),
-                     ", \"generation\": ", s->generation, ", \"roots\": ",
-                     s->bundle.roots().size(), "}\n"),
+                     ", \"generation\": ", s->generation,
+                     ", \"roots\": ", s->bundle.roots().size(), "}\n"),
         "application/json"};
   });
   (*admin)->Handle("/config", [json](const HttpRequest&) {
@@ -196,8 +199,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tandem-proxy: draining (%d open connections)\n",
                  p->open_connections());
     int cut = p->Drain();
-    std::fprintf(stderr, "tandem-proxy: exiting, %d connections cut at the drain deadline\n",
-                 cut);
+    std::fprintf(
+        stderr, "tandem-proxy: exiting, %d connections cut at the drain deadline\n", cut);
     break;
   }
   if (sds) sds->Stop();

@@ -55,10 +55,11 @@ std::string Proxy::RenderMetrics() const {
   for (const auto& worker : workers_) stats.push_back(&worker->stats());
   std::string out = RenderWorkerStats(stats);
   std::shared_ptr<TlsSnapshot> snapshot = tls_.Current();
-  absl::StrAppend(&out,
-                  "# HELP tandem_proxy_ready 1 when listeners are up and a certificate is "
-                  "in force.\n# TYPE tandem_proxy_ready gauge\ntandem_proxy_ready ",
-                  ready() ? 1 : 0, "\n");
+  absl::StrAppend(
+      &out,
+      "# HELP tandem_proxy_ready 1 when listeners are up and a certificate is "
+      "in force.\n# TYPE tandem_proxy_ready gauge\ntandem_proxy_ready ",
+      ready() ? 1 : 0, "\n");
   absl::StrAppend(&out,
                   "# HELP tandem_proxy_certificate_expiry_timestamp_seconds Not-after of "
                   "the certificate in force (0: none).\n"
@@ -74,13 +75,13 @@ std::string Proxy::RenderMetrics() const {
                     snapshot->identity.ToString(), "\",generation=\"",
                     snapshot->generation, "\"} 1\n");
   }
-  absl::StrAppend(&out,
-                  "# HELP tandem_proxy_secret_updates_total Secrets offered to the proxy, "
-                  "by result.\n# TYPE tandem_proxy_secret_updates_total counter\n"
-                  "tandem_proxy_secret_updates_total{result=\"accepted\"} ",
-                  tls_.updates_accepted(),
-                  "\ntandem_proxy_secret_updates_total{result=\"refused\"} ",
-                  tls_.updates_refused(), "\n");
+  absl::StrAppend(
+      &out,
+      "# HELP tandem_proxy_secret_updates_total Secrets offered to the proxy, "
+      "by result.\n# TYPE tandem_proxy_secret_updates_total counter\n"
+      "tandem_proxy_secret_updates_total{result=\"accepted\"} ",
+      tls_.updates_accepted(), "\ntandem_proxy_secret_updates_total{result=\"refused\"} ",
+      tls_.updates_refused(), "\n");
   return out;
 }
 

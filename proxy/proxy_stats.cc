@@ -30,8 +30,8 @@ void RenderHistogram(std::string& out, const char* name, const char* help,
     for (size_t i = 0; i < WorkerHistogram::kBounds.size(); ++i) {
       cumulative += buckets[i];
       absl::StrAppend(&out, name, "_bucket{direction=\"", kDirection[d], "\",le=\"",
-                      absl::StrFormat("%g", WorkerHistogram::kBounds[i]), "\"} ", cumulative,
-                      "\n");
+                      absl::StrFormat("%g", WorkerHistogram::kBounds[i]), "\"} ",
+                      cumulative, "\n");
     }
     absl::StrAppend(&out, name, "_bucket{direction=\"", kDirection[d], "\",le=\"+Inf\"} ",
                     count, "\n", name, "_sum{direction=\"", kDirection[d], "\"} ",
@@ -43,10 +43,10 @@ void RenderHistogram(std::string& out, const char* name, const char* help,
 }  // namespace
 
 const char* FailReasonName(FailReason reason) {
-  static const char* kNames[] = {
-      "malformed",    "unknown_ca",        "expired", "not_yet_valid",
-      "bad_identity", "not_allowed",       "plaintext_refused", "timeout",
-      "not_authorized", "tls_error",       "no_certificate", "wrong_server"};
+  static const char* kNames[] = {"malformed",         "unknown_ca",     "expired",
+                                 "not_yet_valid",     "bad_identity",   "not_allowed",
+                                 "plaintext_refused", "timeout",        "not_authorized",
+                                 "tls_error",         "no_certificate", "wrong_server"};
   return kNames[static_cast<int>(reason)];
 }
 
@@ -131,8 +131,8 @@ std::string RenderWorkerStats(const std::vector<const WorkerStats*>& workers) {
   RenderHistogram(out, "tandem_proxy_handshake_duration_seconds",
                   "TLS handshake time, from first byte to done.", workers,
                   &WorkerStats::handshake_seconds);
-  RenderHistogram(out, "tandem_proxy_connection_duration_seconds",
-                  "Connection lifetime.", workers, &WorkerStats::connection_seconds);
+  RenderHistogram(out, "tandem_proxy_connection_duration_seconds", "Connection lifetime.",
+                  workers, &WorkerStats::connection_seconds);
   return out;
 }
 

@@ -14,8 +14,18 @@ enum class Mode { kMtls = 0, kPlaintext = 1 };
 
 // Why a connection was refused or failed before pumping; the `reason` label.
 enum class FailReason {
-  kMalformed = 0, kUnknownCa, kExpired, kNotYetValid, kBadIdentity, kNotAllowed,
-  kPlaintextRefused, kTimeout, kNotAuthorized, kTlsError, kNoCertificate, kWrongServer,
+  kMalformed = 0,
+  kUnknownCa,
+  kExpired,
+  kNotYetValid,
+  kBadIdentity,
+  kNotAllowed,
+  kPlaintextRefused,
+  kTimeout,
+  kNotAuthorized,
+  kTlsError,
+  kNoCertificate,
+  kWrongServer,
   kCount
 };
 const char* FailReasonName(FailReason reason);
@@ -34,7 +44,7 @@ class WorkerHistogram {
 // Counters one worker thread owns: written only by that thread (relaxed stores, no
 // lock, no allocation), read by the metrics scrape, which folds all workers.
 struct WorkerStats {
-  std::atomic<uint64_t> opened[2][2]{};        // [direction][mode]
+  std::atomic<uint64_t> opened[2][2]{};  // [direction][mode]
   std::atomic<uint64_t> closed[2][2]{};
   std::atomic<int64_t> active[2][2]{};
   std::atomic<uint64_t> bytes_from_downstream[2]{};  // [direction]

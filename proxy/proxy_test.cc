@@ -5,9 +5,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
-
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
@@ -39,7 +38,8 @@ int Connect(int port) { return tandem::testing::ConnectLoopback(port); }
 
 // Writes `data` and reads the same number of bytes back; "" on any failure.
 std::string RoundTrip(int fd, const std::string& data) {
-  if (send(fd, data.data(), data.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(data.size())) {
+  if (send(fd, data.data(), data.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(data.size())) {
     return "";
   }
   std::string out(data.size(), '\0');
@@ -84,9 +84,10 @@ class ProxyPairTest : public ::testing::Test {
     ca_ = std::make_unique<pki::CertificateAuthority>(MakeRoot());
     echo_ = std::make_unique<EchoServer>();
     int unused;
-    server_ = StartProxy(absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:",
-                                      echo_->port(), "\"", server_extra_),
-                         &unused, &server_inbound_);
+    server_ =
+        StartProxy(absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo_->port(),
+                                "\"", server_extra_),
+                   &unused, &server_inbound_);
     client_ = StartProxy(absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:",
                                       server_inbound_, "\"", client_extra_),
                          &client_outbound_, &unused);
@@ -114,12 +115,14 @@ TEST_F(ProxyPairTest, EchoesThroughMutualTls) {
   EXPECT_EQ(EchoOnce(client_outbound_, "hello mesh"), "hello mesh");
   EXPECT_TRUE(tandem::testing::WaitFor(
       [&] {
-        return Metric(*server_, "tandem_proxy_connections_closed_total{direction=\"inbound\","
-                                "mode=\"mtls\"}") == 1;
+        return Metric(*server_,
+                      "tandem_proxy_connections_closed_total{direction=\"inbound\","
+                      "mode=\"mtls\"}") == 1;
       },
       absl::Seconds(5)));
-  EXPECT_EQ(Metric(*client_, "tandem_proxy_connections_opened_total{direction=\"outbound\","
-                             "mode=\"mtls\"}"),
+  EXPECT_EQ(Metric(*client_,
+                   "tandem_proxy_connections_opened_total{direction=\"outbound\","
+                   "mode=\"mtls\"}"),
             1);
 }
 
@@ -181,13 +184,15 @@ TEST_F(ProxyPairTest, RefusesPeerFromAnotherCa) {
   // The stranger trusts our root, so only the server's check can refuse it.
   stranger.bundle = *pki::TrustBundle::FromPem(ca_->root().ToPem());
   ASSERT_FALSE(client_->tls().UpdateSecret(ToPem(stranger)).ok());  // validated first
-  stranger.bundle = *pki::TrustBundle::FromPem(other.root().ToPem() + ca_->root().ToPem());
+  stranger.bundle =
+      *pki::TrustBundle::FromPem(other.root().ToPem() + ca_->root().ToPem());
   ASSERT_TRUE(client_->tls().UpdateSecret(ToPem(stranger)).ok());
   EXPECT_EQ(EchoOnce(client_outbound_, "x"), "");
   EXPECT_TRUE(tandem::testing::WaitFor(
       [&] {
-        return Metric(*server_, "tandem_proxy_handshake_failures_total{direction=\"inbound\","
-                                "reason=\"unknown_ca\"}") == 1;
+        return Metric(*server_,
+                      "tandem_proxy_handshake_failures_total{direction=\"inbound\","
+                      "reason=\"unknown_ca\"}") == 1;
       },
       absl::Seconds(5)));
 }
@@ -208,8 +213,9 @@ TEST_F(ProxyPairTest, RefusesExpiredPeerCertificate) {
   EXPECT_EQ(EchoOnce(client_outbound_, "x"), "");
   EXPECT_TRUE(tandem::testing::WaitFor(
       [&] {
-        return Metric(*client_, "tandem_proxy_handshake_failures_total{direction=\"outbound\","
-                                "reason=\"expired\"}") >= 1;
+        return Metric(*client_,
+                      "tandem_proxy_handshake_failures_total{direction=\"outbound\","
+                      "reason=\"expired\"}") >= 1;
       },
       absl::Seconds(5)));
 }
@@ -235,8 +241,9 @@ class ServerIdentityTest : public ProxyPairTest {
  protected:
   void SetUp() override {
     // Expected identity for the server's address is someone else.
-    client_extra_ = ", \"expected_identities\": [{\"destination\": \"127.0.0.1:PORT\", "
-                    "\"spiffe_id\": \"spiffe://cluster.local/ns/b/sa/other\"}]";
+    client_extra_ =
+        ", \"expected_identities\": [{\"destination\": \"127.0.0.1:PORT\", "
+        "\"spiffe_id\": \"spiffe://cluster.local/ns/b/sa/other\"}]";
     expected_port_placeholder_ = true;
     ProxyPairTestSetUp();
   }
@@ -244,9 +251,9 @@ class ServerIdentityTest : public ProxyPairTest {
     ca_ = std::make_unique<pki::CertificateAuthority>(MakeRoot());
     echo_ = std::make_unique<EchoServer>();
     int unused;
-    server_ = StartProxy(absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:",
-                                      echo_->port(), "\""),
-                         &unused, &server_inbound_);
+    server_ = StartProxy(
+        absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo_->port(), "\""),
+        &unused, &server_inbound_);
     std::string extra = client_extra_;
     extra.replace(extra.find("PORT"), 4, std::to_string(server_inbound_));
     client_ = StartProxy(absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:",
@@ -262,8 +269,9 @@ TEST_F(ServerIdentityTest, RefusesServerWithWrongSpiffeId) {
   EXPECT_EQ(EchoOnce(client_outbound_, "x"), "");
   EXPECT_TRUE(tandem::testing::WaitFor(
       [&] {
-        return Metric(*client_, "tandem_proxy_handshake_failures_total{direction=\"outbound\","
-                                "reason=\"wrong_server\"}") == 1;
+        return Metric(*client_,
+                      "tandem_proxy_handshake_failures_total{direction=\"outbound\","
+                      "reason=\"wrong_server\"}") == 1;
       },
       absl::Seconds(5)));
 }
@@ -271,16 +279,17 @@ TEST_F(ServerIdentityTest, RefusesServerWithWrongSpiffeId) {
 class AllowListTest : public ProxyPairTest {
  protected:
   void SetUp() override {
-    server_extra_ = ", \"inbound_ports\": [{\"port\": ECHO, \"allowed_identities\": "
-                    "[\"spiffe://cluster.local/ns/other/*\"]}]";
+    server_extra_ =
+        ", \"inbound_ports\": [{\"port\": ECHO, \"allowed_identities\": "
+        "[\"spiffe://cluster.local/ns/other/*\"]}]";
     ca_ = std::make_unique<pki::CertificateAuthority>(MakeRoot());
     echo_ = std::make_unique<EchoServer>();
     std::string extra = server_extra_;
     extra.replace(extra.find("ECHO"), 4, std::to_string(echo_->port()));
     int unused;
-    server_ = StartProxy(absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:",
-                                      echo_->port(), "\"", extra),
-                         &unused, &server_inbound_);
+    server_ = StartProxy(
+        absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo_->port(), "\"", extra),
+        &unused, &server_inbound_);
     client_ = StartProxy(absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:",
                                       server_inbound_, "\""),
                          &client_outbound_, &unused);
@@ -293,8 +302,9 @@ TEST_F(AllowListTest, RefusesPeerNotOnTheAllowList) {
   EXPECT_EQ(EchoOnce(client_outbound_, "x"), "");
   EXPECT_TRUE(tandem::testing::WaitFor(
       [&] {
-        return Metric(*server_, "tandem_proxy_handshake_failures_total{direction=\"inbound\","
-                                "reason=\"not_authorized\"}") == 1;
+        return Metric(*server_,
+                      "tandem_proxy_handshake_failures_total{direction=\"inbound\","
+                      "reason=\"not_authorized\"}") == 1;
       },
       absl::Seconds(5)));
 }
@@ -304,10 +314,10 @@ TEST(ProxyModeTest, RefusesPlaintextInStrictAndPassesItInPermissive) {
   pki::CertificateAuthority ca = MakeRoot();
   for (const char* mode : {"STRICT", "PERMISSIVE"}) {
     int inbound, unused;
-    std::unique_ptr<Proxy> proxy = StartProxy(
-        absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo.port(),
-                     "\", \"default_inbound_mode\": \"", mode, "\""),
-        &unused, &inbound);
+    std::unique_ptr<Proxy> proxy =
+        StartProxy(absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo.port(),
+                                "\", \"default_inbound_mode\": \"", mode, "\""),
+                   &unused, &inbound);
     ASSERT_TRUE(proxy->tls().UpdateSecret(ToPem(MakeWorkload(ca, kServerId))).ok());
     std::string got = EchoOnce(inbound, "plain text");
     if (std::string(mode) == "STRICT") {
@@ -394,7 +404,8 @@ class InteropTest : public ::testing::Test {
     ca_ = std::make_unique<pki::CertificateAuthority>(MakeRoot());
     WritePem(MakeWorkload(*ca_, kServerId), dir_, "server");
     WritePem(MakeWorkload(*ca_, kClientId), dir_, "client");
-    if (system("command -v openssl >/dev/null") != 0) GTEST_SKIP() << "openssl CLI missing";
+    if (system("command -v openssl >/dev/null") != 0)
+      GTEST_SKIP() << "openssl CLI missing";
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string dir_;
@@ -405,9 +416,10 @@ TEST_F(InteropTest, OurClientTalksToOpensslServerRequiringClientCerts) {
   int port = tandem::testing::PickUnusedPort();
   tandem::testing::Subprocess server(
       "openssl s_server",
-      {"/usr/bin/openssl", "s_server", "-accept", absl::StrCat("127.0.0.1:", port), "-cert",
-       dir_ + "/server.crt", "-key", dir_ + "/server.key", "-CAfile", dir_ + "/server-ca.crt",
-       "-Verify", "1", "-verify_return_error", "-rev", "-tls1_3"},
+      {"/usr/bin/openssl", "s_server", "-accept", absl::StrCat("127.0.0.1:", port),
+       "-cert", dir_ + "/server.crt", "-key", dir_ + "/server.key", "-CAfile",
+       dir_ + "/server-ca.crt", "-Verify", "1", "-verify_return_error", "-rev",
+       "-tls1_3"},
       dir_ + "/s_server.log");
   ASSERT_TRUE(server.Start());
   ASSERT_TRUE(tandem::testing::WaitFor(
@@ -419,8 +431,8 @@ TEST_F(InteropTest, OurClientTalksToOpensslServerRequiringClientCerts) {
       absl::Seconds(10)));
   int outbound, unused;
   std::unique_ptr<Proxy> client = StartProxy(
-      absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", port, "\""), &outbound,
-      &unused);
+      absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", port, "\""),
+      &outbound, &unused);
   ASSERT_TRUE(client->tls().UpdateSecret(ToPem(MakeWorkload(*ca_, kClientId))).ok());
   int fd = Connect(outbound);
   ASSERT_GE(fd, 0);
@@ -440,14 +452,14 @@ TEST_F(InteropTest, OurClientTalksToOpensslServerRequiringClientCerts) {
 TEST_F(InteropTest, OpensslClientWithClientCertTalksToOurServer) {
   EchoServer echo;
   int inbound, unused;
-  std::unique_ptr<Proxy> server = StartProxy(
-      absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo.port(), "\""), &unused,
-      &inbound);
+  std::unique_ptr<Proxy> server =
+      StartProxy(absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo.port(), "\""),
+                 &unused, &inbound);
   ASSERT_TRUE(server->tls().UpdateSecret(ToPem(MakeWorkload(*ca_, kServerId))).ok());
   auto s_client = [&](const std::string& extra) {
     std::string cmd = absl::StrCat(
-        "echo interop-ok | timeout 4 openssl s_client -quiet -connect 127.0.0.1:", inbound,
-        " -CAfile ", dir_, "/client-ca.crt ", extra, " 2>/dev/null");
+        "echo interop-ok | timeout 4 openssl s_client -quiet -connect 127.0.0.1:",
+        inbound, " -CAfile ", dir_, "/client-ca.crt ", extra, " 2>/dev/null");
     std::string out;
     FILE* p = popen(cmd.c_str(), "r");
     char buf[256];
@@ -455,8 +467,9 @@ TEST_F(InteropTest, OpensslClientWithClientCertTalksToOurServer) {
     if (p != nullptr) pclose(p);
     return out;
   };
-  EXPECT_EQ(s_client(absl::StrCat("-cert ", dir_, "/client.crt -key ", dir_, "/client.key")),
-            "interop-ok\n");
+  EXPECT_EQ(
+      s_client(absl::StrCat("-cert ", dir_, "/client.crt -key ", dir_, "/client.key")),
+      "interop-ok\n");
   EXPECT_EQ(s_client(""), "") << "no client certificate must be refused";
   EXPECT_EQ(s_client(absl::StrCat("-tls1_2 -cert ", dir_, "/client.crt -key ", dir_,
                                   "/client.key")),
@@ -469,19 +482,20 @@ TEST_F(InteropTest, BinaryDrainsOnSigtermAndExits) {
   EchoServer echo;
   int outbound = tandem::testing::PickUnusedPort();
   std::ofstream(dir_ + "/proxy.json") << absl::StrCat(
-      "{\"outbound_address\": \"127.0.0.1:", outbound, "\", \"inbound_address\": \"127.0.0.1:",
-      tandem::testing::PickUnusedPort(), "\", \"metrics_address\": \"127.0.0.1:",
-      tandem::testing::PickUnusedPort(), "\", \"admin_address\": \"127.0.0.1:",
-      tandem::testing::PickUnusedPort(), "\", \"health_address\": \"127.0.0.1:",
-      tandem::testing::PickUnusedPort(), "\", \"workers\": 1, \"socket_mark\": 0, ",
+      "{\"outbound_address\": \"127.0.0.1:", outbound,
+      "\", \"inbound_address\": \"127.0.0.1:", tandem::testing::PickUnusedPort(),
+      "\", \"metrics_address\": \"127.0.0.1:", tandem::testing::PickUnusedPort(),
+      "\", \"admin_address\": \"127.0.0.1:", tandem::testing::PickUnusedPort(),
+      "\", \"health_address\": \"127.0.0.1:", tandem::testing::PickUnusedPort(),
+      "\", \"workers\": 1, \"socket_mark\": 0, ",
       "\"outbound_fixed_destination\": \"127.0.0.1:", echo.port(),
       "\", \"mesh_cidrs\": [\"10.0.0.0/8\"], \"drain_timeout_ms\": 10000, ",
-      "\"access_log\": true, ",
-      "\"cert_chain_file\": \"", dir_, "/server.crt\", \"private_key_file\": \"", dir_,
+      "\"access_log\": true, ", "\"cert_chain_file\": \"", dir_,
+      "/server.crt\", \"private_key_file\": \"", dir_,
       "/server.key\", \"trust_bundle_file\": \"", dir_, "/server-ca.crt\"}");
-  tandem::testing::Subprocess proxy("tandem-proxy",
-                                    {TANDEM_PROXY_BIN, "--config=" + dir_ + "/proxy.json"},
-                                    dir_ + "/proxy.log");
+  tandem::testing::Subprocess proxy(
+      "tandem-proxy", {TANDEM_PROXY_BIN, "--config=" + dir_ + "/proxy.json"},
+      dir_ + "/proxy.log");
   ASSERT_TRUE(proxy.Start());
   int fd = -1;
   ASSERT_TRUE(tandem::testing::WaitFor([&] { return (fd = Connect(outbound)) >= 0; },
@@ -496,7 +510,8 @@ TEST_F(InteropTest, BinaryDrainsOnSigtermAndExits) {
   absl::Time closed = absl::Now();
   int status = proxy.Signal(0, absl::Seconds(8));  // wait for exit
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << proxy.Log();
-  EXPECT_LT(absl::Now() - closed, absl::Seconds(8)) << "exits once drained, not at deadline";
+  EXPECT_LT(absl::Now() - closed, absl::Seconds(8))
+      << "exits once drained, not at deadline";
   EXPECT_NE(proxy.Log().find("0 connections cut"), std::string::npos) << proxy.Log();
   // The access log recorded the drained connection, with what it carried.
   EXPECT_NE(proxy.Log().find("\"bytes_from_downstream\":18,"), std::string::npos)
@@ -509,9 +524,8 @@ TEST(ProxyConfigFileTest, BinaryRefusesInvalidConfigNamingTheField) {
   char tmpl[] = "/tmp/tandem-badconfig-XXXXXX";
   std::string dir = mkdtemp(tmpl);
   std::ofstream(dir + "/bad.json") << R"({"inbound_ports": [{"port": 70000}]})";
-  tandem::testing::Subprocess proxy("tandem-proxy",
-                                    {TANDEM_PROXY_BIN, "--config=" + dir + "/bad.json"},
-                                    dir + "/log");
+  tandem::testing::Subprocess proxy(
+      "tandem-proxy", {TANDEM_PROXY_BIN, "--config=" + dir + "/bad.json"}, dir + "/log");
   ASSERT_TRUE(proxy.Start());
   int status = proxy.Signal(0, absl::Seconds(10));
   EXPECT_TRUE(WIFEXITED(status));
@@ -562,13 +576,15 @@ TEST_F(ProxyPairTest, RefusesGarbageAndSlowHandshakesAndKeepsServing) {
   EXPECT_EQ(EchoOnce(client_outbound_, "others fine"), "others fine");
   EXPECT_TRUE(tandem::testing::WaitFor(
       [&] {
-        return Metric(*server_, "tandem_proxy_handshake_failures_total{direction=\"inbound\","
-                                "reason=\"timeout\"}") == 1;
+        return Metric(*server_,
+                      "tandem_proxy_handshake_failures_total{direction=\"inbound\","
+                      "reason=\"timeout\"}") == 1;
       },
       absl::Seconds(5)))
       << "the 1 s handshake timeout cuts the stalled handshake";
-  EXPECT_GE(Metric(*server_, "tandem_proxy_handshake_failures_total{direction=\"inbound\","
-                             "reason=\"tls_error\"}"),
+  EXPECT_GE(Metric(*server_,
+                   "tandem_proxy_handshake_failures_total{direction=\"inbound\","
+                   "reason=\"tls_error\"}"),
             1);
   close(slow);
   EXPECT_EQ(EchoOnce(client_outbound_, "still fine"), "still fine");

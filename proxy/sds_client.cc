@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "envoy/secret.pb.h"
 #include "envoy/sds_service.grpc.pb.h"
+#include "envoy/secret.pb.h"
 
 namespace tandem::proxy {
 
@@ -91,8 +91,7 @@ void SdsClient::Impl::Run() {
     if (RunStream()) backoff = absl::Milliseconds(100);
     if (stopping.load()) break;
     // Capped exponential backoff with full jitter; sliced so Stop() stays prompt.
-    absl::Duration wait =
-        backoff * std::uniform_real_distribution<double>(0.5, 1.0)(rng);
+    absl::Duration wait = backoff * std::uniform_real_distribution<double>(0.5, 1.0)(rng);
     backoff = std::min(backoff * 2, absl::Seconds(5));
     for (absl::Time end = absl::Now() + wait; absl::Now() < end && !stopping.load();) {
       absl::SleepFor(absl::Milliseconds(20));

@@ -18,11 +18,11 @@ namespace {
 constexpr size_t kMaxCachedSessions = 4096;
 
 int VerificationIndex() {
-  static const int index = SSL_get_ex_new_index(
-      0, nullptr, nullptr, nullptr,
-      [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
-        delete static_cast<PeerVerification*>(ptr);
-      });
+  static const int index =
+      SSL_get_ex_new_index(0, nullptr, nullptr, nullptr,
+                           [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+                             delete static_cast<PeerVerification*>(ptr);
+                           });
   return index;
 }
 
@@ -32,9 +32,8 @@ std::vector<pki::Certificate> PeerChain(const SSL* ssl) {
   if (buffers == nullptr) return chain;
   for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(buffers); ++i) {
     const CRYPTO_BUFFER* buf = sk_CRYPTO_BUFFER_value(buffers, i);
-    absl::StatusOr<pki::Certificate> cert = pki::Certificate::FromDer(
-        std::string(reinterpret_cast<const char*>(CRYPTO_BUFFER_data(buf)),
-                    CRYPTO_BUFFER_len(buf)));
+    absl::StatusOr<pki::Certificate> cert = pki::Certificate::FromDer(std::string(
+        reinterpret_cast<const char*>(CRYPTO_BUFFER_data(buf)), CRYPTO_BUFFER_len(buf)));
     if (!cert.ok()) return {};
     chain.push_back(*std::move(cert));
   }
@@ -48,7 +47,8 @@ ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
   PeerVerification* v = TlsContextManager::GetVerification(ssl);
   if (v == nullptr) return ssl_verify_invalid;
   std::vector<pki::Certificate> chain = PeerChain(ssl);
-  absl::StatusOr<SpiffeId> id = v->snapshot->bundle.Verify(chain, absl::Now(), &v->failure);
+  absl::StatusOr<SpiffeId> id =
+      v->snapshot->bundle.Verify(chain, absl::Now(), &v->failure);
   if (!id.ok()) {
     v->error = std::string(id.status().message());
     *out_alert = v->failure == pki::VerifyFailure::kExpired ? SSL_AD_CERTIFICATE_EXPIRED
@@ -91,7 +91,8 @@ int NewClientSession(SSL* ssl, SSL_SESSION* session) {
 
 absl::Status ConfigureCommon(SSL_CTX* ctx, const pki::WorkloadCredentials& creds,
                              bool allow_tls12) {
-  if (!SSL_CTX_set_min_proto_version(ctx, allow_tls12 ? TLS1_2_VERSION : TLS1_3_VERSION) ||
+  if (!SSL_CTX_set_min_proto_version(ctx,
+                                     allow_tls12 ? TLS1_2_VERSION : TLS1_3_VERSION) ||
       !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
       !SSL_CTX_set1_curves_list(ctx, "X25519:P-256") ||
       !SSL_CTX_use_certificate(ctx, creds.leaf().get()) ||
@@ -104,12 +105,13 @@ absl::Status ConfigureCommon(SSL_CTX* ctx, const pki::WorkloadCredentials& creds
       return absl::InternalError("TLS context: chain setup failed");
     }
   }
-  if (allow_tls12 &&
-      !SSL_CTX_set_strict_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:"
-                                           "ECDHE-ECDSA-CHACHA20-POLY1305")) {
+  if (allow_tls12 && !SSL_CTX_set_strict_cipher_list(ctx,
+                                                     "ECDHE-ECDSA-AES128-GCM-SHA256:"
+                                                     "ECDHE-ECDSA-CHACHA20-POLY1305")) {
     return absl::InternalError("TLS context: cipher setup failed");
   }
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
   return absl::OkStatus();
 }
@@ -141,14 +143,16 @@ absl::StatusOr<std::shared_ptr<TlsSnapshot>> TlsContextManager::Build(
   absl::StatusOr<std::vector<pki::Certificate>> chain =
       pki::Certificate::ChainFromPem(secret.cert_chain);
   if (!chain.ok()) return chain.status();
-  absl::StatusOr<pki::TrustBundle> bundle = pki::TrustBundle::FromPem(secret.trust_bundle);
+  absl::StatusOr<pki::TrustBundle> bundle =
+      pki::TrustBundle::FromPem(secret.trust_bundle);
   if (!bundle.ok()) return bundle.status();
   pki::WorkloadCredentials creds{*key, *chain, *bundle};
   absl::StatusOr<SpiffeId> id = creds.Validate(absl::Now());
   if (!id.ok()) return id.status();
   if (id->trust_domain() != options_.trust_domain) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "credentials: ", id->ToString(), " is outside trust domain ", options_.trust_domain));
+    return absl::InvalidArgumentError(absl::StrCat("credentials: ", id->ToString(),
+                                                   " is outside trust domain ",
+                                                   options_.trust_domain));
   }
 
   auto snapshot = std::make_shared<TlsSnapshot>(
@@ -159,18 +163,20 @@ absl::StatusOr<std::shared_ptr<TlsSnapshot>> TlsContextManager::Build(
     return absl::InternalError("SSL_CTX allocation failed");
   }
   for (SSL_CTX* ctx : {snapshot->server.get(), snapshot->client.get()}) {
-    if (absl::Status s = ConfigureCommon(ctx, creds, options_.allow_tls12); !s.ok()) return s;
+    if (absl::Status s = ConfigureCommon(ctx, creds, options_.allow_tls12); !s.ok())
+      return s;
   }
   // Server: client certificates required and verified; tickets on (BoringSSL rotates
   // ticket keys by itself; each rotation of our certificate also starts fresh keys).
   SSL_CTX_set_custom_verify(snapshot->server.get(),
-                            SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, VerifyPeer);
+                            SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                            VerifyPeer);
   SSL_CTX_set_alpn_select_cb(snapshot->server.get(), SelectAlpn, nullptr);
   SSL_CTX_set_session_cache_mode(snapshot->server.get(), SSL_SESS_CACHE_OFF);
   // Client: verify the server, offer our ALPN, cache sessions per destination.
   SSL_CTX_set_custom_verify(snapshot->client.get(), SSL_VERIFY_PEER, VerifyPeer);
-  static const uint8_t kAlpnWire[] = {13, 't', 'a', 'n', 'd', 'e', 'm', '-',
-                                      'm', 't', 'l', 's', '/', '1'};
+  static const uint8_t kAlpnWire[] = {13,  't', 'a', 'n', 'd', 'e', 'm',
+                                      '-', 'm', 't', 'l', 's', '/', '1'};
   SSL_CTX_set_alpn_protos(snapshot->client.get(), kAlpnWire, sizeof(kAlpnWire));
   SSL_CTX_set_session_cache_mode(snapshot->client.get(),
                                  SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
@@ -210,7 +216,8 @@ bssl::UniquePtr<SSL> TlsContextManager::NewServerSsl(
     const std::shared_ptr<TlsSnapshot>& snapshot) {
   bssl::UniquePtr<SSL> ssl(SSL_new(snapshot->server.get()));
   if (!ssl) return nullptr;
-  SSL_set_ex_data(ssl.get(), VerificationIndex(), new PeerVerification{snapshot, "", pki::VerifyFailure::kNone, ""});
+  SSL_set_ex_data(ssl.get(), VerificationIndex(),
+                  new PeerVerification{snapshot, "", pki::VerifyFailure::kNone, ""});
   SSL_set_accept_state(ssl.get());
   return ssl;
 }
@@ -219,8 +226,9 @@ bssl::UniquePtr<SSL> TlsContextManager::NewClientSsl(
     const std::shared_ptr<TlsSnapshot>& snapshot, const std::string& destination) {
   bssl::UniquePtr<SSL> ssl(SSL_new(snapshot->client.get()));
   if (!ssl) return nullptr;
-  SSL_set_ex_data(ssl.get(), VerificationIndex(),
-                  new PeerVerification{snapshot, destination, pki::VerifyFailure::kNone, ""});
+  SSL_set_ex_data(
+      ssl.get(), VerificationIndex(),
+      new PeerVerification{snapshot, destination, pki::VerifyFailure::kNone, ""});
   if (bssl::UniquePtr<SSL_SESSION> session = snapshot->sessions->Take(destination)) {
     SSL_set_session(ssl.get(), session.get());
   }

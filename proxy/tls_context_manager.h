@@ -1,11 +1,11 @@
 #ifndef TANDEM_PROXY_TLS_CONTEXT_MANAGER_H_
 #define TANDEM_PROXY_TLS_CONTEXT_MANAGER_H_
 
+#include <openssl/ssl.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
-
-#include <openssl/ssl.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -35,8 +35,8 @@ class SessionCache {
 
 // One published generation of TLS state: server and client SSL_CTX built from one
 // validated secret. Immutable after publication except the client session cache, which
-// has its own lock (SessionCache). Connections hold a shared_ptr for their whole life, so a rotation
-// never touches an open connection.
+// has its own lock (SessionCache). Connections hold a shared_ptr for their whole life, so
+// a rotation never touches an open connection.
 struct TlsSnapshot {
   bssl::UniquePtr<SSL_CTX> server;
   bssl::UniquePtr<SSL_CTX> client;

@@ -65,8 +65,14 @@ Worker::Worker(const ProxyOptions* options, TlsContextManager* tls,
   outbound_.worker = inbound_.worker = this;
   outbound_.direction = Direction::kOutbound;
   inbound_.direction = Direction::kInbound;
-  context_ = WorkerContext{&loop_, &stats_, options_, tls_, global_connections_, next_id_,
-                           &log_limiter_, [this](Connection* c) {
+  context_ = WorkerContext{&loop_,
+                           &stats_,
+                           options_,
+                           tls_,
+                           global_connections_,
+                           next_id_,
+                           &log_limiter_,
+                           [this](Connection* c) {
                              open_.fetch_sub(1, std::memory_order_relaxed);
                              global_connections_->fetch_sub(1, std::memory_order_relaxed);
                              auto it = connections_.find(c);

@@ -76,7 +76,8 @@ absl::StatusOr<std::vector<Certificate>> Certificate::ChainFromPem(std::string_v
   size_t last_end = all.rfind(kEnd);
   if (last_end != absl::string_view::npos &&
       !absl::StripAsciiWhitespace(all.substr(last_end + kEnd.size())).empty()) {
-    return absl::InvalidArgumentError("certificate: trailing data after PEM certificates");
+    return absl::InvalidArgumentError(
+        "certificate: trailing data after PEM certificates");
   }
   bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(pem.data(), pem.size()));
   std::vector<Certificate> chain;
@@ -93,8 +94,8 @@ absl::StatusOr<std::vector<Certificate>> Certificate::ChainFromPem(std::string_v
     return absl::InvalidArgumentError("certificate: no PEM certificate found");
   }
   if (!clean_end) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "certificate: malformed PEM after certificate ", chain.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("certificate: malformed PEM after certificate ", chain.size()));
   }
   return chain;
 }
@@ -126,7 +127,8 @@ absl::StatusOr<SpiffeId> Certificate::GetSpiffeId() const {
       X509_get_ext_d2i(x509_.get(), NID_subject_alt_name, &critical, nullptr)));
   if (names == nullptr) {
     if (critical == -1) return absl::NotFoundError("certificate has no SAN extension");
-    return absl::InvalidArgumentError("certificate SAN extension is malformed or repeated");
+    return absl::InvalidArgumentError(
+        "certificate SAN extension is malformed or repeated");
   }
   std::vector<std::string_view> uris;
   for (size_t i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
@@ -152,7 +154,8 @@ absl::Time Certificate::not_after() const {
 }
 
 std::string Certificate::SerialHex() const {
-  bssl::UniquePtr<BIGNUM> bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(x509_.get()), nullptr));
+  bssl::UniquePtr<BIGNUM> bn(
+      ASN1_INTEGER_to_BN(X509_get0_serialNumber(x509_.get()), nullptr));
   if (!bn) return "";
   char* hex = BN_bn2hex(bn.get());
   std::string out = absl::AsciiStrToLower(hex);

@@ -1,13 +1,13 @@
 #ifndef TANDEM_COMMON_PKI_CERTIFICATE_H_
 #define TANDEM_COMMON_PKI_CERTIFICATE_H_
 
+#include <openssl/base.h>
+
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <openssl/base.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"

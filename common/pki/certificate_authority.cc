@@ -1,7 +1,5 @@
 #include "common/pki/certificate_authority.h"
 
-#include <algorithm>
-
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -10,6 +8,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+
+#include <algorithm>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -51,8 +51,8 @@ absl::Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& 
       X509V3_EXT_nconf_nid(nullptr, &ctx, nid, value.c_str()));
   if (!ext || !X509_add_ext(cert, ext.get(), -1)) {
     ERR_clear_error();
-    return absl::InternalError(absl::StrCat("extension ", OBJ_nid2sn(nid), "=", value,
-                                            " could not be encoded"));
+    return absl::InternalError(
+        absl::StrCat("extension ", OBJ_nid2sn(nid), "=", value, " could not be encoded"));
   }
   return absl::OkStatus();
 }
@@ -63,7 +63,8 @@ absl::Status SetName(X509_NAME* name, const std::string& org, const std::string&
                                       reinterpret_cast<const uint8_t*>(value.data()),
                                       static_cast<int>(value.size()), -1, 0);
   };
-  if (!add("O", org) || !add("CN", cn)) return absl::InternalError("name encoding failed");
+  if (!add("O", org) || !add("CN", cn))
+    return absl::InternalError("name encoding failed");
   return absl::OkStatus();
 }
 
@@ -78,7 +79,8 @@ absl::StatusOr<Certificate> BuildCaCert(const CertificateAuthority::RootOptions&
   }
   bssl::UniquePtr<X509> x509(X509_new());
   absl::Time not_after = now + options.lifetime;
-  if (issuer != nullptr) not_after = std::min(not_after, issuer->certificate().not_after());
+  if (issuer != nullptr)
+    not_after = std::min(not_after, issuer->certificate().not_after());
   X509* issuer_x509 = issuer ? issuer->certificate().get() : x509.get();
   if (!X509_set_version(x509.get(), X509_VERSION_3)) {
     return absl::InternalError("version encoding failed");
@@ -161,9 +163,10 @@ absl::StatusOr<CertificateAuthority> CertificateAuthority::FromPem(
     }
     const Certificate& parent = i + 1 < chain->size() ? (*chain)[i + 1] : (*chain)[i];
     if (!IssuedBy((*chain)[i], parent)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "CA: certificate ", i, i + 1 < chain->size() ? " is not issued by the next one"
-                                                       : " (last) is not self-signed"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("CA: certificate ", i,
+                       i + 1 < chain->size() ? " is not issued by the next one"
+                                             : " (last) is not self-signed"));
     }
   }
   return CertificateAuthority(*std::move(key), *std::move(chain));
@@ -176,8 +179,10 @@ absl::StatusOr<Certificate> CertificateAuthority::IssueWorkload(
 }
 
 absl::StatusOr<Certificate> CertificateAuthority::IssueServer(
-    const PrivateKey& key, const SpiffeId& identity, const std::vector<std::string>& dns_names,
-    const std::vector<std::string>& ip_addresses, absl::Duration ttl, absl::Time now) const {
+    const PrivateKey& key, const SpiffeId& identity,
+    const std::vector<std::string>& dns_names,
+    const std::vector<std::string>& ip_addresses, absl::Duration ttl,
+    absl::Time now) const {
   std::string san = "critical,URI:" + identity.ToString();
   for (const std::string& dns : dns_names) {
     if (dns.empty() || dns.find_first_of(", :") != std::string::npos) {
@@ -210,8 +215,8 @@ absl::StatusOr<Certificate> CertificateAuthority::IssueLeaf(EVP_PKEY* public_key
   if (!X509_set_version(x509.get(), X509_VERSION_3)) {
     return absl::InternalError("version encoding failed");
   }
-  for (absl::Status s :
-       {SetRandomSerial(x509.get()), SetValidity(x509.get(), now - kClockSkew, not_after)}) {
+  for (absl::Status s : {SetRandomSerial(x509.get()),
+                         SetValidity(x509.get(), now - kClockSkew, not_after)}) {
     if (!s.ok()) return s;
   }
   // The subject stays empty, as in SPIFFE X.509-SVIDs, so the SAN is critical.

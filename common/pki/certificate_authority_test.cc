@@ -71,8 +71,8 @@ TEST(CertificateAuthorityTest, ClampsLeafToCaLifetime) {
   CertificateAuthority ca = *CertificateAuthority::CreateRoot(options, now);
   PrivateKey key = *PrivateKey::GenerateP256();
   SpiffeId id = *SpiffeId::Parse("spiffe://cluster.local/x");
-  Certificate leaf = *ca.IssueWorkload(*CertificateRequest::Create(key, id), id,
-                                       absl::Hours(24), now);
+  Certificate leaf =
+      *ca.IssueWorkload(*CertificateRequest::Create(key, id), id, absl::Hours(24), now);
   EXPECT_LE(leaf.not_after(), ca.certificate().not_after());
 }
 
@@ -158,14 +158,15 @@ TEST(CertificateAuthorityTest, IssuesServerCertificateWithDnsAndIpNames) {
   CertificateAuthority ca = testing::MakeRoot();
   PrivateKey key = *PrivateKey::GenerateP256();
   SpiffeId id = *SpiffeId::Parse("spiffe://cluster.local/ns/tandem-system/sa/tandem-ca");
-  absl::StatusOr<Certificate> cert = ca.IssueServer(key, id, {"tandem-ca", "localhost"},
-                                                    {"127.0.0.1"}, absl::Hours(1), absl::Now());
+  absl::StatusOr<Certificate> cert = ca.IssueServer(
+      key, id, {"tandem-ca", "localhost"}, {"127.0.0.1"}, absl::Hours(1), absl::Now());
   ASSERT_TRUE(cert.ok()) << cert.status();
   EXPECT_EQ(X509_check_host(cert->get(), "tandem-ca", 9, 0, nullptr), 1);
   EXPECT_EQ(X509_check_ip_asc(cert->get(), "127.0.0.1", 0), 1);
   EXPECT_EQ(*cert->GetSpiffeId(), id);
-  EXPECT_EQ(ca.IssueServer(key, id, {"a,b"}, {}, absl::Hours(1), absl::Now()).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      ca.IssueServer(key, id, {"a,b"}, {}, absl::Hours(1), absl::Now()).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -54,7 +54,8 @@ absl::StatusOr<CertificateRequest> CertificateRequest::Create(const PrivateKey& 
   X509_NAME* subject = X509_REQ_get_subject_name(req.get());
   if (!X509_REQ_set_version(req.get(), 0) ||
       !X509_NAME_add_entry_by_txt(subject, "O", MBSTRING_UTF8,
-                                  reinterpret_cast<const uint8_t*>("tandem"), -1, -1, 0) ||
+                                  reinterpret_cast<const uint8_t*>("tandem"), -1, -1,
+                                  0) ||
       !X509_REQ_set_pubkey(req.get(), key.get()) ||
       !X509_REQ_add_extensions(req.get(), exts.get()) ||
       !X509_REQ_sign(req.get(), key.get(), EVP_sha256())) {

@@ -1,12 +1,12 @@
 #ifndef TANDEM_COMMON_PKI_CERTIFICATE_REQUEST_H_
 #define TANDEM_COMMON_PKI_CERTIFICATE_REQUEST_H_
 
+#include <openssl/base.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <openssl/base.h>
 
 #include "absl/status/statusor.h"
 #include "common/pki/private_key.h"

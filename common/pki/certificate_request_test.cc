@@ -1,6 +1,5 @@
 #include "common/pki/certificate_request.h"
 
-#include "absl/status/status.h"
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
@@ -9,6 +8,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "absl/status/status.h"
 #include "gtest/gtest.h"
 
 namespace tandem::pki {
@@ -81,7 +81,8 @@ TEST(CertificateRequestTest, RefusesRsaKey) {
   const uint8_t* data;
   size_t data_len;
   BIO_mem_contents(bio.get(), &data, &data_len);
-  ExpectRefused(std::string(reinterpret_cast<const char*>(data), data_len), "ECDSA P-256");
+  ExpectRefused(std::string(reinterpret_cast<const char*>(data), data_len),
+                "ECDSA P-256");
 }
 
 }  // namespace

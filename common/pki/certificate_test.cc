@@ -47,7 +47,8 @@ TEST(CertificateTest, RefusesTrailingGarbage) {
 TEST(CertificateTest, FromPemWantsExactlyOne) {
   CertificateAuthority root = testing::MakeRoot();
   std::string two = root.root().ToPem() + root.root().ToPem();
-  EXPECT_EQ(Certificate::FromPem(two).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Certificate::FromPem(two).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(CertificateTest, ReportsMissingSpiffeId) {

@@ -1,11 +1,11 @@
 #ifndef TANDEM_COMMON_PKI_PRIVATE_KEY_H_
 #define TANDEM_COMMON_PKI_PRIVATE_KEY_H_
 
+#include <openssl/base.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <openssl/base.h>
 
 #include "absl/status/statusor.h"
 

@@ -17,7 +17,8 @@ inline CertificateAuthority MakeRoot(std::string cn = "test root",
   CertificateAuthority::RootOptions options;
   options.common_name = std::move(cn);
   options.trust_domain = std::move(trust_domain);
-  absl::StatusOr<CertificateAuthority> ca = CertificateAuthority::CreateRoot(options, now);
+  absl::StatusOr<CertificateAuthority> ca =
+      CertificateAuthority::CreateRoot(options, now);
   EXPECT_TRUE(ca.ok()) << ca.status();
   return *std::move(ca);
 }

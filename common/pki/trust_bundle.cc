@@ -60,8 +60,10 @@ absl::StatusOr<TrustBundle> TrustBundle::FromPem(std::string_view pem) {
   return FromCertificates(*std::move(roots));
 }
 
-absl::StatusOr<TrustBundle> TrustBundle::FromCertificates(std::vector<Certificate> roots) {
-  if (roots.empty()) return absl::InvalidArgumentError("trust bundle: no root certificate");
+absl::StatusOr<TrustBundle> TrustBundle::FromCertificates(
+    std::vector<Certificate> roots) {
+  if (roots.empty())
+    return absl::InvalidArgumentError("trust bundle: no root certificate");
   bssl::UniquePtr<X509_STORE> store(X509_STORE_new());
   for (size_t i = 0; i < roots.size(); ++i) {
     if (!roots[i].IsCa()) {
@@ -98,8 +100,8 @@ absl::StatusOr<SpiffeId> TrustBundle::Verify(const std::vector<Certificate>& cha
     sk_X509_push(untrusted.get(), chain[i].get());
   }
   bssl::UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
-  if (!ctx || !X509_STORE_CTX_init(ctx.get(), store_.get(), chain[0].get(),
-                                   untrusted.get())) {
+  if (!ctx ||
+      !X509_STORE_CTX_init(ctx.get(), store_.get(), chain[0].get(), untrusted.get())) {
     ERR_clear_error();
     return absl::InternalError("verification context allocation failed");
   }
@@ -110,9 +112,9 @@ absl::StatusOr<SpiffeId> TrustBundle::Verify(const std::vector<Certificate>& cha
   if (ok != 1) {
     VerifyFailure reason = FailureFromX509Error(error);
     return Fail(reason, failure,
-                absl::UnauthenticatedError(
-                    absl::StrCat("certificate chain refused (", std::string(VerifyFailureName(reason)),
-                                 "): ", X509_verify_cert_error_string(error))));
+                absl::UnauthenticatedError(absl::StrCat(
+                    "certificate chain refused (", std::string(VerifyFailureName(reason)),
+                    "): ", X509_verify_cert_error_string(error))));
   }
   if (chain[0].IsCa()) {
     return Fail(VerifyFailure::kNotAllowed, failure,

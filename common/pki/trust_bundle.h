@@ -1,12 +1,12 @@
 #ifndef TANDEM_COMMON_PKI_TRUST_BUNDLE_H_
 #define TANDEM_COMMON_PKI_TRUST_BUNDLE_H_
 
+#include <openssl/base.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <openssl/base.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -18,12 +18,12 @@ namespace tandem::pki {
 // Why a peer's chain was refused; used as the `reason` label of refusal metrics.
 enum class VerifyFailure {
   kNone,
-  kMalformed,     // no certificate, or one that cannot be parsed
-  kUnknownCa,     // does not chain to any root in the bundle
-  kExpired,       // a certificate in the chain is past not-after
-  kNotYetValid,   // a certificate in the chain is before not-before
-  kBadIdentity,   // no/several/malformed SPIFFE IDs, or the wrong one
-  kNotAllowed,    // the leaf is a CA or lacks the required key usage
+  kMalformed,    // no certificate, or one that cannot be parsed
+  kUnknownCa,    // does not chain to any root in the bundle
+  kExpired,      // a certificate in the chain is past not-after
+  kNotYetValid,  // a certificate in the chain is before not-before
+  kBadIdentity,  // no/several/malformed SPIFFE IDs, or the wrong one
+  kNotAllowed,   // the leaf is a CA or lacks the required key usage
 };
 std::string_view VerifyFailureName(VerifyFailure failure);
 

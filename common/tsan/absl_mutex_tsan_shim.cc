@@ -129,8 +129,9 @@ bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
   return ok;
 }
 bool Mutex::LockWhenWithTimeout(const Condition& cond, absl::Duration timeout) {
-  TANDEM_REAL(CondBoolDurFn,
-              "_ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
+  TANDEM_REAL(
+      CondBoolDurFn,
+      "_ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
   TsanCondition wrapped{&cond, this};
   bool ok = real(this, wrapped.Wrap(), timeout);
   __tsan_acquire(this);

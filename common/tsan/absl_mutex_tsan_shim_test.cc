@@ -20,7 +20,8 @@ void GuardedCounting() {
   a.join();
   b.join();
   absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(+[](int* c) { return *c == 2000; }, &counter));
+  mu.Await(absl::Condition(
+      +[](int* c) { return *c == 2000; }, &counter));
 }
 
 void RacyCounting() {
@@ -37,12 +38,21 @@ void RacyCounting() {
 }
 
 TEST(AbslMutexTsanShimTest, GuardedAccessIsNotReported) {
-  EXPECT_EXIT({ GuardedCounting(); std::exit(0); }, testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(
+      {
+        GuardedCounting();
+        std::exit(0);
+      },
+      testing::ExitedWithCode(0), "");
 }
 
 TEST(AbslMutexTsanShimTest, UnguardedAccessIsStillReported) {
-  EXPECT_EXIT({ RacyCounting(); std::exit(0); }, testing::ExitedWithCode(66),
-              "data race");
+  EXPECT_EXIT(
+      {
+        RacyCounting();
+        std::exit(0);
+      },
+      testing::ExitedWithCode(66), "data race");
 }
 
 }  // namespace

@@ -28,7 +28,8 @@ class MeshTest : public ::testing::Test {
   void SetUp() override {
     char tmpl[] = "/tmp/tandem-mesh-XXXXXX";
     dir_ = mkdtemp(tmpl);
-    signing_key_ = NewCredentialRequest("spiffe://cluster.local/ns/k/sa/k")->private_key_pem;
+    signing_key_ =
+        NewCredentialRequest("spiffe://cluster.local/ns/k/sa/k")->private_key_pem;
     Write(dir_ + "/token-key.pub", *controlplane::PublicKeyPemOf(signing_key_));
     ca_port_ = PickUnusedPort();
     ca_metrics_ = PickUnusedPort();
@@ -73,16 +74,17 @@ class MeshTest : public ::testing::Test {
     std::string pod_dir = dir_ + "/" + pod.name;
     std::filesystem::create_directories(pod_dir);
     Write(pod_dir + "/token",
-          *controlplane::MintServiceAccountToken(signing_key_, {ns, sa}, "istio-ca", "tandem",
-                                                 absl::Now(), absl::Hours(1)));
+          *controlplane::MintServiceAccountToken(signing_key_, {ns, sa}, "istio-ca",
+                                                 "tandem", absl::Now(), absl::Hours(1)));
     pod.agent = std::make_unique<Subprocess>(
         "tandem-agent",
         std::vector<std::string>{
             TANDEM_AGENT_BIN, absl::StrCat("--ca-address=127.0.0.1:", ca_port_),
             "--ca-root=" + dir_ + "/ca-root.pem", "--token-file=" + pod_dir + "/token",
             "--namespace=" + ns, "--service-account=" + sa,
-            "--sds-socket=" + pod_dir + "/sds/sds.sock", absl::StrCat("--proxy-uid=", getuid()),
-            "--validity=3s", absl::StrCat("--metrics=127.0.0.1:", pod.agent_metrics)},
+            "--sds-socket=" + pod_dir + "/sds/sds.sock",
+            absl::StrCat("--proxy-uid=", getuid()), "--validity=3s",
+            absl::StrCat("--metrics=127.0.0.1:", pod.agent_metrics)},
         pod_dir + "/agent.log");
     ASSERT_TRUE(pod.agent->Start());
     Write(pod_dir + "/proxy.json",
@@ -91,8 +93,8 @@ class MeshTest : public ::testing::Test {
                        "\", \"metrics_address\": \"127.0.0.1:", pod.metrics,
                        "\", \"health_address\": \"127.0.0.1:", PickUnusedPort(),
                        "\", \"admin_address\": \"127.0.0.1:", pod.admin,
-                       "\", \"workers\": 2, \"socket_mark\": 0, \"sds_socket\": \"", pod_dir,
-                       "/sds/sds.sock\"", routing, "}"));
+                       "\", \"workers\": 2, \"socket_mark\": 0, \"sds_socket\": \"",
+                       pod_dir, "/sds/sds.sock\"", routing, "}"));
     pod.proxy = std::make_unique<Subprocess>(
         "tandem-proxy",
         std::vector<std::string>{TANDEM_PROXY_BIN, "--config=" + pod_dir + "/proxy.json"},
@@ -110,9 +112,10 @@ class MeshTest : public ::testing::Test {
     StartPod(server_, "shop", "server",
              absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo_.port(), "\""));
     StartPod(client_, "shop", "client",
-             absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", server_.inbound,
-                          "\""));
-    ASSERT_TRUE(WaitFor([&] { return Ready(client_) && Ready(server_); }, absl::Seconds(20)));
+             absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:",
+                          server_.inbound, "\""));
+    ASSERT_TRUE(
+        WaitFor([&] { return Ready(client_) && Ready(server_); }, absl::Seconds(20)));
   }
 
   std::string dir_, signing_key_;
@@ -124,7 +127,8 @@ class MeshTest : public ::testing::Test {
 
 TEST_F(MeshTest, RotatesCertificatesUnderLoadWithoutDroppingAConnection) {
   StartMesh();
-  double before = Metric(client_, "tandem_proxy_secret_updates_total{result=\"accepted\"}");
+  double before =
+      Metric(client_, "tandem_proxy_secret_updates_total{result=\"accepted\"}");
   TrafficReport report = RunEchoTraffic(client_.outbound, absl::Seconds(30),
                                         /*short_workers=*/4, /*long_connections=*/3);
   double rotations =
@@ -136,8 +140,10 @@ TEST_F(MeshTest, RotatesCertificatesUnderLoadWithoutDroppingAConnection) {
             << ", bytes verified: " << report.bytes_verified
             << ", client rotations during load: " << rotations
             << ", server rotations: " << server_rotations << "\n";
-  EXPECT_EQ(report.short_failed, 0) << (report.errors.empty() ? "" : report.errors.front());
-  EXPECT_EQ(report.long_failed, 0) << (report.errors.empty() ? "" : report.errors.front());
+  EXPECT_EQ(report.short_failed, 0)
+      << (report.errors.empty() ? "" : report.errors.front());
+  EXPECT_EQ(report.long_failed, 0)
+      << (report.errors.empty() ? "" : report.errors.front());
   EXPECT_GT(report.short_ok, 100);
   EXPECT_GT(report.long_rounds_ok, 3 * 100) << "long-lived connections carried traffic";
   EXPECT_GE(rotations, 8) << "3 s certificates must have rotated repeatedly in 30 s";
@@ -149,7 +155,8 @@ TEST_F(MeshTest, ProxyKeepsServingWhenTheAgentDiesAndIsReFedWhenItReturns) {
   client_.agent->Kill();
   TrafficReport during = RunEchoTraffic(client_.outbound, absl::Seconds(1), 2, 1);
   EXPECT_EQ(during.short_failed, 0);
-  double before = Metric(client_, "tandem_proxy_secret_updates_total{result=\"accepted\"}");
+  double before =
+      Metric(client_, "tandem_proxy_secret_updates_total{result=\"accepted\"}");
   ASSERT_TRUE(client_.agent->Start());
   EXPECT_TRUE(WaitFor(
       [&] {
@@ -162,7 +169,8 @@ TEST_F(MeshTest, ProxyKeepsServingWhenTheAgentDiesAndIsReFedWhenItReturns) {
 TEST_F(MeshTest, CaIdentityComesFromTheTokenNotTheRequest) {
   StartMesh();
   std::string certs = HttpGet(client_.admin, "/certs");
-  EXPECT_NE(certs.find("spiffe://cluster.local/ns/shop/sa/client"), std::string::npos) << certs;
+  EXPECT_NE(certs.find("spiffe://cluster.local/ns/shop/sa/client"), std::string::npos)
+      << certs;
 }
 
 }  // namespace
@@ -175,10 +183,11 @@ namespace {
 TEST_F(MeshTest, MetricsEndpointsPassPromtool) {
   if (system("command -v promtool >/dev/null") != 0) GTEST_SKIP() << "promtool missing";
   StartMesh();
-  ASSERT_EQ(RunEchoTraffic(client_.outbound, absl::Milliseconds(300), 1, 1).short_failed, 0);
-  for (auto [name, port] : {std::pair{"proxy", client_.metrics},
-                            std::pair{"agent", client_.agent_metrics},
-                            std::pair{"ca", ca_metrics_}}) {
+  ASSERT_EQ(RunEchoTraffic(client_.outbound, absl::Milliseconds(300), 1, 1).short_failed,
+            0);
+  for (auto [name, port] :
+       {std::pair{"proxy", client_.metrics}, std::pair{"agent", client_.agent_metrics},
+        std::pair{"ca", ca_metrics_}}) {
     std::string text = HttpGet(port, "/metrics");
     ASSERT_FALSE(text.empty()) << name;
     std::string path = dir_ + "/" + name + ".prom";
