@@ -1,25 +1,125 @@
 #include "agent/agent.h"
 
+#include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/credential_request.h"
 #include "common/file_util.h"
+#include "common/metrics/registry.h"
 
 namespace tandem::agent {
-namespace {}  // namespace
+namespace {
+
+constexpr CertState kAllStates[] = {CertState::kNoCertificate, CertState::kValid,
+                                    CertState::kRenewing, CertState::kExpired};
+constexpr RenewalFailure kAllFailures[] = {
+    RenewalFailure::kKey,         RenewalFailure::kToken,
+    RenewalFailure::kCa,          RenewalFailure::kBadResponse,
+    RenewalFailure::kTrustBundle, RenewalFailure::kSinkRefused};
+
+constexpr char kCaRequestsHelp[] =
+    "CreateCertificate calls, by result (ok or gRPC code).";
+
+}  // namespace
+
+std::string_view CertStateName(CertState state) {
+  switch (state) {
+    case CertState::kNoCertificate:
+      return "no_certificate";
+    case CertState::kValid:
+      return "valid";
+    case CertState::kRenewing:
+      return "renewing";
+    case CertState::kExpired:
+      return "expired";
+  }
+  return "unknown";
+}
+
+std::string_view RenewalFailureName(RenewalFailure reason) {
+  switch (reason) {
+    case RenewalFailure::kKey:
+      return "key";
+    case RenewalFailure::kToken:
+      return "token";
+    case RenewalFailure::kCa:
+      return "ca";
+    case RenewalFailure::kBadResponse:
+      return "bad_response";
+    case RenewalFailure::kTrustBundle:
+      return "trust_bundle";
+    case RenewalFailure::kSinkRefused:
+      return "sink_refused";
+  }
+  return "unknown";
+}
+
+// Metric objects, looked up once: the renewal thread then touches only lock-free
+// counters and gauges (except the rare per-gRPC-code counter, looked up on error).
+struct Agent::Metrics {
+  explicit Metrics(metrics::Registry& r)
+      : registry(r),
+        rotations_ok(r.GetCounter("tandem_agent_rotations_total",
+                                  "Certificate renewals, by result.",
+                                  {{"result", "success"}})),
+        rotations_failed(r.GetCounter("tandem_agent_rotations_total",
+                                      "Certificate renewals, by result.",
+                                      {{"result", "failure"}})),
+        ca_ok(r.GetCounter("tandem_agent_ca_requests_total", kCaRequestsHelp,
+                           {{"result", "ok"}})),
+        ca_latency(r.GetHistogram("tandem_agent_ca_request_duration_seconds",
+                                  "Latency of CreateCertificate calls, any result.",
+                                  metrics::DefaultLatencyBuckets())),
+        expiry(r.GetGauge("tandem_agent_certificate_expiry_timestamp_seconds",
+                          "Not-after of the certificate in force (0: none).")),
+        consecutive_failures(r.GetGauge("tandem_agent_consecutive_failures",
+                                        "Failed renewals since the last success.")) {
+    for (RenewalFailure f : kAllFailures) {
+      failures[static_cast<int>(f)] = &r.GetCounter(
+          "tandem_agent_rotation_failures_total", "Failed renewals, by reason.",
+          {{"reason", std::string(RenewalFailureName(f))}});
+    }
+    for (CertState s : kAllStates) {
+      states[static_cast<int>(s)] = &r.GetGauge(
+          "tandem_agent_certificate_state",
+          "1 for the state the workload certificate is in: no_certificate, valid, "
+          "renewing or expired.",
+          {{"state", std::string(CertStateName(s))}});
+    }
+  }
+
+  metrics::Counter& CaResult(absl::StatusCode code) {
+    return registry.GetCounter(
+        "tandem_agent_ca_requests_total", kCaRequestsHelp,
+        {{"result", absl::AsciiStrToLower(absl::StatusCodeToString(code))}});
+  }
+
+  metrics::Registry& registry;
+  metrics::Counter& rotations_ok;
+  metrics::Counter& rotations_failed;
+  metrics::Counter& ca_ok;
+  metrics::Histogram& ca_latency;
+  metrics::Gauge& expiry;
+  metrics::Gauge& consecutive_failures;
+  metrics::Counter* failures[std::size(kAllFailures)];
+  metrics::Gauge* states[std::size(kAllStates)];
+};
 
 Agent::Agent(AgentOptions options, CaClient* ca, SecretSink* sink)
     : options_(std::move(options)),
       spiffe_id_(absl::StrCat("spiffe://", options_.trust_domain, "/ns/", options_.ns,
                               "/sa/", options_.service_account)),
       ca_(ca),
-      sink_(sink) {}
+      sink_(sink),
+      metrics_(std::make_unique<Metrics>(
+          options_.registry ? *options_.registry : metrics::Registry::Default())) {
+  absl::MutexLock lock(&mu_);
+  PublishStateLocked(absl::Now());
+}
 
 Agent::~Agent() { Stop(); }
 
@@ -30,16 +130,33 @@ void Agent::Start() {
 void Agent::Stop() {
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_.exchange(true)) return;
+    stopping_.store(true);
     wake_.SignalAll();
   }
   if (thread_.joinable()) thread_.join();
 }
 
+CertState Agent::StateLocked(absl::Time now) const {
+  if (phase_ != CertState::kNoCertificate && now >= not_after_)
+    return CertState::kExpired;
+  return phase_;
+}
+
 CertState Agent::state() const {
   absl::MutexLock lock(&mu_);
-  if (not_after_ == absl::InfinitePast()) return CertState::kNoCertificate;
-  return absl::Now() < not_after_ ? CertState::kValid : CertState::kExpired;
+  return StateLocked(absl::Now());
+}
+
+bool Agent::ready() const {
+  CertState s = state();
+  return s == CertState::kValid || s == CertState::kRenewing;
+}
+
+void Agent::PublishStateLocked(absl::Time now) {
+  CertState current = StateLocked(now);
+  for (CertState s : kAllStates) {
+    metrics_->states[static_cast<int>(s)]->Set(s == current ? 1 : 0);
+  }
 }
 
 void Agent::Run() {
@@ -50,106 +167,101 @@ void Agent::Run() {
     {
       absl::MutexLock lock(&mu_);
       while (!stopping_.load() && absl::Now() < next) {
-        wake_.WaitWithDeadline(&mu_, next);
+        // Also wake at expiry, so the state gauge turns to "expired" on time.
+        absl::Time deadline = next;
+        if (not_after_ > absl::Now()) deadline = std::min(deadline, not_after_);
+        wake_.WaitWithDeadline(&mu_, deadline);
+        PublishStateLocked(absl::Now());
       }
       if (stopping_.load()) return;
+      if (phase_ == CertState::kValid) phase_ = CertState::kRenewing;
+      PublishStateLocked(absl::Now());
     }
-    absl::Status s = RenewOnce();
+    RenewalFailure reason = RenewalFailure::kCa;
+    absl::Status s = RenewOnce(&reason);
     absl::MutexLock lock(&mu_);
     if (s.ok()) {
       failures_ = 0;
-      last_error_.clear();
+      metrics_->rotations_ok.Inc();
     } else {
       ++failures_;
-      last_error_ = std::string(s.message());
-      std::fprintf(stderr, "tandem-agent: renewal failed (%d in a row): %s\n", failures_,
-                   last_error_.c_str());
+      metrics_->rotations_failed.Inc();
+      metrics_->failures[static_cast<int>(reason)]->Inc();
+      std::fprintf(stderr, "tandem-agent: renewal failed (%s, %d in a row): %s\n",
+                   std::string(RenewalFailureName(reason)).c_str(), failures_,
+                   std::string(s.message()).c_str());
     }
-    next = NextRenewal(options_.policy, not_before_, not_after_, absl::Now(), failures_,
+    metrics_->consecutive_failures.Set(failures_);
+    PublishStateLocked(absl::Now());
+    absl::Time not_before =
+        phase_ == CertState::kNoCertificate ? absl::InfinitePast() : not_before_;
+    next = NextRenewal(options_.policy, not_before, not_after_, absl::Now(), failures_,
                        uniform(rng));
   }
 }
 
-absl::Status Agent::RenewOnce() {
+absl::Status Agent::RenewOnce(RenewalFailure* reason) {
   absl::StatusOr<PendingCredential> pending = NewCredentialRequest(spiffe_id_);
-  if (!pending.ok()) return pending.status();
+  if (!pending.ok()) {
+    *reason = RenewalFailure::kKey;
+    return pending.status();
+  }
   absl::StatusOr<std::string> token = ReadFileToString(options_.token_file);
   if (!token.ok()) {
-    rotations_failed_.fetch_add(1);
+    *reason = RenewalFailure::kToken;
     return token.status();
+  }
+  std::string bearer(absl::StripAsciiWhitespace(*token));
+  if (bearer.empty()) {
+    *reason = RenewalFailure::kToken;
+    return absl::FailedPreconditionError(
+        absl::StrCat("token file ", options_.token_file, " is empty"));
   }
   absl::Time start = absl::Now();
   absl::StatusOr<std::vector<std::string>> chain = ca_->CreateCertificate(
-      pending->csr_pem, std::string(absl::StripAsciiWhitespace(*token)),
-      options_.requested_validity_seconds);
-  ca_seconds_sum_.store(ca_seconds_sum_.load() +
-                        absl::ToDoubleSeconds(absl::Now() - start));
+      pending->csr_pem, bearer, options_.requested_validity_seconds);
+  metrics_->ca_latency.Observe(absl::ToDoubleSeconds(absl::Now() - start));
   if (!chain.ok()) {
-    ca_failed_.fetch_add(1);
-    rotations_failed_.fetch_add(1);
+    metrics_->CaResult(chain.status().code()).Inc();
+    *reason = RenewalFailure::kCa;
     return chain.status();
   }
-  ca_ok_.fetch_add(1);
+  metrics_->ca_ok.Inc();
   std::string extra_roots;
   if (!options_.extra_roots_file.empty()) {
+    // A missing overlap bundle mid root-rotation could strand peers on the new root:
+    // keep the current secret (and its bundle) instead of delivering a narrower one.
     absl::StatusOr<std::string> extra = ReadFileToString(options_.extra_roots_file);
-    if (extra.ok()) extra_roots = *extra;
+    if (!extra.ok()) {
+      *reason = RenewalFailure::kTrustBundle;
+      return extra.status();
+    }
+    extra_roots = *std::move(extra);
   }
   absl::StatusOr<IssuedCredential> issued = AcceptCredential(
       pending->private_key_pem, *chain, extra_roots, spiffe_id_, absl::Now());
   if (!issued.ok()) {
-    rotations_failed_.fetch_add(1);
+    *reason = RenewalFailure::kBadResponse;
     return issued.status();
   }
   if (absl::Status s = sink_->UpdateSecret(issued->secret); !s.ok()) {
-    rotations_failed_.fetch_add(1);
+    *reason = RenewalFailure::kSinkRefused;
     return s;
   }
   rotations_ok_.fetch_add(1);
   absl::MutexLock lock(&mu_);
+  phase_ = CertState::kValid;
   // Schedule from when we got it: CAs backdate not-before for clock skew, which would
   // otherwise make a short-lived certificate look half-spent on arrival.
   not_before_ = std::max(issued->not_before, start);
   not_after_ = issued->not_after;
   serial_ = issued->serial;
+  metrics_->expiry.Set(static_cast<double>(absl::ToUnixSeconds(not_after_)));
   std::fprintf(
       stderr, "tandem-agent: certificate %s for %s, valid until %s\n", serial_.c_str(),
       spiffe_id_.c_str(),
       absl::FormatTime(absl::RFC3339_sec, not_after_, absl::UTCTimeZone()).c_str());
   return absl::OkStatus();
-}
-
-std::string Agent::RenderMetrics() const {
-  absl::MutexLock lock(&mu_);
-  int state = not_after_ == absl::InfinitePast() ? 0 : (absl::Now() < not_after_ ? 1 : 2);
-  return absl::StrCat(
-      "# HELP tandem_agent_rotations_total Certificate renewals, by result.\n"
-      "# TYPE tandem_agent_rotations_total counter\n"
-      "tandem_agent_rotations_total{result=\"success\"} ",
-      rotations_ok_.load(), "\ntandem_agent_rotations_total{result=\"failure\"} ",
-      rotations_failed_.load(),
-      "\n# HELP tandem_agent_ca_requests_total CreateCertificate calls, by result.\n"
-      "# TYPE tandem_agent_ca_requests_total counter\n"
-      "tandem_agent_ca_requests_total{result=\"ok\"} ",
-      ca_ok_.load(), "\ntandem_agent_ca_requests_total{result=\"error\"} ",
-      ca_failed_.load(),
-      "\n# HELP tandem_agent_ca_request_seconds_total Time spent in CA calls.\n"
-      "# TYPE tandem_agent_ca_request_seconds_total counter\n"
-      "tandem_agent_ca_request_seconds_total ",
-      ca_seconds_sum_.load(),
-      "\n# HELP tandem_agent_certificate_state 0 no certificate, 1 valid, 2 expired.\n"
-      "# TYPE tandem_agent_certificate_state gauge\ntandem_agent_certificate_state ",
-      state,
-      "\n# HELP tandem_agent_certificate_expiry_timestamp_seconds Not-after of the "
-      "current certificate.\n# TYPE tandem_agent_certificate_expiry_timestamp_seconds "
-      "gauge\n"
-      "tandem_agent_certificate_expiry_timestamp_seconds ",
-      state == 0 ? 0 : absl::ToUnixSeconds(not_after_),
-      "\n# HELP tandem_agent_consecutive_failures Failed renewals since the last "
-      "success.\n"
-      "# TYPE tandem_agent_consecutive_failures "
-      "gauge\ntandem_agent_consecutive_failures ",
-      failures_, "\n");
 }
 
 }  // namespace tandem::agent

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
@@ -11,6 +12,10 @@
 #include "agent/ca_client.h"
 #include "agent/renewal_policy.h"
 #include "common/secret_sink.h"
+
+namespace tandem::metrics {
+class Registry;
+}  // namespace tandem::metrics
 
 namespace tandem::agent {
 
@@ -24,48 +29,78 @@ struct AgentOptions {
   std::string extra_roots_file;
   int64_t requested_validity_seconds = 24 * 3600;
   RenewalPolicy policy;
+  // Where the agent's metrics live; null means metrics::Registry::Default(). Must
+  // outlive the Agent.
+  metrics::Registry* registry = nullptr;
 };
 
-// Where the workload certificate stands; exported as a metric and used for readiness.
-enum class CertState { kNoCertificate = 0, kValid = 1, kExpired = 2 };
+// Where the workload certificate stands; exported as
+// tandem_agent_certificate_state{state} and used for readiness.
+//   kNoCertificate: nothing delivered yet (not ready).
+//   kValid:         a certificate is in force and not yet due for renewal.
+//   kRenewing:      a certificate is in force, its renewal is due or failing.
+//   kExpired:       the last certificate ran out before a renewal succeeded.
+enum class CertState { kNoCertificate, kValid, kRenewing, kExpired };
+std::string_view CertStateName(CertState state);
+
+// Why a renewal failed; the `reason` label of tandem_agent_rotation_failures_total.
+enum class RenewalFailure { kKey, kToken, kCa, kBadResponse, kTrustBundle, kSinkRefused };
+std::string_view RenewalFailureName(RenewalFailure reason);
 
 // Keeps a workload certificate fresh: generates a key in memory, asks the CA, checks
 // the answer, hands it to a SecretSink (the SDS server), and renews on the schedule of
 // NextRenewal(); failures back off with jitter and the current certificate is kept
-// until it expires. One background thread; Start/Stop from the main thread; the
-// accessors from any thread.
+// until it expires.
+//
+// Threading: one background thread (started by Start) does all renewals and calls the
+// CaClient and the SecretSink. Start/Stop from the owning (main) thread; state() and
+// the metrics from any thread.
 class Agent {
  public:
   Agent(AgentOptions options, CaClient* ca, SecretSink* sink);
   ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Main thread. Starts the renewal thread; the first request goes out at once.
   void Start();
+  // Main thread. Idempotent; returns once the renewal thread has exited.
   void Stop();
 
+  // Any thread. Exact at the time of the call (expiry is checked against the clock).
   CertState state() const;
-  std::string RenderMetrics() const;
+  // Any thread: true while a certificate is in force (kValid or kRenewing).
+  bool ready() const;
+  // Any thread: certificates delivered to the sink so far.
   uint64_t rotations() const { return rotations_ok_.load(); }
+  const std::string& spiffe_id() const { return spiffe_id_; }
+
+  struct Metrics;
 
  private:
   void Run();
-  // One attempt: returns OK when a new certificate was delivered.
-  absl::Status RenewOnce();
+  // One attempt: OK when a new certificate was delivered; otherwise why not.
+  absl::Status RenewOnce(RenewalFailure* reason);
+  CertState StateLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PublishStateLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const AgentOptions options_;
   const std::string spiffe_id_;
-  CaClient* ca_;
-  SecretSink* sink_;
+  CaClient* const ca_;
+  SecretSink* const sink_;
+  const std::unique_ptr<Metrics> metrics_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
-  std::atomic<uint64_t> rotations_ok_{0}, rotations_failed_{0};
-  std::atomic<uint64_t> ca_ok_{0}, ca_failed_{0};
-  std::atomic<double> ca_seconds_sum_{0};
+  std::atomic<uint64_t> rotations_ok_{0};
+
   mutable absl::Mutex mu_;
   absl::CondVar wake_;
+  // kNoCertificate, kValid or kRenewing; kExpired is derived from not_after_.
+  CertState phase_ ABSL_GUARDED_BY(mu_) = CertState::kNoCertificate;
   absl::Time not_before_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time not_after_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string serial_ ABSL_GUARDED_BY(mu_);
   int failures_ ABSL_GUARDED_BY(mu_) = 0;
-  std::string last_error_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tandem::agent

@@ -1,13 +1,15 @@
-// The agent against the real tandem-ca (in-process, gRPC+TLS on loopback) and the
-// proxy's real SDS client over a Unix socket. gRPC code: no <openssl/...> here.
+// The agent against an in-process fake IstioCertificateService (gRPC+TLS on loopback)
+// and the proxy's real SDS client over a Unix socket. gRPC code: no <openssl/...> here.
 #include "agent/agent.h"
 
+#include <grpcpp/grpcpp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -15,10 +17,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/ca_client.h"
+#include "agent/fake_ca_server.h"
 #include "agent/sds_server.h"
+#include "agent/test_ca.h"
 #include "common/credential_request.h"
-#include "controlplane/ca_server.h"
-#include "controlplane/jwt.h"
+#include "common/metrics/registry.h"
+#include "envoy/sds_service.grpc.pb.h"
+#include "envoy/secret.pb.h"
 #include "gtest/gtest.h"
 #include "proxy/sds_client.h"
 #include "tests/integration/subprocess.h"
@@ -27,6 +32,9 @@ namespace tandem::agent {
 namespace {
 
 using tandem::testing::WaitFor;
+
+constexpr char kSpiffeId[] = "spiffe://cluster.local/ns/shop/sa/cart";
+constexpr char kToken[] = "token-for-shop-cart";
 
 // Records what the proxy side would install; can be told to refuse.
 class RecordingSink : public SecretSink {
@@ -60,19 +68,13 @@ class AgentTest : public ::testing::Test {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/tandem-agent-test-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    signing_key_ =
-        NewCredentialRequest("spiffe://cluster.local/ns/k/sa/k")->private_key_pem;
-    ca_port_ = tandem::testing::PickUnusedPort();
-    ca_options_.core.root_dir = dir_ + "/ca";
-    ca_options_.listen_address = absl::StrCat("127.0.0.1:", ca_port_);
-    ca_options_.token_public_key_pem = *controlplane::PublicKeyPemOf(signing_key_);
-    token_file_ = dir_ + "/token";
-    WriteToken({"shop", "cart"});
-    // The root exists before the CA serves, as a deployment's config map would.
-    root_pem_ = (*controlplane::CaCore::Create(ca_options_.core, absl::Now()))
-                    ->trust_bundle_pem();
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
     sds_path_ = dir_ + "/sds/sds.sock";
+    token_file_ = dir_ + "/token";
+    WriteToken(kToken);
+    test_ca_ = *TestCa::Create("cluster.local");
+    ca_ = *FakeCaServer::Create(test_ca_.get(), kToken, kSpiffeId);
   }
   void TearDown() override {
     if (agent_) agent_->Stop();
@@ -81,19 +83,22 @@ class AgentTest : public ::testing::Test {
     if (ca_) ca_->Stop();
     std::filesystem::remove_all(dir_);
   }
-  void WriteToken(const controlplane::ServiceAccount& sa) {
-    std::ofstream(token_file_) << *controlplane::MintServiceAccountToken(
-        signing_key_, sa, "istio-ca", "tandem", absl::Now(), absl::Hours(1));
+  void WriteToken(const std::string& token) {
+    std::ofstream(token_file_) << token << "\n";
   }
-  void StartCa() {
-    ca_ = *controlplane::CaServer::Create(ca_options_);
-    ASSERT_TRUE(ca_->Start().ok());
+  void StartCa() { ASSERT_TRUE(ca_->Start().ok()); }
+  void StartSds() {
+    absl::StatusOr<std::unique_ptr<SdsServer>> sds =
+        SdsServer::Create({sds_path_, {}, &registry_});
+    ASSERT_TRUE(sds.ok()) << sds.status();
+    sds_ = *std::move(sds);
+    ASSERT_TRUE(sds_->Start().ok());
   }
   void StartAgent(int64_t validity_seconds = 3600) {
-    ca_client_ = *CaClient::Create(
-        {absl::StrCat("127.0.0.1:", ca_port_), root_pem_, "tandem-ca", absl::Seconds(2)});
-    sds_ = *SdsServer::Create({sds_path_, {}});
-    ASSERT_TRUE(sds_->Start().ok());
+    ASSERT_NE(ca_->port(), 0) << "start the fake CA once first, to fix its port";
+    ca_client_ = *CaClient::Create({absl::StrCat("127.0.0.1:", ca_->port()),
+                                    test_ca_->root_pem(), "tandem-ca", absl::Seconds(2)});
+    StartSds();
     AgentOptions options;
     options.ns = "shop";
     options.service_account = "cart";
@@ -101,6 +106,7 @@ class AgentTest : public ::testing::Test {
     options.requested_validity_seconds = validity_seconds;
     options.policy.initial_backoff = absl::Milliseconds(50);
     options.policy.max_backoff = absl::Milliseconds(400);
+    options.registry = &registry_;
     agent_ = std::make_unique<Agent>(options, ca_client_.get(), sds_.get());
     agent_->Start();
   }
@@ -108,11 +114,18 @@ class AgentTest : public ::testing::Test {
     client_ = *proxy::SdsClient::Create(sds_path_, &sink_);
     client_->Start();
   }
+  double Metric(const std::string& sample) {
+    return tandem::testing::MetricValue(registry_.RenderPrometheus(), sample);
+  }
+  double Failures(const std::string& reason) {
+    return Metric(
+        absl::StrCat("tandem_agent_rotation_failures_total{reason=\"", reason, "\"}"));
+  }
 
-  std::string dir_, signing_key_, token_file_, root_pem_, sds_path_;
-  int ca_port_ = 0;
-  controlplane::CaServerOptions ca_options_;
-  std::unique_ptr<controlplane::CaServer> ca_;
+  std::string dir_, sds_path_, token_file_;
+  metrics::Registry registry_;
+  std::unique_ptr<TestCa> test_ca_;
+  std::unique_ptr<FakeCaServer> ca_;
   std::unique_ptr<CaClient> ca_client_;
   std::unique_ptr<SdsServer> sds_;
   std::unique_ptr<Agent> agent_;
@@ -120,7 +133,7 @@ class AgentTest : public ::testing::Test {
   RecordingSink sink_;
 };
 
-TEST_F(AgentTest, DeliversCertificateOverSdsAndTheProxyAcks) {
+TEST_F(AgentTest, DeliversAVerifiedCertificateOverSdsAndTheProxyAcks) {
   StartCa();
   StartAgent();
   StartProxyClient();
@@ -128,52 +141,116 @@ TEST_F(AgentTest, DeliversCertificateOverSdsAndTheProxyAcks) {
   WorkloadSecretPem secret = sink_.last();
   absl::StatusOr<IssuedCredential> check =
       AcceptCredential(secret.private_key, {secret.cert_chain, secret.trust_bundle}, "",
-                       "spiffe://cluster.local/ns/shop/sa/cart", absl::Now());
+                       kSpiffeId, absl::Now());
   EXPECT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(secret.trust_bundle, test_ca_->root_pem());
   EXPECT_TRUE(WaitFor([&] { return sds_->acks() >= 1; }, absl::Seconds(5)));
   EXPECT_EQ(agent_->state(), CertState::kValid);
-  // Socket and directory are owner-only.
+  EXPECT_TRUE(agent_->ready());
+  EXPECT_EQ(Metric("tandem_agent_certificate_state{state=\"valid\"}"), 1);
+  EXPECT_EQ(Metric("tandem_agent_certificate_state{state=\"no_certificate\"}"), 0);
+  EXPECT_EQ(Metric("tandem_agent_ca_requests_total{result=\"ok\"}"), 1);
+  EXPECT_EQ(Metric("tandem_agent_ca_request_duration_seconds_count"), 1);
+  EXPECT_GT(Metric("tandem_agent_certificate_expiry_timestamp_seconds"),
+            absl::ToUnixSeconds(absl::Now()));
+}
+
+TEST_F(AgentTest, SocketIsOwnerOnlyInAnOwnerOnlyDirectory) {
+  StartSds();
   struct stat st;
   ASSERT_EQ(stat(sds_path_.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0600);
   ASSERT_EQ(stat((dir_ + "/sds").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700);
 }
 
-TEST_F(AgentTest, RotatesShortLivedCertificatesAndPushesEachOne) {
+TEST_F(AgentTest, RotationPushesEachNewCertificateToTheOpenStream) {
   StartCa();
   StartAgent(/*validity_seconds=*/2);
   StartProxyClient();
+  ASSERT_TRUE(WaitFor([&] { return sink_.count() >= 1; }, absl::Seconds(10)));
+  std::string first = sink_.last().cert_chain;
   ASSERT_TRUE(WaitFor([&] { return sink_.count() >= 3; }, absl::Seconds(15)))
       << "rotations: " << agent_->rotations();
+  EXPECT_NE(sink_.last().cert_chain, first);
+  EXPECT_NE(sink_.last().private_key, first);
+  EXPECT_GE(Metric("tandem_agent_sds_pushes_total"), 3);
+  EXPECT_GE(Metric("tandem_agent_rotations_total{result=\"success\"}"), 3);
 }
 
-TEST_F(AgentTest, RetriesWhileTheCaIsDownAndRecoversWhenItAppears) {
+TEST_F(AgentTest, RetriesWithBackoffWhileTheCaIsDownThenSucceedsWhenItAppears) {
+  StartCa();  // fixes the port, then the CA goes away before the agent starts
+  ca_->Stop();
   StartAgent();
   StartProxyClient();
-  absl::SleepFor(absl::Milliseconds(800));  // let several attempts fail
+  ASSERT_TRUE(WaitFor([&] { return Failures("ca") >= 3; }, absl::Seconds(10)));
   EXPECT_EQ(agent_->state(), CertState::kNoCertificate);
+  EXPECT_FALSE(agent_->ready());
+  EXPECT_EQ(Metric("tandem_agent_certificate_state{state=\"no_certificate\"}"), 1);
   EXPECT_EQ(sink_.count(), 0);
-  EXPECT_NE(
-      agent_->RenderMetrics().find("tandem_agent_ca_requests_total{result=\"error\"} "),
-      std::string::npos);
   StartCa();
   EXPECT_TRUE(WaitFor([&] { return sink_.count() >= 1; }, absl::Seconds(15)));
+  EXPECT_TRUE(
+      WaitFor([&] { return agent_->state() == CertState::kValid; }, absl::Seconds(5)));
+  EXPECT_EQ(Metric("tandem_agent_consecutive_failures"), 0);
 }
 
-TEST_F(AgentTest, KeepsCurrentCertificateWhenTheCaDiesMidLife) {
+TEST_F(AgentTest, KeepsTheCurrentCertificateWhenTheCaDiesMidLife) {
   StartCa();
-  StartAgent(/*validity_seconds=*/4);
+  StartAgent(/*validity_seconds=*/5);
   StartProxyClient();
   ASSERT_TRUE(WaitFor([&] { return sink_.count() >= 1; }, absl::Seconds(10)));
   ca_->Stop();
-  absl::SleepFor(absl::Seconds(2.5));  // past the renewal point, before expiry
-  EXPECT_EQ(agent_->state(), CertState::kValid);
-  // Renewals are failing, and counted, while the old certificate stays in force.
-  EXPECT_GT(tandem::testing::MetricValue(agent_->RenderMetrics(),
-                                         "tandem_agent_consecutive_failures"),
-            0);
+  // Past the renewal point (about 2 s in), before expiry (5 s).
+  ASSERT_TRUE(WaitFor([&] { return Failures("ca") >= 2; }, absl::Seconds(4)));
+  EXPECT_EQ(agent_->state(), CertState::kRenewing);
+  EXPECT_TRUE(agent_->ready());
   EXPECT_EQ(sink_.count(), 1);
+  EXPECT_GE(Metric("tandem_agent_consecutive_failures"), 2);
+  // Left alone, the certificate runs out and the state says so.
+  EXPECT_TRUE(
+      WaitFor([&] { return agent_->state() == CertState::kExpired; }, absl::Seconds(6)));
+  EXPECT_TRUE(WaitFor(
+      [&] { return Metric("tandem_agent_certificate_state{state=\"expired\"}") == 1; },
+      absl::Seconds(2)));
+  EXPECT_FALSE(agent_->ready());
+}
+
+TEST_F(AgentTest, RefusesBadCaResponsesAndKeepsTheCurrentCertificate) {
+  StartCa();
+  StartAgent(/*validity_seconds=*/6);
+  StartProxyClient();
+  ASSERT_TRUE(WaitFor([&] { return sink_.count() >= 1; }, absl::Seconds(10)));
+  WorkloadSecretPem good = sink_.last();
+  ca_->set_mode(FakeCaServer::Mode::kGarbage);
+  ASSERT_TRUE(WaitFor([&] { return Failures("bad_response") >= 1; }, absl::Seconds(6)));
+  ca_->set_mode(FakeCaServer::Mode::kAnotherKey);
+  double before = Failures("bad_response");
+  ASSERT_TRUE(
+      WaitFor([&] { return Failures("bad_response") >= before + 1; }, absl::Seconds(3)));
+  // Neither reached the proxy: it still holds the first certificate.
+  EXPECT_EQ(sink_.count(), 1);
+  EXPECT_EQ(sink_.last().cert_chain, good.cert_chain);
+  EXPECT_EQ(agent_->state(), CertState::kRenewing);
+  ca_->set_mode(FakeCaServer::Mode::kIssue);
+  EXPECT_TRUE(WaitFor([&] { return sink_.count() >= 2; }, absl::Seconds(5)));
+  EXPECT_NE(sink_.last().cert_chain, good.cert_chain);
+}
+
+TEST_F(AgentTest, ReReadsTheTokenFileBeforeEveryRequest) {
+  WriteToken("stale-token");
+  StartCa();
+  StartAgent();
+  StartProxyClient();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Metric("tandem_agent_ca_requests_total{result=\"unauthenticated\"}") >= 1;
+      },
+      absl::Seconds(10)));
+  EXPECT_EQ(sink_.count(), 0);
+  WriteToken(kToken);  // the kubelet rotated the projected token
+  EXPECT_TRUE(WaitFor([&] { return sink_.count() >= 1; }, absl::Seconds(10)));
 }
 
 TEST_F(AgentTest, ProxyRefusalIsNackedAndCounted) {
@@ -182,6 +259,8 @@ TEST_F(AgentTest, ProxyRefusalIsNackedAndCounted) {
   StartAgent();
   StartProxyClient();
   EXPECT_TRUE(WaitFor([&] { return sds_->nacks() >= 1; }, absl::Seconds(10)));
+  EXPECT_EQ(sds_->acks(), 0u);
+  EXPECT_EQ(Metric("tandem_agent_sds_responses_total{result=\"nack\"}"), 1);
 }
 
 TEST_F(AgentTest, ProxyIsReFedAfterTheAgentRestarts) {
@@ -198,10 +277,37 @@ TEST_F(AgentTest, ProxyIsReFedAfterTheAgentRestarts) {
   EXPECT_TRUE(WaitFor([&] { return sink_.count() > before; }, absl::Seconds(15)));
 }
 
+TEST_F(AgentTest, ServesOnlyTheResourcesAStreamAsksFor) {
+  StartCa();
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return agent_->rotations() >= 1; }, absl::Seconds(10)));
+  auto stub = ::envoy::service::secret::v3::SecretDiscoveryService::NewStub(
+      grpc::CreateChannel("unix:" + sds_path_, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  auto stream = stub->StreamSecrets(&context);
+  ::envoy::service::discovery::v3::DiscoveryRequest request;
+  request.set_type_url(
+      "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret");
+  request.add_resource_names("ROOTCA");
+  ASSERT_TRUE(stream->Write(request));
+  ::envoy::service::discovery::v3::DiscoveryResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  ASSERT_EQ(response.resources_size(), 1);
+  ::envoy::extensions::transport_sockets::tls::v3::Secret secret;
+  ASSERT_TRUE(response.resources(0).UnpackTo(&secret));
+  EXPECT_EQ(secret.name(), "ROOTCA");
+  EXPECT_EQ(secret.validation_context().trusted_ca().inline_bytes(),
+            test_ca_->root_pem());
+  EXPECT_FALSE(response.nonce().empty());
+  EXPECT_FALSE(response.version_info().empty());
+  context.TryCancel();
+  stream->Finish();
+}
+
 TEST_F(AgentTest, RefusesSdsPeerWithAnotherUid) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root to connect as another uid";
-  sds_ = *SdsServer::Create({sds_path_, {}});
-  ASSERT_TRUE(sds_->Start().ok());
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to connect as another uid (65534)";
+  StartSds();
   // Let the other uid reach the socket, so only the peer-credential check stands.
   chmod(dir_.c_str(), 0755);
   chmod((dir_ + "/sds").c_str(), 0755);
@@ -222,6 +328,7 @@ TEST_F(AgentTest, RefusesSdsPeerWithAnotherUid) {
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_TRUE(WaitFor([&] { return sds_->refused_peers() == 1; }, absl::Seconds(5)));
+  EXPECT_EQ(Metric("tandem_agent_sds_refused_peers_total{reason=\"uid\"}"), 1);
 }
 
 }  // namespace

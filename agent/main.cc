@@ -16,11 +16,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "agent/agent.h"
 #include "agent/ca_client.h"
 #include "agent/sds_server.h"
 #include "common/file_util.h"
 #include "common/http_server.h"
+#include "common/metrics/registry.h"
 
 namespace {
 
@@ -109,15 +111,20 @@ int main(int argc, char** argv) {
         tandem::HttpServer::Create(address);
     if (!server.ok()) return Fail(std::string(server.status().message()));
     http = *std::move(server);
-    tandem::agent::SdsServer* s = sds->get();
-    http->Handle("/metrics", [&agent, s](const tandem::HttpRequest&) {
-      return tandem::HttpResponse{200, agent.RenderMetrics() + s->RenderMetrics(),
+    http->Handle("/metrics", [](const tandem::HttpRequest&) {
+      return tandem::HttpResponse{200,
+                                  tandem::metrics::Registry::Default().RenderPrometheus(),
                                   "text/plain; version=0.0.4; charset=utf-8"};
     });
+    // Ready while a certificate is in force, including while its renewal is failing.
     http->Handle("/healthz/ready", [&agent](const tandem::HttpRequest&) {
-      return agent.state() == tandem::agent::CertState::kValid
+      tandem::agent::CertState state = agent.state();
+      return agent.ready()
                  ? tandem::HttpResponse{200, "ready\n"}
-                 : tandem::HttpResponse{503, "no valid certificate\n"};
+                 : tandem::HttpResponse{
+                       503, absl::StrCat("not ready: ",
+                                         std::string(tandem::agent::CertStateName(state)),
+                                         "\n")};
     });
     http->Start();
   }

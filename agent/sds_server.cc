@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -17,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/metrics/registry.h"
 #include "envoy/sds_service.grpc.pb.h"
 #include "envoy/secret.pb.h"
 
@@ -29,35 +31,71 @@ namespace {
 
 constexpr char kSecretType[] =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+constexpr char kCertName[] = "default";
+constexpr char kRootName[] = "ROOTCA";
+constexpr char kRefusedHelp[] =
+    "SDS connections refused by the peer-credential check, by reason.";
 
 }  // namespace
 
 struct SdsServer::Impl final
     : public ::envoy::service::secret::v3::SecretDiscoveryService::Service {
+  explicit Impl(metrics::Registry& r)
+      : pushes(r.GetCounter("tandem_agent_sds_pushes_total",
+                            "Secret responses pushed to SDS streams.")),
+        acks(r.GetCounter("tandem_agent_sds_responses_total",
+                          "SDS clients' answers to pushes, by result.",
+                          {{"result", "ack"}})),
+        nacks(r.GetCounter("tandem_agent_sds_responses_total",
+                           "SDS clients' answers to pushes, by result.",
+                           {{"result", "nack"}})),
+        refused_uid(r.GetCounter("tandem_agent_sds_refused_peers_total", kRefusedHelp,
+                                 {{"reason", "uid"}})),
+        refused_no_cred(r.GetCounter("tandem_agent_sds_refused_peers_total", kRefusedHelp,
+                                     {{"reason", "no_peer_credentials"}})),
+        streams(r.GetGauge("tandem_agent_sds_streams", "Open SDS streams.")) {}
+
   SdsServerOptions options;
   int listen_fd = -1;
   std::unique_ptr<grpc::Server> server;
   std::thread acceptor;
   std::atomic<bool> stopping{false};
-  std::atomic<uint64_t> pushes{0}, acks{0}, nacks{0}, refused_peers{0};
-  std::atomic<int> streams{0};
+  std::atomic<int> open_streams{0};
+  metrics::Counter& pushes;
+  metrics::Counter& acks;
+  metrics::Counter& nacks;
+  metrics::Counter& refused_uid;
+  metrics::Counter& refused_no_cred;
+  metrics::Gauge& streams;
 
   mutable absl::Mutex mu;
   WorkloadSecretPem secret ABSL_GUARDED_BY(mu);
   uint64_t version ABSL_GUARDED_BY(mu) = 0;
 
+  // What one stream asked for; written by its reader, read by its writer, under `mu`.
+  struct Subscription {
+    std::vector<std::string> names;  // empty: every resource
+    bool changed = false;            // re-send the current version
+    bool reader_done = false;
+  };
+
   void AcceptLoop();
 
-  // What a stream writer waits for: a new version, shutdown, or its peer going away.
+  // What a stream writer waits for: a new version, a new subscription, shutdown, or
+  // its peer going away.
   struct WaitArgs {
     Impl* impl;
     uint64_t sent;
-    std::atomic<bool>* reader_done;
+    Subscription* sub;
     static bool Changed(WaitArgs* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return a->impl->version != a->sent || a->impl->stopping.load() ||
-             a->reader_done->load();
+      return (a->impl->version != 0 && a->impl->version != a->sent) || a->sub->changed ||
+             a->sub->reader_done || a->impl->stopping.load();
     }
   };
+
+  static bool Wants(const std::vector<std::string>& names, const char* name) {
+    return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
+  }
 
   grpc::Status StreamSecrets(
       grpc::ServerContext* context,
@@ -65,60 +103,90 @@ struct SdsServer::Impl final
           stream) override {
     discovery::DiscoveryRequest first;
     if (!stream->Read(&first)) return grpc::Status::OK;
-    streams.fetch_add(1);
-    std::atomic<bool> reader_done{false};
-    // ACKs and NACKs arrive while we wait to push; one reader, one writer is the
-    // concurrency gRPC's sync API allows.
+    if (!first.type_url().empty() && first.type_url() != kSecretType) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "this server serves only " + std::string(kSecretType));
+    }
+    open_streams.fetch_add(1);
+    streams.Add(1);
+    Subscription sub;
+    {
+      absl::MutexLock lock(&mu);
+      sub.names.assign(first.resource_names().begin(), first.resource_names().end());
+    }
+    // ACKs, NACKs and subscription changes arrive while we wait to push; one reader and
+    // one writer is the concurrency gRPC's sync API allows on a stream.
     std::thread reader([&] {
       discovery::DiscoveryRequest r;
       while (stream->Read(&r)) {
         if (r.has_error_detail()) {
-          nacks.fetch_add(1);
-          std::fprintf(stderr, "tandem-agent: proxy NACKed secret version %s: %s\n",
-                       r.response_nonce().c_str(), r.error_detail().message().c_str());
-        } else {
-          acks.fetch_add(1);
+          nacks.Inc();
+          std::fprintf(
+              stderr, "tandem-agent: SDS client NACKed nonce %s (keeps version %s): %s\n",
+              r.response_nonce().c_str(), r.version_info().c_str(),
+              r.error_detail().message().c_str());
+        } else if (!r.response_nonce().empty()) {
+          acks.Inc();
+        }
+        std::vector<std::string> names(r.resource_names().begin(),
+                                       r.resource_names().end());
+        absl::MutexLock lock(&mu);
+        if (names != sub.names) {
+          sub.names = std::move(names);
+          sub.changed = true;
         }
       }
-      reader_done.store(true);
-      absl::MutexLock lock(&mu);  // wake the writer
+      absl::MutexLock lock(&mu);  // wakes the writer
+      sub.reader_done = true;
     });
-    uint64_t sent = 0;
-    while (!stopping.load() && !reader_done.load() && !context->IsCancelled()) {
+    uint64_t sent = 0, nonce = 0;
+    while (!context->IsCancelled()) {
       WorkloadSecretPem current;
+      std::vector<std::string> names;
       uint64_t v;
       {
         absl::MutexLock lock(&mu);
-        WaitArgs args{this, sent, &reader_done};
+        WaitArgs args{this, sent, &sub};
         mu.AwaitWithTimeout(absl::Condition(&WaitArgs::Changed, &args),
                             absl::Milliseconds(500));
-        if (version == sent) continue;
+        if (stopping.load() || sub.reader_done) break;
+        if (version == 0 || (version == sent && !sub.changed)) continue;
+        sub.changed = false;
         current = secret;
+        names = sub.names;
         v = version;
       }
       discovery::DiscoveryResponse response;
       response.set_version_info(absl::StrCat(v));
-      response.set_nonce(absl::StrCat(v));
+      response.set_nonce(absl::StrCat(v, "-", ++nonce));
       response.set_type_url(kSecretType);
-      tls::Secret cert;
-      cert.set_name("default");
-      cert.mutable_tls_certificate()->mutable_certificate_chain()->set_inline_bytes(
-          current.cert_chain);
-      cert.mutable_tls_certificate()->mutable_private_key()->set_inline_bytes(
-          current.private_key);
-      tls::Secret root;
-      root.set_name("ROOTCA");
-      root.mutable_validation_context()->mutable_trusted_ca()->set_inline_bytes(
-          current.trust_bundle);
-      response.add_resources()->PackFrom(cert);
-      response.add_resources()->PackFrom(root);
-      if (!stream->Write(response)) break;
-      pushes.fetch_add(1);
+      if (Wants(names, kCertName)) {
+        tls::Secret cert;
+        cert.set_name(kCertName);
+        cert.mutable_tls_certificate()->mutable_certificate_chain()->set_inline_bytes(
+            current.cert_chain);
+        cert.mutable_tls_certificate()->mutable_private_key()->set_inline_bytes(
+            current.private_key);
+        response.add_resources()->PackFrom(cert);
+      }
+      if (Wants(names, kRootName)) {
+        tls::Secret root;
+        root.set_name(kRootName);
+        root.mutable_validation_context()->mutable_trusted_ca()->set_inline_bytes(
+            current.trust_bundle);
+        response.add_resources()->PackFrom(root);
+      }
       sent = v;
+      // Nothing this stream knows about: state of the world says nothing until it asks
+      // for a name we serve.
+      if (response.resources_size() == 0) continue;
+      if (!stream->Write(response)) break;
+      pushes.Inc();
     }
     context->TryCancel();
     reader.join();
-    streams.fetch_sub(1);
+    streams.Add(-1);
+    open_streams.fetch_sub(1);
     return grpc::Status::OK;
   }
 };
@@ -153,7 +221,8 @@ absl::StatusOr<std::unique_ptr<SdsServer>> SdsServer::Create(SdsServerOptions op
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.socket_path, ": ", std::strerror(err)));
   }
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<Impl>(options.registry ? *options.registry
+                                                      : metrics::Registry::Default());
   impl->listen_fd = fd;
   impl->options = std::move(options);
   return std::unique_ptr<SdsServer>(new SdsServer(std::move(impl)));
@@ -194,11 +263,17 @@ void SdsServer::Impl::AcceptLoop() {
     if (fd < 0) continue;
     ucred cred{};
     socklen_t len = sizeof(cred);
-    bool allowed = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-                   cred.uid == geteuid();
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+      refused_no_cred.Inc();
+      std::fprintf(stderr, "tandem-agent: SDS peer refused: no peer credentials: %s\n",
+                   std::strerror(errno));
+      close(fd);
+      continue;
+    }
+    bool allowed = cred.uid == geteuid();
     for (uid_t uid : options.allowed_uids) allowed |= cred.uid == uid;
     if (!allowed) {
-      refused_peers.fetch_add(1);
+      refused_uid.Inc();
       std::fprintf(stderr, "tandem-agent: SDS peer uid %u pid %d refused\n", cred.uid,
                    cred.pid);
       close(fd);
@@ -226,28 +301,11 @@ absl::Status SdsServer::UpdateSecret(const WorkloadSecretPem& secret) {
   return absl::OkStatus();
 }
 
-uint64_t SdsServer::acks() const { return impl_->acks.load(); }
-uint64_t SdsServer::nacks() const { return impl_->nacks.load(); }
-uint64_t SdsServer::refused_peers() const { return impl_->refused_peers.load(); }
-int SdsServer::open_streams() const { return impl_->streams.load(); }
-
-std::string SdsServer::RenderMetrics() const {
-  return absl::StrCat(
-      "# HELP tandem_agent_sds_pushes_total Secrets pushed to the proxy.\n"
-      "# TYPE tandem_agent_sds_pushes_total counter\ntandem_agent_sds_pushes_total ",
-      impl_->pushes.load(),
-      "\n# HELP tandem_agent_sds_responses_total Proxy answers to pushes, by result.\n"
-      "# TYPE tandem_agent_sds_responses_total counter\n"
-      "tandem_agent_sds_responses_total{result=\"ack\"} ",
-      impl_->acks.load(), "\ntandem_agent_sds_responses_total{result=\"nack\"} ",
-      impl_->nacks.load(),
-      "\n# HELP tandem_agent_sds_refused_peers_total SDS connections refused by the "
-      "peer-credential check.\n# TYPE tandem_agent_sds_refused_peers_total counter\n"
-      "tandem_agent_sds_refused_peers_total ",
-      impl_->refused_peers.load(),
-      "\n# HELP tandem_agent_sds_streams Open SDS streams.\n"
-      "# TYPE tandem_agent_sds_streams gauge\ntandem_agent_sds_streams ",
-      impl_->streams.load(), "\n");
+uint64_t SdsServer::acks() const { return impl_->acks.Value(); }
+uint64_t SdsServer::nacks() const { return impl_->nacks.Value(); }
+uint64_t SdsServer::refused_peers() const {
+  return impl_->refused_uid.Value() + impl_->refused_no_cred.Value();
 }
+int SdsServer::open_streams() const { return impl_->open_streams.load(); }
 
 }  // namespace tandem::agent

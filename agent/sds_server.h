@@ -10,6 +10,10 @@
 #include "absl/status/statusor.h"
 #include "common/secret_sink.h"
 
+namespace tandem::metrics {
+class Registry;
+}  // namespace tandem::metrics
+
 namespace tandem::agent {
 
 struct SdsServerOptions {
@@ -17,14 +21,21 @@ struct SdsServerOptions {
   std::string socket_path = "/var/run/tandem/sds.sock";
   // Peers allowed by SO_PEERCRED uid, besides our own uid (the proxy's, 1337 in pods).
   std::vector<uid_t> allowed_uids = {1337};
+  // Where the SDS metrics live; null means metrics::Registry::Default(). Must outlive
+  // the server.
+  metrics::Registry* registry = nullptr;
 };
 
 // Serves the workload secret to the proxy with Envoy's SDS protocol
-// (SecretDiscoveryService/StreamSecrets; resources "default" and "ROOTCA"), so a real
-// Envoy could be fed too. Connections are accepted here, checked with SO_PEERCRED, and
-// only then handed to gRPC. Each Publish() pushes to every open stream; ACKs and NACKs
-// are counted. Start/Stop from the main thread; Publish from any thread.
-// Also a SecretSink: UpdateSecret() publishes.
+// (SecretDiscoveryService/StreamSecrets, state of the world; resources "default" and
+// "ROOTCA", each sent only to streams that asked for it, both when a stream names
+// none), so a real Envoy could be fed too. Connections are accepted here, checked with
+// SO_PEERCRED, and only then handed to gRPC. Each UpdateSecret() pushes to every open
+// stream; ACKs and NACKs are counted, and a NACK's error_detail is logged.
+//
+// Threading: one acceptor thread; gRPC runs each stream on one of its threads, plus a
+// reader thread per stream for ACKs. Create/Start/Stop/destructor from the main thread;
+// UpdateSecret and the accessors from any thread.
 class SdsServer : public SecretSink {
  public:
   static absl::StatusOr<std::unique_ptr<SdsServer>> Create(SdsServerOptions options);
@@ -32,9 +43,10 @@ class SdsServer : public SecretSink {
 
   absl::Status Start();
   void Stop();
+  // Any thread. Stores the secret and pushes it to every open stream; always OK (the
+  // proxy's verdict arrives later as an ACK or NACK).
   absl::Status UpdateSecret(const WorkloadSecretPem& secret) override;
-  std::string RenderMetrics() const;
-  // For tests and readiness.
+  // Any thread; for tests and readiness.
   uint64_t acks() const;
   uint64_t nacks() const;
   uint64_t refused_peers() const;

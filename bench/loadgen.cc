@@ -2,7 +2,8 @@
 //   loadgen echo PORT                      epoll echo server on 127.0.0.1:PORT
 //   loadgen connrate PORT SECONDS THREADS  new connection per request (64 B echo)
 //   loadgen latency PORT SECONDS CONNS RPS persistent connections at a fixed total rate
-//   loadgen hold PORT COUNT SECONDS        open COUNT connections, echo once, hold them
+//   loadgen hold PORT COUNT SECONDS [THREADS]  open COUNT connections (THREADS at a
+//                                          time), echo once on each, hold them
 // Prints one line of key=value results. Every loop is bounded by SECONDS.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -187,15 +188,31 @@ int main(int argc, char** argv) {
                 failed.load(), Percentile(lat, 0.5) * 1e6, Percentile(lat, 0.99) * 1e6);
     return 0;
   }
-  if (mode == "hold" && argc == 5) {
+  if (mode == "hold" && (argc == 5 || argc == 6)) {
     int count = std::atoi(argv[3]);
     double seconds = std::atof(argv[4]);
+    int threads = argc == 6 ? std::max(1, std::atoi(argv[5])) : 1;
+    // Connecting is bounded too: a pair that stops accepting ends the attempt.
+    auto give_up = Clock::now() + std::chrono::seconds(60);
+    std::mutex mu;
     std::vector<int> fds;
-    for (int i = 0; i < count; ++i) {
-      int fd = Connect(port);
-      if (fd < 0 || !Echo(fd)) break;
-      fds.push_back(fd);
+    std::atomic<int> next{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t) {
+      ts.emplace_back([&] {
+        while (next.fetch_add(1) < count && Clock::now() < give_up) {
+          int fd = Connect(port);
+          if (fd >= 0 && !Echo(fd)) {
+            close(fd);
+            fd = -1;
+          }
+          if (fd < 0) return;
+          std::lock_guard<std::mutex> lock(mu);
+          fds.push_back(fd);
+        }
+      });
     }
+    for (auto& t : ts) t.join();
     std::printf("held=%zu\n", fds.size());
     std::fflush(stdout);
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));

@@ -1,29 +1,49 @@
 #!/usr/bin/env bash
-# Benchmarks tandem's proxy pair against an HAProxy pair doing the same mTLS
-# origination/termination (same ECDSA P-256 certificates, TLS 1.3), plus the direct
-# loopback baseline, in one run, alternating, medians of REPEATS (default 3).
+# Benchmarks tandem's proxy pair against an HAProxy pair and a stunnel pair doing the
+# same mTLS origination/termination (same ECDSA P-256 certificates, TLS 1.3,
+# TLS_AES_128_GCM_SHA256, client certificates verified), plus the direct loopback
+# baseline, in one run, alternating, medians of REPEATS (default 3).
 #   bench/run.sh BUILD_DIR        (./dev bench)
-# 127.0.0.1 only; every load loop is bounded in time. Writes bench/RESULTS.md.
+# Environment: REPEATS (3), SECS per load step (4), HOLD idle connections held for the
+# memory figure (10000), HOLD_STUNNEL (1000: stunnel runs a thread per connection),
+# STUNNEL=0 to leave stunnel out, KEEP_BENCH_DIR=1 to keep configs and logs.
+# 127.0.0.1 only; every load loop is bounded in count and time. Writes bench/RESULTS.md.
 set -euo pipefail
 B="$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPEATS="${REPEATS:-3}"
 SECS="${SECS:-4}"
-HOLD="${HOLD:-2000}"
+HOLD="${HOLD:-10000}"
+HOLD_STUNNEL="${HOLD_STUNNEL:-1000}"
 LG="$B/bench/tandem-loadgen"
-for tool in haproxy iperf3 openssl; do
-  command -v $tool >/dev/null || { echo "bench: $tool missing (apt-get install $tool)"; exit 1; }
+FLOOR="$B/bench/handshake_floor_benchmark"
+PROXY="$B/proxy/tandem-proxy"
+for tool in haproxy iperf3 openssl curl ss "$LG" "$PROXY"; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool missing"; exit 1; }
 done
+STUNNEL="${STUNNEL:-1}"
+if [[ $STUNNEL == 1 ]] && ! command -v stunnel >/dev/null; then
+  echo "bench: stunnel missing (apt-get install stunnel4): leaving it out" >&2
+  STUNNEL=0
+fi
 W="$(mktemp -d /tmp/tandem-bench-XXXXXX)"
 pids=()
 PAIR_PIDS=()
 cleanup() {
-  kill "${pids[@]}" "${PAIR_PIDS[@]}" 2>/dev/null || true
-  pkill -f "iperf3 -s -p 27081" 2>/dev/null || true
+  for p in "${PAIR_PIDS[@]}" "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   [[ "${KEEP_BENCH_DIR:-0}" == 1 ]] || rm -rf "$W"
 }
 trap cleanup EXIT
+# Each proxy holds two sockets per connection: 10k held connections need > 20k fds.
+# Raising the hard limit needs CAP_SYS_RESOURCE; without it HOLD shrinks to fit.
+ulimit -Hn 200000 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FDS="$(ulimit -n)"
+if ((FDS < 2 * HOLD + 1000)); then
+  HOLD=$(((FDS - 1000) / 2))
+  echo "bench: RLIMIT_NOFILE $FDS: holding $HOLD connections" >&2
+fi
+HAPROXY_MAXCONN=$(((FDS - 300) / 2))  # HAProxy refuses to start if 2*maxconn > fds
 
 # --- certificates (openssl CLI: nothing of tandem's own code) ---
 cd "$W"
@@ -44,69 +64,147 @@ done
 
 ECHO=27080 IPERF=27081
 "$LG" echo $ECHO & pids+=($!)
-iperf3 -s -p $IPERF -D --logfile "$W/iperf.log"
-sleep 0.3
+iperf3 -s -p $IPERF >"$W/iperf.log" 2>&1 & pids+=($!)
+
+# Bounded wait until something listens on 127.0.0.1:PORT.
+wait_listen() {
+  for _ in $(seq 100); do
+    [[ -n "$(ss -Hltn "sport = :$1")" ]] && return 0
+    sleep 0.05
+  done
+  echo "bench: nothing listens on port $1" >&2
+  return 1
+}
+wait_listen $ECHO
+wait_listen $IPERF
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# Pages only this process maps (anonymous memory, dirtied library pages): what one more
+# sidecar costs when the libraries' clean pages are shared.
+private_kb() { awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s + 0}' "/proc/$1/smaps_rollup"; }
+HZ="$(getconf CLK_TCK)"
 
-# start_pair KIND APP_PORT -> sets ENTRY and PAIR_PIDS
-start_pair() {
-  local kind="$1" app="$2"
-  PAIR_PIDS=()
+# A proxy process plays one role: "out" takes plaintext on LISTEN and originates mTLS
+# to TARGET; "in" terminates mTLS on LISTEN (client certificate required) and sends
+# plaintext to TARGET. KIND: tandem, haproxy, haproxy-full (no session reuse, no
+# tickets, no session cache: every handshake is a full one), stunnel.
+# start_role KIND ROLE LISTEN TARGET  -> appends the pid to PAIR_PIDS, sets ROLE_PID.
+start_role() {
+  local kind="$1" role="$2" listen="$3" target="$4" name="$1-$2"
   case "$kind" in
-    direct) ENTRY=$app ;;
     tandem)
-      ENTRY=27201
-      cat >srv.json <<JSON
-{"outbound_address": "127.0.0.1:27105", "inbound_address": "127.0.0.1:27106",
- "metrics_address": "127.0.0.1:27190", "admin_address": "127.0.0.1:27100",
- "health_address": "127.0.0.1:27121", "workers": 2, "socket_mark": 0,
- "inbound_fixed_app": "127.0.0.1:$app", "max_connections": 60000,
- "cert_chain_file": "$W/server.crt", "private_key_file": "$W/server.key", "trust_bundle_file": "$W/ca.crt"}
+      local base=$((listen + 10)) who=client
+      [[ $role == in ]] && who=server
+      local route
+      if [[ $role == out ]]; then
+        route="\"outbound_address\": \"127.0.0.1:$listen\", \"inbound_address\": \"127.0.0.1:$base\", \"outbound_fixed_destination\": \"127.0.0.1:$target\""
+      else
+        route="\"outbound_address\": \"127.0.0.1:$base\", \"inbound_address\": \"127.0.0.1:$listen\", \"inbound_fixed_app\": \"127.0.0.1:$target\""
+      fi
+      cat >$name.json <<JSON
+{$route, "metrics_address": "127.0.0.1:$((base + 1))",
+ "admin_address": "127.0.0.1:$((base + 2))", "health_address": "127.0.0.1:$((base + 3))",
+ "workers": 2, "socket_mark": 0, "max_connections": 60000,
+ "cert_chain_file": "$W/$who.crt", "private_key_file": "$W/$who.key",
+ "trust_bundle_file": "$W/ca.crt"}
 JSON
-      cat >cli.json <<JSON
-{"outbound_address": "127.0.0.1:27201", "inbound_address": "127.0.0.1:27206",
- "metrics_address": "127.0.0.1:27290", "admin_address": "127.0.0.1:27200",
- "health_address": "127.0.0.1:27221", "workers": 2, "socket_mark": 0,
- "outbound_fixed_destination": "127.0.0.1:27106", "max_connections": 60000,
- "cert_chain_file": "$W/client.crt", "private_key_file": "$W/client.key", "trust_bundle_file": "$W/ca.crt"}
-JSON
-      "$B/proxy/tandem-proxy" --config=srv.json 2>>tandem.log & PAIR_PIDS+=($!)
-      "$B/proxy/tandem-proxy" --config=cli.json 2>>tandem.log & PAIR_PIDS+=($!)
-      for _ in $(seq 50); do curl -sf http://127.0.0.1:27190/healthz/ready >/dev/null &&
-        curl -sf http://127.0.0.1:27290/healthz/ready >/dev/null && break; sleep 0.1; done ;;
-    haproxy)
-      ENTRY=27301
-      cat >haproxy.cfg <<CFG
-global
-  nbthread 2
-  maxconn 8000
-  ssl-default-bind-options ssl-min-ver TLSv1.3
-  ssl-default-server-options ssl-min-ver TLSv1.3
-  tune.ssl.default-dh-param 2048
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 1h
-  timeout server 1h
-frontend plain_in
-  bind 127.0.0.1:27301
-  default_backend mtls_out
-backend mtls_out
-  server peer 127.0.0.1:27306 ssl crt $W/client.pem ca-file $W/ca.crt verify required verifyhost bench-skip
-frontend mtls_in
-  bind 127.0.0.1:27306 ssl crt $W/server.pem ca-file $W/ca.crt verify required
-  default_backend app
-backend app
-  server app 127.0.0.1:$app
-CFG
-      # verifyhost checks a DNS name our SPIFFE certs do not carry; verify the chain only.
-      sed -i 's/ verifyhost bench-skip//' haproxy.cfg
-      haproxy -f haproxy.cfg -db 2>>haproxy.log & PAIR_PIDS+=($!)
-      sleep 0.5
-      kill -0 "${PAIR_PIDS[0]}" 2>/dev/null || { echo "haproxy failed:"; cat haproxy.log; exit 1; } ;;
+      "$PROXY" --config=$name.json 2>>$name.log &
+      ROLE_PID=$!
+      METRICS[$role]=$((base + 1)) ;;
+    haproxy | haproxy-full)
+      local reuse="" bindopt="" cache=""
+      if [[ $kind == haproxy-full ]]; then
+        reuse=" no-ssl-reuse"
+        bindopt=" no-tls-tickets"
+        cache="  tune.ssl.cachesize 0"
+      fi
+      {
+        echo "global"
+        echo "  nbthread 2"
+        echo "  maxconn $HAPROXY_MAXCONN"
+        echo "  ssl-default-bind-options ssl-min-ver TLSv1.3"
+        echo "  ssl-default-server-options ssl-min-ver TLSv1.3"
+        echo "  ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256"
+        echo "  ssl-default-server-ciphersuites TLS_AES_128_GCM_SHA256"
+        [[ -n $cache ]] && echo "$cache"
+        echo "defaults"
+        echo "  mode tcp"
+        echo "  maxconn $HAPROXY_MAXCONN"
+        echo "  timeout connect 5s"
+        echo "  timeout client 1h"
+        echo "  timeout server 1h"
+        if [[ $role == out ]]; then
+          echo "listen out"
+          echo "  bind 127.0.0.1:$listen"
+          # No verifyhost: our SPIFFE certificates carry no DNS name; the chain is verified.
+          echo "  server peer 127.0.0.1:$target ssl crt $W/client.pem ca-file $W/ca.crt verify required$reuse"
+        else
+          echo "listen in"
+          echo "  bind 127.0.0.1:$listen ssl crt $W/server.pem ca-file $W/ca.crt verify required$bindopt"
+          echo "  server app 127.0.0.1:$target"
+        fi
+      } >$name.cfg
+      haproxy -f $name.cfg -db 2>>$name.log &
+      ROLE_PID=$! ;;
+    stunnel)
+      local who=client client=yes
+      [[ $role == in ]] && who=server client=no
+      cat >$name.conf <<CONF
+foreground = yes
+pid =
+debug = 3
+socket = l:TCP_NODELAY=1
+socket = r:TCP_NODELAY=1
+[$role]
+client = $client
+accept = 127.0.0.1:$listen
+connect = 127.0.0.1:$target
+cert = $W/$who.crt
+key = $W/$who.key
+CAfile = $W/ca.crt
+verifyChain = yes
+requireCert = yes
+sslVersionMin = TLSv1.3
+ciphersuites = TLS_AES_128_GCM_SHA256
+CONF
+      stunnel $name.conf 2>>$name.log &
+      ROLE_PID=$! ;;
   esac
+  PAIR_PIDS+=("$ROLE_PID")
+  wait_listen "$listen" || { tail -5 "$name.log" >&2; exit 1; }
+}
+
+declare -A METRICS HELD HELD_N PER_CONN
+# start_pair PAIR APP_PORT -> sets ENTRY, OUT_PID, IN_PID. PAIR is "direct", a KIND
+# (both roles), or OUTKIND/INKIND.
+start_pair() {
+  local pair="$1" app="$2" out_kind in_kind
+  PAIR_PIDS=()
+  METRICS=()
+  OUT_PID="" IN_PID=""
+  if [[ $pair == direct ]]; then
+    ENTRY=$app
+    return
+  fi
+  if [[ $pair == */* ]]; then
+    out_kind="${pair%/*}" in_kind="${pair#*/}"
+  else
+    out_kind="$pair" in_kind="$pair"
+  fi
+  ENTRY=27201
+  start_role "$in_kind" in 27206 "$app"
+  IN_PID=$ROLE_PID
+  start_role "$out_kind" out 27201 27206
+  OUT_PID=$ROLE_PID
+  if [[ -n "${METRICS[in]:-}${METRICS[out]:-}" ]]; then  # tandem: wait for readiness
+    for port in ${METRICS[in]:-} ${METRICS[out]:-}; do
+      for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$port/healthz/ready" >/dev/null && break
+        sleep 0.05
+      done
+    done
+  fi
 }
 # Bounded: TERM, up to 10 s for a drain, then KILL.
 stop_pid() {
@@ -117,86 +215,300 @@ stop_pid() {
 stop_pair() {
   for p in "${PAIR_PIDS[@]}"; do stop_pid "$p"; done
   PAIR_PIDS=()
-  sleep 0.3
+  for _ in $(seq 100); do  # until the ports are free again
+    [[ -z "$(ss -Hltn 'sport = :27201 or sport = :27206')" ]] && break
+    sleep 0.05
+  done
 }
 pair_ticks() { local t=0; for p in "${PAIR_PIDS[@]}"; do t=$((t + $(ticks "$p"))); done; echo $t; }
 pair_rss() { local r=0; for p in "${PAIR_PIDS[@]}"; do r=$((r + $(rss_kb "$p"))); done; echo $r; }
-HZ="$(getconf CLK_TCK)"
+pair_private() { local r=0; for p in "${PAIR_PIDS[@]}"; do r=$((r + $(private_kb "$p"))); done; echo $r; }
 field() { grep -o "$1=[0-9.]*" | cut -d= -f2; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : "n/a")}'; }
+metric() {  # metric PORT NAME: the sum of NAME's samples on a tandem /metrics page
+  curl -sf "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 {s += $2} END {print s + 0}'
+}
+us_per() {  # us_per TICKS COUNT
+  awk -v t="$1" -v hz="$HZ" -v n="$2" 'BEGIN {printf "%.0f", (n > 0 ? t / hz / n * 1e6 : 0)}'
+}
 
+# The cipher suite and group each pair's terminating side picks for a client that
+# offers TLS 1.3 suites in BoringSSL's order (tandem's client; HAProxy's and stunnel's
+# clients are configured to offer TLS_AES_128_GCM_SHA256 only).
+declare -A NEGOTIATED
+probe_tls() {
+  NEGOTIATED[$1]="$(openssl s_client -connect 127.0.0.1:27206 -cert "$W/client.crt" \
+    -key "$W/client.key" -CAfile "$W/ca.crt" -tls1_3 \
+    -ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256 \
+    </dev/null 2>&1 |
+    awk '/^New, / {c = $NF} /Server Temp Key:/ {sub(/.*Temp Key: /, ""); sub(/,.*/, ""); g = $0}
+         /Verify return code/ {v = $4} END {printf "%s, %s, verify %s", c, g, v}')"
+}
+
+KINDS=(direct tandem haproxy)
+[[ $STUNNEL == 1 ]] && KINDS+=(stunnel)
 declare -A R
+add() { R[$1]+="$2 "; }
 for rep in $(seq 1 "$REPEATS"); do
-  for kind in direct tandem haproxy; do
-    echo "bench: repetition $rep, $kind" >&2
-    # 1. single-connection bulk throughput
+  for kind in "${KINDS[@]}"; do
+    echo "bench: repetition $rep/$REPEATS, $kind" >&2
+    # 1. one-connection bulk throughput, and the proxies' CPU per GB
     start_pair $kind $IPERF
     t0=$(pair_ticks)
-    out="$(iperf3 -c 127.0.0.1 -p $ENTRY -t "$SECS" -J 2>/dev/null || echo '{}')"
+    out="$(timeout $((SECS + 20)) iperf3 -c 127.0.0.1 -p $ENTRY -t "$SECS" -J 2>/dev/null || echo '{}')"
     t1=$(pair_ticks)
     gbps="$(grep -o '"bits_per_second":[[:space:]]*[0-9.e+]*' <<<"$out" | tail -1 | awk -F: '{printf "%.2f", $2/1e9}')"
     bytes="$(grep -o '"bytes":[[:space:]]*[0-9]*' <<<"$out" | tail -1 | cut -d: -f2 | tr -dc '0-9')"
-    R[$kind,gbps]+="${gbps:-0} "
-    if [[ $kind != direct && -n "${bytes:-}" && "${bytes:-0}" -gt 0 ]]; then
-      R[$kind,cpu_gb]+="$(awk -v t=$((t1 - t0)) -v hz=$HZ -v b="$bytes" 'BEGIN {printf "%.2f", t/hz/(b/1e9)}') "
+    add $kind,gbps "${gbps:-0}"
+    if [[ $kind != direct && "${bytes:-0}" -gt 0 ]]; then
+      add $kind,cpu_gb "$(awk -v t=$((t1 - t0)) -v hz=$HZ -v b="$bytes" 'BEGIN {printf "%.2f", t/hz/(b/1e9)}')"
     fi
     stop_pair
     # 2-5 against the echo backend
     start_pair $kind $ECHO
-    [[ $kind != direct ]] && R[$kind,rss_idle]+="$(( $(pair_rss) / ${#PAIR_PIDS[@]} )) "
-    lat="$("$LG" latency $ENTRY "$SECS" 8 2000)"
-    R[$kind,p50]+="$(field p50_us <<<"$lat") "
-    R[$kind,p99]+="$(field p99_us <<<"$lat") "
-    t0=$(pair_ticks)
-    cr="$("$LG" connrate $ENTRY "$SECS" 8)"
-    t1=$(pair_ticks)
-    cps="$(field conns_per_s <<<"$cr")"
-    R[$kind,cps]+="$cps "
-    R[$kind,cfail]+="$(field failed <<<"$cr") "
     if [[ $kind != direct ]]; then
-      R[$kind,cpu_hs]+="$(awk -v t=$((t1 - t0)) -v hz=$HZ -v n="$cps" -v s="$SECS" 'BEGIN {printf "%.0f", (n > 0 ? t/hz/(n*s)*1e6 : 0)}') "
+      add $kind,rss_idle "$(($(pair_rss) / 2))"
+      add $kind,private_idle "$(($(pair_private) / 2))"
+      [[ $rep == 1 ]] && probe_tls $kind
+    fi
+    # 2. added latency, persistent connections, fixed rate
+    lat="$("$LG" latency $ENTRY "$SECS" 8 2000)"
+    add $kind,p50 "$(field p50_us <<<"$lat")"
+    add $kind,p99 "$(field p99_us <<<"$lat")"
+    add $kind,lfail "$(field failed <<<"$lat")"
+    # 3/4. a new connection per request, with each proxy's default session resumption
+    o0=0 i0=0 r0=0 n0=0
+    if [[ $kind != direct ]]; then
+      o0=$(ticks $OUT_PID) i0=$(ticks $IN_PID)
+      if [[ $kind == tandem ]]; then
+        r0=$(metric ${METRICS[out]} tandem_proxy_tls_resumed_total)
+        n0=$(metric ${METRICS[out]} tandem_proxy_connections_opened_total)
+      fi
+    fi
+    cr="$("$LG" connrate $ENTRY "$SECS" 8)"
+    cps="$(field conns_per_s <<<"$cr")"
+    add $kind,cps "$cps"
+    add $kind,cfail "$(field failed <<<"$cr")"
+    if [[ $kind != direct ]]; then
+      n=$(awk -v c="$cps" -v s="$SECS" 'BEGIN {printf "%d", c * s}')
+      add $kind,cpu_out "$(us_per $(($(ticks $OUT_PID) - o0)) $n)"
+      add $kind,cpu_in "$(us_per $(($(ticks $IN_PID) - i0)) $n)"
+      if [[ $kind == tandem ]]; then
+        r1=$(metric ${METRICS[out]} tandem_proxy_tls_resumed_total)
+        n1=$(metric ${METRICS[out]} tandem_proxy_connections_opened_total)
+        add tandem,resumed_pct "$(awk -v r=$((r1 - r0)) -v n=$((n1 - n0)) 'BEGIN {printf "%.0f", (n > 0 ? 100 * r / n : 0)}')"
+      fi
+    fi
+    # 5. memory: idle connections held (first repetition; RSS is not CPU-noise bound)
+    if [[ $kind != direct && $rep == 1 ]]; then
+      count=$HOLD
+      [[ $kind == stunnel ]] && count=$HOLD_STUNNEL
+      HELD_N[$kind]=$count
       r0=$(pair_rss)
-      "$LG" hold $ENTRY "$HOLD" 3 >"$W/hold.out" &
+      "$LG" hold $ENTRY "$count" 3 8 >"$W/hold.out" &
       hold_pid=$!
-      sleep 2.5
+      for _ in $(seq 1200); do  # until every connection is up (bounded: 60 s)
+        grep -q held= "$W/hold.out" 2>/dev/null && break
+        sleep 0.05
+      done
+      sleep 0.5
       r1=$(pair_rss)
-      for _ in $(seq 100); do kill -0 $hold_pid 2>/dev/null || break; sleep 0.1; done
+      wait $hold_pid || true
       held="$(field held <"$W/hold.out")"
-      R[$kind,per_conn]+="$(awk -v a=$r0 -v b=$r1 -v n="${held:-1}" 'BEGIN {printf "%.1f", (b-a)/(n>0?n:1)/2}') "
+      HELD[$kind]="${held:-0}"
+      PER_CONN[$kind]="$(awk -v a=$r0 -v b=$r1 -v n="${held:-0}" 'BEGIN {printf (n > 0 ? "%.1f" : "n/a"), (b-a)/(n>0?n:1)/2}')"
+    fi
+    stop_pair
+  done
+  # 3b. full handshakes only. tandem always resumes when it can, so its two sides are
+  # measured against an HAProxy peer that issues no tickets / offers no session.
+  for pair in haproxy-full tandem/haproxy-full haproxy-full/tandem; do
+    echo "bench: repetition $rep/$REPEATS, full handshakes, $pair" >&2
+    start_pair $pair $ECHO
+    o0=$(ticks $OUT_PID) i0=$(ticks $IN_PID)
+    [[ $pair == tandem/* ]] && r0=$(metric ${METRICS[out]} tandem_proxy_tls_resumed_total)
+    cr="$("$LG" connrate $ENTRY "$SECS" 8)"
+    cps="$(field conns_per_s <<<"$cr")"
+    n=$(awk -v c="$cps" -v s="$SECS" 'BEGIN {printf "%d", c * s}')
+    add $pair,cps "$cps"
+    add $pair,cfail "$(field failed <<<"$cr")"
+    add $pair,cpu_out "$(us_per $(($(ticks $OUT_PID) - o0)) $n)"
+    add $pair,cpu_in "$(us_per $(($(ticks $IN_PID) - i0)) $n)"
+    if [[ $pair == tandem/* ]]; then
+      r1=$(metric ${METRICS[out]} tandem_proxy_tls_resumed_total)
+      add $pair,resumed "$((r1 - r0))"
     fi
     stop_pair
   done
 done
 
+# --- crypto floor of one handshake ---
+FLOOR_NOTE=""
+declare -A FL
+if [[ -x "$FLOOR" ]]; then
+  TANDEM_BENCH_CERTS="$W" "$FLOOR" --benchmark_min_time=0.5 --benchmark_format=csv \
+    2>/dev/null >floor.csv || true
+  while IFS=, read -r name _ _ cpu _; do
+    name="${name//\"/}"
+    FL[$name]="$(awk -v c="$cpu" 'BEGIN {printf "%.0f", c / 1000}')"
+  done < <(grep '^"BM_' floor.csv)
+  FLOOR_NOTE="\`TANDEM_BENCH_CERTS=DIR $FLOOR\` (BoringSSL as linked into tandem)"
+fi
+speed="$(openssl speed -seconds 1 ecdsap256 ecdhx25519 ecdhp256 2>/dev/null)"
+ossl_sign="$(awk '/ecdsa \(nistp256\)/ {printf "%.0f", 1e6 / $(NF-1)}' <<<"$speed")"
+ossl_verify="$(awk '/ecdsa \(nistp256\)/ {printf "%.0f", 1e6 / $NF}' <<<"$speed")"
+ossl_x25519="$(awk '/ecdh \(X25519\)/ {printf "%.0f", 1e6 / $NF}' <<<"$speed")"
+ossl_p256dh="$(awk '/ecdh \(nistp256\)/ {printf "%.0f", 1e6 / $NF}' <<<"$speed")"
+
+# --- report ---
 m() { tr ' ' '\n' <<<"${R[$1]:-}" | sed '/^$/d' | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf (b > 0 ? "%.2fx" : "n/a"), a/b}'; }
+all() { tr ' ' '\n' <<<"${R[$1]:-}" | sed '/^$/d' | paste -sd/ -; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf ((b + 0 > 0 && a + 0 > 0) ? "%.2fx" : "n/a"), a/b}'; }
+sum() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", a + b}'; }
+verdict() {  # verdict VALUE OP LIMIT
+  awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
+    if (v == "n/a" || v == "") { print "n/a"; exit }
+    ok = (op == ">=") ? (v + 0 >= l) : (v + 0 <= l); print (ok ? "met" : "**not met**") }'
+}
 direct_p50="$(m direct,p50)"
 added() { awk -v a="$1" -v d="$direct_p50" 'BEGIN {printf "%.1f", a - d}'; }
-cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+cpu_model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+t_gbps="$(m tandem,gbps)" h_gbps="$(m haproxy,gbps)"
+r_gbps="$(ratio "$t_gbps" "$h_gbps")"
+t_add="$(added "$(m tandem,p50)")" h_add="$(added "$(m haproxy,p50)")"
+r_add="$(ratio "$t_add" "$h_add")"
+r_cps="$(ratio "$(m tandem,cps)" "$(m haproxy,cps)")"
+t_full_out="$(m tandem/haproxy-full,cpu_out)" t_full_in="$(m haproxy-full/tandem,cpu_in)"
+t_full="$(sum "$t_full_out" "$t_full_in")"
+h_full="$(sum "$(m haproxy-full,cpu_out)" "$(m haproxy-full,cpu_in)")"
+t_res="$(sum "$(m tandem,cpu_out)" "$(m tandem,cpu_in)")"
+h_res="$(sum "$(m haproxy,cpu_out)" "$(m haproxy,cpu_in)")"
+idle_kb="$(m tandem,rss_idle)"
+row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
+  local s="—"
+  [[ $STUNNEL == 1 ]] && s="$(m stunnel,$2)"
+  local d="—"
+  [[ -n "${R[direct,$2]:-}" ]] && d="$(m direct,$2)"
+  echo "| $1 | $d | $(m tandem,$2) | $(m haproxy,$2) | $s |"
+}
 {
   echo "# Benchmark results"
   echo
-  echo "Run: \`./dev bench\` (bench/run.sh), $(date -u +%F), $(nproc) cores ($cpu)."
-  echo "Medians of $REPEATS alternating repetitions, ${SECS}s each, 127.0.0.1 only. Both"
-  echo "proxy pairs: 2 threads each, TLS 1.3, the same ECDSA P-256 certificates, client"
-  echo "certificates verified. HAProxy $(haproxy -v | head -1 | awk '{print $3}'). Noisy machine: treat"
-  echo "differences under ~10% as noise."
+  echo "Run: \`./dev bench\` (\`bench/run.sh BUILD_DIR\`), $(date -u '+%F %H:%M UTC'), $(nproc) cores"
+  echo "($cpu_model), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)."
+  echo "HAProxy $(haproxy -v | head -1 | awk '{print $3}'), stunnel $(stunnel -version 2>&1 | awk '/^stunnel/ {print $2; exit}'), iperf3 $(iperf3 --version | awk 'NR==1 {print $2}'), $(openssl version | awk '{print $1, $2}')."
   echo
-  echo "| scenario | direct | tandem | HAProxy | tandem/HAProxy | target |"
-  echo "|---|---|---|---|---|---|"
-  echo "| 1 conn bulk throughput (iperf3), Gb/s | $(m direct,gbps) | $(m tandem,gbps) | $(m haproxy,gbps) | $(ratio "$(m tandem,gbps)" "$(m haproxy,gbps)") | ≥1.5x |"
-  echo "| proxy CPU-seconds per GB (both proxies) | — | $(m tandem,cpu_gb) | $(m haproxy,cpu_gb) | $(ratio "$(m tandem,cpu_gb)" "$(m haproxy,cpu_gb)") | lower is better |"
-  echo "| persistent conns @2000 rps: p50 µs | $(m direct,p50) | $(m tandem,p50) | $(m haproxy,p50) | added: $(added "$(m tandem,p50)") vs $(added "$(m haproxy,p50)") µs | added ≤0.5x |"
-  echo "| persistent conns @2000 rps: p99 µs | $(m direct,p99) | $(m tandem,p99) | $(m haproxy,p99) | | |"
-  echo "| new mTLS connections/s (8 clients) | $(m direct,cps) | $(m tandem,cps) | $(m haproxy,cps) | $(ratio "$(m tandem,cps)" "$(m haproxy,cps)") | ≥2x |"
-  echo "| failed connections | $(m direct,cfail) | $(m tandem,cfail) | $(m haproxy,cfail) | | 0 |"
-  echo "| proxy CPU µs per connection (both proxies) | — | $(m tandem,cpu_hs) | $(m haproxy,cpu_hs) | $(ratio "$(m tandem,cpu_hs)" "$(m haproxy,cpu_hs)") | |"
-  echo "| RSS per proxy at idle, KB | — | $(m tandem,rss_idle) | $(m haproxy,rss_idle) | | ≤8192 |"
-  echo "| RSS per idle mTLS connection per proxy, KB ($HOLD held) | — | $(m tandem,per_conn) | $(m haproxy,per_conn) | | ≤16 |"
+  echo "Method: medians of $REPEATS repetitions; within a repetition the pairs run one"
+  echo "after the other (direct, tandem, HAProxy, stunnel, then the full-handshake pairs),"
+  echo "so slow drifts of the shared machine hit all of them alike. Every load step runs"
+  echo "${SECS}s on 127.0.0.1. Each pair is two processes, the originating (\"out\") and the"
+  echo "terminating (\"in\") proxy, 2 worker threads each (tandem \`workers: 2\`, HAProxy"
+  echo "\`nbthread 2\`; stunnel: a thread per connection). All use TLS 1.3 with"
+  echo "TLS_AES_128_GCM_SHA256, the same ECDSA P-256 CA and leaf certificates"
+  echo "(URI SANs spiffe://cluster.local/ns/bench/sa/client and .../server, made with the"
+  echo "openssl CLI), and verify the client certificate on the terminating side."
+  echo "The machine is shared with other engineers' builds: numbers are noisy, treat"
+  echo "differences under ~10-15% as noise; every repetition's value is in the detail"
+  echo "table below."
   echo
-  echo "Commands: \`tandem-loadgen latency PORT $SECS 8 2000\`, \`tandem-loadgen connrate PORT $SECS 8\`,"
-  echo "\`iperf3 -c 127.0.0.1 -p PORT -t $SECS -J\`, \`tandem-loadgen hold PORT $HOLD 3\`; CPU from"
-  echo "/proc/PID/stat utime+stime, RSS from /proc/PID/status. Connection-per-request numbers"
-  echo "include session resumption where each proxy does it by default (tandem: client ticket"
-  echo "cache per destination; HAProxy: server-side session reuse)."
+  echo "Negotiated on the terminating side by \`openssl s_client -tls1_3\` with the client"
+  echo "certificate, offering suites in BoringSSL's order (AES-128-GCM first, as tandem's client does):"
+  echo " tandem: ${NEGOTIATED[tandem]:-?}; HAProxy: ${NEGOTIATED[haproxy]:-?}$([[ $STUNNEL == 1 ]] && echo "; stunnel: ${NEGOTIATED[stunnel]:-?}")."
+  echo
+  echo "## Against the targets"
+  echo
+  echo "| target | tandem | HAProxy | tandem/HAProxy | verdict |"
+  echo "|---|---|---|---|---|"
+  echo "| throughput ≥1.5x HAProxy (1 conn, Gb/s) | $t_gbps | $h_gbps | $r_gbps | $(verdict "${r_gbps%x}" ">=" 1.5) |"
+  echo "| added p50 latency ≤0.5x HAProxy (µs over direct $direct_p50) | $t_add | $h_add | $r_add | $(verdict "${r_add%x}" "<=" 0.5) |"
+  echo "| new connections/s ≥2x HAProxy (each with its default resumption) | $(m tandem,cps) | $(m haproxy,cps) | $r_cps | $(verdict "${r_cps%x}" ">=" 2) |"
+  echo "| CPU per full mTLS handshake, both sides, µs (lower is better) | $t_full | $h_full | $(ratio "$t_full" "$h_full") | — |"
+  echo "| idle RSS ≤8 MB per proxy process, KB | $idle_kb | $(m haproxy,rss_idle) | | $(verdict "$idle_kb" "<=" 8192) |"
+  echo "| ≤16 KB per idle mTLS connection per proxy, KB | ${PER_CONN[tandem]:-n/a} | ${PER_CONN[haproxy]:-n/a} | | $(verdict "${PER_CONN[tandem]:-n/a}" "<=" 16) |"
+  echo
+  echo "## All figures (medians)"
+  echo
+  echo "| scenario | direct | tandem | HAProxy | stunnel |"
+  echo "|---|---|---|---|---|"
+  row "1. one-connection bulk throughput, Gb/s" gbps
+  row "1. CPU-seconds per GB, both proxies together" cpu_gb
+  row "2. p50 latency @2000 req/s on 8 persistent conns, µs" p50
+  row "2. p99 latency, same, µs" p99
+  row "2. failed persistent connections" lfail
+  row "3/4. new connections/s, 8 clients, default resumption" cps
+  row "3/4. failed connections" cfail
+  row "3/4. CPU µs per connection, originating proxy" cpu_out
+  row "3/4. CPU µs per connection, terminating proxy" cpu_in
+  echo "| 3/4. share of tandem's connections resumed, % | — | $(m tandem,resumed_pct) | — | — |"
+  row "5. RSS per proxy process at idle, KB" rss_idle
+  row "5. of which private to the process (Private_Clean+Private_Dirty), KB" private_idle
+  echo "| 5. RSS per idle connection per proxy, KB (connections held) | — | ${PER_CONN[tandem]:-n/a} (${HELD[tandem]:-0}/${HELD_N[tandem]:-0}) | ${PER_CONN[haproxy]:-n/a} (${HELD[haproxy]:-0}/${HELD_N[haproxy]:-0}) | ${PER_CONN[stunnel]:-n/a} (${HELD[stunnel]:-0}/${HELD_N[stunnel]:-0}) |"
+  echo
+  echo "Full handshakes only (3). tandem has no switch to turn its client ticket cache off,"
+  echo "so each tandem side is measured against an HAProxy peer that neither offers a"
+  echo "session (\`no-ssl-reuse\`) nor issues tickets (\`no-tls-tickets\`, \`tune.ssl.cachesize 0\`):"
+  echo
+  echo "| pair (out → in), full handshakes | conns/s | failed | CPU µs/conn out | CPU µs/conn in |"
+  echo "|---|---|---|---|---|"
+  for pair in haproxy-full tandem/haproxy-full haproxy-full/tandem; do
+    label="${pair/haproxy-full/HAProxy}"
+    label="${label/haproxy-full/HAProxy}"
+    [[ $label == HAProxy ]] && label="HAProxy → HAProxy"
+    label="${label/\// → }"
+    echo "| $label | $(m $pair,cps) | $(m $pair,cfail) | $(m $pair,cpu_out) | $(m $pair,cpu_in) |"
+  done
+  echo
+  echo "tandem's outbound side resumed $(m tandem/haproxy-full,resumed) sessions against the ticket-less peer (0 expected)."
+  echo
+  echo "## Crypto floor of one handshake"
+  echo
+  echo "Per side, a TLS 1.3 mTLS handshake must: sign its CertificateVerify (ECDSA P-256),"
+  echo "verify the peer's CertificateVerify and the peer leaf's CA signature (2 verifies),"
+  echo "and make one X25519 key pair and agreement."
+  echo
+  echo "| operation | BoringSSL (tandem's), µs | OpenSSL 3 (\`openssl speed\`), µs |"
+  echo "|---|---|---|"
+  echo "| ECDSA P-256 sign | ${FL[BM_EcdsaP256Sign]:-n/a} | $ossl_sign |"
+  echo "| ECDSA P-256 verify | ${FL[BM_EcdsaP256Verify]:-n/a} | $ossl_verify |"
+  echo "| X25519 key pair + agreement | ${FL[BM_X25519KeygenAndAgree]:-n/a} | ~$((2 * ${ossl_x25519:-0})) (2 × one op) |"
+  echo "| (alternative group) P-256 ECDHE key pair + agreement | ${FL[BM_EcdhP256KeygenAndAgree]:-n/a} | ~$((2 * ${ossl_p256dh:-0})) (2 × one op) |"
+  echo "| public-key floor, one side (1 sign + 2 verify + X25519) | ${FL[BM_PublicKeyFloorPerSide]:-n/a} | |"
+  echo "| complete in-memory mTLS handshake, both sides, full | ${FL[BM_MtlsHandshakeFullBothSides]:-n/a} | |"
+  echo "| complete in-memory mTLS handshake, both sides, resumed | ${FL[BM_MtlsHandshakeResumedBothSides]:-n/a} | |"
+  echo
+  if [[ -n "${FL[BM_PublicKeyFloorPerSide]:-}" && $t_full -gt 0 ]]; then
+    echo "tandem spends $t_full µs of CPU per full handshake on both sides together (connect,"
+    echo "accept, both TCP legs, the 64-byte echo and close included): $(ratio "$t_full" "$((2 * FL[BM_PublicKeyFloorPerSide]))") the public-key floor"
+    echo "($((2 * FL[BM_PublicKeyFloorPerSide])) µs) and $(ratio "$t_full" "${FL[BM_MtlsHandshakeFullBothSides]}") an in-memory BoringSSL handshake (${FL[BM_MtlsHandshakeFullBothSides]} µs). HAProxy: $h_full µs,"
+    echo "$(ratio "$h_full" "$((2 * FL[BM_PublicKeyFloorPerSide]))") the floor."
+  fi
+  echo
+  echo "## Commands"
+  echo
+  echo "- 1: \`iperf3 -s -p $IPERF\`; \`iperf3 -c 127.0.0.1 -p ENTRY -t $SECS -J\` (last \`bits_per_second\`"
+  echo "  and \`bytes\`); CPU = utime+stime of both proxies from /proc/PID/stat before/after."
+  echo "- 2: \`tandem-loadgen echo $ECHO\` (backend); \`tandem-loadgen latency ENTRY $SECS 8 2000\`."
+  echo "  Added latency = pair p50 − direct p50."
+  echo "- 3/4: \`tandem-loadgen connrate ENTRY $SECS 8\` (connect, 64-byte echo, close; 8 threads);"
+  echo "  CPU per connection = each proxy's utime+stime delta / connections; tandem's"
+  echo "  resumed share from \`tandem_proxy_tls_resumed_total\` and"
+  echo "  \`tandem_proxy_connections_opened_total\` on the originating proxy's /metrics."
+  echo "- 5: VmRSS from /proc/PID/status (private: /proc/PID/smaps_rollup) at idle, and before/after"
+  echo "  \`tandem-loadgen hold ENTRY N 3 8\` (N connections, one echo each, held 3 s);"
+  echo "  per connection = RSS growth of both proxies / N / 2."
+  echo "- Crypto floor: ${FLOOR_NOTE:-handshake_floor_benchmark not built}; \`openssl speed -seconds 1 ecdsap256 ecdhx25519 ecdhp256\`."
+  echo "- TLS parameters: \`openssl s_client -connect 127.0.0.1:IN -cert client.crt -key client.key -CAfile ca.crt -tls1_3\`."
+  echo "- Proxy configs: tandem JSON \`{outbound_address|inbound_address, outbound_fixed_destination|inbound_fixed_app, workers: 2, socket_mark: 0, max_connections: 60000, cert_chain_file, private_key_file, trust_bundle_file}\`;"
+  echo "  HAProxy \`listen\` sections (\`bind ... ssl crt ca-file verify required\` / \`server ... ssl crt ca-file verify required\`), \`KEEP_BENCH_DIR=1\` keeps them."
+  echo
+  echo "## Every repetition"
+  echo
+  echo "| figure | direct | tandem | HAProxy | stunnel |"
+  echo "|---|---|---|---|---|"
+  for key in gbps cpu_gb p50 p99 cps cpu_out cpu_in rss_idle private_idle; do
+    echo "| $key | $(all direct,$key) | $(all tandem,$key) | $(all haproxy,$key) | $(all stunnel,$key) |"
+  done
+  for pair in haproxy-full tandem/haproxy-full haproxy-full/tandem; do
+    echo "| full handshakes $pair: cps, cpu_out, cpu_in | | $(all $pair,cps); $(all $pair,cpu_out); $(all $pair,cpu_in) | | |"
+  done
 } | tee "$HERE/RESULTS.md"

@@ -17,6 +17,7 @@
 #include "common/file_util.h"
 #include "common/pki/certificate_authority.h"
 #include "common/pki/trust_bundle.h"
+#include "controlplane/refusal_reason.h"
 
 namespace tandem::controlplane {
 namespace {
@@ -37,6 +38,32 @@ absl::Status CheckOwnerOnly(const std::string& path, bool directory) {
   }
   if (st.st_uid != geteuid()) {
     return absl::FailedPreconditionError(absl::StrCat(path, " is owned by another user"));
+  }
+  return absl::OkStatus();
+}
+
+// Kubernetes Secret volumes: files are owned by root, group fsGroup, mode 0440 or
+// 0400; the kubelet owns the directory. Refuses anything others can read or anyone
+// but the owner can write.
+absl::Status CheckSecretVolumeFile(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat(
+        path, ": ", std::strerror(errno),
+        " (in secret-volume mode the CA never generates a root: create the Secret)"));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " is not a file"));
+  }
+  if ((st.st_mode & 027) != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s has mode %04o; CA key material must be at most owner-writable and "
+        "group-readable (Secret defaultMode 0400 or 0440)",
+        path, st.st_mode & 07777));
+  }
+  if (st.st_uid != geteuid() && st.st_uid != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is owned by neither root nor the CA's user"));
   }
   return absl::OkStatus();
 }
@@ -79,7 +106,12 @@ absl::StatusOr<std::unique_ptr<CaCore>> CaCore::Create(CaCoreOptions options,
   const std::string key_path = dir + "/ca-key.pem", cert_path = dir + "/ca-cert.pem";
   if (dir.empty()) return absl::InvalidArgumentError("root_dir is required");
   struct stat st;
-  if (stat(key_path.c_str(), &st) != 0) {
+  const bool secret_volume = options.key_permissions == KeyPermissions::kSecretVolume;
+  if (secret_volume) {
+    for (const std::string& path : {key_path, cert_path}) {
+      if (absl::Status s = CheckSecretVolumeFile(path); !s.ok()) return s;
+    }
+  } else if (stat(key_path.c_str(), &st) != 0) {
     // First start: make a root and keep it, owner-only.
     if (stat(dir.c_str(), &st) != 0 && mkdir(dir.c_str(), 0700) != 0) {
       return absl::InternalError(absl::StrCat("mkdir ", dir, ": ", std::strerror(errno)));
@@ -99,6 +131,7 @@ absl::StatusOr<std::unique_ptr<CaCore>> CaCore::Create(CaCoreOptions options,
   }
   for (auto [path, is_dir] :
        {std::pair{dir, true}, std::pair{key_path, false}, std::pair{cert_path, false}}) {
+    if (secret_volume) break;
     if (absl::Status s = CheckOwnerOnly(path, is_dir); !s.ok()) return s;
   }
   absl::StatusOr<std::string> key_pem = ReadFileToString(key_path);
@@ -152,18 +185,27 @@ absl::StatusOr<std::vector<std::string>> CaCore::Issue(const std::string& csr_pe
                                                        int64_t requested_seconds,
                                                        absl::Time now) const {
   absl::StatusOr<pki::CertificateRequest> csr = pki::CertificateRequest::FromPem(csr_pem);
-  if (!csr.ok()) return csr.status();
+  if (!csr.ok()) {
+    return WithRefusalReason(
+        absl::InvalidArgumentError(absl::StrCat("CSR refused: ", csr.status().message())),
+        "bad_csr");
+  }
   absl::StatusOr<SpiffeId> id =
       SpiffeId::ForWorkload(state_->options.trust_domain, account.ns, account.name);
   if (!id.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "authenticated identity is not a valid SPIFFE ID: ", id.status().message()));
+    return WithRefusalReason(
+        absl::InvalidArgumentError(absl::StrCat(
+            "authenticated identity is not a valid SPIFFE ID: ", id.status().message())),
+        "invalid_identity");
   }
   absl::Duration ttl = requested_seconds > 0 ? absl::Seconds(requested_seconds)
                                              : state_->options.default_ttl;
   ttl = std::min(ttl, state_->options.max_ttl);
   absl::StatusOr<pki::Certificate> leaf = state_->ca->IssueWorkload(*csr, *id, ttl, now);
-  if (!leaf.ok()) return leaf.status();
+  if (!leaf.ok()) {
+    bool bad_csr = leaf.status().code() == absl::StatusCode::kInvalidArgument;
+    return WithRefusalReason(leaf.status(), bad_csr ? "bad_csr" : "internal");
+  }
   std::vector<std::string> chain = {leaf->ToPem()};
   chain.insert(chain.end(), state_->chain_tail.begin(), state_->chain_tail.end());
   return chain;
@@ -173,16 +215,23 @@ absl::StatusOr<ServiceAccount> CaCore::AuthenticatePeer(const std::string& chain
                                                         absl::Time now) const {
   absl::StatusOr<std::vector<pki::Certificate>> chain =
       pki::Certificate::ChainFromPem(chain_pem);
-  if (!chain.ok()) return absl::UnauthenticatedError("client certificate is malformed");
+  if (!chain.ok()) {
+    return WithRefusalReason(
+        absl::UnauthenticatedError("client certificate is malformed"),
+        "bad_client_certificate");
+  }
   absl::StatusOr<SpiffeId> id = state_->bundle->Verify(*chain, now);
   if (!id.ok()) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("client certificate refused: ", id.status().message()));
+    return WithRefusalReason(absl::UnauthenticatedError(absl::StrCat(
+                                 "client certificate refused: ", id.status().message())),
+                             "bad_client_certificate");
   }
   if (id->trust_domain() != state_->options.trust_domain ||
       id->KubernetesNamespace().empty()) {
-    return absl::UnauthenticatedError(absl::StrCat("client certificate identity ",
-                                                   id->ToString(), " is not a workload"));
+    return WithRefusalReason(
+        absl::UnauthenticatedError(absl::StrCat("client certificate identity ",
+                                                id->ToString(), " is not a workload")),
+        "bad_client_certificate");
   }
   return ServiceAccount{id->KubernetesNamespace(), id->KubernetesServiceAccount()};
 }

@@ -7,14 +7,25 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "controlplane/jwt.h"
+#include "controlplane/token_authenticator.h"
 
 namespace tandem::controlplane {
 
+// How strictly the files in root_dir are checked.
+enum class KeyPermissions {
+  // The directory 0700 and both files 0600 (or stricter), all owned by the CA's user;
+  // a fresh root is generated on first start.
+  kOwnerOnly,
+  // A Kubernetes Secret volume: files owned by root or the CA's user, at most
+  // owner-writable and group-readable (defaultMode 0400/0440 with fsGroup), nothing for
+  // others; the kubelet's directory is not checked; the CA never generates a root.
+  kSecretVolume,
+};
+
 struct CaCoreOptions {
   // Holds ca-key.pem and ca-cert.pem (CA cert first, then its issuers up to the root).
-  // Created 0700 with a fresh root on first start; files must be owner-only.
   std::string root_dir;
+  KeyPermissions key_permissions = KeyPermissions::kOwnerOnly;
   std::string trust_domain = "cluster.local";
   absl::Duration default_ttl = absl::Hours(1);
   absl::Duration max_ttl = absl::Hours(24);
@@ -38,7 +49,8 @@ class CaCore {
   // Issues a certificate for `account` over the CSR's key. The SPIFFE ID comes from
   // `account` only; the CSR's requested names are ignored. `requested_seconds` <= 0
   // means the default TTL; larger than the maximum is clamped. Returns PEMs: leaf,
-  // intermediates, then the trusted root(s). Bad CSRs are kInvalidArgument.
+  // intermediates, then the trusted root(s). Bad CSRs are kInvalidArgument. Errors
+  // carry a refusal reason (refusal_reason.h).
   absl::StatusOr<std::vector<std::string>> Issue(const std::string& csr_pem,
                                                  const ServiceAccount& account,
                                                  int64_t requested_seconds,

@@ -9,7 +9,11 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "common/credential_request.h"
+#include "common/file_util.h"
 #include "common/pki/certificate.h"
+#include "common/pki/certificate_authority.h"
+#include "controlplane/refusal_reason.h"
+#include "controlplane/test_csr.h"
 #include "gtest/gtest.h"
 
 namespace tandem::controlplane {
@@ -24,6 +28,14 @@ class CaCoreTest : public ::testing::Test {
     options_.max_ttl = absl::Hours(2);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
+  // Writes `data` to `path` with `mode`.
+  static void Write(const std::string& path, const std::string& data, mode_t mode) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr) << path;
+    std::fputs(data.c_str(), f);
+    std::fclose(f);
+    ASSERT_EQ(chmod(path.c_str(), mode), 0);
+  }
   std::string dir_;
   CaCoreOptions options_;
 };
@@ -79,6 +91,95 @@ TEST_F(CaCoreTest, RefusesGarbageCsr) {
   std::unique_ptr<CaCore> core = *CaCore::Create(options_, absl::Now());
   EXPECT_EQ(core->Issue("garbage", {"a", "b"}, 0, absl::Now()).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(CaCoreTest, RefusesRootDirectoryOpenToOthers) {
+  ASSERT_TRUE(CaCore::Create(options_, absl::Now()).ok());
+  chmod(options_.root_dir.c_str(), 0755);
+  absl::StatusOr<std::unique_ptr<CaCore>> core = CaCore::Create(options_, absl::Now());
+  EXPECT_EQ(core.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(core.status().message()).find("chmod 700"), std::string::npos)
+      << core.status();
+}
+
+TEST_F(CaCoreTest, RefusesWorldReadableCertificateFile) {
+  ASSERT_TRUE(CaCore::Create(options_, absl::Now()).ok());
+  chmod((options_.root_dir + "/ca-cert.pem").c_str(), 0644);
+  EXPECT_EQ(CaCore::Create(options_, absl::Now()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(CaCoreTest, AcceptsGroupReadableSecretVolumeButNeverGeneratesThere) {
+  options_.key_permissions = KeyPermissions::kSecretVolume;
+  absl::StatusOr<std::unique_ptr<CaCore>> missing = CaCore::Create(options_, absl::Now());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+  options_.key_permissions = KeyPermissions::kOwnerOnly;
+  ASSERT_TRUE(CaCore::Create(options_, absl::Now()).ok());
+  // What the kubelet makes of a Secret with defaultMode 0400 and an fsGroup.
+  chmod(options_.root_dir.c_str(), 01777);
+  chmod((options_.root_dir + "/ca-key.pem").c_str(), 0440);
+  chmod((options_.root_dir + "/ca-cert.pem").c_str(), 0440);
+  options_.key_permissions = KeyPermissions::kSecretVolume;
+  absl::StatusOr<std::unique_ptr<CaCore>> core = CaCore::Create(options_, absl::Now());
+  EXPECT_TRUE(core.ok()) << core.status();
+  chmod((options_.root_dir + "/ca-key.pem").c_str(), 0444);
+  EXPECT_EQ(CaCore::Create(options_, absl::Now()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(CaCoreTest, RefusesRsaKeyCsrAsBadCsr) {
+  std::unique_ptr<CaCore> core = *CaCore::Create(options_, absl::Now());
+  std::string csr = MakeRsaCsrPem("spiffe://cluster.local/ns/a/sa/b");
+  ASSERT_FALSE(csr.empty());
+  absl::StatusOr<std::vector<std::string>> chain =
+      core->Issue(csr, {"a", "b"}, 0, absl::Now());
+  ASSERT_EQ(chain.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RefusalReasonOf(chain.status(), "none"), "bad_csr");
+}
+
+TEST_F(CaCoreTest, UsesDefaultTtlWhenNoneIsRequested) {
+  options_.default_ttl = absl::Minutes(30);
+  std::unique_ptr<CaCore> core = *CaCore::Create(options_, absl::Now());
+  PendingCredential pending = *NewCredentialRequest("spiffe://cluster.local/ns/a/sa/b");
+  std::vector<std::string> chain =
+      *core->Issue(pending.csr_pem, {"a", "b"}, 0, absl::Now());
+  IssuedCredential issued =
+      *AcceptCredential(pending.private_key_pem, chain, "", "", absl::Now());
+  EXPECT_LE(issued.not_after - absl::Now(), absl::Minutes(30));
+  EXPECT_GT(issued.not_after - absl::Now(), absl::Minutes(29));
+}
+
+TEST_F(CaCoreTest, SignsWithIntermediateAndPublishesExtraRoots) {
+  // An operator-provided intermediate: key + chain (intermediate, then root).
+  pki::CertificateAuthority root =
+      *pki::CertificateAuthority::CreateRoot({}, absl::Now());
+  pki::CertificateAuthority intermediate =
+      *root.CreateIntermediate({.common_name = "tandem intermediate"}, absl::Now());
+  ASSERT_EQ(mkdir(options_.root_dir.c_str(), 0700), 0);
+  Write(options_.root_dir + "/ca-key.pem", *intermediate.key().ToPem(), 0600);
+  Write(options_.root_dir + "/ca-cert.pem",
+        pki::Certificate::ChainToPem(intermediate.chain()), 0600);
+  pki::CertificateAuthority next_root =
+      *pki::CertificateAuthority::CreateRoot({.common_name = "next root"}, absl::Now());
+  options_.extra_roots_pem = next_root.root().ToPem();
+  absl::StatusOr<std::unique_ptr<CaCore>> core = CaCore::Create(options_, absl::Now());
+  ASSERT_TRUE(core.ok()) << core.status();
+
+  PendingCredential pending = *NewCredentialRequest("spiffe://cluster.local/ns/a/sa/b");
+  std::vector<std::string> chain =
+      *(*core)->Issue(pending.csr_pem, {"a", "b"}, 0, absl::Now());
+  // Leaf, intermediate, our root, then the extra root (agents take the last element
+  // as a root; the whole bundle is also served at /trust-bundle).
+  ASSERT_EQ(chain.size(), 4u);
+  EXPECT_EQ(chain[1], intermediate.certificate().ToPem());
+  EXPECT_EQ(chain[2], root.root().ToPem());
+  EXPECT_EQ(chain[3], next_root.root().ToPem());
+  EXPECT_EQ((*core)->trust_bundle_pem(), root.root().ToPem() + next_root.root().ToPem());
+  // The leaf verifies through the intermediate, and renews by certificate.
+  absl::StatusOr<ServiceAccount> who =
+      (*core)->AuthenticatePeer(chain[0] + chain[1], absl::Now());
+  ASSERT_TRUE(who.ok()) << who.status();
+  EXPECT_EQ(who->name, "b");
 }
 
 TEST_F(CaCoreTest, AuthenticatesRenewalByOwnCertificateOnly) {

@@ -13,22 +13,35 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "controlplane/jwt.h"
+#include "controlplane/refusal_reason.h"
 #include "istio/ca.grpc.pb.h"
 
 namespace tandem::controlplane {
 namespace {
 
 // Results of CreateCertificate, the `result` label.
-enum Result { kIssued, kUnauthenticated, kBadCsr, kInternal, kResultCount };
-const char* kResultNames[] = {"issued", "unauthenticated", "bad_csr", "internal"};
+enum Result { kIssued, kUnauthenticated, kBadCsr, kUnavailable, kInternal, kResultCount };
+const char* kResultNames[] = {"issued", "unauthenticated", "bad_csr", "unavailable",
+                              "internal"};
 constexpr std::array<double, 8> kLatencyBounds = {0.001, 0.0025, 0.005, 0.01,
                                                   0.025, 0.05,   0.1,   1};
+constexpr size_t kReasonCount = std::size(kRefusalReasons);
+
+// Returns the index of `reason` in kRefusalReasons ("internal" when unknown).
+size_t ReasonIndex(absl::string_view reason) {
+  for (size_t i = 0; i < kReasonCount; ++i) {
+    if (kRefusalReasons[i] == reason) return i;
+  }
+  return ReasonIndex("internal");
+}
 
 class CertificateService final
     : public istio::v1::auth::IstioCertificateService::Service {
  public:
-  CertificateService(const CaCore* core, const JwtVerifier* verifier)
-      : core_(core), verifier_(verifier) {}
+  // `authenticator` may be null (renewals only). Both outlive the service.
+  CertificateService(const CaCore* core, const TokenAuthenticator* authenticator)
+      : core_(core), authenticator_(authenticator) {}
 
   grpc::Status CreateCertificate(
       grpc::ServerContext* context,
@@ -53,6 +66,13 @@ class CertificateService final
       absl::StrAppend(&out, "tandem_ca_requests_total{result=\"", kResultNames[r], "\"} ",
                       results_[r].load(), "\n");
     }
+    absl::StrAppend(&out,
+                    "# HELP tandem_ca_refusals_total CreateCertificate refusals, by "
+                    "reason.\n# TYPE tandem_ca_refusals_total counter\n");
+    for (size_t r = 0; r < kReasonCount; ++r) {
+      absl::StrAppend(&out, "tandem_ca_refusals_total{reason=\"", kRefusalReasons[r],
+                      "\"} ", refusals_[r].load(), "\n");
+    }
     absl::StrAppend(
         &out,
         "# HELP tandem_ca_certificates_issued_total Workload certificates "
@@ -76,25 +96,50 @@ class CertificateService final
   }
 
  private:
-  grpc::Status Refuse(Result result, grpc::StatusCode code, const std::string& message) {
+  grpc::Status Refuse(const absl::Status& status) {
+    Result result = kInternal;
+    grpc::StatusCode code = grpc::StatusCode::INTERNAL;
+    switch (status.code()) {
+      case absl::StatusCode::kUnauthenticated:
+        result = kUnauthenticated;
+        code = grpc::StatusCode::UNAUTHENTICATED;
+        break;
+      case absl::StatusCode::kInvalidArgument:
+        result = kBadCsr;
+        code = grpc::StatusCode::INVALID_ARGUMENT;
+        break;
+      case absl::StatusCode::kUnavailable:
+      case absl::StatusCode::kDeadlineExceeded:
+        result = kUnavailable;
+        code = grpc::StatusCode::UNAVAILABLE;
+        break;
+      default:
+        break;
+    }
+    std::string reason = RefusalReasonOf(status, "internal");
     results_[result].fetch_add(1, std::memory_order_relaxed);
-    std::fprintf(stderr, "tandem-ca: refused (%s): %s\n", kResultNames[result],
-                 message.c_str());
-    return grpc::Status(code, message);
+    refusals_[ReasonIndex(reason)].fetch_add(1, std::memory_order_relaxed);
+    std::fprintf(stderr, "tandem-ca: refused (%s): %s\n", reason.c_str(),
+                 std::string(status.message()).c_str());
+    return grpc::Status(code, std::string(status.message()));
   }
 
   absl::StatusOr<ServiceAccount> Authenticate(grpc::ServerContext* context) {
     auto auth = context->client_metadata().find("authorization");
     if (auth != context->client_metadata().end()) {
       std::string value(auth->second.data(), auth->second.size());
-      if (!absl::StartsWith(value, "Bearer ")) {
-        return absl::UnauthenticatedError("authorization header is not a Bearer token");
+      if (!absl::StartsWith(value, "Bearer ") || value.size() == 7) {
+        return WithRefusalReason(
+            absl::UnauthenticatedError("authorization header is not a Bearer token"),
+            "malformed_header");
       }
-      if (verifier_ == nullptr) {
-        return absl::UnauthenticatedError(
-            "this CA accepts no tokens (no signing key set)");
+      if (authenticator_ == nullptr) {
+        return WithRefusalReason(
+            absl::UnauthenticatedError("this CA accepts no tokens (no token authority "
+                                       "configured); renew with a client certificate"),
+            "no_token_authority");
       }
-      return verifier_->Verify(value.substr(7), absl::Now());
+      return authenticator_->Authenticate(value.substr(7), absl::Now());
     }
     // No token: a renewal by a workload presenting its current certificate.
     std::shared_ptr<const grpc::AuthContext> auth_context = context->auth_context();
@@ -102,7 +147,9 @@ class CertificateService final
     std::vector<grpc::string_ref> leaf =
         auth_context->FindPropertyValues("x509_pem_cert");
     if (leaf.empty()) {
-      return absl::UnauthenticatedError("no Bearer token and no client certificate");
+      return WithRefusalReason(
+          absl::UnauthenticatedError("no Bearer token and no client certificate"),
+          "missing_credentials");
     }
     std::string pem(leaf[0].data(), leaf[0].size());
     for (const grpc::string_ref& c :
@@ -117,26 +164,31 @@ class CertificateService final
                       istio::v1::auth::IstioCertificateResponse* response) {
     absl::StatusOr<ServiceAccount> account = Authenticate(context);
     if (!account.ok()) {
-      return Refuse(kUnauthenticated, grpc::StatusCode::UNAUTHENTICATED,
-                    std::string(account.status().message()));
+      // A refusal of the caller is always UNAUTHENTICATED; only an unreachable
+      // authority (kUnavailable) keeps its code so the caller retries.
+      absl::Status status = account.status();
+      if (status.code() != absl::StatusCode::kUnavailable &&
+          status.code() != absl::StatusCode::kDeadlineExceeded &&
+          status.code() != absl::StatusCode::kUnauthenticated) {
+        absl::Status refused = absl::UnauthenticatedError(status.message());
+        refused.SetPayload(kRefusalReasonPayload,
+                           absl::Cord(RefusalReasonOf(status, "internal")));
+        status = refused;
+      }
+      return Refuse(status);
     }
     absl::StatusOr<std::vector<std::string>> chain =
         core_->Issue(request->csr(), *account, request->validity_duration(), absl::Now());
-    if (!chain.ok()) {
-      bool bad_input = chain.status().code() == absl::StatusCode::kInvalidArgument;
-      return Refuse(
-          bad_input ? kBadCsr : kInternal,
-          bad_input ? grpc::StatusCode::INVALID_ARGUMENT : grpc::StatusCode::INTERNAL,
-          std::string(chain.status().message()));
-    }
+    if (!chain.ok()) return Refuse(chain.status());
     for (std::string& pem : *chain) response->add_cert_chain(std::move(pem));
     results_[kIssued].fetch_add(1, std::memory_order_relaxed);
     return grpc::Status::OK;
   }
 
   const CaCore* core_;
-  const JwtVerifier* verifier_;
+  const TokenAuthenticator* authenticator_;
   std::array<std::atomic<uint64_t>, kResultCount> results_{};
+  std::array<std::atomic<uint64_t>, kReasonCount> refusals_{};
   std::array<std::atomic<uint64_t>, kLatencyBounds.size() + 1> latency_buckets_{};
   std::atomic<uint64_t> latency_micros_{0};
 };
@@ -146,7 +198,7 @@ class CertificateService final
 struct CaServer::Impl {
   CaServerOptions options;
   std::unique_ptr<CaCore> core;
-  std::unique_ptr<JwtVerifier> verifier;
+  std::unique_ptr<TokenAuthenticator> authenticator;
   std::unique_ptr<CertificateService> service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
@@ -158,14 +210,29 @@ absl::StatusOr<std::unique_ptr<CaServer>> CaServer::Create(CaServerOptions optio
       CaCore::Create(options.core, absl::Now());
   if (!core.ok()) return core.status();
   impl->core = *std::move(core);
-  if (!options.token_public_key_pem.empty()) {
-    absl::StatusOr<std::unique_ptr<JwtVerifier>> verifier = JwtVerifier::Create(
-        {options.token_public_key_pem, options.audience, options.issuer});
+  const bool standalone =
+      !options.token_public_key_pem.empty() || !options.token_jwks_json.empty();
+  if (standalone && !options.token_review.api_server.empty()) {
+    return absl::InvalidArgumentError(
+        "choose one token authority: public keys/JWKS (standalone) or TokenReview");
+  }
+  if (standalone) {
+    absl::StatusOr<std::unique_ptr<JwtVerifier>> verifier =
+        JwtVerifier::Create({options.token_public_key_pem, options.token_jwks_json,
+                             options.audience, options.issuer});
     if (!verifier.ok()) return verifier.status();
-    impl->verifier = *std::move(verifier);
+    impl->authenticator = *std::move(verifier);
+  } else if (!options.token_review.api_server.empty()) {
+    TokenReviewAuthenticator::Options review = options.token_review;
+    review.audiences.clear();
+    if (!options.audience.empty()) review.audiences.push_back(options.audience);
+    absl::StatusOr<std::unique_ptr<TokenReviewAuthenticator>> reviewer =
+        TokenReviewAuthenticator::Create(std::move(review));
+    if (!reviewer.ok()) return reviewer.status();
+    impl->authenticator = *std::move(reviewer);
   }
   impl->service =
-      std::make_unique<CertificateService>(impl->core.get(), impl->verifier.get());
+      std::make_unique<CertificateService>(impl->core.get(), impl->authenticator.get());
   impl->options = std::move(options);
   return std::unique_ptr<CaServer>(new CaServer(std::move(impl)));
 }

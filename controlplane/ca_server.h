@@ -6,17 +6,24 @@
 
 #include "absl/status/statusor.h"
 #include "controlplane/ca_core.h"
+#include "controlplane/token_review_authenticator.h"
 
 namespace tandem::controlplane {
 
 struct CaServerOptions {
   CaCoreOptions core;
   std::string listen_address = "0.0.0.0:15012";  // port 0 picks one
-  // Public key that verifies service-account tokens (standalone mode). Empty: only
-  // renewals by client certificate are accepted.
+  // Standalone mode: PEM public key(s) and/or a JWKS document that verify
+  // service-account tokens (ES256, RS256). Neither, and no TokenReview: only renewals
+  // by client certificate are accepted.
   std::string token_public_key_pem;
+  std::string token_jwks_json;
+  // Kubernetes mode, when token_review.api_server is set (exclusive with the above):
+  // every token is checked by the API server's TokenReview. Its audiences are
+  // replaced by {audience}.
+  TokenReviewAuthenticator::Options token_review;
   std::string audience = "istio-ca";
-  std::string issuer;
+  std::string issuer;  // standalone mode only; empty: any
 };
 
 // tandem-ca's gRPC server: istio.v1.auth.IstioCertificateService/CreateCertificate over
@@ -31,7 +38,8 @@ class CaServer {
   void Stop();
   int port() const;
   const CaCore& core() const;
-  // Prometheus text: requests by result, certificates issued, latency.
+  // Prometheus text: requests by result, refusals by reason, certificates issued,
+  // latency. Any thread.
   std::string RenderMetrics() const;
 
   struct Impl;

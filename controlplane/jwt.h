@@ -7,40 +7,47 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "controlplane/token_authenticator.h"
 
 namespace tandem::controlplane {
 
-// The Kubernetes service account a token speaks for.
-struct ServiceAccount {
-  std::string ns;
-  std::string name;
-};
-
-// Verifies ES256 JWTs (Kubernetes service-account tokens signed with a P-256 key) for
-// standalone use, where the CA holds the token issuer's public key. Checks the
-// signature, exp/nbf (with 30 s leeway), the audience and, if set, the issuer, then
-// reads the service account from "kubernetes.io" or "sub" ("system:serviceaccount:
-// <ns>:<name>"). Strict: base64url without padding, JSON objects only, bounded size.
-// Immutable after Create; any thread may call Verify.
+// Verifies Kubernetes service-account JWTs for standalone use, where the CA holds the
+// token issuer's public keys: ES256 (P-256) and RS256 (RSA >= 2048 bits), keys given
+// as PEM public keys and/or a JWKS document (as served by the API server's
+// /openid/v1/jwks). Checks the signature first, then exp (required), nbf and iat (30 s
+// leeway), the audience and, if set, the issuer, then reads the service account from
+// "kubernetes.io" or "sub" ("system:serviceaccount:<ns>:<name>"). Strict: unpadded
+// base64url, JSON objects, numeric times, bounded size; a "kid" in the header must
+// name a configured key when the keys have ids.
+// Immutable after Create; any thread may call Verify / Authenticate.
 // The header names no BoringSSL type, so gRPC code may include it.
-class JwtVerifier {
+class JwtVerifier : public TokenAuthenticator {
  public:
   struct Options {
-    std::string public_key_pem;  // SubjectPublicKeyInfo, P-256
+    // Zero or more PEM SubjectPublicKeyInfo keys (EC P-256 or RSA), concatenated.
+    std::string public_keys_pem;
+    // A JWKS document {"keys":[...]} with EC P-256 and/or RSA keys; may be empty.
+    std::string jwks_json;
     std::string audience = "istio-ca";
     std::string issuer;  // empty: any
   };
+  // Refuses options with no usable key (kInvalidArgument naming the problem).
   static absl::StatusOr<std::unique_ptr<JwtVerifier>> Create(Options options);
-  ~JwtVerifier();
-  // Refusals are kUnauthenticated naming the reason.
+  ~JwtVerifier() override;
+  // Refusals are kUnauthenticated naming the reason, with a refusal-reason payload.
   absl::StatusOr<ServiceAccount> Verify(const std::string& token, absl::Time now) const;
+  absl::StatusOr<ServiceAccount> Authenticate(const std::string& token,
+                                              absl::Time now) const override {
+    return Verify(token, now);
+  }
+  size_t key_count() const;
 
-  struct Key;
+  struct Keys;
 
  private:
-  JwtVerifier(Options options, std::unique_ptr<Key> key);
+  JwtVerifier(Options options, std::unique_ptr<Keys> keys);
   Options options_;
-  std::unique_ptr<Key> key_;
+  std::unique_ptr<Keys> keys_;
 };
 
 // Mints ES256 service-account tokens for standalone meshes and the demo (the role the

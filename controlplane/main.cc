@@ -1,7 +1,11 @@
 // tandem-ca: the control plane's certificate authority. Flags live here only.
 //
-//   tandem-ca serve --root-dir=DIR [--listen=0.0.0.0:15012] [--metrics=0.0.0.0:15014]
-//                   [--token-public-key=FILE] [--audience=istio-ca] [--issuer=ISS]
+//   tandem-ca serve --root-dir=DIR [--root-dir-mode=owner-only|secret-volume]
+//                   [--listen=0.0.0.0:15012] [--metrics=0.0.0.0:15014]
+//                   [--token-public-key=FILE] [--token-jwks=FILE]       (standalone)
+//                   [--token-review [--kube-api-server=HOST:PORT --kube-ca-file=FILE
+//                    --kube-token-file=FILE --kube-server-name=NAME]]    (Kubernetes)
+//                   [--audience=istio-ca] [--issuer=ISS]
 //                   [--trust-domain=cluster.local] [--default-ttl=1h] [--max-ttl=24h]
 //                   [--extra-roots=FILE] [--dns-names=a,b] [--ip-addresses=127.0.0.1]
 //   tandem-ca gen-signing-key --out=FILE        P-256 token signing key, mode 0600
@@ -26,6 +30,7 @@
 #include "controlplane/ca_server.h"
 #include "controlplane/jwt.h"
 #include "controlplane/signing_key.h"
+#include "controlplane/token_review_authenticator.h"
 
 namespace {
 
@@ -67,10 +72,12 @@ bool Duration(const std::map<std::string, std::string>& flags, const std::string
 }
 
 int Serve(const std::map<std::string, std::string>& flags) {
-  static const char* kKnown[] = {"root-dir",         "listen",      "metrics",
-                                 "token-public-key", "audience",    "issuer",
-                                 "trust-domain",     "default-ttl", "max-ttl",
-                                 "extra-roots",      "dns-names",   "ip-addresses"};
+  static const char* kKnown[] = {
+      "root-dir",         "root-dir-mode",   "listen",           "metrics",
+      "token-public-key", "token-jwks",      "token-review",     "kube-api-server",
+      "kube-ca-file",     "kube-token-file", "kube-server-name", "audience",
+      "issuer",           "trust-domain",    "default-ttl",      "max-ttl",
+      "extra-roots",      "dns-names",       "ip-addresses"};
   for (const auto& [name, value] : flags) {
     bool known = false;
     for (const char* k : kKnown) known |= name == k;
@@ -83,6 +90,11 @@ int Serve(const std::map<std::string, std::string>& flags) {
   };
   options.core.root_dir = get("root-dir", "/var/lib/tandem-ca");
   options.core.trust_domain = get("trust-domain", "cluster.local");
+  if (std::string mode = get("root-dir-mode", "owner-only"); mode == "secret-volume") {
+    options.core.key_permissions = tandem::controlplane::KeyPermissions::kSecretVolume;
+  } else if (mode != "owner-only") {
+    return Fail("--root-dir-mode: owner-only or secret-volume");
+  }
   options.listen_address = get("listen", "0.0.0.0:15012");
   options.audience = get("audience", "istio-ca");
   options.issuer = get("issuer", "");
@@ -103,6 +115,39 @@ int Serve(const std::map<std::string, std::string>& flags) {
   if (flags.count("token-public-key") &&
       !ReadFile(get("token-public-key", ""), &options.token_public_key_pem)) {
     return Fail("--token-public-key: cannot read " + get("token-public-key", ""));
+  }
+  if (flags.count("token-jwks") &&
+      !ReadFile(get("token-jwks", ""), &options.token_jwks_json)) {
+    return Fail("--token-jwks: cannot read " + get("token-jwks", ""));
+  }
+  if (flags.count("token-review")) {
+    using tandem::controlplane::TokenReviewAuthenticator;
+    TokenReviewAuthenticator::Options review;
+    if (!flags.count("kube-api-server")) {
+      // In a pod: the API server, its CA and our token come from the environment.
+      absl::StatusOr<TokenReviewAuthenticator::Options> in_cluster =
+          TokenReviewAuthenticator::InClusterOptions();
+      if (!in_cluster.ok()) {
+        return Fail("--token-review: " + std::string(in_cluster.status().message()) +
+                    " (outside a pod give --kube-api-server, --kube-ca-file and "
+                    "--kube-token-file)");
+      }
+      review = *std::move(in_cluster);
+    } else {
+      review.api_server = get("kube-api-server", "");
+      review.credential_token_path =
+          get("kube-token-file", TokenReviewAuthenticator::kInClusterTokenPath);
+      std::string ca_file =
+          get("kube-ca-file", TokenReviewAuthenticator::kInClusterCaPath);
+      if (!ReadFile(ca_file, &review.ca_pem)) {
+        return Fail("--kube-ca-file: cannot read " + ca_file);
+      }
+    }
+    if (flags.count("kube-token-file")) {
+      review.credential_token_path = get("kube-token-file", "");
+    }
+    if (flags.count("kube-server-name")) review.server_name = get("kube-server-name", "");
+    options.token_review = std::move(review);
   }
   if (flags.count("extra-roots") &&
       !ReadFile(get("extra-roots", ""), &options.core.extra_roots_pem)) {
@@ -137,9 +182,15 @@ int Serve(const std::map<std::string, std::string>& flags) {
     });
     metrics->Start();
   }
-  std::fprintf(
-      stderr, "tandem-ca: serving IstioCertificateService on port %d (trust domain %s)\n",
-      (*server)->port(), options.core.trust_domain.c_str());
+  const char* mode =
+      !options.token_review.api_server.empty() ? "TokenReview"
+      : !options.token_public_key_pem.empty() || !options.token_jwks_json.empty()
+          ? "JWT public keys"
+          : "none (certificate renewals only)";
+  std::fprintf(stderr,
+               "tandem-ca: serving IstioCertificateService on port %d (trust domain %s, "
+               "token authority: %s)\n",
+               (*server)->port(), options.core.trust_domain.c_str(), mode);
   int sig;
   sigwait(&signals, &sig);
   std::fprintf(stderr, "tandem-ca: shutting down\n");

@@ -118,36 +118,54 @@ bool SdsClient::Impl::RunStream() {
   request.set_type_url(kSecretType);
   bool received = false;
   std::string cert_chain, private_key, bundle;
+  // The version last applied on this stream: what an ACK names, and what a NACK says
+  // stays in force (Envoy's xDS semantics).
+  std::string applied_version;
   if (stream->Write(request)) {
     discovery::DiscoveryResponse response;
     while (stream->Read(&response)) {
       received = true;
       connected.store(1);
       std::string error;
+      if (response.type_url() != kSecretType) {
+        error = "unexpected type_url " + response.type_url();
+      }
+      // Parsed into copies: a refused response must not leak into the next one.
+      std::string new_chain = cert_chain, new_key = private_key, new_bundle = bundle;
       for (const google::protobuf::Any& any : response.resources()) {
+        if (!error.empty()) break;
         tls::Secret secret;
         if (any.type_url() != kSecretType || !any.UnpackTo(&secret)) {
           error = "resource is not an envoy Secret";
           break;
         }
         if (secret.has_tls_certificate()) {
-          cert_chain = DataSourceText(secret.tls_certificate().certificate_chain());
-          private_key = DataSourceText(secret.tls_certificate().private_key());
+          new_chain = DataSourceText(secret.tls_certificate().certificate_chain());
+          new_key = DataSourceText(secret.tls_certificate().private_key());
         } else if (secret.has_validation_context()) {
-          bundle = DataSourceText(secret.validation_context().trusted_ca());
+          new_bundle = DataSourceText(secret.validation_context().trusted_ca());
         }
       }
-      if (error.empty() && !cert_chain.empty() && !bundle.empty()) {
-        absl::Status s = sink->UpdateSecret({private_key, cert_chain, bundle});
+      // Until both "default" and "ROOTCA" have arrived there is nothing to install.
+      if (error.empty() && !new_chain.empty() && !new_bundle.empty()) {
+        absl::Status s = sink->UpdateSecret({new_key, new_chain, new_bundle});
         if (!s.ok()) error = std::string(s.message());
       }
-      discovery::DiscoveryRequest ack;
-      ack.set_type_url(kSecretType);
+      if (error.empty()) {
+        cert_chain = std::move(new_chain);
+        private_key = std::move(new_key);
+        bundle = std::move(new_bundle);
+      }
+      // Every request restates the subscription: in state of the world an empty
+      // resource_names would mean "everything".
+      discovery::DiscoveryRequest ack = request;
       ack.set_response_nonce(response.nonce());
       if (error.empty()) {
         accepted.fetch_add(1);
-        ack.set_version_info(response.version_info());
+        applied_version = response.version_info();
+        ack.set_version_info(applied_version);
       } else {
+        ack.set_version_info(applied_version);
         refused.fetch_add(1);
         std::fprintf(stderr, "tandem-proxy: SDS update %s refused: %s\n",
                      response.version_info().c_str(), error.c_str());

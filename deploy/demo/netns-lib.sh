@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by deploy/demo/mesh.sh and tests/e2e: builds a small "cluster" out of network
 # namespaces on this machine — a CA pod, two meshed pods (app + tandem-agent +
 # tandem-proxy + the real iptables capture), and a plain pod without a sidecar — all
@@ -18,7 +19,7 @@ declare -A POD_IP=([ca]=10.77.0.10 [a]=10.77.0.11 [b]=10.77.0.12 [plain]=10.77.0
 ns() { echo "t$MESH_ID-$1"; }
 in_ns() { local n="$1"; shift; ip netns exec "$(ns "$n")" "$@"; }
 # Prefix that runs a command as the proxy's uid, whose traffic iptables never captures.
-AS_PROXY=(setpriv --reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups --)
+AS_PROXY=(setpriv "--reuid=$PROXY_UID" "--regid=$PROXY_UID" --clear-groups --)
 
 # Starts a background command inside pod $1 and records its pid; output to $2.
 spawn() {

@@ -11,7 +11,8 @@ ip netns del "tandem-probe-$$"
 for tool in socat tcpdump setpriv curl; do
   command -v $tool >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
 done
-export TANDEM_BUILD="$(cd "${1:?BUILD_DIR}" && pwd)"
+TANDEM_BUILD="$(cd "${1:?BUILD_DIR}" && pwd)" || exit 1
+export TANDEM_BUILD
 export CERT_TTL=4s
 source "$(dirname "$0")/../../deploy/demo/netns-lib.sh"
 trap mesh_down EXIT

@@ -1,0 +1,123 @@
+#ifndef TANDEM_COMMON_HTTP_HTTP_SERVER_H_
+#define TANDEM_COMMON_HTTP_HTTP_SERVER_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace tandem::metrics {
+class Counter;
+class Registry;
+}  // namespace tandem::metrics
+
+namespace tandem::http {
+
+struct HttpRequest {
+  std::string method;  // "GET" or "POST"
+  std::string path;    // without the query, e.g. "/metrics"
+  std::string query;   // after '?', undecoded; empty if none
+  std::string body;    // Content-Length bytes (POST); at most Options::max_body_bytes
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "text/plain";
+  std::string body;
+};
+
+// A minimal HTTP/1.1 server for /metrics, health and admin endpoints; not for data
+// traffic. One request per connection (the reply says Connection: close).
+//
+// Threading: one background thread runs a poll(2) loop over the listener and up to
+// Options::max_connections non-blocking connections, and calls the handlers, so a
+// handler must be quick and must not call Stop(). Handle() may be called from any
+// thread at any time; Create/Start/Stop/destructor from the owning thread; port() from
+// any thread.
+//
+// Hostile clients: each connection must deliver its whole request within
+// Options::read_timeout (slowloris-safe: a slow client holds one slot for at most that
+// long and never blocks others); headers are capped (431), bodies are capped (413),
+// anything unparsable gets 400, unsupported methods 405, chunked bodies 501, unknown
+// paths 404. When every slot is taken, new connections wait in the kernel backlog.
+class HttpServer {
+ public:
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+
+  struct Options {
+    // Where to listen. Admin endpoints keep the loopback default; the caller passes
+    // "0.0.0.0" or "::" to expose /metrics to the pod network. IPv4 or IPv6 literal.
+    std::string address = "127.0.0.1";
+    uint16_t port = 0;  // 0 picks a free port; see port()
+    size_t max_header_bytes = 8 * 1024;
+    size_t max_body_bytes = 64 * 1024;
+    size_t max_connections = 64;
+    absl::Duration read_timeout = absl::Seconds(2);   // whole request, from accept
+    absl::Duration write_timeout = absl::Seconds(5);  // whole response
+    // When set, counts requests by code and refusals by reason (the registry must
+    // outlive the server), labelled server=`name`:
+    //   tandem_http_requests_total{server,code}
+    //   tandem_http_refused_total{server,reason}  (reason: malformed, header_too_large,
+    //     body_too_large, timeout, method, unsupported)
+    metrics::Registry* registry = nullptr;
+    std::string name = "http";
+  };
+
+  // Binds and listens (so port() is known) but serves nothing until Start().
+  // InvalidArgument for an unparsable address; the errno's status (e.g. Unavailable,
+  // PermissionDenied) when bind/listen fail.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Create(Options options);
+  ~HttpServer();  // Stop()s
+
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Routes an exact path (no query) to `handler`, replacing any earlier one. Any thread.
+  void Handle(std::string path, Handler handler);
+
+  // Starts the serving thread. FailedPrecondition if already started or stopped.
+  absl::Status Start();
+  // Returns the bound port. Any thread.
+  uint16_t port() const { return port_; }
+  // Stops serving, closes open connections and joins the thread. Idempotent.
+  void Stop();
+
+ private:
+  struct Connection;
+  struct Stats;
+
+  HttpServer(Options options, int listen_fd, int wake_fd, uint16_t port);
+  void Run();
+  // Return false when the connection is done and must be closed.
+  bool OnReadable(Connection& conn);
+  bool OnWritable(Connection& conn);
+  void Respond(Connection& conn, const HttpResponse& response);
+  void Refuse(Connection& conn, int status, const char* reason);
+  void Dispatch(Connection& conn, HttpRequest request);
+
+  const Options options_;
+  const int listen_fd_;
+  const int wake_fd_;  // eventfd: Stop() wakes the loop
+  const uint16_t port_;
+  std::unique_ptr<Stats> stats_;  // null without a registry
+  std::thread thread_;
+  bool started_ = false;  // owning thread only
+  std::atomic<bool> stopping_{false};
+
+  absl::Mutex mu_;
+  std::map<std::string, Handler, std::less<>> handlers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace tandem::http
+
+#endif  // TANDEM_COMMON_HTTP_HTTP_SERVER_H_

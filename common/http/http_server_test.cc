@@ -1,0 +1,330 @@
+#include "common/http/http_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "absl/time/clock.h"
+#include "common/metrics/registry.h"
+#include "gtest/gtest.h"
+
+namespace tandem::http {
+namespace {
+
+// A blocking loopback client with bounded waits.
+class Client {
+ public:
+  explicit Client(uint16_t port) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  }
+  ~Client() { close(fd_); }
+  bool connected() const { return connected_; }
+
+  bool Send(const std::string& data) {
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t n = send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  // Reads until the server closes or `limit` passes; returns what arrived.
+  std::string ReadUntilClose(absl::Duration limit = absl::Seconds(5)) {
+    std::string out;
+    absl::Time deadline = absl::Now() + limit;
+    while (true) {
+      int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+      pollfd p{fd_, POLLIN, 0};
+      if (ms <= 0 || poll(&p, 1, ms) <= 0) {
+        timed_out_ = true;
+        return out;
+      }
+      char buf[4096];
+      ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+      if (n <= 0) return out;
+      out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  bool timed_out() const { return timed_out_; }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+  bool timed_out_ = false;
+};
+
+std::string Fetch(uint16_t port, const std::string& request) {
+  Client client(port);
+  EXPECT_TRUE(client.connected());
+  EXPECT_TRUE(client.Send(request));
+  return client.ReadUntilClose();
+}
+
+std::string StatusLine(const std::string& response) {
+  return response.substr(0, response.find("\r\n"));
+}
+
+std::string Body(const std::string& response) {
+  size_t end = response.find("\r\n\r\n");
+  return end == std::string::npos ? "" : response.substr(end + 4);
+}
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void StartServer(HttpServer::Options options = {}) {
+    options.registry = &registry_;
+    options.name = "test";
+    auto server = HttpServer::Create(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    server_->Handle("/hello", [](const HttpRequest& req) {
+      return HttpResponse{200, "text/plain; charset=utf-8",
+                          "hello " + req.method + " query=" + req.query + "\n"};
+    });
+    server_->Handle("/echo", [](const HttpRequest& req) {
+      return HttpResponse{201, "application/octet-stream", req.body};
+    });
+    ASSERT_TRUE(server_->Start().ok());
+    ASSERT_NE(server_->port(), 0);
+  }
+
+  uint64_t Refused(const std::string& reason) {
+    return registry_
+        .GetCounter("tandem_http_refused_total",
+                    "HTTP requests refused before reaching a handler, by reason.",
+                    {{"server", "test"}, {"reason", reason}})
+        .Value();
+  }
+
+  metrics::Registry registry_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(HttpServerTest, ServesRegisteredPathWithQuery) {
+  StartServer();
+  std::string response =
+      Fetch(server_->port(), "GET /hello?a=1&b=2 HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(StatusLine(response), "HTTP/1.1 200 OK");
+  EXPECT_NE(response.find("\r\nContent-Type: text/plain; charset=utf-8\r\n"),
+            std::string::npos);
+  EXPECT_NE(response.find("\r\nContent-Length: 24\r\n"), std::string::npos);
+  EXPECT_NE(response.find("\r\nConnection: close\r\n"), std::string::npos);
+  EXPECT_EQ(Body(response), "hello GET query=a=1&b=2\n");
+  EXPECT_NE(registry_.RenderPrometheus().find(
+                "tandem_http_requests_total{code=\"200\",server=\"test\"} 1\n"),
+            std::string::npos);
+}
+
+TEST_F(HttpServerTest, AcceptsBareLfLineEnds) {
+  StartServer();
+  EXPECT_EQ(StatusLine(Fetch(server_->port(), "GET /hello HTTP/1.0\n\n")),
+            "HTTP/1.1 200 OK");
+}
+
+TEST_F(HttpServerTest, PassesPostBodyToHandler) {
+  StartServer();
+  std::string response = Fetch(
+      server_->port(), "POST /echo HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world");
+  EXPECT_EQ(StatusLine(response), "HTTP/1.1 201 Created");
+  EXPECT_EQ(Body(response), "hello world");
+}
+
+TEST_F(HttpServerTest, AcceptsBodyOfExactlyTheLimit) {
+  StartServer();
+  std::string body(64 * 1024, 'x');
+  std::string response =
+      Fetch(server_->port(), "POST /echo HTTP/1.1\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\n\r\n" + body);
+  EXPECT_EQ(StatusLine(response), "HTTP/1.1 201 Created");
+  EXPECT_EQ(Body(response).size(), body.size());
+}
+
+TEST_F(HttpServerTest, Returns404ForUnknownPath) {
+  StartServer();
+  EXPECT_EQ(StatusLine(Fetch(server_->port(), "GET /nope HTTP/1.1\r\n\r\n")),
+            "HTTP/1.1 404 Not Found");
+  // Paths match exactly: no prefix matching.
+  EXPECT_EQ(StatusLine(Fetch(server_->port(), "GET /hello/x HTTP/1.1\r\n\r\n")),
+            "HTTP/1.1 404 Not Found");
+}
+
+TEST_F(HttpServerTest, Returns400ForMalformedRequests) {
+  StartServer();
+  for (const char* request : {
+           "GARBAGE\r\n\r\n",
+           "GET /hello\r\n\r\n",
+           "GET /hello HTTP/1.1 extra\r\n\r\n",
+           "GET hello HTTP/1.1\r\n\r\n",
+           "GET /hello HTTP/2.0\r\n\r\n",
+           "GET /hello HTTP/1.1\r\nNoColonHeader\r\n\r\n",
+           "GET /hello HTTP/1.1\r\nBad Name: x\r\n\r\n",
+           "GET /hello HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
+           "POST /echo HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+           "POST /echo HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+           "POST /echo HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+           "\r\n\r\n",
+       }) {
+    EXPECT_EQ(StatusLine(Fetch(server_->port(), request)), "HTTP/1.1 400 Bad Request")
+        << request;
+  }
+  EXPECT_EQ(Refused("malformed"), 12u);
+}
+
+TEST_F(HttpServerTest, Returns405ForUnsupportedMethod) {
+  StartServer();
+  std::string response = Fetch(server_->port(), "DELETE /hello HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(StatusLine(response), "HTTP/1.1 405 Method Not Allowed");
+  EXPECT_NE(response.find("\r\nAllow: GET, POST\r\n"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, Returns501ForChunkedBodies) {
+  StartServer();
+  EXPECT_EQ(StatusLine(Fetch(server_->port(),
+                             "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "5\r\nhello\r\n0\r\n\r\n")),
+            "HTTP/1.1 501 Not Implemented");
+}
+
+TEST_F(HttpServerTest, Returns413ForOversizedBodyWithoutReadingIt) {
+  StartServer();
+  Client client(server_->port());
+  ASSERT_TRUE(client.Send("POST /echo HTTP/1.1\r\nContent-Length: 65537\r\n\r\npartial"));
+  EXPECT_EQ(StatusLine(client.ReadUntilClose()), "HTTP/1.1 413 Content Too Large");
+  EXPECT_EQ(Refused("body_too_large"), 1u);
+}
+
+TEST_F(HttpServerTest, Returns431ForOversizedHeaders) {
+  StartServer();
+  Client client(server_->port());
+  // No end of headers ever arrives: the cap, not the timeout, ends it.
+  ASSERT_TRUE(client.Send("GET /hello HTTP/1.1\r\nX-Big: " + std::string(9000, 'a')));
+  absl::Time start = absl::Now();
+  EXPECT_EQ(StatusLine(client.ReadUntilClose()),
+            "HTTP/1.1 431 Request Header Fields Too Large");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ(Refused("header_too_large"), 1u);
+}
+
+TEST_F(HttpServerTest, SlowClientTimesOutWithoutBlockingOthers) {
+  HttpServer::Options options;
+  options.read_timeout = absl::Milliseconds(300);
+  StartServer(options);
+  Client slow(server_->port());
+  ASSERT_TRUE(slow.Send("GET /hello HT"));  // and then nothing
+
+  absl::Time start = absl::Now();
+  EXPECT_EQ(StatusLine(Fetch(server_->port(), "GET /hello HTTP/1.1\r\n\r\n")),
+            "HTTP/1.1 200 OK");
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(250));  // not queued behind `slow`
+
+  std::string got = slow.ReadUntilClose(absl::Seconds(5));
+  absl::Duration held = absl::Now() - start;
+  EXPECT_FALSE(slow.timed_out());
+  EXPECT_EQ(got, "");  // closed, no response
+  EXPECT_LT(held, absl::Seconds(2));
+  EXPECT_EQ(Refused("timeout"), 1u);
+}
+
+TEST_F(HttpServerTest, ConnectionLimitQueuesExtraClientsUntilSlotsFree) {
+  HttpServer::Options options;
+  options.max_connections = 2;
+  options.read_timeout = absl::Milliseconds(300);
+  StartServer(options);
+  Client idle1(server_->port());
+  Client idle2(server_->port());
+  ASSERT_TRUE(idle1.connected() && idle2.connected());
+  absl::Time start = absl::Now();
+  // Queued in the backlog, then served once the idle clients time out.
+  EXPECT_EQ(StatusLine(Fetch(server_->port(), "GET /hello HTTP/1.1\r\n\r\n")),
+            "HTTP/1.1 200 OK");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+TEST_F(HttpServerTest, StopClosesOpenConnectionsAndJoins) {
+  HttpServer::Options options;
+  options.read_timeout = absl::Seconds(30);
+  StartServer(options);
+  Client idle(server_->port());
+  ASSERT_TRUE(idle.Send("GET /hel"));
+  // Wait for the server to have accepted: a full request on another connection.
+  EXPECT_EQ(StatusLine(Fetch(server_->port(), "GET /hello HTTP/1.1\r\n\r\n")),
+            "HTTP/1.1 200 OK");
+  absl::Time start = absl::Now();
+  server_->Stop();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ(idle.ReadUntilClose(absl::Seconds(2)), "");
+  EXPECT_FALSE(idle.timed_out());
+  server_->Stop();  // idempotent
+}
+
+TEST_F(HttpServerTest, StartTwiceFails) {
+  StartServer();
+  EXPECT_EQ(server_->Start().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(HttpServerCreateTest, RefusesUnparsableAddress) {
+  HttpServer::Options options;
+  options.address = "localhost";  // literals only: no name resolution
+  EXPECT_EQ(HttpServer::Create(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(HttpServerCreateTest, ReportsPortInUse) {
+  auto first = HttpServer::Create({});
+  ASSERT_TRUE(first.ok());
+  HttpServer::Options options;
+  options.port = (*first)->port();
+  auto second = HttpServer::Create(options);
+  EXPECT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("127.0.0.1"), absl::string_view::npos);
+}
+
+TEST(HttpServerCreateTest, DefaultsToLoopback) {
+  auto server = HttpServer::Create({});
+  ASSERT_TRUE(server.ok());
+  EXPECT_EQ(HttpServer::Options().address, "127.0.0.1");
+}
+
+TEST(HttpServerCreateTest, ServesOnIpv6LoopbackWhenAvailable) {
+  HttpServer::Options options;
+  options.address = "::1";
+  auto server = HttpServer::Create(options);
+  if (!server.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << server.status();
+  (*server)->Handle("/x", [](const HttpRequest&) {
+    return HttpResponse{200, "text/plain", "v6"};
+  });
+  ASSERT_TRUE((*server)->Start().ok());
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_port = htons((*server)->port());
+  addr.sin6_addr = in6addr_loopback;
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  std::string req = "GET /x HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(send(fd, req.data(), req.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(req.size()));
+  std::string out;
+  char buf[512];
+  pollfd p{fd, POLLIN, 0};
+  while (poll(&p, 1, 5000) > 0) {
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  EXPECT_EQ(Body(out), "v6");
+}
+
+}  // namespace
+}  // namespace tandem::http

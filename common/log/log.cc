@@ -1,0 +1,29 @@
+#include "common/log/log.h"
+
+#include <vector>
+
+namespace tandem::log {
+
+bool LogLimited(Logger& logger, RateLimiter& limiter, Level level,
+                std::string_view component, std::string_view message,
+                absl::Span<const Field> fields) {
+  // Disabled levels do not spend tokens.
+  if (!logger.Enabled(level)) return false;
+  uint64_t suppressed = 0;
+  if (!limiter.Allow(&suppressed)) return false;
+  if (suppressed == 0) {
+    logger.Log(level, component, message, fields);
+  } else {
+    std::vector<Field> all(fields.begin(), fields.end());
+    all.emplace_back("suppressed", suppressed);
+    logger.Log(level, component, message, all);
+  }
+  return true;
+}
+
+bool LogLimited(RateLimiter& limiter, Level level, std::string_view component,
+                std::string_view message, absl::Span<const Field> fields) {
+  return LogLimited(Logger::Default(), limiter, level, component, message, fields);
+}
+
+}  // namespace tandem::log

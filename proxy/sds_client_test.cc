@@ -1,0 +1,306 @@
+// SdsClient against a scripted SDS server on a Unix socket: what it asks for, when it
+// installs, how it ACKs and NACKs, and that it comes back after the server restarts.
+// gRPC code: no <openssl/...> here.
+#include "proxy/sds_client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <deque>
+#include <filesystem>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "envoy/sds_service.grpc.pb.h"
+#include "envoy/secret.pb.h"
+#include "gtest/gtest.h"
+#include "tests/integration/subprocess.h"
+
+namespace tandem::proxy {
+namespace {
+
+namespace discovery = ::envoy::service::discovery::v3;
+namespace tls = ::envoy::extensions::transport_sockets::tls::v3;
+using tandem::testing::WaitFor;
+
+constexpr char kSecretType[] =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+
+// Records what the proxy's TLS code would install; can be told to refuse.
+class RecordingSink : public SecretSink {
+ public:
+  absl::Status UpdateSecret(const WorkloadSecretPem& secret) override {
+    absl::MutexLock lock(&mu_);
+    if (refuse_) return absl::InvalidArgumentError("refused by test");
+    secrets_.push_back(secret);
+    return absl::OkStatus();
+  }
+  int count() {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(secrets_.size());
+  }
+  WorkloadSecretPem last() {
+    absl::MutexLock lock(&mu_);
+    return secrets_.back();
+  }
+  void set_refuse(bool refuse) {
+    absl::MutexLock lock(&mu_);
+    refuse_ = refuse;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<WorkloadSecretPem> secrets_ ABSL_GUARDED_BY(mu_);
+  bool refuse_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// An SDS server the test scripts: it sends what Push() queues, in order, on the open
+// stream, and records every request it receives. Threading: gRPC runs the stream on
+// its thread plus one reader thread; Push/requests/streams from the test thread.
+class ScriptedSdsService final
+    : public ::envoy::service::secret::v3::SecretDiscoveryService::Service {
+ public:
+  void Push(discovery::DiscoveryResponse response) {
+    absl::MutexLock lock(&mu_);
+    outbox_.push_back(std::move(response));
+  }
+  std::vector<discovery::DiscoveryRequest> requests() {
+    absl::MutexLock lock(&mu_);
+    return requests_;
+  }
+  int streams() {
+    absl::MutexLock lock(&mu_);
+    return streams_;
+  }
+  void Shutdown() {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+
+  grpc::Status StreamSecrets(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<discovery::DiscoveryResponse, discovery::DiscoveryRequest>*
+          stream) override {
+    bool reader_done = false;
+    {
+      absl::MutexLock lock(&mu_);
+      ++streams_;
+    }
+    std::thread reader([&] {
+      discovery::DiscoveryRequest r;
+      while (stream->Read(&r)) {
+        absl::MutexLock lock(&mu_);
+        requests_.push_back(r);
+      }
+      absl::MutexLock lock(&mu_);
+      reader_done = true;
+    });
+    while (true) {
+      discovery::DiscoveryResponse next;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return !outbox_.empty() || reader_done || stopping_;
+        };
+        mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(100));
+        if (reader_done || stopping_) break;
+        if (outbox_.empty()) continue;
+        next = std::move(outbox_.front());
+        outbox_.pop_front();
+      }
+      if (!stream->Write(next)) break;
+    }
+    context->TryCancel();
+    reader.join();
+    return grpc::Status::OK;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::deque<discovery::DiscoveryResponse> outbox_ ABSL_GUARDED_BY(mu_);
+  std::vector<discovery::DiscoveryRequest> requests_ ABSL_GUARDED_BY(mu_);
+  int streams_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+discovery::DiscoveryResponse Response(const std::string& version,
+                                      const std::string& nonce, bool with_cert,
+                                      bool with_root) {
+  discovery::DiscoveryResponse response;
+  response.set_version_info(version);
+  response.set_nonce(nonce);
+  response.set_type_url(kSecretType);
+  if (with_cert) {
+    tls::Secret cert;
+    cert.set_name("default");
+    cert.mutable_tls_certificate()->mutable_certificate_chain()->set_inline_bytes(
+        "chain-" + version);
+    cert.mutable_tls_certificate()->mutable_private_key()->set_inline_bytes("key-" +
+                                                                            version);
+    response.add_resources()->PackFrom(cert);
+  }
+  if (with_root) {
+    tls::Secret root;
+    root.set_name("ROOTCA");
+    root.mutable_validation_context()->mutable_trusted_ca()->set_inline_bytes("roots-" +
+                                                                              version);
+    response.add_resources()->PackFrom(root);
+  }
+  return response;
+}
+
+class SdsClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/tandem-sds-client-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/sds.sock";
+  }
+  void TearDown() override {
+    if (client_) client_->Stop();
+    StopServer();
+    std::filesystem::remove_all(dir_);
+  }
+  void StartServer() {
+    service_ = std::make_unique<ScriptedSdsService>();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("unix:" + path_, grpc::InsecureServerCredentials());
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+  }
+  void StopServer() {
+    if (!server_) return;
+    service_->Shutdown();
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    server_->Wait();
+    server_.reset();
+    service_.reset();
+  }
+  void StartClient() {
+    absl::StatusOr<std::unique_ptr<SdsClient>> client = SdsClient::Create(path_, &sink_);
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = *std::move(client);
+    client_->Start();
+  }
+  // Waits for the request that answers `nonce`.
+  std::optional<discovery::DiscoveryRequest> AnswerTo(const std::string& nonce) {
+    std::optional<discovery::DiscoveryRequest> found;
+    WaitFor(
+        [&] {
+          for (const auto& r : service_->requests()) {
+            if (r.response_nonce() == nonce) found = r;
+          }
+          return found.has_value();
+        },
+        absl::Seconds(5));
+    return found;
+  }
+
+  std::string dir_, path_;
+  std::unique_ptr<ScriptedSdsService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<SdsClient> client_;
+  RecordingSink sink_;
+};
+
+TEST_F(SdsClientTest, CreateRefusesARelativeSocketPath) {
+  absl::StatusOr<std::unique_ptr<SdsClient>> client =
+      SdsClient::Create("sds.sock", &sink_);
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SdsClientTest, AsksForDefaultAndRootcaWithTheSecretTypeUrl) {
+  StartServer();
+  StartClient();
+  ASSERT_TRUE(WaitFor([&] { return !service_->requests().empty(); }, absl::Seconds(5)));
+  discovery::DiscoveryRequest first = service_->requests().front();
+  EXPECT_EQ(first.type_url(), kSecretType);
+  ASSERT_EQ(first.resource_names_size(), 2);
+  EXPECT_EQ(first.resource_names(0), "default");
+  EXPECT_EQ(first.resource_names(1), "ROOTCA");
+  EXPECT_TRUE(first.response_nonce().empty());
+}
+
+TEST_F(SdsClientTest, InstallsTheSecretOnlyOnceBothResourcesHaveArrived) {
+  StartServer();
+  StartClient();
+  service_->Push(Response("1", "n1", /*with_cert=*/true, /*with_root=*/false));
+  std::optional<discovery::DiscoveryRequest> ack = AnswerTo("n1");
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_FALSE(ack->has_error_detail());
+  EXPECT_EQ(sink_.count(), 0);
+  service_->Push(Response("2", "n2", /*with_cert=*/false, /*with_root=*/true));
+  ASSERT_TRUE(WaitFor([&] { return sink_.count() == 1; }, absl::Seconds(5)));
+  WorkloadSecretPem secret = sink_.last();
+  EXPECT_EQ(secret.cert_chain, "chain-1");
+  EXPECT_EQ(secret.private_key, "key-1");
+  EXPECT_EQ(secret.trust_bundle, "roots-2");
+}
+
+TEST_F(SdsClientTest, AcksWithTheAppliedVersionAndNonceAndRestatesTheNames) {
+  StartServer();
+  StartClient();
+  service_->Push(Response("v7", "n7", true, true));
+  std::optional<discovery::DiscoveryRequest> ack = AnswerTo("n7");
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->version_info(), "v7");
+  EXPECT_FALSE(ack->has_error_detail());
+  EXPECT_EQ(ack->resource_names_size(), 2);
+  EXPECT_EQ(ack->type_url(), kSecretType);
+  EXPECT_EQ(sink_.count(), 1);
+}
+
+TEST_F(SdsClientTest, NacksASinkRefusalWithItsErrorAndKeepsTheAppliedVersion) {
+  StartServer();
+  StartClient();
+  service_->Push(Response("v1", "n1", true, true));
+  ASSERT_TRUE(AnswerTo("n1").has_value());
+  sink_.set_refuse(true);
+  service_->Push(Response("v2", "n2", true, true));
+  std::optional<discovery::DiscoveryRequest> nack = AnswerTo("n2");
+  ASSERT_TRUE(nack.has_value());
+  ASSERT_TRUE(nack->has_error_detail());
+  EXPECT_EQ(nack->error_detail().message(), "refused by test");
+  EXPECT_EQ(nack->version_info(), "v1");
+  EXPECT_EQ(sink_.count(), 1);
+  EXPECT_EQ(sink_.last().cert_chain, "chain-v1");
+}
+
+TEST_F(SdsClientTest, NacksAResponseOfAnotherType) {
+  StartServer();
+  StartClient();
+  discovery::DiscoveryResponse response = Response("v1", "n1", true, true);
+  response.set_type_url("type.googleapis.com/envoy.config.cluster.v3.Cluster");
+  service_->Push(response);
+  std::optional<discovery::DiscoveryRequest> nack = AnswerTo("n1");
+  ASSERT_TRUE(nack.has_value());
+  EXPECT_TRUE(nack->has_error_detail());
+  EXPECT_EQ(sink_.count(), 0);
+}
+
+TEST_F(SdsClientTest, ReconnectsAfterTheServerRestartsAndIsFedAgain) {
+  StartServer();
+  StartClient();
+  service_->Push(Response("v1", "n1", true, true));
+  ASSERT_TRUE(WaitFor([&] { return sink_.count() == 1; }, absl::Seconds(5)));
+  StopServer();
+  StartServer();
+  ASSERT_TRUE(WaitFor([&] { return service_->streams() >= 1; }, absl::Seconds(10)));
+  service_->Push(Response("v1", "n1", true, true));  // a restarted agent starts over
+  EXPECT_TRUE(WaitFor([&] { return sink_.count() == 2; }, absl::Seconds(5)));
+}
+
+TEST_F(SdsClientTest, StopsPromptlyWhileNoServerExists) {
+  StartClient();
+  absl::SleepFor(absl::Milliseconds(300));  // let it fail a few connection attempts
+  absl::Time start = absl::Now();
+  client_->Stop();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_EQ(sink_.count(), 0);
+}
+
+}  // namespace
+}  // namespace tandem::proxy
