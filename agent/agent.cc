@@ -238,8 +238,9 @@ absl::Status Agent::RenewOnce(RenewalFailure* reason) {
     }
     extra_roots = *std::move(extra);
   }
-  absl::StatusOr<IssuedCredential> issued = AcceptCredential(
-      pending->private_key_pem, *chain, extra_roots, spiffe_id_, absl::Now());
+  absl::StatusOr<IssuedCredential> issued =
+      AcceptCredential(pending->private_key_pem, *chain, extra_roots, spiffe_id_,
+                       absl::Now(), options_.pinned_roots_pem);
   if (!issued.ok()) {
     *reason = RenewalFailure::kBadResponse;
     return issued.status();

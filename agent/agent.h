@@ -27,6 +27,9 @@ struct AgentOptions {
   std::string token_file = "/var/run/secrets/tokens/istio-token";
   // Extra roots to trust beside the CA's (root rotation overlap); re-read each time.
   std::string extra_roots_file;
+  // Roots the issued chain must verify against (the CA root the operator trusts);
+  // empty accepts whatever root the CA returns.
+  std::string pinned_roots_pem;
   int64_t requested_validity_seconds = 24 * 3600;
   RenewalPolicy policy;
   // Where the agent's metrics live; null means metrics::Registry::Default(). Must

@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::string> root =
       tandem::ReadFileToString(get("ca-root", "/var/run/tandem/ca-root.pem"));
   if (!root.ok()) return Fail("--ca-root: " + std::string(root.status().message()));
-  ca_options.root_pem = *std::move(root);
+  ca_options.root_pem = *root;
 
   tandem::agent::AgentOptions options;
   options.trust_domain = get("trust-domain", options.trust_domain);
@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   options.service_account = get("service-account", options.service_account);
   options.token_file = get("token-file", options.token_file);
   options.extra_roots_file = get("extra-roots", "");
+  options.pinned_roots_pem = *root;  // the workload chain must come from this CA
   absl::Duration validity = absl::Hours(24);
   if (flags.count("validity") && (!absl::ParseDuration(flags["validity"], &validity) ||
                                   validity < absl::Seconds(1))) {

@@ -26,7 +26,7 @@ absl::StatusOr<PendingCredential> NewCredentialRequest(const std::string& spiffe
 absl::StatusOr<IssuedCredential> AcceptCredential(
     const std::string& private_key_pem, const std::vector<std::string>& cert_chain,
     const std::string& extra_roots_pem, const std::string& expected_spiffe_id,
-    absl::Time now) {
+    absl::Time now, const std::string& pinned_roots_pem) {
   auto refuse = [](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("CA response refused: ", why));
   };
@@ -56,6 +56,16 @@ absl::StatusOr<IssuedCredential> AcceptCredential(
   pki::WorkloadCredentials creds{*key, chain, *bundle};
   absl::StatusOr<SpiffeId> id = creds.Validate(now);
   if (!id.ok()) return refuse(id.status().message());
+  if (!pinned_roots_pem.empty()) {
+    absl::StatusOr<pki::TrustBundle> pinned =
+        pki::TrustBundle::FromPem(pinned_roots_pem + extra_roots_pem);
+    if (!pinned.ok()) return refuse(pinned.status().message());
+    absl::StatusOr<SpiffeId> pinned_id = pinned->Verify(chain, now);
+    if (!pinned_id.ok()) {
+      return refuse(absl::StrCat("chain does not verify against the pinned roots: ",
+                                 pinned_id.status().message()));
+    }
+  }
   if (!expected_spiffe_id.empty() && id->ToString() != expected_spiffe_id) {
     return refuse(absl::StrCat("certificate names ", id->ToString(), ", expected ",
                                expected_spiffe_id));

@@ -31,11 +31,13 @@ struct IssuedCredential {
 // certificates form the trust bundle (plus `extra_roots_pem`, for root rotation
 // overlap), the rest the chain. Refuses a response whose leaf does not match the key,
 // does not chain to the bundle, is not valid at `now`, or names another identity than
-// `expected_spiffe_id` (when non-empty). Errors are kInvalidArgument.
+// `expected_spiffe_id` (when non-empty). When `pinned_roots_pem` is set, the chain
+// must also verify against those roots (plus `extra_roots_pem`), so a CA response
+// cannot bring a root of its own choosing. Errors are kInvalidArgument.
 absl::StatusOr<IssuedCredential> AcceptCredential(
     const std::string& private_key_pem, const std::vector<std::string>& cert_chain,
     const std::string& extra_roots_pem, const std::string& expected_spiffe_id,
-    absl::Time now);
+    absl::Time now, const std::string& pinned_roots_pem = "");
 
 }  // namespace tandem
 

@@ -45,6 +45,24 @@ TEST(CredentialRequestTest, MergesExtraRootsIntoTheBundle) {
   EXPECT_EQ(pki::Certificate::ChainFromPem(issued->secret.trust_bundle)->size(), 2u);
 }
 
+TEST(CredentialRequestTest, RefusesARootTheCaResponseBringsAlong) {
+  pki::CertificateAuthority pinned = pki::testing::MakeRoot("pinned");
+  pki::CertificateAuthority rogue = pki::testing::MakeRoot("rogue");
+  PendingCredential pending = *NewCredentialRequest(kId);
+  std::vector<std::string> chain = Issue(rogue, pending.csr_pem, kId);
+  EXPECT_TRUE(AcceptCredential(pending.private_key_pem, chain, "", kId, absl::Now()).ok())
+      << "without pinning the response's own root is taken";
+  absl::StatusOr<IssuedCredential> issued = AcceptCredential(
+      pending.private_key_pem, chain, "", kId, absl::Now(), pinned.root().ToPem());
+  ASSERT_FALSE(issued.ok());
+  EXPECT_EQ(issued.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(issued.status().message()).find("pinned"), std::string::npos);
+  EXPECT_TRUE(AcceptCredential(pending.private_key_pem,
+                               Issue(pinned, pending.csr_pem, kId), "", kId, absl::Now(),
+                               pinned.root().ToPem())
+                  .ok());
+}
+
 TEST(CredentialRequestTest, RefusesChainForAnotherKey) {
   pki::CertificateAuthority root = pki::testing::MakeRoot();
   PendingCredential mine = *NewCredentialRequest(kId);

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -49,20 +50,27 @@ class MeshTest : public ::testing::Test {
   static void Write(const std::string& path, const std::string& text) {
     std::ofstream(path) << text;
   }
-  void StartCa() {
-    ca_ = std::make_unique<Subprocess>(
-        "tandem-ca",
-        std::vector<std::string>{TANDEM_CA_BIN, "serve", "--root-dir=" + dir_ + "/ca",
-                                 absl::StrCat("--listen=127.0.0.1:", ca_port_),
-                                 absl::StrCat("--metrics=127.0.0.1:", ca_metrics_),
-                                 "--token-public-key=" + dir_ + "/token-key.pub",
-                                 "--default-ttl=3s", "--max-ttl=1h"},
-        dir_ + "/ca.log");
+  // Starts tandem-ca with its root in dir_/<root_dir> (made on first start), also
+  // publishing the roots in `extra_roots` (a PEM file) when set. Writes the bundle it
+  // serves to dir_/ca-root.pem unless `keep_ca_root`.
+  void StartCa(const std::string& root_dir = "ca", const std::string& extra_roots = "",
+               bool keep_ca_root = false) {
+    std::vector<std::string> args = {TANDEM_CA_BIN,
+                                     "serve",
+                                     "--root-dir=" + dir_ + "/" + root_dir,
+                                     absl::StrCat("--listen=127.0.0.1:", ca_port_),
+                                     absl::StrCat("--metrics=127.0.0.1:", ca_metrics_),
+                                     "--token-public-key=" + dir_ + "/token-key.pub",
+                                     "--default-ttl=3s",
+                                     "--max-ttl=1h"};
+    if (!extra_roots.empty()) args.push_back("--extra-roots=" + extra_roots);
+    ca_ = std::make_unique<Subprocess>("tandem-ca", args, dir_ + "/" + root_dir + ".log");
     ASSERT_TRUE(ca_->Start());
     ASSERT_TRUE(WaitFor([&] { return !HttpGet(ca_metrics_, "/healthz/ready").empty(); },
                         absl::Seconds(20)))
         << ca_->Log();
-    Write(dir_ + "/ca-root.pem", HttpGet(ca_metrics_, "/trust-bundle"));
+    if (!keep_ca_root)
+      Write(dir_ + "/ca-root.pem", HttpGet(ca_metrics_, "/trust-bundle"));
   }
   void StartPod(Pod& pod, const std::string& ns, const std::string& sa,
                 const std::string& routing) {
@@ -84,7 +92,7 @@ class MeshTest : public ::testing::Test {
             "--namespace=" + ns, "--service-account=" + sa,
             "--sds-socket=" + pod_dir + "/sds/sds.sock",
             absl::StrCat("--proxy-uid=", getuid()), "--validity=3s",
-            absl::StrCat("--metrics=127.0.0.1:", pod.agent_metrics)},
+            absl::StrCat("--metrics=127.0.0.1:", pod.agent_metrics), extra_agent_flag_},
         pod_dir + "/agent.log");
     ASSERT_TRUE(pod.agent->Start());
     Write(pod_dir + "/proxy.json",
@@ -119,6 +127,8 @@ class MeshTest : public ::testing::Test {
   }
 
   std::string dir_, signing_key_;
+  // One more flag for every agent (a no-op default unless a test sets it).
+  std::string extra_agent_flag_ = "--renew-fraction=0.5";
   int ca_port_ = 0, ca_metrics_ = 0;
   std::unique_ptr<Subprocess> ca_;
   EchoServer echo_;
@@ -198,6 +208,113 @@ TEST_F(MeshTest, MetricsEndpointsPassPromtool) {
     std::string findings((std::istreambuf_iterator<char>(lint)), {});
     EXPECT_EQ(rc, 0) << name << ":\n" << findings;
   }
+}
+
+}  // namespace
+}  // namespace tandem::testing
+
+namespace tandem::testing {
+namespace {
+
+// Root rotation with an overlap bundle: every workload trusts the old and the next
+// root before the CA switches; the CA then signs with the next root while still
+// publishing the old one. Traffic through the pair must not notice.
+TEST_F(MeshTest, RotatesTheRootWithAnOverlapBundleWithoutDroppingConnections) {
+  // The operator prepares the next root first (the CA creates it on first start).
+  StartCa("ca-next");
+  std::string next_root = HttpGet(ca_metrics_, "/trust-bundle");
+  ca_.reset();
+  StartCa("ca");
+  std::string old_root = HttpGet(ca_metrics_, "/trust-bundle");
+  ASSERT_NE(old_root, next_root);
+  Write(dir_ + "/old-root.pem", old_root);
+  Write(dir_ + "/overlap.pem", old_root + next_root);
+  Write(dir_ + "/ca-root.pem", old_root + next_root);  // agents accept either CA
+  extra_agent_flag_ = "--extra-roots=" + dir_ + "/overlap.pem";
+  client_.name = "client";
+  server_.name = "server";
+  StartPod(server_, "shop", "server",
+           absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo_.port(), "\""));
+  StartPod(client_, "shop", "client",
+           absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", server_.inbound,
+                        "\""));
+  ASSERT_TRUE(
+      WaitFor([&] { return Ready(client_) && Ready(server_); }, absl::Seconds(20)));
+
+  TrafficReport report;
+  std::thread traffic(
+      [&] { report = RunEchoTraffic(client_.outbound, absl::Seconds(12), 2, 2); });
+  absl::SleepFor(absl::Seconds(3));
+  ca_.reset();                                                        // the old CA goes,
+  StartCa("ca-next", dir_ + "/old-root.pem", /*keep_ca_root=*/true);  // the next serves
+  traffic.join();
+
+  EXPECT_EQ(report.short_failed, 0)
+      << (report.errors.empty() ? "" : report.errors.front());
+  EXPECT_EQ(report.long_failed, 0)
+      << (report.errors.empty() ? "" : report.errors.front());
+  EXPECT_GT(report.short_ok, 20);
+  // Both workloads renewed from the next root (3 s certificates, 9 s under it).
+  EXPECT_GE(MetricValue(HttpGet(ca_metrics_, "/metrics"),
+                        "tandem_ca_certificates_issued_total"),
+            4);
+  EXPECT_EQ(Metric(client_, "tandem_proxy_secret_updates_total{result=\"refused\"}"), 0);
+  EXPECT_EQ(Metric(server_, "tandem_proxy_secret_updates_total{result=\"refused\"}"), 0);
+}
+
+}  // namespace
+}  // namespace tandem::testing
+
+namespace tandem::testing {
+namespace {
+
+// With the real processes: pods that start before the CA are not ready and refuse
+// mTLS; the agents retry and the mesh comes up when the CA appears.
+TEST_F(MeshTest, PodsWaitNotReadyForACaThatStartsLate) {
+  StartCa();    // creates the root the pods are configured with...
+  ca_.reset();  // ...and is gone before they start
+  client_.name = "client";
+  server_.name = "server";
+  StartPod(server_, "shop", "server",
+           absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo_.port(), "\""));
+  StartPod(client_, "shop", "client",
+           absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", server_.inbound,
+                        "\""));
+  ASSERT_TRUE(WaitFor([&] { return !HttpGet(client_.metrics, "/metrics").empty(); },
+                      absl::Seconds(20)));
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_FALSE(Ready(client_));
+  EXPECT_EQ(RunEchoTraffic(client_.outbound, absl::Milliseconds(200), 1, 0).short_ok, 0);
+  EXPECT_GT(Metric(client_,
+                   "tandem_proxy_handshake_failures_total{direction=\"outbound\","
+                   "reason=\"no_certificate\"}"),
+            0);
+  StartCa();
+  ASSERT_TRUE(
+      WaitFor([&] { return Ready(client_) && Ready(server_); }, absl::Seconds(20)));
+  EXPECT_EQ(RunEchoTraffic(client_.outbound, absl::Seconds(1), 2, 1).short_failed, 0);
+}
+
+// The CA dies mid-life: renewals fail and are counted, the current certificates stay
+// in force (3 s lifetime, renewed at about 1.5 s, so at least 1.3 s left when the CA
+// dies; 0.8 s of traffic), and renewals resume when the CA returns.
+TEST_F(MeshTest, KeepsServingOnCurrentCertificatesWhileTheCaIsDown) {
+  StartMesh();
+  ca_.reset();
+  TrafficReport during = RunEchoTraffic(client_.outbound, absl::Milliseconds(800), 2, 1);
+  EXPECT_EQ(during.short_failed, 0)
+      << (during.errors.empty() ? "" : during.errors.front());
+  EXPECT_GT(during.short_ok, 0);
+  double before =
+      Metric(client_, "tandem_proxy_secret_updates_total{result=\"accepted\"}");
+  StartCa();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Metric(client_, "tandem_proxy_secret_updates_total{result=\"accepted\"}") >
+               before;
+      },
+      absl::Seconds(20)));
+  EXPECT_EQ(RunEchoTraffic(client_.outbound, absl::Seconds(1), 2, 1).short_failed, 0);
 }
 
 }  // namespace
