@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "common/credential_request.h"
 #include "common/file_util.h"
+#include "common/log/log.h"
 #include "common/metrics/registry.h"
 
 namespace tandem::agent {
@@ -187,9 +188,10 @@ void Agent::Run() {
       ++failures_;
       metrics_->rotations_failed.Inc();
       metrics_->failures[static_cast<int>(reason)]->Inc();
-      std::fprintf(stderr, "tandem-agent: renewal failed (%s, %d in a row): %s\n",
-                   std::string(RenewalFailureName(reason)).c_str(), failures_,
-                   std::string(s.message()).c_str());
+      log::Warn("agent", "renewal failed",
+                {{"reason", std::string(RenewalFailureName(reason))},
+                 {"in_a_row", failures_},
+                 {"error", std::string(s.message())}});
     }
     metrics_->consecutive_failures.Set(failures_);
     PublishStateLocked(absl::Now());
@@ -258,10 +260,11 @@ absl::Status Agent::RenewOnce(RenewalFailure* reason) {
   not_after_ = issued->not_after;
   serial_ = issued->serial;
   metrics_->expiry.Set(static_cast<double>(absl::ToUnixSeconds(not_after_)));
-  std::fprintf(
-      stderr, "tandem-agent: certificate %s for %s, valid until %s\n", serial_.c_str(),
-      spiffe_id_.c_str(),
-      absl::FormatTime(absl::RFC3339_sec, not_after_, absl::UTCTimeZone()).c_str());
+  log::Info("agent", "certificate installed",
+            {{"serial", serial_},
+             {"spiffe_id", spiffe_id_},
+             {"not_after",
+              absl::FormatTime(absl::RFC3339_sec, not_after_, absl::UTCTimeZone())}});
   return absl::OkStatus();
 }
 

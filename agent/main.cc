@@ -6,6 +6,7 @@
 //                [--trust-domain=cluster.local] [--sds-socket=/var/run/tandem/sds.sock]
 //                [--proxy-uid=1337] [--validity=24h] [--renew-fraction=0.5]
 //                [--extra-roots=FILE] [--metrics=127.0.0.1:15020]
+//                [--log-level=info] [--log-format=text|json]
 #include <signal.h>
 
 #include <cstdio>
@@ -21,13 +22,14 @@
 #include "agent/ca_client.h"
 #include "agent/sds_server.h"
 #include "common/file_util.h"
-#include "common/http_server.h"
+#include "common/http/http_server.h"
+#include "common/log/log.h"
 #include "common/metrics/registry.h"
 
 namespace {
 
 int Fail(const std::string& message) {
-  std::fprintf(stderr, "tandem-agent: %s\n", message.c_str());
+  tandem::log::Error("agent", message);
   return 2;
 }
 
@@ -38,7 +40,7 @@ int main(int argc, char** argv) {
   static const char* kKnown[] = {
       "ca-address",      "ca-root",      "ca-server-name", "token-file", "namespace",
       "service-account", "trust-domain", "sds-socket",     "proxy-uid",  "validity",
-      "renew-fraction",  "extra-roots",  "metrics"};
+      "renew-fraction",  "extra-roots",  "metrics",        "log-level",  "log-format"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     size_t eq = arg.find('=');
@@ -55,6 +57,12 @@ int main(int argc, char** argv) {
     auto it = flags.find(name);
     return it == flags.end() ? fallback : it->second;
   };
+
+  if (absl::Status s =
+          tandem::log::ConfigureDefault(get("log-level", ""), get("log-format", ""));
+      !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
 
   tandem::agent::CaClientOptions ca_options;
   ca_options.address = get("ca-address", ca_options.address);
@@ -106,32 +114,45 @@ int main(int argc, char** argv) {
   tandem::agent::Agent agent(options, ca->get(), sds->get());
   agent.Start();
 
-  std::unique_ptr<tandem::HttpServer> http;
+  using tandem::http::HttpRequest;
+  using tandem::http::HttpResponse;
+  std::unique_ptr<tandem::http::HttpServer> http;
   if (std::string address = get("metrics", "127.0.0.1:15020"); !address.empty()) {
-    absl::StatusOr<std::unique_ptr<tandem::HttpServer>> server =
-        tandem::HttpServer::Create(address);
+    tandem::http::HttpServer::Options http_options;
+    http_options.name = "agent";
+    if (absl::Status s = tandem::http::SetListenAddress(address, &http_options);
+        !s.ok()) {
+      return Fail("--metrics: " + std::string(s.message()));
+    }
+    absl::StatusOr<std::unique_ptr<tandem::http::HttpServer>> server =
+        tandem::http::HttpServer::Create(http_options);
     if (!server.ok()) return Fail(std::string(server.status().message()));
     http = *std::move(server);
-    http->Handle("/metrics", [](const tandem::HttpRequest&) {
-      return tandem::HttpResponse{200,
-                                  tandem::metrics::Registry::Default().RenderPrometheus(),
-                                  "text/plain; version=0.0.4; charset=utf-8"};
+    http->Handle("/metrics", [](const HttpRequest&) {
+      return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+                          tandem::metrics::Registry::Default().RenderPrometheus()};
     });
     // Ready while a certificate is in force, including while its renewal is failing.
-    http->Handle("/healthz/ready", [&agent](const tandem::HttpRequest&) {
+    http->Handle("/healthz/ready", [&agent](const HttpRequest&) {
       tandem::agent::CertState state = agent.state();
       return agent.ready()
-                 ? tandem::HttpResponse{200, "ready\n"}
-                 : tandem::HttpResponse{
-                       503, absl::StrCat("not ready: ",
-                                         std::string(tandem::agent::CertStateName(state)),
-                                         "\n")};
+                 ? HttpResponse{200, "text/plain", "ready\n"}
+                 : HttpResponse{
+                       503, "text/plain",
+                       absl::StrCat("not ready: ",
+                                    std::string(tandem::agent::CertStateName(state)),
+                                    "\n")};
     });
-    http->Start();
+    http->Handle("/healthz/live", [](const HttpRequest&) {
+      return HttpResponse{200, "text/plain", "live\n"};
+    });
+    if (absl::Status s = http->Start(); !s.ok()) return Fail(std::string(s.message()));
   }
-  std::fprintf(stderr, "tandem-agent: serving SDS on %s for spiffe://%s/ns/%s/sa/%s\n",
-               sds_options.socket_path.c_str(), options.trust_domain.c_str(),
-               options.ns.c_str(), options.service_account.c_str());
+  tandem::log::Info(
+      "agent", "serving SDS",
+      {{"socket", sds_options.socket_path},
+       {"spiffe_id", absl::StrCat("spiffe://", options.trust_domain, "/ns/", options.ns,
+                                  "/sa/", options.service_account)}});
   int sig;
   sigwait(&signals, &sig);
   agent.Stop();

@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/log/log.h"
 #include "common/metrics/registry.h"
 #include "envoy/sds_service.grpc.pb.h"
 #include "envoy/secret.pb.h"
@@ -121,10 +122,10 @@ struct SdsServer::Impl final
       while (stream->Read(&r)) {
         if (r.has_error_detail()) {
           nacks.Inc();
-          std::fprintf(
-              stderr, "tandem-agent: SDS client NACKed nonce %s (keeps version %s): %s\n",
-              r.response_nonce().c_str(), r.version_info().c_str(),
-              r.error_detail().message().c_str());
+          log::Warn("agent", "SDS client NACKed a secret",
+                    {{"nonce", r.response_nonce()},
+                     {"kept_version", r.version_info()},
+                     {"error", r.error_detail().message()}});
         } else if (!r.response_nonce().empty()) {
           acks.Inc();
         }
@@ -265,8 +266,8 @@ void SdsServer::Impl::AcceptLoop() {
     socklen_t len = sizeof(cred);
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
       refused_no_cred.Inc();
-      std::fprintf(stderr, "tandem-agent: SDS peer refused: no peer credentials: %s\n",
-                   std::strerror(errno));
+      log::Warn("agent", "SDS peer refused: no peer credentials",
+                {{"error", std::strerror(errno)}});
       close(fd);
       continue;
     }
@@ -274,8 +275,8 @@ void SdsServer::Impl::AcceptLoop() {
     for (uid_t uid : options.allowed_uids) allowed |= cred.uid == uid;
     if (!allowed) {
       refused_uid.Inc();
-      std::fprintf(stderr, "tandem-agent: SDS peer uid %u pid %d refused\n", cred.uid,
-                   cred.pid);
+      log::Warn("agent", "SDS peer refused: uid not allowed",
+                {{"uid", cred.uid}, {"pid", cred.pid}});
       close(fd);
       continue;
     }

@@ -92,6 +92,7 @@ uint16_t SocketAddress::port() const {
 
 absl::StatusOr<Cidr> Cidr::Parse(const std::string& text) {
   Cidr cidr;
+  cidr.text = text;
   size_t slash = text.find('/');
   std::string host = text.substr(0, slash);
   if (inet_pton(AF_INET, host.c_str(), cidr.bytes) == 1) {

@@ -31,6 +31,7 @@ struct Cidr {
   int family = AF_INET;
   uint8_t bytes[16] = {};
   int prefix = 0;
+  std::string text;  // as written
   static absl::StatusOr<Cidr> Parse(const std::string& text);
   bool Contains(const SocketAddress& address) const;
 };

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/log/log.h"
 #include "proxy/config.h"
 
 namespace tandem::proxy {
@@ -51,22 +52,6 @@ void SetResetOnClose(int fd) {
 }
 
 }  // namespace
-
-bool LogLimiter::Allow(absl::Time now, uint64_t* suppressed) {
-  if (last_ != absl::InfinitePast()) {
-    tokens_ = std::min<double>(
-        per_second_, tokens_ + absl::ToDoubleSeconds(now - last_) * per_second_);
-  }
-  last_ = now;
-  if (tokens_ < 1) {
-    ++dropped_;
-    return false;
-  }
-  tokens_ -= 1;
-  *suppressed = dropped_;
-  dropped_ = 0;
-  return true;
-}
 
 char* ByteBuffer::tail(size_t* space) {
   if (begin_ > 0 && begin_ == end_) begin_ = end_ = 0;
@@ -198,8 +183,8 @@ void Connection::ConnectUpstream(const SocketAddress& target) {
     uint32_t mark = ctx_.options->socket_mark;
     if (setsockopt(upstream_.fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0 &&
         !warned.exchange(true)) {
-      std::fprintf(stderr, "tandem-proxy: SO_MARK not permitted (%s); relying on uid\n",
-                   std::strerror(errno));
+      log::Warn("proxy", "SO_MARK not permitted; relying on the uid exclusion",
+                {{"error", std::strerror(errno)}});
     }
   }
   int one = 1;
@@ -527,16 +512,12 @@ void Connection::Refuse(FailReason reason, const std::string& detail) {
   WorkerStats::Add(
       ctx_.stats->failures[static_cast<int>(direction_)][static_cast<int>(reason)], 1);
   close_reason_ = absl::StrCat("refused:", FailReasonName(reason));
-  uint64_t suppressed = 0;
-  if (ctx_.log_limiter->Allow(absl::Now(), &suppressed)) {
-    std::fprintf(
-        stderr, "tandem-proxy: conn %llu %s refused (%s): %s%s\n",
-        static_cast<unsigned long long>(id_),
-        direction_ == Direction::kOutbound ? "outbound" : "inbound",
-        FailReasonName(reason), detail.c_str(),
-        suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)").c_str()
-                   : "");
-  }
+  log::LogLimited(
+      *ctx_.log_limiter, log::Level::kWarn, "proxy", "connection refused",
+      {{"conn_id", id_},
+       {"direction", direction_ == Direction::kOutbound ? "outbound" : "inbound"},
+       {"reason", FailReasonName(reason)},
+       {"detail", detail}});
   Close();
 }
 
@@ -562,21 +543,16 @@ void Connection::Close() {
 }
 
 void Connection::WriteAccessLog() const {
-  // Identities and addresses are validated strings (SPIFFE charset, IP:port), so they
-  // need no JSON escaping.
-  std::string line =
-      absl::StrCat("{\"time\":\"",
-                   absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()),
-                   "\",\"conn_id\":", id_, ",\"direction\":\"",
-                   direction_ == Direction::kOutbound ? "outbound" : "inbound",
-                   "\",\"mode\":\"", mode_ == Mode::kMtls ? "mtls" : "plaintext",
-                   "\",\"peer_identity\":\"", peer_identity_, "\",\"destination\":\"",
-                   destination_.text, "\",\"bytes_from_downstream\":", bytes_from_down_,
-                   ",\"bytes_from_upstream\":", bytes_from_up_,
-                   ",\"duration_ms\":", absl::ToInt64Milliseconds(absl::Now() - started_),
-                   ",\"close\":\"", close_reason_, "\"}\n");
-  (void)!write(STDERR_FILENO, line.data(),
-               line.size());  // one write: lines never interleave
+  log::Info("access", "connection closed",
+            {{"conn_id", id_},
+             {"direction", direction_ == Direction::kOutbound ? "outbound" : "inbound"},
+             {"mode", mode_ == Mode::kMtls ? "mtls" : "plaintext"},
+             {"peer_identity", peer_identity_},
+             {"destination", destination_.text},
+             {"bytes_from_downstream", bytes_from_down_},
+             {"bytes_from_upstream", bytes_from_up_},
+             {"duration_ms", absl::ToInt64Milliseconds(absl::Now() - started_)},
+             {"close", close_reason_}});
 }
 
 }  // namespace tandem::proxy

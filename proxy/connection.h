@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "common/log/rate_limiter.h"
 #include "proxy/config.h"
 #include "proxy/event_loop.h"
 #include "proxy/proxy_stats.h"
@@ -18,22 +19,6 @@
 namespace tandem::proxy {
 
 class Connection;
-
-// A token bucket for log lines: at most `per_second` lines, the rest counted and
-// reported as "N suppressed" with the next line that passes. One worker thread only.
-class LogLimiter {
- public:
-  explicit LogLimiter(int per_second) : per_second_(per_second), tokens_(per_second) {}
-  // Returns true when a line may be written; *suppressed gets the lines dropped since
-  // the last one that passed.
-  bool Allow(absl::Time now, uint64_t* suppressed);
-
- private:
-  const int per_second_;
-  double tokens_;
-  absl::Time last_ = absl::InfinitePast();
-  uint64_t dropped_ = 0;
-};
 
 // What every connection of one worker shares. Owned by the Worker.
 struct WorkerContext {
@@ -44,7 +29,7 @@ struct WorkerContext {
   std::atomic<int>* global_connections;
   std::atomic<uint64_t>* next_id;
   // Bounds refusal log lines per worker (a hostile peer must not flood the logs).
-  class LogLimiter* log_limiter;
+  log::RateLimiter* log_limiter;  // refusal lines a peer can trigger
   // Called once when a connection closes; the worker frees it after the loop turn.
   std::function<void(Connection*)> on_closed;
 };

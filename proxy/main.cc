@@ -1,7 +1,8 @@
 // tandem-proxy: the data-plane sidecar. Flags live here only; everything else takes
 // ProxyOptions.
 //
-//   tandem-proxy --config=/etc/tandem/proxy.json
+//   tandem-proxy --config=/etc/tandem/proxy.json [--log-level=info]
+//   [--log-format=text|json]
 //
 // Signals: SIGHUP re-reads PEM certificate files; SIGTERM/SIGINT stop accepting, drain
 // open connections for drain_timeout_ms, then exit.
@@ -9,24 +10,22 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
-#include "common/http_server.h"
+#include "common/log/log.h"
+#include "proxy/admin.h"
 #include "proxy/config.h"
 #include "proxy/proxy.h"
 #include "proxy/sds_client.h"
 
 namespace {
 
-using tandem::HttpRequest;
-using tandem::HttpResponse;
 using tandem::proxy::Proxy;
 using tandem::proxy::ProxyOptions;
+namespace log = tandem::log;
 
 absl::Status LoadPemFiles(const ProxyOptions& o, Proxy& proxy) {
   tandem::WorkloadSecretPem secret;
@@ -42,18 +41,28 @@ absl::Status LoadPemFiles(const ProxyOptions& o, Proxy& proxy) {
 
 void Usage() {
   std::fprintf(stderr,
-               "usage: tandem-proxy --config=FILE\n"
+               "usage: tandem-proxy --config=FILE [--log-level=debug|info|warn|error]\n"
+               "                    [--log-format=text|json]\n"
                "  FILE: JSON, schema proto/tandem/proxy_config.proto\n");
+}
+
+int Fail(int code, std::string_view what, const absl::Status& status) {
+  log::Error("proxy", what, {{"error", std::string(status.message())}});
+  return code;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path;
+  std::string config_path, log_level, log_format;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (absl::StartsWith(arg, "--config=")) {
       config_path = arg.substr(9);
+    } else if (absl::StartsWith(arg, "--log-level=")) {
+      log_level = arg.substr(12);
+    } else if (absl::StartsWith(arg, "--log-format=")) {
+      log_format = arg.substr(13);
     } else if (arg == "--help" || arg == "-h") {
       Usage();
       return 0;
@@ -63,22 +72,18 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (absl::Status s = log::ConfigureDefault(log_level, log_format); !s.ok()) {
+    std::fprintf(stderr, "tandem-proxy: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
   std::string json = "{}";
   if (!config_path.empty()) {
     absl::StatusOr<std::string> text = tandem::ReadFileToString(config_path);
-    if (!text.ok()) {
-      std::fprintf(stderr, "tandem-proxy: %s\n",
-                   std::string(text.status().message()).c_str());
-      return 2;
-    }
+    if (!text.ok()) return Fail(2, "cannot read the configuration", text.status());
     json = *text;
   }
   absl::StatusOr<ProxyOptions> options = tandem::proxy::ParseProxyConfig(json);
-  if (!options.ok()) {
-    std::fprintf(stderr, "tandem-proxy: invalid configuration: %s\n",
-                 std::string(options.status().message()).c_str());
-    return 2;
-  }
+  if (!options.ok()) return Fail(2, "invalid configuration", options.status());
 
   // Signals are taken synchronously by the main thread; block them before any thread
   // starts so no worker ever runs a handler.
@@ -89,100 +94,40 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   absl::StatusOr<std::unique_ptr<Proxy>> proxy = Proxy::Create(*options);
-  if (!proxy.ok()) {
-    std::fprintf(stderr, "tandem-proxy: %s\n",
-                 std::string(proxy.status().message()).c_str());
-    return 2;
-  }
+  if (!proxy.ok()) return Fail(2, "invalid configuration", proxy.status());
   const bool pem_mode = !options->cert_chain_file.empty();
   if (pem_mode) {
     if (absl::Status s = LoadPemFiles(*options, **proxy); !s.ok()) {
       // Not fatal: the proxy starts not-ready and refuses mTLS until a good secret.
-      std::fprintf(stderr, "tandem-proxy: certificate files refused: %s\n",
-                   std::string(s.message()).c_str());
+      log::Error("proxy", "certificate files refused",
+                 {{"error", std::string(s.message())}});
     }
   }
   std::unique_ptr<tandem::proxy::SdsClient> sds;
   if (!options->sds_socket.empty()) {
     absl::StatusOr<std::unique_ptr<tandem::proxy::SdsClient>> client =
         tandem::proxy::SdsClient::Create(options->sds_socket, &(*proxy)->tls());
-    if (!client.ok()) {
-      std::fprintf(stderr, "tandem-proxy: %s\n",
-                   std::string(client.status().message()).c_str());
-      return 2;
-    }
+    if (!client.ok()) return Fail(2, "SDS client", client.status());
     sds = *std::move(client);
     sds->Start();
   }
-  if (absl::Status s = (*proxy)->Start(); !s.ok()) {
-    std::fprintf(stderr, "tandem-proxy: %s\n", std::string(s.message()).c_str());
-    return 1;
-  }
+  if (absl::Status s = (*proxy)->Start(); !s.ok()) return Fail(1, "cannot listen", s);
 
   Proxy* p = proxy->get();
-  absl::StatusOr<std::unique_ptr<tandem::HttpServer>> metrics =
-      tandem::HttpServer::Create(options->metrics.text);
-  absl::StatusOr<std::unique_ptr<tandem::HttpServer>> admin =
-      tandem::HttpServer::Create(options->admin.text);
-  absl::StatusOr<std::unique_ptr<tandem::HttpServer>> health =
-      tandem::HttpServer::Create(options->health.text);
-  for (const auto* server : {&metrics, &admin, &health}) {
-    if (!server->ok()) {
-      std::fprintf(stderr, "tandem-proxy: %s\n",
-                   std::string(server->status().message()).c_str());
-      return 1;
-    }
+  absl::StatusOr<std::unique_ptr<tandem::proxy::ProxyEndpoints>> endpoints =
+      tandem::proxy::ProxyEndpoints::Create(
+          p, [&sds]() { return sds ? sds->RenderMetrics() : std::string(); });
+  if (!endpoints.ok()) return Fail(1, "cannot serve metrics/admin", endpoints.status());
+  if (absl::Status s = (*endpoints)->Start(); !s.ok()) {
+    return Fail(1, "cannot serve metrics/admin", s);
   }
-  auto metrics_handler = [p, &sds](const HttpRequest&) {
-    std::string body = p->RenderMetrics();
-    if (sds) body += sds->RenderMetrics();
-    return HttpResponse{200, body, "text/plain; version=0.0.4; charset=utf-8"};
-  };
-  auto ready_handler = [p](const HttpRequest&) {
-    if (p->ready()) return HttpResponse{200, "ready\n"};
-    return HttpResponse{503, p->listening() ? "no certificate yet\n" : "not listening\n"};
-  };
-  auto live_handler = [](const HttpRequest&) { return HttpResponse{200, "live\n"}; };
-  for (auto* server : {metrics->get(), admin->get(), health->get()}) {
-    server->Handle("/metrics", metrics_handler);
-    server->Handle("/healthz/ready", ready_handler);
-    server->Handle("/healthz/live", live_handler);
-  }
-  (*admin)->Handle("/certs", [p](const HttpRequest&) {
-    std::shared_ptr<tandem::proxy::TlsSnapshot> s = p->tls().Current();
-    if (!s) return HttpResponse{200, "{\"certificate\": null}\n", "application/json"};
-    return HttpResponse{
-        200,
-        absl::StrCat("{\"spiffe_id\": \"", s->identity.ToString(), "\", \"serial\": \"",
-                     s->leaf.SerialHex(), "\", \"issuer\": \"", s->leaf.Issuer(),
-                     "\", \"not_before\": ", absl::ToUnixSeconds(s->leaf.not_before()),
-                     ", \"not_after\": ", absl::ToUnixSeconds(s->leaf.not_after()),
-                     ", \"generation\": ", s->generation,
-                     ", \"roots\": ", s->bundle.roots().size(), "}\n"),
-        "application/json"};
-  });
-  (*admin)->Handle("/config", [json](const HttpRequest&) {
-    return HttpResponse{200, json, "application/json"};
-  });
-  (*admin)->Handle("/connections", [p](const HttpRequest&) {
-    return HttpResponse{200, absl::StrCat("{\"open\": ", p->open_connections(), "}\n"),
-                        "application/json"};
-  });
-  auto post_signal = [](int sig) {
-    return [sig](const HttpRequest& r) {
-      if (r.method != "POST") return HttpResponse{405, "use POST\n"};
-      kill(getpid(), sig);
-      return HttpResponse{200, "ok\n"};
-    };
-  };
-  (*admin)->Handle("/drain", post_signal(SIGTERM));
-  (*admin)->Handle("/quitquitquit", post_signal(SIGTERM));
-  (*metrics)->Start();
-  (*admin)->Start();
-  (*health)->Start();
-  std::fprintf(stderr, "tandem-proxy: outbound %s inbound %s metrics %s admin %s\n",
-               options->outbound.text.c_str(), options->inbound.text.c_str(),
-               options->metrics.text.c_str(), options->admin.text.c_str());
+  log::Info("proxy", "started",
+            {{"outbound", options->outbound.text},
+             {"inbound", options->inbound.text},
+             {"metrics", options->metrics.text},
+             {"health", options->health.text},
+             {"admin", options->admin.text},
+             {"workers", options->workers}});
 
   while (true) {
     int sig = 0;
@@ -190,22 +135,21 @@ int main(int argc, char** argv) {
     if (sig == SIGHUP) {
       if (pem_mode) {
         absl::Status s = LoadPemFiles(*options, *p);
-        std::fprintf(stderr, "tandem-proxy: SIGHUP: certificates %s%s\n",
-                     s.ok() ? "reloaded" : "refused, keeping the current ones: ",
-                     std::string(s.message()).c_str());
+        if (s.ok()) {
+          log::Info("proxy", "SIGHUP: certificates reloaded");
+        } else {
+          log::Error("proxy", "SIGHUP: certificates refused, keeping the current ones",
+                     {{"error", std::string(s.message())}});
+        }
       }
       continue;
     }
-    std::fprintf(stderr, "tandem-proxy: draining (%d open connections)\n",
-                 p->open_connections());
+    log::Info("proxy", "draining", {{"open_connections", p->open_connections()}});
     int cut = p->Drain();
-    std::fprintf(
-        stderr, "tandem-proxy: exiting, %d connections cut at the drain deadline\n", cut);
+    log::Info("proxy", "exiting", {{"cut_at_drain_deadline", cut}});
     break;
   }
   if (sds) sds->Stop();
-  (*metrics)->Stop();
-  (*admin)->Stop();
-  (*health)->Stop();
+  (*endpoints)->Stop();
   return 0;
 }

@@ -50,10 +50,14 @@ void Proxy::Stop() {
   for (auto& worker : workers_) worker->Join();
 }
 
-std::string Proxy::RenderMetrics() const {
+std::vector<const WorkerStats*> Proxy::worker_stats() const {
   std::vector<const WorkerStats*> stats;
   for (const auto& worker : workers_) stats.push_back(&worker->stats());
-  std::string out = RenderWorkerStats(stats);
+  return stats;
+}
+
+std::string Proxy::RenderMetrics() const {
+  std::string out = RenderWorkerStats(worker_stats());
   std::shared_ptr<TlsSnapshot> snapshot = tls_.Current();
   absl::StrAppend(
       &out,

@@ -36,6 +36,8 @@ class Proxy {
   // Ready = listeners up and a certificate in force.
   bool ready() const { return listening_.load() && tls_.Current() != nullptr; }
   int open_connections() const;
+  // Every worker's counters, to fold (metrics, admin). Any thread.
+  std::vector<const WorkerStats*> worker_stats() const;
   // Prometheus text for the data plane and TLS state.
   std::string RenderMetrics() const;
 

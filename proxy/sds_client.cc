@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/log/log.h"
 #include "envoy/sds_service.grpc.pb.h"
 #include "envoy/secret.pb.h"
 
@@ -167,8 +168,8 @@ bool SdsClient::Impl::RunStream() {
       } else {
         ack.set_version_info(applied_version);
         refused.fetch_add(1);
-        std::fprintf(stderr, "tandem-proxy: SDS update %s refused: %s\n",
-                     response.version_info().c_str(), error.c_str());
+        log::Error("proxy", "SDS update refused",
+                   {{"version", response.version_info()}, {"error", error}});
         ack.mutable_error_detail()->set_code(grpc::StatusCode::INVALID_ARGUMENT);
         ack.mutable_error_detail()->set_message(error);
       }

@@ -162,6 +162,7 @@ absl::StatusOr<std::shared_ptr<TlsSnapshot>> TlsContextManager::Build(
   if (!snapshot->server || !snapshot->client) {
     return absl::InternalError("SSL_CTX allocation failed");
   }
+  snapshot->chain_pem = secret.cert_chain;
   for (SSL_CTX* ctx : {snapshot->server.get(), snapshot->client.get()}) {
     if (absl::Status s = ConfigureCommon(ctx, creds, options_.allow_tls12); !s.ok())
       return s;

@@ -46,6 +46,7 @@ struct TlsSnapshot {
   std::string trust_domain;
   uint64_t generation = 0;
   std::unique_ptr<SessionCache> sessions = std::make_unique<SessionCache>();
+  std::string chain_pem;  // as delivered, leaf first: for the admin endpoint
 };
 
 // What a handshake's verification decided; attached to each SSL via ex_data.

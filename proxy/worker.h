@@ -58,7 +58,7 @@ class Worker {
   std::atomic<int> open_{0};
   // Loop thread only.
   absl::flat_hash_map<Connection*, std::unique_ptr<Connection>> connections_;
-  LogLimiter log_limiter_{20};
+  log::RateLimiter log_limiter_{20, absl::Seconds(1)};
   WorkerContext context_;
 };
 

@@ -463,4 +463,33 @@ bool HttpServer::OnWritable(Connection& conn) {
   return true;
 }
 
+absl::Status SetListenAddress(const std::string& host_port,
+                              HttpServer::Options* options) {
+  size_t colon = host_port.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", host_port, "\": expected host:port or [v6]:port"));
+  }
+  uint32_t port = 0;
+  if (!absl::SimpleAtoi(host_port.substr(colon + 1), &port) || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", host_port, "\": bad port"));
+  }
+  std::string host = host_port.substr(0, colon);
+  if (host == "localhost") host = "127.0.0.1";
+  options->address = host;
+  options->port = static_cast<uint16_t>(port);
+  return absl::OkStatus();
+}
+
+bool IsLoopbackAddress(const std::string& address) {
+  std::string host = address;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  in_addr v4;
+  in6_addr v6;
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
 }  // namespace tandem::http

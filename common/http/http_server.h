@@ -118,6 +118,14 @@ class HttpServer {
   std::map<std::string, Handler, std::less<>> handlers_ ABSL_GUARDED_BY(mu_);
 };
 
+// Sets options->address and options->port from "host:port" or "[v6]:port", the form
+// every tandem flag and config field uses. InvalidArgument names what is wrong.
+absl::Status SetListenAddress(const std::string& host_port, HttpServer::Options* options);
+
+// True when `address` (as in Options::address) is a loopback address (127/8, ::1):
+// admin endpoints refuse anything else.
+bool IsLoopbackAddress(const std::string& address);
+
 }  // namespace tandem::http
 
 #endif  // TANDEM_COMMON_HTTP_HTTP_SERVER_H_

@@ -326,5 +326,37 @@ TEST(HttpServerCreateTest, ServesOnIpv6LoopbackWhenAvailable) {
   EXPECT_EQ(Body(out), "v6");
 }
 
+TEST(SetListenAddressTest, SplitsHostAndPort) {
+  HttpServer::Options options;
+  ASSERT_TRUE(SetListenAddress("0.0.0.0:15090", &options).ok());
+  EXPECT_EQ(options.address, "0.0.0.0");
+  EXPECT_EQ(options.port, 15090);
+  ASSERT_TRUE(SetListenAddress("[::1]:0", &options).ok());
+  EXPECT_EQ(options.address, "[::1]");
+  EXPECT_EQ(options.port, 0);
+  ASSERT_TRUE(SetListenAddress("localhost:1", &options).ok());
+  EXPECT_EQ(options.address, "127.0.0.1");
+}
+
+TEST(SetListenAddressTest, RefusesWhatIsNotHostPort) {
+  HttpServer::Options options;
+  for (const char* bad :
+       {"", "15090", ":15090", "1.2.3.4:", "1.2.3.4:65536", "1.2.3.4:http"}) {
+    EXPECT_EQ(SetListenAddress(bad, &options).code(), absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
+TEST(IsLoopbackAddressTest, OnlyLoopback) {
+  EXPECT_TRUE(IsLoopbackAddress("127.0.0.1"));
+  EXPECT_TRUE(IsLoopbackAddress("127.1.2.3"));
+  EXPECT_TRUE(IsLoopbackAddress("::1"));
+  EXPECT_TRUE(IsLoopbackAddress("[::1]"));
+  EXPECT_FALSE(IsLoopbackAddress("0.0.0.0"));
+  EXPECT_FALSE(IsLoopbackAddress("::"));
+  EXPECT_FALSE(IsLoopbackAddress("10.0.0.1"));
+  EXPECT_FALSE(IsLoopbackAddress("localhost"));
+}
+
 }  // namespace
 }  // namespace tandem::http

@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+
 namespace tandem::log {
 
 bool LogLimited(Logger& logger, RateLimiter& limiter, Level level,
@@ -24,6 +26,26 @@ bool LogLimited(Logger& logger, RateLimiter& limiter, Level level,
 bool LogLimited(RateLimiter& limiter, Level level, std::string_view component,
                 std::string_view message, absl::Span<const Field> fields) {
   return LogLimited(Logger::Default(), limiter, level, component, message, fields);
+}
+
+absl::Status ConfigureDefault(std::string_view level, std::string_view format) {
+  if (!level.empty()) {
+    absl::StatusOr<Level> parsed = ParseLevel(level);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--log-level: ", parsed.status().message()));
+    }
+    Default().SetLevel(*parsed);
+  }
+  if (!format.empty()) {
+    absl::StatusOr<Format> parsed = ParseFormat(format);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--log-format: ", parsed.status().message()));
+    }
+    Default().SetFormat(*parsed);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace tandem::log

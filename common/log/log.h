@@ -51,6 +51,11 @@ bool LogLimited(Logger& logger, RateLimiter& limiter, Level level,
 bool LogLimited(RateLimiter& limiter, Level level, std::string_view component,
                 std::string_view message, absl::Span<const Field> fields = {});
 
+// Applies the --log-level / --log-format flags every tandem binary takes to the
+// process-wide logger; an empty value keeps the default (info, text).
+// InvalidArgument names the flag and the accepted values.
+absl::Status ConfigureDefault(std::string_view level, std::string_view format);
+
 }  // namespace tandem::log
 
 // Logs at most once per `seconds` from this call site (a burst of 1), counting what

@@ -156,5 +156,24 @@ TEST(LogTest, ConcurrentWritersNeverInterleaveLines) {
   }
 }
 
+TEST(LogTest, ConfigureDefaultAppliesFlagsAndRefusesUnknownValues) {
+  Logger& logger = Default();
+  const Level level = logger.level();
+  const Format format = logger.format();
+  ASSERT_TRUE(ConfigureDefault("debug", "json").ok());
+  EXPECT_EQ(logger.level(), Level::kDebug);
+  EXPECT_EQ(logger.format(), Format::kJson);
+  ASSERT_TRUE(ConfigureDefault("", "").ok());  // empty keeps what is set
+  EXPECT_EQ(logger.level(), Level::kDebug);
+  absl::Status bad_level = ConfigureDefault("loud", "");
+  EXPECT_EQ(bad_level.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_level.message().find("--log-level"), absl::string_view::npos);
+  absl::Status bad_format = ConfigureDefault("", "xml");
+  EXPECT_NE(bad_format.message().find("--log-format"), absl::string_view::npos);
+  EXPECT_EQ(logger.format(), Format::kJson);  // a refused value changes nothing
+  logger.SetLevel(level);
+  logger.SetFormat(format);
+}
+
 }  // namespace
 }  // namespace tandem::log

@@ -43,57 +43,12 @@ std::string_view Truncated(std::string_view s, bool* cut) {
   return *cut ? s.substr(0, kMaxStringBytes) : s;
 }
 
-// Appends the JSON string literal for `s`, quotes included.
+// Appends the JSON string literal for `s` (cut at kMaxStringBytes), quotes included.
 void AppendJsonString(std::string& out, std::string_view s) {
   bool cut;
   s = Truncated(s, &cut);
   out += '"';
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = Utf8SequenceLength(s, i);
-    if (len == 0) {
-      out += "\\ufffd";
-      ++i;
-      continue;
-    }
-    if (len > 1) {
-      out.append(s.data() + i, len);
-      i += len;
-      continue;
-    }
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-    ++i;
-  }
+  AppendJsonEscaped(out, s);
   if (cut) out += "...";
   out += '"';
 }
@@ -180,6 +135,55 @@ bool IsReservedJsonKey(std::string_view key) {
 }
 
 }  // namespace
+
+void AppendJsonEscaped(std::string& out, std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len = Utf8SequenceLength(s, i);
+    if (len == 0) {
+      out += "\\ufffd";
+      ++i;
+      continue;
+    }
+    if (len > 1) {
+      out.append(s.data() + i, len);
+      i += len;
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+    ++i;
+  }
+}
 
 const char* LevelName(Level level) {
   switch (level) {

@@ -15,6 +15,10 @@ namespace tandem::log {
 enum class Level { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 enum class Format { kText, kJson };
 
+// Appends `s` JSON-escaped (no quotes, no truncation): control characters escaped,
+// invalid UTF-8 bytes replaced by U+FFFD. For JSON written outside log lines too.
+void AppendJsonEscaped(std::string& out, std::string_view s);
+
 // Returns "debug", "info", "warn" or "error".
 const char* LevelName(Level level);
 // Parses those names (case-insensitive; "warning" too). InvalidArgument otherwise.

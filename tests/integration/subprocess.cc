@@ -105,7 +105,7 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
   }
 }
 
-std::string HttpGet(int port, const std::string& path) {
+HttpResult HttpCall(int port, const std::string& method, const std::string& path) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   timeval tv{2, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -116,8 +116,8 @@ std::string HttpGet(int port, const std::string& path) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string response;
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    std::string request = "GET " + path +
-                          " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    std::string request = method + " " + path +
+                          " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
                           "Connection: close\r\n\r\n";
     if (write(fd, request.data(), request.size()) ==
         static_cast<ssize_t>(request.size())) {
@@ -127,10 +127,19 @@ std::string HttpGet(int port, const std::string& path) {
     }
   }
   close(fd);
+  HttpResult result;
   size_t body = response.find("\r\n\r\n");
-  if (response.rfind("HTTP/1.", 0) != 0 || body == std::string::npos) return "";
-  if (response.find(" 200 ") > body) return "";
-  return response.substr(body + 4);
+  if (response.rfind("HTTP/1.", 0) != 0 || body == std::string::npos ||
+      response.size() < 12 || !absl::SimpleAtoi(response.substr(9, 3), &result.status)) {
+    return HttpResult{};
+  }
+  result.body = response.substr(body + 4);
+  return result;
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  HttpResult result = HttpCall(port, "GET", path);
+  return result.status == 200 ? result.body : "";
 }
 
 double MetricValue(const std::string& exposition, const std::string& sample) {

@@ -41,7 +41,14 @@ class Subprocess {
 int PickUnusedPort();
 // Polls `condition` every 20 ms until it holds or `timeout` passes.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout);
-// Returns the body of GET http://127.0.0.1:port/path, or "" on any failure.
+// Status and body of one HTTP exchange; status 0 when there was no HTTP answer.
+struct HttpResult {
+  int status = 0;
+  std::string body;
+};
+// Sends METHOD http://127.0.0.1:port/path (no body) and reads the whole answer.
+HttpResult HttpCall(int port, const std::string& method, const std::string& path);
+// Returns the body of GET http://127.0.0.1:port/path, or "" on any failure or non-200.
 std::string HttpGet(int port, const std::string& path);
 // Returns the value of an unlabelled or exactly-labelled Prometheus sample, or -1.
 double MetricValue(const std::string& exposition, const std::string& sample);

@@ -1,0 +1,55 @@
+#ifndef TANDEM_PROXY_ADMIN_H_
+#define TANDEM_PROXY_ADMIN_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/http/http_server.h"
+#include "proxy/proxy.h"
+
+namespace tandem::proxy {
+
+// The proxy's three HTTP listeners (common/http):
+//   metrics (default 0.0.0.0:15090): /metrics, /healthz/ready, /healthz/live
+//   health  (default 0.0.0.0:15021): /healthz/ready, /healthz/live
+//   admin   (127.0.0.1:15000, loopback enforced by the config): all of the above and
+//     GET  /certs        certificate in force: subject, SPIFFE ID, serial, validity,
+//     chain GET  /config       effective configuration (defaults filled in) GET
+//     /connections  open connections by direction and mode GET  /logging      log level
+//     and format; POST /logging?level=debug changes the level POST /drain, /quitquitquit
+//     stop accepting, drain, exit (SIGTERM to ourselves)
+// Readiness is "listeners up and a certificate in force"; liveness is "the process
+// answers". Create/Start/Stop from the main thread; handlers run on each server's thread.
+class ProxyEndpoints {
+ public:
+  // `extra_metrics` (may be empty) is appended to /metrics, e.g. the SDS client's.
+  // `proxy` must outlive this.
+  static absl::StatusOr<std::unique_ptr<ProxyEndpoints>> Create(
+      Proxy* proxy, std::function<std::string()> extra_metrics);
+  ~ProxyEndpoints();
+
+  // Adds an admin-only GET endpoint (before Start()).
+  void HandleAdmin(const std::string& path, http::HttpServer::Handler handler);
+  absl::Status Start();
+  void Stop();
+
+  uint16_t metrics_port() const { return metrics_->port(); }
+  uint16_t admin_port() const { return admin_->port(); }
+  uint16_t health_port() const { return health_->port(); }
+
+ private:
+  ProxyEndpoints() = default;
+
+  std::unique_ptr<http::HttpServer> metrics_;
+  std::unique_ptr<http::HttpServer> admin_;
+  std::unique_ptr<http::HttpServer> health_;
+};
+
+// The effective configuration as JSON (every field, defaults filled in).
+std::string EffectiveConfigJson(const ProxyOptions& options);
+
+}  // namespace tandem::proxy
+
+#endif  // TANDEM_PROXY_ADMIN_H_
