@@ -12,9 +12,9 @@
 #include <cstdio>
 #include <string>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/flags.h"
 #include "common/log/log.h"
 #include "proxy/admin.h"
 #include "proxy/config.h"
@@ -54,28 +54,27 @@ int Fail(int code, std::string_view what, const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path, log_level, log_format;
   for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (absl::StartsWith(arg, "--config=")) {
-      config_path = arg.substr(9);
-    } else if (absl::StartsWith(arg, "--log-level=")) {
-      log_level = arg.substr(12);
-    } else if (absl::StartsWith(arg, "--log-format=")) {
-      log_format = arg.substr(13);
-    } else if (arg == "--help" || arg == "-h") {
+    if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
       Usage();
       return 0;
-    } else {
-      std::fprintf(stderr, "tandem-proxy: unknown flag %s\n", arg.c_str());
-      Usage();
-      return 2;
     }
   }
-  if (absl::Status s = log::ConfigureDefault(log_level, log_format); !s.ok()) {
+  absl::StatusOr<tandem::Flags> flags =
+      tandem::Flags::Parse(argc, argv, 1, {"config", "log-level", "log-format"});
+  if (!flags.ok()) {
+    std::fprintf(stderr, "tandem-proxy: %s\n",
+                 std::string(flags.status().message()).c_str());
+    Usage();
+    return 2;
+  }
+  if (absl::Status s =
+          log::ConfigureDefault(flags->Get("log-level"), flags->Get("log-format"));
+      !s.ok()) {
     std::fprintf(stderr, "tandem-proxy: %s\n", std::string(s.message()).c_str());
     return 2;
   }
+  const std::string config_path = flags->Get("config");
   std::string json = "{}";
   if (!config_path.empty()) {
     absl::StatusOr<std::string> text = tandem::ReadFileToString(config_path);
