@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "proxy/config.h"
+#include "proxy/socket_bio.h"
 
 namespace tandem::proxy {
 namespace {
@@ -226,10 +227,12 @@ void Connection::StartHandshake() {
   tls.ssl = direction_ == Direction::kOutbound
                 ? TlsContextManager::NewClientSsl(snapshot_, destination_.text)
                 : TlsContextManager::NewServerSsl(snapshot_);
-  if (!tls.ssl || !SSL_set_fd(tls.ssl.get(), tls.fd)) {
+  BIO* bio = tls.ssl ? NewReadAheadSocketBio(tls.fd) : nullptr;
+  if (bio == nullptr) {
     Refuse(FailReason::kTlsError, "SSL allocation failed");
     return;
   }
+  SSL_set_bio(tls.ssl.get(), bio, bio);  // takes our one reference
   if (&tls == &downstream_) SetInterest(downstream_, EPOLLIN);
   ContinueHandshake();
 }
