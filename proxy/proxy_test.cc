@@ -141,6 +141,22 @@ TEST_F(ProxyPairTest, ResumesSessionsBetweenProxies) {
   EXPECT_GE(Metric(*client_, "tandem_proxy_tls_resumed_total"), 1);
 }
 
+TEST_F(ProxyPairTest, ResumesConcurrentConnectionsWithTheTicketsOfEarlierOnes) {
+  // Each handshake, full or resumed, leaves two tickets: after one full and two
+  // resumed handshakes four are cached, one for each of four connections at once.
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(EchoOnce(client_outbound_, "x"), "x");
+  int fds[4];
+  for (int& fd : fds) {
+    fd = Connect(client_outbound_);
+    ASSERT_GE(fd, 0);
+  }
+  for (int fd : fds) {
+    EXPECT_EQ(RoundTrip(fd, "y"), "y");
+    close(fd);
+  }
+  EXPECT_EQ(Metric(*client_, "tandem_proxy_tls_resumed_total"), 6);
+}
+
 TEST_F(ProxyPairTest, PropagatesHalfCloseBothWays) {
   int fd = Connect(client_outbound_);
   ASSERT_GE(fd, 0);
