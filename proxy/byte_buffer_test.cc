@@ -50,6 +50,16 @@ TEST(ByteBufferTest, AllocatesOnFirstWriteAndReleasesOnlyWhenEmpty) {
   EXPECT_EQ(Read(buffer, 16), "again");
 }
 
+TEST(ByteBufferTest, ReusesStorageGivenBackOnTheSameThread) {
+  ByteBuffer first(32), second(32);
+  iovec spans[2];
+  ASSERT_EQ(first.WritableSpans(spans), 1);
+  void* storage = spans[0].iov_base;
+  first.ReleaseIfEmpty();
+  ASSERT_EQ(second.WritableSpans(spans), 1);
+  EXPECT_EQ(spans[0].iov_base, storage);
+}
+
 TEST(ByteBufferTest, StopsTakingBytesWhenFullUntilDrained) {
   ByteBuffer buffer(8);
   EXPECT_EQ(Write(buffer, "0123456789"), 8u);  // backpressure: the rest stays out

@@ -496,6 +496,9 @@ void Connection::Pump() {
   }
   UpdateInterest(downstream_, down_to_up_, up_to_down_);
   UpdateInterest(upstream_, up_to_down_, down_to_up_);
+  // An idle connection holds no buffer memory; the next read allocates again.
+  down_to_up_.ReleaseIfEmpty();
+  up_to_down_.ReleaseIfEmpty();
   if (progress) {
     // Hit the pass bound with work left (e.g. TLS data buffered inside SSL): finish on
     // the next loop turn rather than starve other connections.
