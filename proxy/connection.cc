@@ -6,10 +6,12 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 
@@ -17,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "proxy/config.h"
+#include "proxy/socket_bio.h"
 
 namespace tandem::proxy {
 namespace {
@@ -52,22 +55,6 @@ void SetResetOnClose(int fd) {
 }
 
 }  // namespace
-
-char* ByteBuffer::tail(size_t* space) {
-  if (begin_ > 0 && begin_ == end_) begin_ = end_ = 0;
-  if (end_ == capacity_ && begin_ > 0) {
-    std::memmove(data_.get(), data_.get() + begin_, end_ - begin_);
-    end_ -= begin_;
-    begin_ = 0;
-  }
-  *space = capacity_ - end_;
-  return data_.get() + end_;
-}
-
-void ByteBuffer::Consume(size_t n) {
-  begin_ += n;
-  if (begin_ == end_) begin_ = end_ = 0;
-}
 
 Connection::Connection(WorkerContext ctx, Direction direction, int downstream_fd,
                        SocketAddress destination)
@@ -225,10 +212,12 @@ void Connection::StartHandshake() {
   tls.ssl = direction_ == Direction::kOutbound
                 ? TlsContextManager::NewClientSsl(snapshot_, destination_.text)
                 : TlsContextManager::NewServerSsl(snapshot_);
-  if (!tls.ssl || !SSL_set_fd(tls.ssl.get(), tls.fd)) {
+  BIO* bio = tls.ssl ? NewReadAheadSocketBio(tls.fd) : nullptr;
+  if (bio == nullptr) {
     Refuse(FailReason::kTlsError, "SSL allocation failed");
     return;
   }
+  SSL_set_bio(tls.ssl.get(), bio, bio);  // takes our one reference
   if (&tls == &downstream_) SetInterest(downstream_, EPOLLIN);
   ContinueHandshake();
 }
@@ -310,48 +299,62 @@ void Connection::StartPumping() {
 }
 
 bool Connection::ReadInto(Endpoint& from, ByteBuffer& buffer, bool* failed) {
-  if (from.read_eof || buffer.full()) return false;
-  size_t space;
-  char* dst = buffer.tail(&space);
-  if (space == 0) return false;
+  if (from.read_eof || from.drained || buffer.full()) return false;
+  iovec spans[2];
   if (from.ssl) {
-    int n = SSL_read(from.ssl.get(), dst,
-                     static_cast<int>(std::min<size_t>(space, INT32_MAX)));
-    if (n > 0) {
-      buffer.Commit(n);
-      from.want_read = false;
-      return true;
-    }
-    int err = SSL_get_error(from.ssl.get(), n);
-    if (err == SSL_ERROR_WANT_READ) {
-      from.want_read = true;
+    // SSL_read returns at most one record: read on until the buffer is full or TLS
+    // needs more bytes from the socket, so the sink gets one large write.
+    bool moved = false;
+    while (buffer.WritableSpans(spans) > 0) {
+      int n = SSL_read(from.ssl.get(), spans[0].iov_base,
+                       static_cast<int>(std::min<size_t>(spans[0].iov_len, INT_MAX)));
+      if (n > 0) {
+        buffer.Commit(n);
+        from.want_read = false;
+        moved = true;
+        continue;
+      }
+      int err = SSL_get_error(from.ssl.get(), n);
+      if (err == SSL_ERROR_WANT_READ) {
+        from.want_read = true;
+        from.drained = true;
+        return moved;
+      }
+      if (err == SSL_ERROR_WANT_WRITE) {
+        from.want_write = true;
+        return moved;
+      }
+      if (err == SSL_ERROR_ZERO_RETURN) {
+        from.read_eof = true;
+        return true;
+      }
+      if (err == SSL_ERROR_SYSCALL && errno == ECONNRESET) from.reset = true;
+      // EOF without close_notify (truncation) or a TLS error: fail hard, so the other
+      // side sees a reset rather than a clean end it could mistake for complete data.
+      ERR_clear_error();
+      *failed = true;
       return false;
     }
-    if (err == SSL_ERROR_WANT_WRITE) {
-      from.want_write = true;
-      return false;
-    }
-    if (err == SSL_ERROR_ZERO_RETURN) {
-      from.read_eof = true;
-      return true;
-    }
-    if (err == SSL_ERROR_SYSCALL && errno == ECONNRESET) from.reset = true;
-    // EOF without close_notify (truncation) or a TLS error: fail hard, so the other
-    // side sees a reset rather than a clean end it could mistake for complete data.
-    ERR_clear_error();
-    *failed = true;
-    return false;
+    return moved;
   }
-  ssize_t n = read(from.fd, dst, space);
+  int count = buffer.WritableSpans(spans);
+  size_t asked = spans[0].iov_len + (count == 2 ? spans[1].iov_len : 0);
+  ssize_t n = readv(from.fd, spans, count);
   if (n > 0) {
     buffer.Commit(n);
+    // A short read emptied the socket: reading again now would only return EAGAIN,
+    // and the level-triggered loop reports the next bytes.
+    if (static_cast<size_t>(n) < asked) from.drained = true;
     return true;
   }
   if (n == 0) {
     from.read_eof = true;
     return true;
   }
-  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return false;
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    from.drained = true;
+    return false;
+  }
   if (errno == ECONNRESET) from.reset = true;
   *failed = true;
   return false;
@@ -359,30 +362,49 @@ bool Connection::ReadInto(Endpoint& from, ByteBuffer& buffer, bool* failed) {
 
 bool Connection::WriteFrom(ByteBuffer& buffer, Endpoint& to, bool* failed) {
   if (buffer.empty()) return false;
+  iovec spans[2];
   if (to.ssl) {
-    int n = SSL_write(to.ssl.get(), buffer.head(),
-                      static_cast<int>(std::min(buffer.size(), kMaxTlsWrite)));
-    if (n > 0) {
-      buffer.Consume(n);
-      to.want_write = false;
-      return true;
-    }
-    int err = SSL_get_error(to.ssl.get(), n);
-    if (err == SSL_ERROR_WANT_WRITE) {
-      to.want_write = true;
+    // One record per SSL_write (partial writes are on): a blocked socket leaves the
+    // rest in our buffer, under our backpressure, not inside BoringSSL.
+    bool moved = false;
+    while (buffer.ReadableSpans(spans) > 0) {
+      const char* chunk = static_cast<const char*>(spans[0].iov_base);
+      size_t len = std::min(spans[0].iov_len, kMaxTlsWrite);
+      char gathered[kMaxTlsWrite];
+      if (len < std::min(buffer.size(), kMaxTlsWrite)) {
+        // The record would end at the wrap-around: send a whole one instead. A retry
+        // after WANT_WRITE gathers the same bytes again, as SSL_write requires.
+        len = buffer.Peek(gathered, kMaxTlsWrite);
+        chunk = gathered;
+      }
+      int n = SSL_write(to.ssl.get(), chunk, static_cast<int>(len));
+      if (n > 0) {
+        buffer.Consume(n);
+        to.want_write = false;
+        moved = true;
+        continue;
+      }
+      int err = SSL_get_error(to.ssl.get(), n);
+      if (err == SSL_ERROR_WANT_WRITE) {
+        to.want_write = true;
+        return moved;
+      }
+      if (err == SSL_ERROR_WANT_READ) {
+        to.want_read = true;
+        return moved;
+      }
+      if (err == SSL_ERROR_SYSCALL && (errno == ECONNRESET || errno == EPIPE))
+        to.reset = true;
+      ERR_clear_error();
+      *failed = true;
       return false;
     }
-    if (err == SSL_ERROR_WANT_READ) {
-      to.want_read = true;
-      return false;
-    }
-    if (err == SSL_ERROR_SYSCALL && (errno == ECONNRESET || errno == EPIPE))
-      to.reset = true;
-    ERR_clear_error();
-    *failed = true;
-    return false;
+    return moved;
   }
-  ssize_t n = send(to.fd, buffer.head(), buffer.size(), MSG_NOSIGNAL);
+  msghdr message{};
+  message.msg_iov = spans;
+  message.msg_iovlen = buffer.ReadableSpans(spans);
+  ssize_t n = sendmsg(to.fd, &message, MSG_NOSIGNAL);
   if (n > 0) {
     buffer.Consume(n);
     to.want_write = false;
@@ -412,6 +434,7 @@ void Connection::Pump() {
   bool failed = false;
   bool progress = true;
   uint64_t from_down = 0, from_up = 0;
+  downstream_.drained = upstream_.drained = false;
   // Bounded: each pass moves at most two buffers' worth before yielding to the loop.
   for (int pass = 0; progress && !failed && pass < 8; ++pass) {
     progress = false;
@@ -458,6 +481,9 @@ void Connection::Pump() {
   }
   UpdateInterest(downstream_, down_to_up_, up_to_down_);
   UpdateInterest(upstream_, up_to_down_, down_to_up_);
+  // An idle connection holds no buffer memory; the next read allocates again.
+  down_to_up_.ReleaseIfEmpty();
+  up_to_down_.ReleaseIfEmpty();
   if (progress) {
     // Hit the pass bound with work left (e.g. TLS data buffered inside SSL): finish on
     // the next loop turn rather than starve other connections.

@@ -11,6 +11,7 @@
 
 #include "absl/time/time.h"
 #include "common/log/rate_limiter.h"
+#include "proxy/byte_buffer.h"
 #include "proxy/config.h"
 #include "proxy/event_loop.h"
 #include "proxy/proxy_stats.h"
@@ -32,27 +33,6 @@ struct WorkerContext {
   log::RateLimiter* log_limiter;  // refusal lines a peer can trigger
   // Called once when a connection closes; the worker frees it after the loop turn.
   std::function<void(Connection*)> on_closed;
-};
-
-// A bounded byte buffer for one direction. The high-water mark is its capacity: a full
-// buffer stops reading from the source until the sink drains it (backpressure).
-class ByteBuffer {
- public:
-  explicit ByteBuffer(size_t capacity) : data_(new char[capacity]), capacity_(capacity) {}
-  size_t size() const { return end_ - begin_; }
-  bool empty() const { return begin_ == end_; }
-  bool full() const { return begin_ == 0 && end_ == capacity_; }
-  // Writable tail; compacts first so a drained buffer offers its whole capacity.
-  char* tail(size_t* space);
-  void Commit(size_t n) { end_ += n; }
-  const char* head() const { return data_.get() + begin_; }
-  void Consume(size_t n);
-
- private:
-  std::unique_ptr<char[]> data_;
-  size_t capacity_;
-  size_t begin_ = 0;
-  size_t end_ = 0;
 };
 
 // One proxied TCP connection: the downstream socket it was accepted on and the upstream
@@ -91,6 +71,7 @@ class Connection {
     bool want_read = false;     // TLS needs readable to make progress
     bool want_write = false;    // a write (or TLS) is blocked on writable
     bool reset = false;         // saw ECONNRESET: propagate as RST
+    bool drained = false;       // this Pump() read all the socket had: read no more
     uint32_t registered = 0;
     bool added = false;  // registered with the loop at all
     void OnEvents(uint32_t events) override { owner->OnEvents(this, events); }
@@ -104,7 +85,7 @@ class Connection {
   void ContinueHandshake();
   void StartPumping();
   void Pump();
-  // Returns true when bytes moved. Sets *failed on a hard error.
+  // Return true when bytes moved (or EOF was seen). Set *failed on a hard error.
   bool ReadInto(Endpoint& from, ByteBuffer& buffer, bool* failed);
   bool WriteFrom(ByteBuffer& buffer, Endpoint& to, bool* failed);
   void ShutdownWrite(Endpoint& endpoint);

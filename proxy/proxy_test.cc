@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -139,6 +141,22 @@ TEST_F(ProxyPairTest, ResumesSessionsBetweenProxies) {
   EXPECT_GE(Metric(*client_, "tandem_proxy_tls_resumed_total"), 1);
 }
 
+TEST_F(ProxyPairTest, ResumesConcurrentConnectionsWithTheTicketsOfEarlierOnes) {
+  // Each handshake, full or resumed, leaves two tickets: after one full and two
+  // resumed handshakes four are cached, one for each of four connections at once.
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(EchoOnce(client_outbound_, "x"), "x");
+  int fds[4];
+  for (int& fd : fds) {
+    fd = Connect(client_outbound_);
+    ASSERT_GE(fd, 0);
+  }
+  for (int fd : fds) {
+    EXPECT_EQ(RoundTrip(fd, "y"), "y");
+    close(fd);
+  }
+  EXPECT_EQ(Metric(*client_, "tandem_proxy_tls_resumed_total"), 6);
+}
+
 TEST_F(ProxyPairTest, PropagatesHalfCloseBothWays) {
   int fd = Connect(client_outbound_);
   ASSERT_GE(fd, 0);
@@ -176,6 +194,46 @@ TEST_F(ProxyPairTest, BoundsBufferingWhenTheReaderIsSlow) {
   EXPECT_LT(written, 64u << 20) << "wrote " << written << " bytes without stalling";
   EXPECT_GT(written, 0u);
   close(fd);
+}
+
+// Buffers of an odd size smaller than a TLS record: on both proxies, records and
+// socket reads keep ending at the ring's wrap-around.
+class SmallBufferPairTest : public ProxyPairTest {
+ protected:
+  SmallBufferPairTest() { server_extra_ = client_extra_ = ", \"buffer_bytes\": 5003"; }
+};
+
+TEST_F(SmallBufferPairTest, DeliversBulkDataIntactAcrossWrapArounds) {
+  int fd = Connect(client_outbound_);
+  ASSERT_GE(fd, 0);
+  std::string sent(4 << 20, '\0');
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>((i * 7919) >> 8);
+  // Write and read at once: the echo path holds far less than 4 MiB.
+  std::thread writer([&] {
+    size_t off = 0;
+    while (off < sent.size()) {
+      pollfd p{fd, POLLOUT, 0};
+      if (poll(&p, 1, 5000) <= 0) break;
+      ssize_t w = send(fd, sent.data() + off, std::min<size_t>(sent.size() - off, 100000),
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w <= 0 && errno != EAGAIN) break;
+      if (w > 0) off += w;
+    }
+  });
+  std::string received;
+  received.reserve(sent.size());
+  char buf[65536];
+  while (received.size() < sent.size()) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 5000) <= 0) break;
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    received.append(buf, n);
+  }
+  writer.join();
+  close(fd);
+  ASSERT_EQ(received.size(), sent.size());
+  EXPECT_TRUE(received == sent) << "bytes changed on the way";
 }
 
 TEST_F(ProxyPairTest, RefusesPeerFromAnotherCa) {

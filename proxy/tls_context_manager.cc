@@ -15,7 +15,8 @@
 namespace tandem::proxy {
 namespace {
 
-constexpr size_t kMaxCachedSessions = 4096;
+// Destinations with cached tickets; beyond it the cache starts over.
+constexpr size_t kMaxCachedDestinations = 4096;
 
 int VerificationIndex() {
   static const int index =
@@ -26,11 +27,12 @@ int VerificationIndex() {
   return index;
 }
 
-std::vector<pki::Certificate> PeerChain(const SSL* ssl) {
+// Parses the peer's certificates, leaf first; at most `max` of them.
+std::vector<pki::Certificate> PeerChain(const SSL* ssl, size_t max = SIZE_MAX) {
   std::vector<pki::Certificate> chain;
   const STACK_OF(CRYPTO_BUFFER)* buffers = SSL_get0_peer_certificates(ssl);
   if (buffers == nullptr) return chain;
-  for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(buffers); ++i) {
+  for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(buffers) && i < max; ++i) {
     const CRYPTO_BUFFER* buf = sk_CRYPTO_BUFFER_value(buffers, i);
     absl::StatusOr<pki::Certificate> cert = pki::Certificate::FromDer(std::string(
         reinterpret_cast<const char*>(CRYPTO_BUFFER_data(buf)), CRYPTO_BUFFER_len(buf)));
@@ -62,6 +64,7 @@ ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
     *out_alert = SSL_AD_BAD_CERTIFICATE;
     return ssl_verify_invalid;
   }
+  v->identity = *std::move(id);
   return ssl_verify_ok;
 }
 
@@ -119,18 +122,28 @@ absl::Status ConfigureCommon(SSL_CTX* ctx, const pki::WorkloadCredentials& creds
 }  // namespace
 
 void SessionCache::Store(const std::string& destination, SSL_SESSION* session) {
+  bssl::UniquePtr<SSL_SESSION> adopted(session);
+  bssl::UniquePtr<SSL_SESSION> dropped;  // freed after the lock is released
   absl::MutexLock lock(&mu_);
-  if (sessions_.size() >= kMaxCachedSessions) sessions_.clear();
-  sessions_[destination].reset(session);
+  if (sessions_.size() >= kMaxCachedDestinations && !sessions_.contains(destination)) {
+    sessions_.clear();
+  }
+  std::deque<bssl::UniquePtr<SSL_SESSION>>& queue = sessions_[destination];
+  if (queue.size() >= kTicketsPerDestination) {
+    dropped = std::move(queue.front());
+    queue.pop_front();
+  }
+  queue.push_back(std::move(adopted));
 }
 
 bssl::UniquePtr<SSL_SESSION> SessionCache::Take(const std::string& destination) {
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(destination);
   if (it == sessions_.end()) return nullptr;
-  // TLS 1.3 tickets are single-use: take it out so two connections never share one.
-  bssl::UniquePtr<SSL_SESSION> session = std::move(it->second);
-  sessions_.erase(it);
+  // The newest ticket is the likeliest still valid (the server rotates its keys).
+  bssl::UniquePtr<SSL_SESSION> session = std::move(it->second.back());
+  it->second.pop_back();
+  if (it->second.empty()) sessions_.erase(it);
   return session;
 }
 
@@ -238,11 +251,14 @@ bssl::UniquePtr<SSL> TlsContextManager::NewClientSsl(
 }
 
 absl::StatusOr<SpiffeId> TlsContextManager::PeerIdentity(const SSL* ssl) {
-  std::vector<pki::Certificate> chain = PeerChain(ssl);
+  PeerVerification* v = GetVerification(ssl);
+  // Verified in this handshake: the identity is known, trust domain checked.
+  if (v != nullptr && v->identity.has_value()) return *v->identity;
+  // Resumed: the session kept the peer's certificates; the leaf is enough.
+  std::vector<pki::Certificate> chain = PeerChain(ssl, /*max=*/1);
   if (chain.empty()) return absl::UnauthenticatedError("peer presented no certificate");
   absl::StatusOr<SpiffeId> id = chain.front().GetSpiffeId();
   if (!id.ok()) return absl::PermissionDeniedError(std::string(id.status().message()));
-  PeerVerification* v = GetVerification(ssl);
   if (v != nullptr && id->trust_domain() != v->snapshot->trust_domain) {
     return absl::PermissionDeniedError("peer is outside our trust domain");
   }

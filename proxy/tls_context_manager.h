@@ -4,7 +4,9 @@
 #include <openssl/ssl.h>
 
 #include <atomic>
+#include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -20,16 +22,23 @@ namespace tandem::proxy {
 // ALPN protocol tandem proxies speak to each other.
 inline constexpr char kMeshAlpn[] = "tandem-mtls/1";
 
-// Client-side TLS session cache for resumption, keyed by destination "ip:port".
-// Thread-safe.
+// Client-side TLS session cache for resumption, keyed by destination "ip:port": a
+// small queue of sessions (tickets) per destination, each handed out once. A TLS 1.3
+// server sends two tickets per handshake, resumed ones included, so concurrent new
+// connections to one destination almost all find a ticket. Thread-safe.
 class SessionCache {
  public:
+  // Tickets kept per destination; the oldest is dropped beyond it.
+  static constexpr size_t kTicketsPerDestination = 16;
+
   void Store(const std::string& destination, SSL_SESSION* session);  // adopts
+  // Takes the newest ticket for `destination` (null when none): TLS 1.3 tickets are
+  // single-use, so two connections never get the same one.
   bssl::UniquePtr<SSL_SESSION> Take(const std::string& destination);
 
  private:
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, bssl::UniquePtr<SSL_SESSION>> sessions_
+  absl::flat_hash_map<std::string, std::deque<bssl::UniquePtr<SSL_SESSION>>> sessions_
       ABSL_GUARDED_BY(mu_);
 };
 
@@ -55,6 +64,9 @@ struct PeerVerification {
   std::string destination;                // client side: for the session cache
   pki::VerifyFailure failure = pki::VerifyFailure::kNone;
   std::string error;
+  // The verified peer's identity, kept so PeerIdentity() need not parse the chain
+  // again; unset on resumed handshakes, which skip verification.
+  std::optional<SpiffeId> identity;
 };
 
 // Builds, validates and publishes TLS contexts from workload secrets: the one narrow

@@ -1,0 +1,104 @@
+#include "proxy/byte_buffer.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace tandem::proxy {
+namespace {
+
+// Freed storage is kept per thread for the next buffer that needs some: handing
+// 64 KiB back to malloc at every drain made glibc give the pages back to the kernel
+// and fault them in again (11 page faults per MB in bulk transfers). Bounded, so a
+// worker keeps at most kPooledBlocks blocks after a burst.
+constexpr size_t kPooledBlocks = 8;
+
+struct BlockPool {
+  size_t capacity = 0;  // every block here has this size
+  std::vector<std::unique_ptr<char[]>> blocks;
+};
+thread_local BlockPool pool;
+
+std::unique_ptr<char[]> AcquireBlock(size_t capacity) {
+  if (pool.capacity == capacity && !pool.blocks.empty()) {
+    std::unique_ptr<char[]> block = std::move(pool.blocks.back());
+    pool.blocks.pop_back();
+    return block;
+  }
+  return std::unique_ptr<char[]>(new char[capacity]);
+}
+
+void RecycleBlock(std::unique_ptr<char[]> block, size_t capacity) {
+  if (pool.capacity != capacity) {
+    pool.blocks.clear();
+    pool.capacity = capacity;
+  }
+  if (pool.blocks.size() < kPooledBlocks) pool.blocks.push_back(std::move(block));
+}
+
+// A caller committing or consuming more than the buffer offered would corrupt the
+// stream: an impossible state, so it CHECK-fails.
+void CheckOrDie(bool ok, const char* what) {
+  if (ok) return;
+  std::fprintf(stderr, "tandem-proxy: ByteBuffer: %s\n", what);
+  std::abort();
+}
+
+}  // namespace
+
+ByteBuffer::~ByteBuffer() {
+  if (data_ != nullptr) RecycleBlock(std::move(data_), capacity_);
+}
+
+int ByteBuffer::WritableSpans(iovec spans[2]) {
+  if (full()) return 0;
+  if (data_ == nullptr) data_ = AcquireBlock(capacity_);
+  size_t tail = (head_ + size_) % capacity_;
+  size_t free = capacity_ - size_;
+  size_t first = std::min(free, capacity_ - tail);
+  spans[0] = {data_.get() + tail, first};
+  if (first == free) return 1;
+  spans[1] = {data_.get(), free - first};
+  return 2;
+}
+
+void ByteBuffer::Commit(size_t n) {
+  CheckOrDie(n <= capacity_ - size_, "commit beyond the free space");
+  size_ += n;
+}
+
+int ByteBuffer::ReadableSpans(iovec spans[2]) const {
+  if (empty()) return 0;
+  size_t first = std::min(size_, capacity_ - head_);
+  spans[0] = {data_.get() + head_, first};
+  if (first == size_) return 1;
+  spans[1] = {data_.get(), size_ - first};
+  return 2;
+}
+
+size_t ByteBuffer::Peek(char* out, size_t max) const {
+  iovec spans[2];
+  int count = ReadableSpans(spans);
+  size_t copied = 0;
+  for (int i = 0; i < count && copied < max; ++i) {
+    size_t n = std::min(spans[i].iov_len, max - copied);
+    std::memcpy(out + copied, spans[i].iov_base, n);
+    copied += n;
+  }
+  return copied;
+}
+
+void ByteBuffer::Consume(size_t n) {
+  CheckOrDie(n <= size_, "consume beyond the buffered bytes");
+  size_ -= n;
+  // An empty ring starts over at offset 0, so the next write gets one whole span.
+  head_ = size_ == 0 ? 0 : (head_ + n) % capacity_;
+}
+
+void ByteBuffer::ReleaseIfEmpty() {
+  if (size_ == 0 && data_ != nullptr) RecycleBlock(std::move(data_), capacity_);
+}
+
+}  // namespace tandem::proxy
