@@ -140,7 +140,9 @@ int main(int argc, char** argv) {
   };
   auto ready_handler = [p](const HttpRequest&) {
     if (p->ready()) return HttpResponse{200, "ready\n"};
-    return HttpResponse{503, p->listening() ? "no certificate yet\n" : "not listening\n"};
+    return HttpResponse{503, p->listening()
+                                 ? "no valid certificate (none yet, or expired)\n"
+                                 : "not listening\n"};
   };
   auto live_handler = [](const HttpRequest&) { return HttpResponse{200, "live\n"}; };
   for (auto* server : {metrics->get(), admin->get(), health->get()}) {
@@ -149,7 +151,7 @@ int main(int argc, char** argv) {
     server->Handle("/healthz/live", live_handler);
   }
   (*admin)->Handle("/certs", [p](const HttpRequest&) {
-    std::shared_ptr<tandem::proxy::TlsSnapshot> s = p->tls().Current();
+    std::shared_ptr<tandem::proxy::TlsSnapshot> s = p->tls().Latest();
     if (!s) return HttpResponse{200, "{\"certificate\": null}\n", "application/json"};
     return HttpResponse{
         200,
