@@ -136,7 +136,7 @@ void Worker::PauseAccepting(Listener& listener, int error) {
   uint64_t suppressed = 0;
   if (log_limiter_.Allow(absl::Now(), &suppressed)) {
     std::fprintf(
-        stderr, "tandem-proxy: accept: %s; pausing the listener for %lld ms%s\n",
+        stderr, "tandem-proxy: accept: %s; pausing the listener for up to %lld ms%s\n",
         std::strerror(error), static_cast<long long>(absl::ToInt64Milliseconds(kTick)),
         suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)").c_str()
                    : "");
