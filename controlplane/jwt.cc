@@ -369,13 +369,34 @@ absl::StatusOr<ServiceAccount> JwtVerifier::Verify(const std::string& token,
   return account;
 }
 
+absl::StatusOr<std::string> SignEs256Jws(const std::string& private_key_pem,
+                                         const std::string& header_json,
+                                         const std::string& payload_json) {
+  absl::StatusOr<pki::PrivateKey> key = pki::PrivateKey::FromPem(private_key_pem);
+  if (!key.ok()) return key.status();
+  const EC_KEY* ec = EVP_PKEY_get0_EC_KEY(key->get());
+  if (ec == nullptr) return absl::InvalidArgumentError("ES256 needs an EC P-256 key");
+  std::string signing_input =
+      absl::StrCat(Base64UrlEncode(header_json), ".", Base64UrlEncode(payload_json));
+  uint8_t digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const uint8_t*>(signing_input.data()), signing_input.size(),
+         digest);
+  bssl::UniquePtr<ECDSA_SIG> sig(ECDSA_do_sign(digest, sizeof(digest), ec));
+  uint8_t raw[64];
+  if (!sig || !BN_bn2bin_padded(raw, 32, sig->r) ||
+      !BN_bn2bin_padded(raw + 32, 32, sig->s)) {
+    return absl::InternalError("signing failed");
+  }
+  return absl::StrCat(
+      signing_input, ".",
+      Base64UrlEncode(absl::string_view(reinterpret_cast<char*>(raw), 64)));
+}
+
 absl::StatusOr<std::string> MintServiceAccountToken(const std::string& private_key_pem,
                                                     const ServiceAccount& account,
                                                     const std::string& audience,
                                                     const std::string& issuer,
                                                     absl::Time now, absl::Duration ttl) {
-  absl::StatusOr<pki::PrivateKey> key = pki::PrivateKey::FromPem(private_key_pem);
-  if (!key.ok()) return key.status();
   google::protobuf::Struct claims;
   auto& f = *claims.mutable_fields();
   f["iss"].set_string_value(issuer);
@@ -393,21 +414,7 @@ absl::StatusOr<std::string> MintServiceAccountToken(const std::string& private_k
   if (!google::protobuf::util::MessageToJsonString(claims, &payload).ok()) {
     return absl::InternalError("claims encoding failed");
   }
-  std::string signing_input = absl::StrCat(
-      Base64UrlEncode(R"({"alg":"ES256","typ":"JWT"})"), ".", Base64UrlEncode(payload));
-  uint8_t digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const uint8_t*>(signing_input.data()), signing_input.size(),
-         digest);
-  bssl::UniquePtr<ECDSA_SIG> sig(
-      ECDSA_do_sign(digest, sizeof(digest), EVP_PKEY_get0_EC_KEY(key->get())));
-  uint8_t raw[64];
-  if (!sig || !BN_bn2bin_padded(raw, 32, sig->r) ||
-      !BN_bn2bin_padded(raw + 32, 32, sig->s)) {
-    return absl::InternalError("signing failed");
-  }
-  return absl::StrCat(
-      signing_input, ".",
-      Base64UrlEncode(absl::string_view(reinterpret_cast<char*>(raw), 64)));
+  return SignEs256Jws(private_key_pem, R"({"alg":"ES256","typ":"JWT"})", payload);
 }
 
 absl::StatusOr<std::string> PublicKeyPemOf(const std::string& private_key_pem) {

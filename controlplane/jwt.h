@@ -57,6 +57,12 @@ absl::StatusOr<std::string> MintServiceAccountToken(const std::string& private_k
                                                     const std::string& audience,
                                                     const std::string& issuer,
                                                     absl::Time now, absl::Duration ttl);
+// Returns the ES256 JWS compact serialization of `header_json` and `payload_json`
+// (encoded as given, not re-serialized) signed with a P-256 PEM private key. Tokens
+// for tests and fuzzing with arbitrary headers and claims use it too.
+absl::StatusOr<std::string> SignEs256Jws(const std::string& private_key_pem,
+                                         const std::string& header_json,
+                                         const std::string& payload_json);
 // Returns the PEM public key of a PEM private key (to configure a verifier).
 absl::StatusOr<std::string> PublicKeyPemOf(const std::string& private_key_pem);
 

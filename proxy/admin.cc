@@ -34,7 +34,7 @@ const char* ModeName(InboundMode mode) {
 }
 
 std::string CertificatesJson(Proxy& proxy) {
-  std::shared_ptr<TlsSnapshot> s = proxy.tls().Current();
+  std::shared_ptr<TlsSnapshot> s = proxy.tls().Latest();
   if (!s) {
     return absl::StrCat("{\"certificate\": null, \"last_refusal\": ",
                         Quote(proxy.tls().last_refusal()), "}\n");
@@ -184,7 +184,9 @@ absl::StatusOr<std::unique_ptr<ProxyEndpoints>> ProxyEndpoints::Create(
   auto ready_handler = [proxy](const HttpRequest&) {
     if (proxy->ready()) return HttpResponse{200, "text/plain", "ready\n"};
     return HttpResponse{503, "text/plain",
-                        proxy->listening() ? "no certificate yet\n" : "not listening\n"};
+                        proxy->listening()
+                            ? "no valid certificate (none yet, or expired)\n"
+                            : "not listening\n"};
   };
   auto live_handler = [](const HttpRequest&) {
     return HttpResponse{200, "text/plain", "live\n"};

@@ -50,7 +50,7 @@ TEST_F(AdminTest, ReadinessNeedsListenersAndACertificate) {
   EXPECT_EQ(HttpCall(endpoints_->health_port(), "GET", "/healthz/live").status, 200);
   ASSERT_TRUE(proxy_->Start().ok());
   EXPECT_EQ(HttpCall(endpoints_->health_port(), "GET", "/healthz/ready").body,
-            "no certificate yet\n");
+            "no valid certificate (none yet, or expired)\n");
   pki::CertificateAuthority ca(pki::testing::MakeRoot());
   pki::WorkloadCredentials creds =
       pki::testing::MakeWorkload(ca, "spiffe://cluster.local/ns/a/sa/web");

@@ -16,6 +16,10 @@
 namespace tandem::proxy {
 namespace {
 
+// Linux's default per-process descriptor ceiling (fs.nr_open): no more connections
+// can be open at once, and larger values would overflow the int the workers count in.
+constexpr uint32_t kMaxConnectionsLimit = 1 << 20;
+
 absl::Status FieldError(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat("config field ", field, ": ", what));
 }
@@ -209,10 +213,11 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
        IN6_IS_ADDR_LOOPBACK(
            &reinterpret_cast<sockaddr_in6*>(&o.admin.storage)->sin6_addr));
   if (!loopback) return FieldError("admin_address", "must be a loopback address");
+  // Range-checked before the cast: a uint32 above INT_MAX would turn negative.
+  if (pb.workers() > 256) return FieldError("workers", "must be at most 256");
   o.workers = pb.workers()
                   ? static_cast<int>(pb.workers())
                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (o.workers > 256) return FieldError("workers", "must be at most 256");
   if (!pb.app_host().empty()) {
     if (!SocketAddress::Parse(pb.app_host() + ":1").ok()) {
       return FieldError("app_host", "must be an IP address");
@@ -285,6 +290,10 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
     o.expected_identities.emplace_back(dest->text, e.spiffe_id());
   }
   if (pb.has_socket_mark()) o.socket_mark = pb.socket_mark();
+  if (pb.max_connections() > kMaxConnectionsLimit) {
+    return FieldError("max_connections",
+                      absl::StrCat("must be at most ", kMaxConnectionsLimit));
+  }
   if (pb.max_connections()) o.max_connections = static_cast<int>(pb.max_connections());
   if (pb.buffer_bytes()) {
     if (pb.buffer_bytes() < 4096 || pb.buffer_bytes() > (16u << 20)) {

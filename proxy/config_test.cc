@@ -69,6 +69,9 @@ TEST(ProxyConfigTest, RefusesEachInvalidFieldByName) {
   ExpectRefused(R"({"connect_timeout_ms": 1})", "connect_timeout_ms");
   ExpectRefused(R"({"cert_chain_file": "/x"})", "private_key_file");
   ExpectRefused(R"({"workers": 1000})", "workers");
+  // Above INT_MAX these used to turn negative (fuzz_proxy_config checks for it).
+  ExpectRefused(R"({"workers": 4294967295})", "workers");
+  ExpectRefused(R"({"max_connections": 4294967295})", "max_connections");
 }
 
 }  // namespace

@@ -19,13 +19,12 @@
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "proxy/config.h"
+#include "proxy/sniffer.h"
 #include "proxy/socket_bio.h"
 
 namespace tandem::proxy {
 namespace {
 
-// TLS record: content type 22 (handshake).
-constexpr uint8_t kTlsHandshakeRecord = 0x16;
 // Largest chunk handed to SSL_write: one TLS record.
 constexpr size_t kMaxTlsWrite = 16384;
 
@@ -116,8 +115,8 @@ void Connection::OnEvents(Endpoint* endpoint, uint32_t events) {
 }
 
 void Connection::Sniff() {
-  uint8_t first = 0;
-  ssize_t n = recv(downstream_.fd, &first, 1, MSG_PEEK);
+  char first[kSniffBytes];
+  ssize_t n = recv(downstream_.fd, first, sizeof(first), MSG_PEEK);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
   if (n <= 0) {
     Close();  // peer went away before saying anything
@@ -126,7 +125,7 @@ void Connection::Sniff() {
   uint16_t port =
       ctx_.options->has_fixed_app ? ctx_.options->fixed_app.port() : destination_.port();
   InboundPortPolicy policy = ctx_.options->InboundPolicy(port);
-  if (first == kTlsHandshakeRecord) {
+  if (SniffInboundProtocol(absl::string_view(first, n)) == InboundProtocol::kTls) {
     mode_ = Mode::kMtls;
     snapshot_ = ctx_.tls->Current();
     if (snapshot_ == nullptr) {

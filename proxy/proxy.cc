@@ -58,20 +58,20 @@ std::vector<const WorkerStats*> Proxy::worker_stats() const {
 
 std::string Proxy::RenderMetrics() const {
   std::string out = RenderWorkerStats(worker_stats());
-  std::shared_ptr<TlsSnapshot> snapshot = tls_.Current();
+  std::shared_ptr<TlsSnapshot> snapshot = tls_.Latest();
   absl::StrAppend(
       &out,
-      "# HELP tandem_proxy_ready 1 when listeners are up and a certificate is "
+      "# HELP tandem_proxy_ready 1 when listeners are up and an unexpired certificate is "
       "in force.\n# TYPE tandem_proxy_ready gauge\ntandem_proxy_ready ",
       ready() ? 1 : 0, "\n");
   absl::StrAppend(&out,
                   "# HELP tandem_proxy_certificate_expiry_timestamp_seconds Not-after of "
-                  "the certificate in force (0: none).\n"
+                  "the last accepted certificate (0: none).\n"
                   "# TYPE tandem_proxy_certificate_expiry_timestamp_seconds gauge\n"
                   "tandem_proxy_certificate_expiry_timestamp_seconds ",
                   snapshot ? absl::ToUnixSeconds(snapshot->leaf.not_after()) : 0, "\n");
   absl::StrAppend(&out,
-                  "# HELP tandem_proxy_certificate_info The certificate in force.\n"
+                  "# HELP tandem_proxy_certificate_info The last accepted certificate.\n"
                   "# TYPE tandem_proxy_certificate_info gauge\n");
   if (snapshot) {
     absl::StrAppend(&out, "tandem_proxy_certificate_info{serial=\"",

@@ -33,7 +33,7 @@ class Proxy {
   TlsContextManager& tls() { return tls_; }
   const ProxyOptions& options() const { return options_; }
   bool listening() const { return listening_.load(); }
-  // Ready = listeners up and a certificate in force.
+  // Ready = listeners up and an unexpired certificate in force.
   bool ready() const { return listening_.load() && tls_.Current() != nullptr; }
   int open_connections() const;
   // Every worker's counters, to fold (metrics, admin). Any thread.

@@ -117,14 +117,20 @@ std::string RenderWorkerStats(const std::vector<const WorkerStats*>& workers) {
     absl::StrAppend(&out, "tandem_proxy_upstream_connect_failures_total{direction=\"",
                     kDirection[d], "\"} ", total, "\n");
   }
-  uint64_t over = 0, resumed = 0;
+  uint64_t over = 0, resumed = 0, paused = 0;
   for (const WorkerStats* w : workers) {
     over += w->over_limit.load();
     resumed += w->resumed_handshakes.load();
+    paused += w->accept_paused.load();
   }
   Header(out, "tandem_proxy_connections_over_limit_total", "counter",
          "Connections refused because the global connection limit was reached.");
   absl::StrAppend(&out, "tandem_proxy_connections_over_limit_total ", over, "\n");
+  Header(out, "tandem_proxy_accept_failures_total", "counter",
+         "accept() failures that paused a listener for a tick, by reason.");
+  absl::StrAppend(&out,
+                  "tandem_proxy_accept_failures_total{reason=\"out_of_descriptors\"} ",
+                  paused, "\n");
   Header(out, "tandem_proxy_tls_resumed_total", "counter",
          "Outbound mTLS handshakes that resumed a session.");
   absl::StrAppend(&out, "tandem_proxy_tls_resumed_total ", resumed, "\n");

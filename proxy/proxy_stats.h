@@ -52,6 +52,7 @@ struct WorkerStats {
   std::atomic<uint64_t> failures[2][static_cast<int>(FailReason::kCount)]{};
   std::atomic<uint64_t> connect_failures[2]{};
   std::atomic<uint64_t> over_limit{0};
+  std::atomic<uint64_t> accept_paused{0};  // accept() out of descriptors
   std::atomic<uint64_t> resumed_handshakes{0};
   WorkerHistogram handshake_seconds[2];
   WorkerHistogram connection_seconds[2];

@@ -255,27 +255,33 @@ TEST_F(ProxyPairTest, RefusesPeerFromAnotherCa) {
       absl::Seconds(5)));
 }
 
-TEST_F(ProxyPairTest, RefusesExpiredPeerCertificate) {
+// A certificate that expired is useless (every peer refuses it): the proxy stops
+// offering it, refuses mTLS and reports not ready until a new one arrives. (That a
+// client refuses an expired server certificate: InteropTest below.)
+TEST_F(ProxyPairTest, RefusesMtlsAndIsNotReadyOnceItsOwnCertificateExpired) {
   absl::Time then = absl::Now() - absl::Hours(3);
   pki::CertificateAuthority old_ca = MakeRoot("old", then);
-  // Valid for the client at install time (so it is accepted), expired on the wire.
   pki::WorkloadCredentials creds = MakeWorkload(old_ca, kServerId, absl::Hours(1), then);
   creds.bundle = *pki::TrustBundle::FromPem(old_ca.root().ToPem() + ca_->root().ToPem());
   ASSERT_FALSE(server_->tls().UpdateSecret(ToPem(creds)).ok())
       << "an expired secret must be refused at install";
-  // So test expiry on the wire with a cert that expires right after install.
+  // A certificate that expires right after install.
   pki::WorkloadCredentials short_lived =
       MakeWorkload(*ca_, kServerId, absl::Seconds(61), absl::Now() - absl::Seconds(60));
   ASSERT_TRUE(server_->tls().UpdateSecret(ToPem(short_lived)).ok());
   absl::SleepFor(absl::Milliseconds(1500));  // the certificate's own lifetime must pass
+  EXPECT_FALSE(server_->ready());
   EXPECT_EQ(EchoOnce(client_outbound_, "x"), "");
   EXPECT_TRUE(tandem::testing::WaitFor(
       [&] {
-        return Metric(*client_,
-                      "tandem_proxy_handshake_failures_total{direction=\"outbound\","
-                      "reason=\"expired\"}") >= 1;
+        return Metric(*server_,
+                      "tandem_proxy_handshake_failures_total{direction=\"inbound\","
+                      "reason=\"no_certificate\"}") >= 1;
       },
       absl::Seconds(5)));
+  ASSERT_TRUE(server_->tls().UpdateSecret(ToPem(MakeWorkload(*ca_, kServerId))).ok());
+  EXPECT_TRUE(server_->ready());
+  EXPECT_EQ(EchoOnce(client_outbound_, "x"), "x");
 }
 
 TEST_F(ProxyPairTest, HotSwapKeepsOpenConnectionsAndUsesNewCertForNewOnes) {
@@ -466,27 +472,44 @@ class InteropTest : public ::testing::Test {
       GTEST_SKIP() << "openssl CLI missing";
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
+  // Starts `openssl s_server -rev` (TLS 1.3) on `port` with dir_/<name>.crt/.key and
+  // waits until it accepts; null when it does not.
+  std::unique_ptr<tandem::testing::Subprocess> StartOpensslServer(
+      int port, const std::string& name, std::vector<std::string> extra_args) {
+    std::vector<std::string> argv = {"/usr/bin/openssl",
+                                     "s_server",
+                                     "-accept",
+                                     absl::StrCat("127.0.0.1:", port),
+                                     "-cert",
+                                     dir_ + "/" + name + ".crt",
+                                     "-key",
+                                     dir_ + "/" + name + ".key",
+                                     "-CAfile",
+                                     dir_ + "/" + name + "-ca.crt",
+                                     "-rev",
+                                     "-tls1_3"};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    auto server = std::make_unique<tandem::testing::Subprocess>(
+        "openssl s_server", argv, dir_ + "/s_server-" + name + ".log");
+    if (!server->Start()) return nullptr;
+    bool up = tandem::testing::WaitFor(
+        [&] {
+          int fd = Connect(port);
+          if (fd >= 0) close(fd);
+          return fd >= 0;
+        },
+        absl::Seconds(10));
+    return up ? std::move(server) : nullptr;
+  }
   std::string dir_;
   std::unique_ptr<pki::CertificateAuthority> ca_;
 };
 
 TEST_F(InteropTest, OurClientTalksToOpensslServerRequiringClientCerts) {
   int port = tandem::testing::PickUnusedPort();
-  tandem::testing::Subprocess server(
-      "openssl s_server",
-      {"/usr/bin/openssl", "s_server", "-accept", absl::StrCat("127.0.0.1:", port),
-       "-cert", dir_ + "/server.crt", "-key", dir_ + "/server.key", "-CAfile",
-       dir_ + "/server-ca.crt", "-Verify", "1", "-verify_return_error", "-rev",
-       "-tls1_3"},
-      dir_ + "/s_server.log");
-  ASSERT_TRUE(server.Start());
-  ASSERT_TRUE(tandem::testing::WaitFor(
-      [&] {
-        int fd = Connect(port);
-        if (fd >= 0) close(fd);
-        return fd >= 0;
-      },
-      absl::Seconds(10)));
+  std::unique_ptr<tandem::testing::Subprocess> server =
+      StartOpensslServer(port, "server", {"-Verify", "1", "-verify_return_error"});
+  ASSERT_TRUE(server != nullptr);
   int outbound, unused;
   std::unique_ptr<Proxy> client = StartProxy(
       absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", port, "\""),
@@ -504,7 +527,32 @@ TEST_F(InteropTest, OurClientTalksToOpensslServerRequiringClientCerts) {
     got.append(buf, n);
   }
   close(fd);
-  EXPECT_NE(got.find("mednat"), std::string::npos) << got << server.Log();
+  EXPECT_NE(got.find("mednat"), std::string::npos) << got << server->Log();
+}
+
+// Only a foreign server can still present an expired certificate (ours stop offering
+// theirs): the client must refuse it and count why.
+TEST_F(InteropTest, OurClientRefusesAServerWithAnExpiredCertificate) {
+  WritePem(MakeWorkload(*ca_, kServerId, absl::Hours(1), absl::Now() - absl::Hours(3)),
+           dir_, "expired");
+  int port = tandem::testing::PickUnusedPort();
+  std::unique_ptr<tandem::testing::Subprocess> server =
+      StartOpensslServer(port, "expired", {});
+  ASSERT_TRUE(server != nullptr);
+  int outbound, unused;
+  std::unique_ptr<Proxy> client = StartProxy(
+      absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", port, "\""),
+      &outbound, &unused);
+  ASSERT_TRUE(client->tls().UpdateSecret(ToPem(MakeWorkload(*ca_, kClientId))).ok());
+  EXPECT_EQ(EchoOnce(outbound, "tandem\n"), "");
+  EXPECT_TRUE(tandem::testing::WaitFor(
+      [&] {
+        return tandem::testing::MetricValue(
+                   client->RenderMetrics(),
+                   "tandem_proxy_handshake_failures_total{direction=\"outbound\","
+                   "reason=\"expired\"}") >= 1;
+      },
+      absl::Seconds(5)));
 }
 
 TEST_F(InteropTest, OpensslClientWithClientCertTalksToOurServer) {

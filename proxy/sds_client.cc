@@ -14,15 +14,11 @@
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "envoy/sds_service.grpc.pb.h"
-#include "envoy/secret.pb.h"
+#include "proxy/sds_response.h"
 
 namespace tandem::proxy {
 
 namespace discovery = ::envoy::service::discovery::v3;
-namespace tls = ::envoy::extensions::transport_sockets::tls::v3;
-
-inline constexpr char kSecretType[] =
-    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
 struct SdsClient::Impl {
   std::string socket_path;
@@ -37,9 +33,6 @@ struct SdsClient::Impl {
   void Run();
   // Runs one stream until it ends; returns true if it ever received a response.
   bool RunStream();
-  static std::string DataSourceText(const ::envoy::config::core::v3::DataSource& ds) {
-    return ds.has_inline_bytes() ? ds.inline_bytes() : ds.inline_string();
-  }
 };
 
 absl::StatusOr<std::unique_ptr<SdsClient>> SdsClient::Create(std::string socket_path,
@@ -116,9 +109,9 @@ bool SdsClient::Impl::RunStream() {
   request.mutable_node()->set_id("tandem-proxy");
   request.add_resource_names("default");
   request.add_resource_names("ROOTCA");
-  request.set_type_url(kSecretType);
+  request.set_type_url(kSdsSecretTypeUrl);
   bool received = false;
-  std::string cert_chain, private_key, bundle;
+  WorkloadSecretPem held;  // what this stream delivered and the sink accepted
   // The version last applied on this stream: what an ACK names, and what a NACK says
   // stays in force (Envoy's xDS semantics).
   std::string applied_version;
@@ -128,35 +121,15 @@ bool SdsClient::Impl::RunStream() {
       received = true;
       connected.store(1);
       std::string error;
-      if (response.type_url() != kSecretType) {
-        error = "unexpected type_url " + response.type_url();
-      }
-      // Parsed into copies: a refused response must not leak into the next one.
-      std::string new_chain = cert_chain, new_key = private_key, new_bundle = bundle;
-      for (const google::protobuf::Any& any : response.resources()) {
-        if (!error.empty()) break;
-        tls::Secret secret;
-        if (any.type_url() != kSecretType || !any.UnpackTo(&secret)) {
-          error = "resource is not an envoy Secret";
-          break;
-        }
-        if (secret.has_tls_certificate()) {
-          new_chain = DataSourceText(secret.tls_certificate().certificate_chain());
-          new_key = DataSourceText(secret.tls_certificate().private_key());
-        } else if (secret.has_validation_context()) {
-          new_bundle = DataSourceText(secret.validation_context().trusted_ca());
-        }
-      }
-      // Until both "default" and "ROOTCA" have arrived there is nothing to install.
-      if (error.empty() && !new_chain.empty() && !new_bundle.empty()) {
-        absl::Status s = sink->UpdateSecret({new_key, new_chain, new_bundle});
+      absl::StatusOr<WorkloadSecretPem> merged = ApplySdsResponse(response, held);
+      if (!merged.ok()) {
+        error = std::string(merged.status().message());
+      } else if (SdsSecretComplete(*merged)) {
+        // Until both "default" and "ROOTCA" have arrived there is nothing to install.
+        absl::Status s = sink->UpdateSecret(*merged);
         if (!s.ok()) error = std::string(s.message());
       }
-      if (error.empty()) {
-        cert_chain = std::move(new_chain);
-        private_key = std::move(new_key);
-        bundle = std::move(new_bundle);
-      }
+      if (error.empty()) held = *std::move(merged);
       // Every request restates the subscription: in state of the world an empty
       // resource_names would mean "everything".
       discovery::DiscoveryRequest ack = request;

@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -213,6 +214,19 @@ absl::Status TlsContextManager::UpdateSecret(const WorkloadSecretPem& secret) {
 }
 
 std::shared_ptr<TlsSnapshot> TlsContextManager::Current() const {
+  std::shared_ptr<TlsSnapshot> snapshot = Latest();
+  if (snapshot == nullptr || absl::Now() < snapshot->leaf.not_after()) return snapshot;
+  if (expiry_logged_.exchange(snapshot->generation) != snapshot->generation) {
+    std::fprintf(stderr,
+                 "tandem-proxy: certificate %s expired at %s: mTLS refused until a new "
+                 "one arrives\n",
+                 snapshot->leaf.SerialHex().c_str(),
+                 absl::FormatTime(snapshot->leaf.not_after()).c_str());
+  }
+  return nullptr;
+}
+
+std::shared_ptr<TlsSnapshot> TlsContextManager::Latest() const {
   absl::MutexLock lock(&mu_);
   return current_;
 }

@@ -86,8 +86,13 @@ class TlsContextManager : public SecretSink {
   // bundle, one SPIFFE ID in our trust domain), builds both contexts, publishes.
   absl::Status UpdateSecret(const WorkloadSecretPem& secret) override;
 
-  // Any thread. Null until a first secret was accepted ("no certificate yet").
+  // Any thread. The snapshot to serve with: null until a first secret was accepted
+  // ("no certificate yet"), and null again once its certificate has expired (logged
+  // once), so mTLS is refused and readiness drops instead of offering a certificate
+  // every peer rejects.
   std::shared_ptr<TlsSnapshot> Current() const;
+  // Any thread. The last accepted snapshot, expired or not (metrics, /certs).
+  std::shared_ptr<TlsSnapshot> Latest() const;
 
   // Counters for metrics: accepted and refused updates.
   uint64_t updates_accepted() const { return accepted_.load(std::memory_order_relaxed); }
@@ -113,6 +118,8 @@ class TlsContextManager : public SecretSink {
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> refused_{0};
+  // The generation whose expiry was last logged: logged once, not per connection.
+  mutable std::atomic<uint64_t> expiry_logged_{0};
 };
 
 }  // namespace tandem::proxy

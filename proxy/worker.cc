@@ -126,12 +126,38 @@ void Worker::CloseListeners() {
   }
 }
 
+void Worker::PauseAccepting(Listener& listener, int error) {
+  // The pending connection stays in the backlog and keeps the level-triggered listener
+  // readable: polling it now would spin. Waiting a tick lets descriptors free up; the
+  // backlog is served then (or the kernel refuses SYNs once it is full).
+  loop_.Modify(listener.fd, 0, &listener);
+  listener.paused = true;
+  WorkerStats::Add(stats_.accept_paused, 1);
+  uint64_t suppressed = 0;
+  if (log_limiter_.Allow(absl::Now(), &suppressed)) {
+    std::fprintf(
+        stderr, "tandem-proxy: accept: %s; pausing the listener for up to %lld ms%s\n",
+        std::strerror(error), static_cast<long long>(absl::ToInt64Milliseconds(kTick)),
+        suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)").c_str()
+                   : "");
+  }
+}
+
+void Worker::ResumeAccepting() {
+  for (Listener* l : {&outbound_, &inbound_}) {
+    if (!l->paused || l->fd < 0) continue;
+    l->paused = false;
+    loop_.Modify(l->fd, EPOLLIN, l);
+  }
+}
+
 void Worker::Run() {
   absl::Time next_check = absl::Now() + kTick;
   while (loop_.RunOnce(kTick)) {
     absl::Time now = absl::Now();
     if (now < next_check) continue;
     next_check = now + kTick;
+    ResumeAccepting();
     // Deadlines: a linear sweep every tick is cheap next to the I/O (10k connections
     // cost ~10 µs) and needs no timer bookkeeping on the data path.
     // Copy first: closing a connection removes it from the map.
@@ -147,10 +173,7 @@ void Worker::Accept(Listener& listener) {
   for (int i = 0; i < 64 && listener.fd >= 0; ++i) {
     int fd = accept4(listener.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE) {
-        // Out of descriptors: refusing beats spinning on a listener we cannot drain.
-        std::fprintf(stderr, "tandem-proxy: accept: %s\n", std::strerror(errno));
-      }
+      if (errno == EMFILE || errno == ENFILE) PauseAccepting(listener, errno);
       return;
     }
     if (global_connections_->fetch_add(1, std::memory_order_relaxed) >=

@@ -39,12 +39,17 @@ class Worker {
     Worker* worker = nullptr;
     Direction direction = Direction::kOutbound;
     int fd = -1;
+    bool paused = false;  // out of descriptors: not polled until the next tick
     void OnEvents(uint32_t) override { worker->Accept(*this); }
   };
 
   void Run();
   void Accept(Listener& listener);  // loop thread
-  void CloseListeners();            // loop thread
+  // Loop thread: stops polling `listener` after accept() ran out of descriptors
+  // (`error`), counted and logged; ResumeAccepting polls it again.
+  void PauseAccepting(Listener& listener, int error);
+  void ResumeAccepting();  // loop thread, every tick
+  void CloseListeners();   // loop thread
 
   const ProxyOptions* options_;
   TlsContextManager* tls_;

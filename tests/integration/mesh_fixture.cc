@@ -1,0 +1,132 @@
+#include "tests/integration/mesh_fixture.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/credential_request.h"
+#include "controlplane/jwt.h"
+
+namespace tandem::testing {
+
+void MeshTest::SetUp() {
+  char tmpl[] = "/tmp/tandem-mesh-XXXXXX";
+  dir_ = mkdtemp(tmpl);
+  signing_key_ =
+      NewCredentialRequest("spiffe://cluster.local/ns/k/sa/k")->private_key_pem;
+  Write(dir_ + "/token-key.pub", *controlplane::PublicKeyPemOf(signing_key_));
+  ca_port_ = PickUnusedPort();
+  ca_metrics_ = PickUnusedPort();
+}
+
+void MeshTest::TearDown() {
+  for (Pod* pod : {&client_, &server_}) {
+    if (HasFailure() && pod->proxy) std::cerr << pod->proxy->Log().substr(0, 4000);
+    if (HasFailure() && pod->agent) std::cerr << pod->agent->Log().substr(0, 4000);
+    pod->proxy.reset();
+    pod->agent.reset();
+  }
+  if (HasFailure() && ca_) std::cerr << ca_->Log().substr(0, 4000);
+  ca_.reset();
+  echo_.Stop();
+  std::filesystem::remove_all(dir_);
+}
+
+void MeshTest::Write(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+void MeshTest::StartCa(const std::string& root_dir, const std::string& extra_roots,
+                       bool keep_ca_root) {
+  std::vector<std::string> args = {TANDEM_CA_BIN,
+                                   "serve",
+                                   "--root-dir=" + dir_ + "/" + root_dir,
+                                   absl::StrCat("--listen=127.0.0.1:", ca_port_),
+                                   absl::StrCat("--metrics=127.0.0.1:", ca_metrics_),
+                                   "--token-public-key=" + dir_ + "/token-key.pub",
+                                   "--default-ttl=3s",
+                                   "--max-ttl=1h"};
+  if (!extra_roots.empty()) args.push_back("--extra-roots=" + extra_roots);
+  ca_ = std::make_unique<Subprocess>("tandem-ca", args, dir_ + "/" + root_dir + ".log");
+  ASSERT_TRUE(ca_->Start());
+  ASSERT_TRUE(WaitFor([&] { return !HttpGet(ca_metrics_, "/healthz/ready").empty(); },
+                      absl::Seconds(20)))
+      << ca_->Log();
+  if (!keep_ca_root) Write(dir_ + "/ca-root.pem", HttpGet(ca_metrics_, "/trust-bundle"));
+}
+
+void MeshTest::StartPod(Pod& pod, const std::string& ns, const std::string& sa,
+                        const std::string& config) {
+  pod.outbound = PickUnusedPort();
+  pod.inbound = PickUnusedPort();
+  pod.metrics = PickUnusedPort();
+  pod.admin = PickUnusedPort();
+  pod.agent_metrics = PickUnusedPort();
+  std::string pod_dir = dir_ + "/" + pod.name;
+  std::filesystem::create_directories(pod_dir);
+  Write(pod_dir + "/token",
+        *controlplane::MintServiceAccountToken(signing_key_, {ns, sa}, "istio-ca",
+                                               "tandem", absl::Now(), absl::Hours(1)));
+  pod.agent = std::make_unique<Subprocess>(
+      "tandem-agent",
+      std::vector<std::string>{
+          TANDEM_AGENT_BIN, absl::StrCat("--ca-address=127.0.0.1:", ca_port_),
+          "--ca-root=" + dir_ + "/ca-root.pem", "--token-file=" + pod_dir + "/token",
+          "--namespace=" + ns, "--service-account=" + sa,
+          "--sds-socket=" + pod_dir + "/sds/sds.sock",
+          absl::StrCat("--proxy-uid=", getuid()), "--validity=3s",
+          absl::StrCat("--metrics=127.0.0.1:", pod.agent_metrics), extra_agent_flag_},
+      pod_dir + "/agent.log");
+  ASSERT_TRUE(pod.agent->Start());
+  Write(pod_dir + "/proxy.json",
+        absl::StrCat("{\"outbound_address\": \"127.0.0.1:", pod.outbound,
+                     "\", \"inbound_address\": \"127.0.0.1:", pod.inbound,
+                     "\", \"metrics_address\": \"127.0.0.1:", pod.metrics,
+                     "\", \"health_address\": \"127.0.0.1:", PickUnusedPort(),
+                     "\", \"admin_address\": \"127.0.0.1:", pod.admin,
+                     "\", \"workers\": 2, \"socket_mark\": 0, \"sds_socket\": \"",
+                     pod_dir, "/sds/sds.sock\"", config, "}"));
+  StartProxy(pod);
+}
+
+void MeshTest::StartProxy(Pod& pod, const std::vector<std::string>& wrapper) {
+  std::string pod_dir = dir_ + "/" + pod.name;
+  std::vector<std::string> argv = wrapper;
+  argv.push_back(TANDEM_PROXY_BIN);
+  argv.push_back("--config=" + pod_dir + "/proxy.json");
+  pod.proxy.reset();  // a running proxy is killed first
+  pod.proxy = std::make_unique<Subprocess>("tandem-proxy", argv, pod_dir + "/proxy.log");
+  ASSERT_TRUE(pod.proxy->Start());
+}
+
+void MeshTest::StartMesh(const std::string& server_config) {
+  StartCa();
+  client_.name = "client";
+  server_.name = "server";
+  StartPod(server_, "shop", "server",
+           absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo_.port(), "\"",
+                        server_config));
+  StartPod(client_, "shop", "client",
+           absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", server_.inbound,
+                        "\""));
+  ASSERT_TRUE(
+      WaitFor([&] { return Ready(client_) && Ready(server_); }, absl::Seconds(20)));
+}
+
+bool MeshTest::Ready(const Pod& pod) {
+  return !HttpGet(pod.metrics, "/healthz/ready").empty();
+}
+
+double MeshTest::Metric(const Pod& pod, const std::string& sample) {
+  return MetricValue(HttpGet(pod.metrics, "/metrics"), sample);
+}
+
+double MeshTest::AgentMetric(const Pod& pod, const std::string& sample) {
+  return MetricValue(HttpGet(pod.agent_metrics, "/metrics"), sample);
+}
+
+}  // namespace tandem::testing
