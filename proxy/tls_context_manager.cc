@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/log/log.h"
 #include "common/pki/workload_credentials.h"
 
 namespace tandem::proxy {
@@ -217,11 +218,11 @@ std::shared_ptr<TlsSnapshot> TlsContextManager::Current() const {
   std::shared_ptr<TlsSnapshot> snapshot = Latest();
   if (snapshot == nullptr || absl::Now() < snapshot->leaf.not_after()) return snapshot;
   if (expiry_logged_.exchange(snapshot->generation) != snapshot->generation) {
-    std::fprintf(stderr,
-                 "tandem-proxy: certificate %s expired at %s: mTLS refused until a new "
-                 "one arrives\n",
-                 snapshot->leaf.SerialHex().c_str(),
-                 absl::FormatTime(snapshot->leaf.not_after()).c_str());
+    log::Error(
+        "proxy", "certificate expired: mTLS refused until a new one arrives",
+        {{"serial", snapshot->leaf.SerialHex()},
+         {"not_after", absl::FormatTime(absl::RFC3339_sec, snapshot->leaf.not_after(),
+                                        absl::UTCTimeZone())}});
   }
   return nullptr;
 }

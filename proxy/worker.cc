@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/log/log.h"
 
 namespace tandem::proxy {
 namespace {
@@ -133,14 +134,9 @@ void Worker::PauseAccepting(Listener& listener, int error) {
   loop_.Modify(listener.fd, 0, &listener);
   listener.paused = true;
   WorkerStats::Add(stats_.accept_paused, 1);
-  uint64_t suppressed = 0;
-  if (log_limiter_.Allow(absl::Now(), &suppressed)) {
-    std::fprintf(
-        stderr, "tandem-proxy: accept: %s; pausing the listener for up to %lld ms%s\n",
-        std::strerror(error), static_cast<long long>(absl::ToInt64Milliseconds(kTick)),
-        suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)").c_str()
-                   : "");
-  }
+  log::LogLimited(
+      log_limiter_, log::Level::kError, "proxy", "accept failed; pausing the listener",
+      {{"error", std::strerror(error)}, {"pause_ms", absl::ToInt64Milliseconds(kTick)}});
 }
 
 void Worker::ResumeAccepting() {
