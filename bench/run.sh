@@ -83,6 +83,11 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # Pages only this process maps (anonymous memory, dirtied library pages): what one more
 # sidecar costs when the libraries' clean pages are shared.
 private_kb() { awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s + 0}' "/proc/$1/smaps_rollup"; }
+# Anonymous memory (heap, stacks): what stays of RSS once the file pages of the binary
+# and its shared libraries, which the page cache shares among processes, are left out.
+anon_kb() { awk '/RssAnon/ {print $2}' "/proc/$1/status"; }
+# RSS with each shared page split among the processes that map it.
+pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 HZ="$(getconf CLK_TCK)"
 
 # A proxy process plays one role: "out" takes plaintext on LISTEN and originates mTLS
@@ -223,6 +228,8 @@ stop_pair() {
 pair_ticks() { local t=0; for p in "${PAIR_PIDS[@]}"; do t=$((t + $(ticks "$p"))); done; echo $t; }
 pair_rss() { local r=0; for p in "${PAIR_PIDS[@]}"; do r=$((r + $(rss_kb "$p"))); done; echo $r; }
 pair_private() { local r=0; for p in "${PAIR_PIDS[@]}"; do r=$((r + $(private_kb "$p"))); done; echo $r; }
+pair_anon() { local r=0; for p in "${PAIR_PIDS[@]}"; do r=$((r + $(anon_kb "$p"))); done; echo $r; }
+pair_pss() { local r=0; for p in "${PAIR_PIDS[@]}"; do r=$((r + $(pss_kb "$p"))); done; echo $r; }
 field() { grep -o "$1=[0-9.]*" | cut -d= -f2; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : "n/a")}'; }
 metric() {  # metric PORT NAME: the sum of NAME's samples on a tandem /metrics page
@@ -269,6 +276,8 @@ for rep in $(seq 1 "$REPEATS"); do
     if [[ $kind != direct ]]; then
       add $kind,rss_idle "$(($(pair_rss) / 2))"
       add $kind,private_idle "$(($(pair_private) / 2))"
+      add $kind,anon_idle "$(($(pair_anon) / 2))"
+      add $kind,pss_idle "$(($(pair_pss) / 2))"
       [[ $rep == 1 ]] && probe_tls $kind
     fi
     # 2. added latency, persistent connections, fixed rate
@@ -442,6 +451,8 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
   echo "| 3/4. share of tandem's connections resumed, % | — | $(m tandem,resumed_pct) | — | — |"
   row "5. RSS per proxy process at idle, KB" rss_idle
   row "5. of which private to the process (Private_Clean+Private_Dirty), KB" private_idle
+  row "5. of which anonymous (RssAnon: heap, stacks; the rest are file pages), KB" anon_idle
+  row "5. PSS at idle (shared pages split among the processes mapping them), KB" pss_idle
   echo "| 5. RSS per idle connection per proxy, KB (connections held) | — | ${PER_CONN[tandem]:-n/a} (${HELD[tandem]:-0}/${HELD_N[tandem]:-0}) | ${PER_CONN[haproxy]:-n/a} (${HELD[haproxy]:-0}/${HELD_N[haproxy]:-0}) | ${PER_CONN[stunnel]:-n/a} (${HELD[stunnel]:-0}/${HELD_N[stunnel]:-0}) |"
   echo
   echo "Full handshakes only (3). tandem has no switch to turn its client ticket cache off,"
@@ -493,7 +504,8 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
   echo "  CPU per connection = each proxy's utime+stime delta / connections; tandem's"
   echo "  resumed share from \`tandem_proxy_tls_resumed_total\` and"
   echo "  \`tandem_proxy_connections_opened_total\` on the originating proxy's /metrics."
-  echo "- 5: VmRSS from /proc/PID/status (private: /proc/PID/smaps_rollup) at idle, and before/after"
+  echo "- 5: VmRSS and RssAnon from /proc/PID/status (private and Pss: /proc/PID/smaps_rollup; both"
+  echo "  processes of the pair running) at idle, and before/after"
   echo "  \`tandem-loadgen hold ENTRY N 3 8\` (N connections, one echo each, held 3 s);"
   echo "  per connection = RSS growth of both proxies / N / 2."
   echo "- Crypto floor: ${FLOOR_NOTE:-handshake_floor_benchmark not built}; \`openssl speed -seconds 1 ecdsap256 ecdhx25519 ecdhp256\`."
@@ -505,7 +517,7 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
   echo
   echo "| figure | direct | tandem | HAProxy | stunnel |"
   echo "|---|---|---|---|---|"
-  for key in gbps cpu_gb p50 p99 cps cpu_out cpu_in rss_idle private_idle; do
+  for key in gbps cpu_gb p50 p99 cps cpu_out cpu_in rss_idle private_idle anon_idle pss_idle; do
     echo "| $key | $(all direct,$key) | $(all tandem,$key) | $(all haproxy,$key) | $(all stunnel,$key) |"
   done
   for pair in haproxy-full tandem/haproxy-full haproxy-full/tandem; do

@@ -96,6 +96,8 @@ void Connection::Start() {
 void Connection::OnEvents(Endpoint* endpoint, uint32_t events) {
   if (state_ == State::kClosed) return;  // a stale event from this batch
   last_activity_ = absl::Now();
+  // A drained socket is read again only once the loop reports it readable.
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) endpoint->drained = false;
   switch (state_) {
     case State::kSniffing:
       Sniff();
@@ -433,7 +435,6 @@ void Connection::Pump() {
   bool failed = false;
   bool progress = true;
   uint64_t from_down = 0, from_up = 0;
-  downstream_.drained = upstream_.drained = false;
   // Bounded: each pass moves at most two buffers' worth before yielding to the loop.
   for (int pass = 0; progress && !failed && pass < 8; ++pass) {
     progress = false;

@@ -71,7 +71,7 @@ class Connection {
     bool want_read = false;     // TLS needs readable to make progress
     bool want_write = false;    // a write (or TLS) is blocked on writable
     bool reset = false;         // saw ECONNRESET: propagate as RST
-    bool drained = false;       // this Pump() read all the socket had: read no more
+    bool drained = false;       // read all it had (EAGAIN, short read): wait for EPOLLIN
     uint32_t registered = 0;
     bool added = false;  // registered with the loop at all
     void OnEvents(uint32_t events) override { owner->OnEvents(this, events); }
