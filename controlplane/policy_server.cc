@@ -3,6 +3,8 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include <array>
@@ -272,6 +274,24 @@ std::vector<PolicyServer::StreamInfo> PolicyServer::Streams() const {
   std::vector<StreamInfo> out;
   for (const StreamState* stream : impl_->streams) out.push_back(stream->info);
   return out;
+}
+
+std::string PolicyServer::StreamsJson() const {
+  // Built as a protobuf Struct so protobuf does the JSON escaping of client text.
+  google::protobuf::Struct root;
+  google::protobuf::ListValue* list =
+      (*root.mutable_fields())["streams"].mutable_list_value();
+  for (const StreamInfo& stream : Streams()) {
+    auto& fields = *list->add_values()->mutable_struct_value()->mutable_fields();
+    fields["node"].set_string_value(stream.node);
+    fields["spiffe_id"].set_string_value(stream.spiffe_id);
+    fields["sent_version"].set_string_value(stream.sent_version);
+    fields["acked_version"].set_string_value(stream.acked_version);
+    fields["last_nack_error"].set_string_value(stream.last_nack_error);
+  }
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(root, &json);
+  return json + "\n";
 }
 
 std::string PolicyServer::RenderMetrics() const {

@@ -163,6 +163,10 @@ TEST_F(PolicyServerTest, FirstResponseCarriesTheCallersPolicyAndAckIsTracked) {
   }));
   EXPECT_EQ(Streams()[0].spiffe_id, "spiffe://cluster.local/ns/shop/sa/cart");
   EXPECT_EQ(Streams()[0].node, "pod-1");
+  EXPECT_NE(server_->policy_server()->StreamsJson().find(
+                absl::StrCat("\"acked_version\":\"", first.version_info(), "\"")),
+            std::string::npos)
+      << server_->policy_server()->StreamsJson();
   EXPECT_TRUE(MetricsContain("tandem_ca_policy_acks_total 1"));
   EXPECT_TRUE(MetricsContain("tandem_ca_policy_streams 1"));
   EXPECT_TRUE(MetricsContain(absl::StrCat("tandem_ca_policy_info{version=\"",
