@@ -29,15 +29,6 @@ using tandem::policy::v1::PolicyResponse;
 using tandem::policy::v1::WorkloadPolicy;
 using Stream = grpc::ServerReaderWriter<PolicyResponse, PolicyRequest>;
 
-constexpr size_t kReasonCount = std::size(kRefusalReasons);
-
-size_t ReasonIndex(absl::string_view reason) {
-  for (size_t i = 0; i < kReasonCount; ++i) {
-    if (kRefusalReasons[i] == reason) return i;
-  }
-  return ReasonIndex("internal");
-}
-
 grpc::StatusCode GrpcCodeOf(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kUnavailable:
@@ -86,7 +77,7 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
         authenticator->Authenticate(context, absl::Now());
     if (!account.ok()) {
       std::string reason = RefusalReasonOf(account.status(), "internal");
-      refusals[ReasonIndex(reason)].fetch_add(1, std::memory_order_relaxed);
+      refusals[RefusalReasonIndex(reason)].fetch_add(1, std::memory_order_relaxed);
       std::fprintf(stderr, "tandem-ca: policy stream refused (%s): %s\n", reason.c_str(),
                    std::string(account.status().message()).c_str());
       return grpc::Status(GrpcCodeOf(account.status().code()),
@@ -244,7 +235,7 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
   std::atomic<uint64_t> responses{0};
   std::atomic<uint64_t> acks{0};
   std::atomic<uint64_t> nacks{0};
-  std::array<std::atomic<uint64_t>, kReasonCount> refusals{};
+  std::array<std::atomic<uint64_t>, kRefusalReasonCount> refusals{};
 };
 
 PolicyServer::PolicyServer(PolicyServerOptions options,
@@ -333,7 +324,7 @@ std::string PolicyServer::RenderMetrics() const {
       impl_->nacks.load(),
       "\n# HELP tandem_ca_policy_stream_refusals_total StreamPolicy calls refused, by "
       "reason.\n# TYPE tandem_ca_policy_stream_refusals_total counter\n");
-  for (size_t r = 0; r < kReasonCount; ++r) {
+  for (size_t r = 0; r < kRefusalReasonCount; ++r) {
     absl::StrAppend(&out, "tandem_ca_policy_stream_refusals_total{reason=\"",
                     kRefusalReasons[r], "\"} ", impl_->refusals[r].load(), "\n");
   }
