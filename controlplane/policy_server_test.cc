@@ -276,6 +276,22 @@ TEST_F(PolicyServerTest, RevocationIsPushedAndRefusesIssuanceToTheRevokedIdentit
       MetricsContain(R"(tandem_ca_policy_stream_refusals_total{reason="revoked"} 1)"));
 }
 
+TEST_F(PolicyServerTest, PushesWhenARevocationExpires) {
+  auto s = Open({"shop", "cart"});
+  ASSERT_FALSE(s->Next().version_info().empty());
+  // Two seconds: the entry keeps whole seconds, so it is still live when pushed.
+  ASSERT_TRUE(
+      revocations_
+          ->RevokeSerial("ab", absl::Now() + absl::Seconds(2), "", false, absl::Now())
+          .ok());
+  PolicyResponse revoked = s->Next();
+  ASSERT_EQ(revoked.policy().revocations_size(), 1);
+  PolicyResponse expired = s->Next();
+  ASSERT_FALSE(expired.version_info().empty());
+  EXPECT_EQ(expired.policy().revocations_size(), 0);
+  EXPECT_TRUE(revocations_->Live(absl::Now()).empty());
+}
+
 TEST_F(PolicyServerTest, RefusesRenewalWithARevokedCertificate) {
   PendingCredential pending = *NewCredentialRequest("spiffe://cluster.local/ns/a/sa/b");
   auto ca = istio::v1::auth::IstioCertificateService::NewStub(Channel());
