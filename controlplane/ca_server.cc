@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/log/log.h"
 #include "controlplane/caller_authenticator.h"
 #include "controlplane/jwt.h"
 #include "controlplane/refusal_reason.h"
@@ -121,8 +122,8 @@ class CertificateService final
     std::string reason = RefusalReasonOf(status, "internal");
     results_[result].fetch_add(1, std::memory_order_relaxed);
     refusals_[RefusalReasonIndex(reason)].fetch_add(1, std::memory_order_relaxed);
-    std::fprintf(stderr, "tandem-ca: refused (%s): %s\n", reason.c_str(),
-                 std::string(status.message()).c_str());
+    log::Warn("ca", "certificate request refused",
+              {{"reason", reason}, {"error", std::string(status.message())}});
     return grpc::Status(code, std::string(status.message()));
   }
 

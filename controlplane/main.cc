@@ -10,6 +10,7 @@
 //                   [--extra-roots=FILE] [--dns-names=a,b] [--ip-addresses=127.0.0.1]
 //                   [--policy-file=FILE [--policy-poll=1s]]       (mesh policy stream)
 //                   [--state-dir=DIR [--admin=127.0.0.1:15010]]   (revocations)
+//                   [--log-level=info] [--log-format=text|json]
 //   tandem-ca revoke --admin=ADDR (--cert=FILE | --serial=HEX --not-after=RFC3339 |
 //                    --spiffe-id=ID) [--reason=TEXT]
 //   tandem-ca revocations --admin=ADDR          lists the revocations in force
@@ -31,7 +32,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
-#include "common/http_server.h"
+#include "common/flags.h"
+#include "common/http/http_server.h"
+#include "common/log/log.h"
 #include "controlplane/admin_client.h"
 #include "controlplane/ca_server.h"
 #include "controlplane/jwt.h"
@@ -46,21 +49,6 @@ namespace {
 using tandem::controlplane::CaServer;
 using tandem::controlplane::CaServerOptions;
 
-std::map<std::string, std::string> ParseFlags(int argc, char** argv, int first) {
-  std::map<std::string, std::string> flags;
-  for (int i = first; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (!absl::StartsWith(arg, "--")) {
-      flags["__positional"] = arg;
-      continue;
-    }
-    size_t eq = arg.find('=');
-    flags[arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2)] =
-        eq == std::string::npos ? "true" : arg.substr(eq + 1);
-  }
-  return flags;
-}
-
 bool ReadFile(const std::string& path, std::string* out) {
   absl::StatusOr<std::string> text = tandem::ReadFileToString(path);
   if (!text.ok()) return false;
@@ -69,50 +57,22 @@ bool ReadFile(const std::string& path, std::string* out) {
 }
 
 int Fail(const std::string& message) {
-  std::fprintf(stderr, "tandem-ca: %s\n", message.c_str());
+  tandem::log::Error("ca", message);
   return 2;
 }
 
-bool Duration(const std::map<std::string, std::string>& flags, const std::string& name,
-              absl::Duration* out) {
-  auto it = flags.find(name);
-  if (it == flags.end()) return true;
-  return absl::ParseDuration(it->second, out) && *out > absl::ZeroDuration();
+// A positive duration flag into *out (left as is when the flag is absent).
+bool Duration(const tandem::Flags& flags, const std::string& name, absl::Duration* out) {
+  absl::StatusOr<absl::Duration> d = flags.GetDuration(name, *out, absl::Milliseconds(1));
+  if (!d.ok()) return false;
+  *out = *d;
+  return true;
 }
 
-int Serve(const std::map<std::string, std::string>& flags) {
-  static const char* kKnown[] = {"root-dir",
-                                 "root-dir-mode",
-                                 "listen",
-                                 "metrics",
-                                 "token-public-key",
-                                 "token-jwks",
-                                 "token-review",
-                                 "kube-api-server",
-                                 "kube-ca-file",
-                                 "kube-token-file",
-                                 "kube-server-name",
-                                 "audience",
-                                 "issuer",
-                                 "trust-domain",
-                                 "default-ttl",
-                                 "max-ttl",
-                                 "extra-roots",
-                                 "dns-names",
-                                 "ip-addresses",
-                                 "policy-file",
-                                 "policy-poll",
-                                 "state-dir",
-                                 "admin"};
-  for (const auto& [name, value] : flags) {
-    bool known = false;
-    for (const char* k : kKnown) known |= name == k;
-    if (!known) return Fail("unknown flag --" + name);
-  }
+int Serve(const tandem::Flags& flags) {
   CaServerOptions options;
   auto get = [&](const char* name, const std::string& fallback) {
-    auto it = flags.find(name);
-    return it == flags.end() ? fallback : it->second;
+    return flags.Get(name, fallback);
   };
   options.core.root_dir = get("root-dir", "/var/lib/tandem-ca");
   options.core.trust_domain = get("trust-domain", "cluster.local");
@@ -130,26 +90,26 @@ int Serve(const std::map<std::string, std::string>& flags) {
   if (!Duration(flags, "max-ttl", &options.core.max_ttl)) {
     return Fail("--max-ttl: not a positive duration");
   }
-  if (flags.count("dns-names")) {
+  if (flags.Has("dns-names")) {
     options.core.server_dns_names =
         absl::StrSplit(get("dns-names", ""), ',', absl::SkipEmpty());
   }
-  if (flags.count("ip-addresses")) {
+  if (flags.Has("ip-addresses")) {
     options.core.server_ips =
         absl::StrSplit(get("ip-addresses", ""), ',', absl::SkipEmpty());
   }
-  if (flags.count("token-public-key") &&
+  if (flags.Has("token-public-key") &&
       !ReadFile(get("token-public-key", ""), &options.token_public_key_pem)) {
     return Fail("--token-public-key: cannot read " + get("token-public-key", ""));
   }
-  if (flags.count("token-jwks") &&
+  if (flags.Has("token-jwks") &&
       !ReadFile(get("token-jwks", ""), &options.token_jwks_json)) {
     return Fail("--token-jwks: cannot read " + get("token-jwks", ""));
   }
-  if (flags.count("token-review")) {
+  if (flags.Has("token-review")) {
     using tandem::controlplane::TokenReviewAuthenticator;
     TokenReviewAuthenticator::Options review;
-    if (!flags.count("kube-api-server")) {
+    if (!flags.Has("kube-api-server")) {
       // In a pod: the API server, its CA and our token come from the environment.
       absl::StatusOr<TokenReviewAuthenticator::Options> in_cluster =
           TokenReviewAuthenticator::InClusterOptions();
@@ -169,13 +129,13 @@ int Serve(const std::map<std::string, std::string>& flags) {
         return Fail("--kube-ca-file: cannot read " + ca_file);
       }
     }
-    if (flags.count("kube-token-file")) {
+    if (flags.Has("kube-token-file")) {
       review.credential_token_path = get("kube-token-file", "");
     }
-    if (flags.count("kube-server-name")) review.server_name = get("kube-server-name", "");
+    if (flags.Has("kube-server-name")) review.server_name = get("kube-server-name", "");
     options.token_review = std::move(review);
   }
-  if (flags.count("extra-roots") &&
+  if (flags.Has("extra-roots") &&
       !ReadFile(get("extra-roots", ""), &options.core.extra_roots_pem)) {
     return Fail("--extra-roots: cannot read " + get("extra-roots", ""));
   }
@@ -183,7 +143,7 @@ int Serve(const std::map<std::string, std::string>& flags) {
   using tandem::controlplane::RevocationAdmin;
   using tandem::controlplane::RevocationStore;
   std::unique_ptr<PolicyWatcher> policy;
-  if (flags.count("policy-file")) {
+  if (flags.Has("policy-file")) {
     absl::StatusOr<std::unique_ptr<PolicyWatcher>> watcher =
         PolicyWatcher::Create(get("policy-file", ""));
     if (!watcher.ok())
@@ -195,13 +155,13 @@ int Serve(const std::map<std::string, std::string>& flags) {
     return Fail("--policy-poll: not a positive duration (e.g. 1s, 500ms)");
   }
   std::unique_ptr<RevocationStore> revocations;
-  if (flags.count("state-dir")) {
+  if (flags.Has("state-dir")) {
     absl::StatusOr<std::unique_ptr<RevocationStore>> store =
         RevocationStore::Open({get("state-dir", ""), options.core.max_ttl}, absl::Now());
     if (!store.ok()) return Fail("--state-dir: " + std::string(store.status().message()));
     revocations = *std::move(store);
     options.revocations = revocations.get();
-  } else if (flags.count("admin")) {
+  } else if (flags.Has("admin")) {
     return Fail("--admin serves revocations: give --state-dir=DIR too");
   }
   sigset_t signals;
@@ -213,25 +173,37 @@ int Serve(const std::map<std::string, std::string>& flags) {
   absl::StatusOr<std::unique_ptr<CaServer>> server = CaServer::Create(options);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   if (absl::Status s = (*server)->Start(); !s.ok()) return Fail(std::string(s.message()));
-  std::unique_ptr<tandem::HttpServer> metrics;
+  using tandem::http::HttpRequest;
+  using tandem::http::HttpResponse;
+  std::unique_ptr<tandem::http::HttpServer> metrics;
   if (std::string address = get("metrics", "0.0.0.0:15014"); !address.empty()) {
-    absl::StatusOr<std::unique_ptr<tandem::HttpServer>> http =
-        tandem::HttpServer::Create(address);
-    if (!http.ok()) return Fail(std::string(http.status().message()));
+    tandem::http::HttpServer::Options http_options;
+    http_options.name = "ca";
+    if (absl::Status s = tandem::http::SetListenAddress(address, &http_options);
+        !s.ok()) {
+      return Fail("--metrics: " + std::string(s.message()));
+    }
+    absl::StatusOr<std::unique_ptr<tandem::http::HttpServer>> http =
+        tandem::http::HttpServer::Create(http_options);
+    if (!http.ok()) return Fail("--metrics: " + std::string(http.status().message()));
     metrics = *std::move(http);
     CaServer* s = server->get();
-    metrics->Handle("/metrics", [s](const tandem::HttpRequest&) {
-      return tandem::HttpResponse{200, s->RenderMetrics(),
-                                  "text/plain; version=0.0.4; charset=utf-8"};
+    metrics->Handle("/metrics", [s](const HttpRequest&) {
+      return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+                          s->RenderMetrics()};
     });
-    metrics->Handle("/healthz/ready", [](const tandem::HttpRequest&) {
-      return tandem::HttpResponse{200, "ready\n"};
+    metrics->Handle("/healthz/ready", [](const HttpRequest&) {
+      return HttpResponse{200, "text/plain", "ready\n"};
     });
-    metrics->Handle("/trust-bundle", [s](const tandem::HttpRequest&) {
-      return tandem::HttpResponse{200, s->core().trust_bundle_pem(),
-                                  "application/x-pem-file"};
+    metrics->Handle("/healthz/live", [](const HttpRequest&) {
+      return HttpResponse{200, "text/plain", "live\n"};
     });
-    metrics->Start();
+    metrics->Handle("/trust-bundle", [s](const HttpRequest&) {
+      return HttpResponse{200, "application/x-pem-file", s->core().trust_bundle_pem()};
+    });
+    if (absl::Status st = metrics->Start(); !st.ok()) {
+      return Fail("--metrics: " + std::string(st.message()));
+    }
   }
   std::unique_ptr<RevocationAdmin> admin;
   if (std::string address = get("admin", "127.0.0.1:15010");
@@ -247,21 +219,21 @@ int Serve(const std::map<std::string, std::string>& flags) {
       });
     }
     if (absl::Status s = admin->Start(); !s.ok()) return Fail(std::string(s.message()));
-    std::fprintf(stderr, "tandem-ca: revocation admin on %s (port %d)\n", address.c_str(),
-                 admin->port());
+    tandem::log::Info("ca", "revocation admin serving",
+                      {{"address", address}, {"port", admin->port()}});
   }
   const char* mode =
       !options.token_review.api_server.empty() ? "TokenReview"
       : !options.token_public_key_pem.empty() || !options.token_jwks_json.empty()
           ? "JWT public keys"
           : "none (certificate renewals only)";
-  std::fprintf(stderr,
-               "tandem-ca: serving IstioCertificateService on port %d (trust domain %s, "
-               "token authority: %s)\n",
-               (*server)->port(), options.core.trust_domain.c_str(), mode);
+  tandem::log::Info("ca", "serving IstioCertificateService",
+                    {{"port", (*server)->port()},
+                     {"trust_domain", options.core.trust_domain},
+                     {"token_authority", mode}});
   int sig;
   sigwait(&signals, &sig);
-  std::fprintf(stderr, "tandem-ca: shutting down\n");
+  tandem::log::Info("ca", "shutting down");
   if (admin) admin->Stop();
   if (metrics) metrics->Stop();
   (*server)->Stop();
@@ -269,12 +241,9 @@ int Serve(const std::map<std::string, std::string>& flags) {
 }
 
 // `tandem-ca revoke` / `tandem-ca revocations`: one request to the admin endpoint.
-int Revoke(const std::string& command, const std::map<std::string, std::string>& flags) {
+int Revoke(const std::string& command, const tandem::Flags& flags) {
   using tandem::controlplane::AdminClient;
-  auto get = [&](const char* name) {
-    auto it = flags.find(name);
-    return it == flags.end() ? std::string() : it->second;
-  };
+  auto get = [&](const char* name) { return flags.Get(name); };
   std::string admin = get("admin");
   if (admin.empty())
     return Fail(command + ": --admin=ADDR is required (e.g. 127.0.0.1:15010)");
@@ -282,15 +251,14 @@ int Revoke(const std::string& command, const std::map<std::string, std::string>&
   if (command == "revocations") {
     reply = AdminClient::Call(admin, "GET", "/revocations", "");
   } else {
-    const int targets =
-        flags.count("cert") + flags.count("serial") + flags.count("spiffe-id");
+    const int targets = flags.Has("cert") + flags.Has("serial") + flags.Has("spiffe-id");
     if (targets != 1) {
       return Fail(
           "revoke: give one of --cert=FILE, --serial=HEX --not-after=RFC3339, "
           "--spiffe-id=ID");
     }
     std::string body;
-    if (flags.count("cert")) {
+    if (flags.Has("cert")) {
       std::string pem;
       if (!ReadFile(get("cert"), &pem)) return Fail("revoke: cannot read --cert");
       absl::StatusOr<std::string> from_cert =
@@ -299,8 +267,8 @@ int Revoke(const std::string& command, const std::map<std::string, std::string>&
         return Fail("revoke: --cert: " + std::string(from_cert.status().message()));
       }
       body = *from_cert;
-    } else if (flags.count("serial")) {
-      if (!flags.count("not-after")) return Fail("revoke: --serial needs --not-after");
+    } else if (flags.Has("serial")) {
+      if (!flags.Has("not-after")) return Fail("revoke: --serial needs --not-after");
       body =
           AdminClient::RevokeSerialBody(get("serial"), get("not-after"), get("reason"));
     } else {
@@ -317,11 +285,60 @@ int Revoke(const std::string& command, const std::map<std::string, std::string>&
 
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
-  std::string command = argc > 1 ? argv[1] : "";
-  std::map<std::string, std::string> flags = ParseFlags(argc, argv, 2);
+  const std::string command = argc > 1 ? argv[1] : "";
+  static const std::map<std::string, std::initializer_list<std::string_view>> kFlags = {
+      {"serve",
+       {"root-dir",
+        "root-dir-mode",
+        "listen",
+        "metrics",
+        "token-public-key",
+        "token-jwks",
+        "token-review",
+        "kube-api-server",
+        "kube-ca-file",
+        "kube-token-file",
+        "kube-server-name",
+        "audience",
+        "issuer",
+        "trust-domain",
+        "default-ttl",
+        "max-ttl",
+        "extra-roots",
+        "dns-names",
+        "ip-addresses",
+        "policy-file",
+        "policy-poll",
+        "state-dir",
+        "admin",
+        "log-level",
+        "log-format"}},
+      {"gen-signing-key", {"out"}},
+      {"public-key", {"key"}},
+      {"mint-token",
+       {"key", "namespace", "service-account", "audience", "issuer", "ttl"}},
+      {"revoke", {"admin", "cert", "serial", "not-after", "spiffe-id", "reason"}},
+      {"revocations", {"admin"}},
+  };
+  auto known = kFlags.find(command);
+  if (known == kFlags.end()) {
+    std::fprintf(stderr,
+                 "usage: tandem-ca serve|gen-signing-key|public-key|mint-token|revoke|"
+                 "revocations [--flags]\n"
+                 "(see controlplane/main.cc or docs/controlplane.md)\n");
+    return 2;
+  }
+  absl::StatusOr<tandem::Flags> parsed =
+      tandem::Flags::Parse(argc, argv, 2, known->second);
+  if (!parsed.ok()) return Fail(command + ": " + std::string(parsed.status().message()));
+  const tandem::Flags& flags = *parsed;
+  if (absl::Status s =
+          tandem::log::ConfigureDefault(flags.Get("log-level"), flags.Get("log-format"));
+      !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
   auto get = [&](const char* name, const std::string& fallback) {
-    auto it = flags.find(name);
-    return it == flags.end() ? fallback : it->second;
+    return flags.Get(name, fallback);
   };
   if (command == "serve") return Serve(flags);
   if (command == "gen-signing-key") {
@@ -350,10 +367,5 @@ int main(int argc, char** argv) {
     std::printf("%s\n", token->c_str());
     return 0;
   }
-  if (command == "revoke" || command == "revocations") return Revoke(command, flags);
-  std::fprintf(stderr,
-               "usage: tandem-ca serve|gen-signing-key|public-key|mint-token|revoke|"
-               "revocations [--flags]\n"
-               "(see controlplane/main.cc or docs/controlplane.md)\n");
-  return 2;
+  return Revoke(command, flags);  // revoke, revocations
 }

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/log/log.h"
 #include "common/spiffe_id.h"
 #include "controlplane/refusal_reason.h"
 #include "tandem/mesh_policy.grpc.pb.h"
@@ -78,8 +79,8 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
     if (!account.ok()) {
       std::string reason = RefusalReasonOf(account.status(), "internal");
       refusals[RefusalReasonIndex(reason)].fetch_add(1, std::memory_order_relaxed);
-      std::fprintf(stderr, "tandem-ca: policy stream refused (%s): %s\n", reason.c_str(),
-                   std::string(account.status().message()).c_str());
+      log::Warn("ca", "policy stream refused",
+                {{"reason", reason}, {"error", std::string(account.status().message())}});
       return grpc::Status(GrpcCodeOf(account.status().code()),
                           std::string(account.status().message()));
     }
@@ -209,8 +210,8 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
       if (options.revocations != nullptr) {
         absl::StatusOr<size_t> dropped = options.revocations->DropExpired(absl::Now());
         if (!dropped.ok()) {
-          std::fprintf(stderr, "tandem-ca: cannot persist expired revocations: %s\n",
-                       std::string(dropped.status().message()).c_str());
+          log::Error("ca", "cannot persist expired revocations",
+                     {{"error", std::string(dropped.status().message())}});
         }
       }
       if (std::string now = Fingerprint(); now != fingerprint) {

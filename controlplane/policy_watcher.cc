@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "common/file_util.h"
+#include "common/log/log.h"
 
 namespace tandem::controlplane {
 
@@ -27,9 +28,8 @@ bool PolicyWatcher::Poll() {
   if (!text.ok()) {
     if (last_text_.has_value()) {  // log and count once, until it comes back
       refused_.fetch_add(1, std::memory_order_relaxed);
-      std::fprintf(stderr,
-                   "tandem-ca: policy file refused, keeping the last good one: %s\n",
-                   std::string(text.status().message()).c_str());
+      log::Error("ca", "policy file refused, keeping the last good one",
+                 {{"error", std::string(text.status().message())}});
       last_text_.reset();
     }
     return false;
@@ -39,9 +39,8 @@ bool PolicyWatcher::Poll() {
   absl::StatusOr<PolicyFile> policy = PolicyFile::Parse(*text, path_);
   if (!policy.ok()) {
     refused_.fetch_add(1, std::memory_order_relaxed);
-    std::fprintf(stderr,
-                 "tandem-ca: policy file refused, keeping the last good one: %s\n",
-                 std::string(policy.status().message()).c_str());
+    log::Error("ca", "policy file refused, keeping the last good one",
+               {{"error", std::string(policy.status().message())}});
     return false;
   }
   auto next = std::make_shared<const PolicyFile>(*std::move(policy));
@@ -52,8 +51,7 @@ bool PolicyWatcher::Poll() {
     current_ = std::move(next);
   }
   accepted_.fetch_add(1, std::memory_order_relaxed);
-  std::fprintf(stderr, "tandem-ca: policy file %s accepted, version %s\n", path_.c_str(),
-               version.c_str());
+  log::Info("ca", "policy file accepted", {{"file", path_}, {"version", version}});
   return true;
 }
 

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/log/log.h"
 #include "controlplane/yaml_reader.h"
 
 namespace tandem::controlplane {
@@ -169,7 +170,7 @@ http::HttpResponse RevocationAdmin::Revoke(const http::HttpRequest& request) {
     }
     return Reply(500, absl::StrCat("error: ", entry.status().message(), "\n"));
   }
-  std::fprintf(stderr, "tandem-ca: revoked %s\n", ToJson(*entry).c_str());
+  log::Warn("ca", "revoked", {{"entry", ToJson(*entry)}});
   return Reply(200, ToJson(*entry) + "\n", "application/json");
 }
 
