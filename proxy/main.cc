@@ -18,6 +18,7 @@
 #include "common/file_util.h"
 #include "common/http_server.h"
 #include "proxy/config.h"
+#include "proxy/policy_client.h"
 #include "proxy/proxy.h"
 #include "proxy/sds_client.h"
 
@@ -114,6 +115,20 @@ int main(int argc, char** argv) {
     sds = *std::move(client);
     sds->Start();
   }
+  std::unique_ptr<tandem::proxy::PolicyClient> policy;
+  if (options->policy_from_agent) {
+    char host[256] = "tandem-proxy";
+    gethostname(host, sizeof(host) - 1);  // the pod name, for the control plane's logs
+    absl::StatusOr<std::unique_ptr<tandem::proxy::PolicyClient>> client =
+        tandem::proxy::PolicyClient::Create(options->sds_socket, host, proxy->get());
+    if (!client.ok()) {
+      std::fprintf(stderr, "tandem-proxy: %s\n",
+                   std::string(client.status().message()).c_str());
+      return 2;
+    }
+    policy = *std::move(client);
+    policy->Start();
+  }
   if (absl::Status s = (*proxy)->Start(); !s.ok()) {
     std::fprintf(stderr, "tandem-proxy: %s\n", std::string(s.message()).c_str());
     return 1;
@@ -133,9 +148,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  auto metrics_handler = [p, &sds](const HttpRequest&) {
+  auto metrics_handler = [p, &sds, &policy](const HttpRequest&) {
     std::string body = p->RenderMetrics();
     if (sds) body += sds->RenderMetrics();
+    if (policy) body += policy->RenderMetrics();
     return HttpResponse{200, body, "text/plain; version=0.0.4; charset=utf-8"};
   };
   auto ready_handler = [p](const HttpRequest&) {
@@ -163,6 +179,9 @@ int main(int argc, char** argv) {
   });
   (*admin)->Handle("/config", [json](const HttpRequest&) {
     return HttpResponse{200, json, "application/json"};
+  });
+  (*admin)->Handle("/policy", [p](const HttpRequest&) {
+    return HttpResponse{200, p->policy()->ToJson(), "application/json"};
   });
   (*admin)->Handle("/connections", [p](const HttpRequest&) {
     return HttpResponse{200, absl::StrCat("{\"open\": ", p->open_connections(), "}\n"),
@@ -203,6 +222,7 @@ int main(int argc, char** argv) {
         stderr, "tandem-proxy: exiting, %d connections cut at the drain deadline\n", cut);
     break;
   }
+  if (policy) policy->Stop();
   if (sds) sds->Stop();
   (*metrics)->Stop();
   (*admin)->Stop();
