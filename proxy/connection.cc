@@ -90,9 +90,9 @@ Connection::Connection(WorkerContext ctx, Direction direction, int downstream_fd
       direction_(direction),
       id_(ctx.next_id->fetch_add(1, std::memory_order_relaxed)),
       destination_(std::move(destination)),
-      policy_(ctx.policy->Current()),
       down_to_up_(ctx.options->buffer_bytes),
-      up_to_down_(ctx.options->buffer_bytes) {
+      up_to_down_(ctx.options->buffer_bytes),
+      policy_(ctx.policy->Current()) {
   downstream_.owner = upstream_.owner = this;
   downstream_.fd = downstream_fd;
   started_ = last_activity_ = absl::Now();
