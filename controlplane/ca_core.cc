@@ -212,7 +212,8 @@ absl::StatusOr<std::vector<std::string>> CaCore::Issue(const std::string& csr_pe
 }
 
 absl::StatusOr<ServiceAccount> CaCore::AuthenticatePeer(const std::string& chain_pem,
-                                                        absl::Time now) const {
+                                                        absl::Time now,
+                                                        std::string* serial_hex) const {
   absl::StatusOr<std::vector<pki::Certificate>> chain =
       pki::Certificate::ChainFromPem(chain_pem);
   if (!chain.ok()) {
@@ -233,6 +234,7 @@ absl::StatusOr<ServiceAccount> CaCore::AuthenticatePeer(const std::string& chain
                                                 id->ToString(), " is not a workload")),
         "bad_client_certificate");
   }
+  if (serial_hex != nullptr) *serial_hex = chain->front().SerialHex();
   return ServiceAccount{id->KubernetesNamespace(), id->KubernetesServiceAccount()};
 }
 

@@ -56,9 +56,11 @@ class CaCore {
                                                  int64_t requested_seconds,
                                                  absl::Time now) const;
   // Authenticates a caller by its current certificate chain (PEM, leaf first): it must
-  // chain to our roots, be valid now, and name a workload of our trust domain.
-  absl::StatusOr<ServiceAccount> AuthenticatePeer(const std::string& chain_pem,
-                                                  absl::Time now) const;
+  // chain to our roots, be valid now, and name a workload of our trust domain. When
+  // `serial_hex` is set it receives the leaf's serial (for revocation checks).
+  absl::StatusOr<ServiceAccount> AuthenticatePeer(
+      const std::string& chain_pem, absl::Time now,
+      std::string* serial_hex = nullptr) const;
 
   const std::string& server_key_pem() const;
   const std::string& server_chain_pem() const;

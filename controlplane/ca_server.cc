@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "controlplane/caller_authenticator.h"
 #include "controlplane/jwt.h"
 #include "controlplane/refusal_reason.h"
 #include "istio/ca.grpc.pb.h"
@@ -21,9 +22,17 @@ namespace tandem::controlplane {
 namespace {
 
 // Results of CreateCertificate, the `result` label.
-enum Result { kIssued, kUnauthenticated, kBadCsr, kUnavailable, kInternal, kResultCount };
-const char* kResultNames[] = {"issued", "unauthenticated", "bad_csr", "unavailable",
-                              "internal"};
+enum Result {
+  kIssued,
+  kUnauthenticated,
+  kBadCsr,
+  kUnavailable,
+  kRevoked,
+  kInternal,
+  kResultCount
+};
+const char* kResultNames[] = {"issued",      "unauthenticated", "bad_csr",
+                              "unavailable", "revoked",         "internal"};
 constexpr std::array<double, 8> kLatencyBounds = {0.001, 0.0025, 0.005, 0.01,
                                                   0.025, 0.05,   0.1,   1};
 constexpr size_t kReasonCount = std::size(kRefusalReasons);
@@ -39,8 +48,8 @@ size_t ReasonIndex(absl::string_view reason) {
 class CertificateService final
     : public istio::v1::auth::IstioCertificateService::Service {
  public:
-  // `authenticator` may be null (renewals only). Both outlive the service.
-  CertificateService(const CaCore* core, const TokenAuthenticator* authenticator)
+  // Both outlive the service.
+  CertificateService(const CaCore* core, const CallerAuthenticator* authenticator)
       : core_(core), authenticator_(authenticator) {}
 
   grpc::Status CreateCertificate(
@@ -113,6 +122,10 @@ class CertificateService final
         result = kUnavailable;
         code = grpc::StatusCode::UNAVAILABLE;
         break;
+      case absl::StatusCode::kPermissionDenied:
+        result = kRevoked;
+        code = grpc::StatusCode::PERMISSION_DENIED;
+        break;
       default:
         break;
     }
@@ -124,59 +137,12 @@ class CertificateService final
     return grpc::Status(code, std::string(status.message()));
   }
 
-  absl::StatusOr<ServiceAccount> Authenticate(grpc::ServerContext* context) {
-    auto auth = context->client_metadata().find("authorization");
-    if (auth != context->client_metadata().end()) {
-      std::string value(auth->second.data(), auth->second.size());
-      if (!absl::StartsWith(value, "Bearer ") || value.size() == 7) {
-        return WithRefusalReason(
-            absl::UnauthenticatedError("authorization header is not a Bearer token"),
-            "malformed_header");
-      }
-      if (authenticator_ == nullptr) {
-        return WithRefusalReason(
-            absl::UnauthenticatedError("this CA accepts no tokens (no token authority "
-                                       "configured); renew with a client certificate"),
-            "no_token_authority");
-      }
-      return authenticator_->Authenticate(value.substr(7), absl::Now());
-    }
-    // No token: a renewal by a workload presenting its current certificate.
-    std::shared_ptr<const grpc::AuthContext> auth_context = context->auth_context();
-    // The leaf, then whatever chain the TLS stack reports (for intermediates).
-    std::vector<grpc::string_ref> leaf =
-        auth_context->FindPropertyValues("x509_pem_cert");
-    if (leaf.empty()) {
-      return WithRefusalReason(
-          absl::UnauthenticatedError("no Bearer token and no client certificate"),
-          "missing_credentials");
-    }
-    std::string pem(leaf[0].data(), leaf[0].size());
-    for (const grpc::string_ref& c :
-         auth_context->FindPropertyValues("x509_pem_cert_chain")) {
-      pem.append(c.data(), c.size());
-    }
-    return core_->AuthenticatePeer(pem, absl::Now());
-  }
-
   grpc::Status Handle(grpc::ServerContext* context,
                       const istio::v1::auth::IstioCertificateRequest* request,
                       istio::v1::auth::IstioCertificateResponse* response) {
-    absl::StatusOr<ServiceAccount> account = Authenticate(context);
-    if (!account.ok()) {
-      // A refusal of the caller is always UNAUTHENTICATED; only an unreachable
-      // authority (kUnavailable) keeps its code so the caller retries.
-      absl::Status status = account.status();
-      if (status.code() != absl::StatusCode::kUnavailable &&
-          status.code() != absl::StatusCode::kDeadlineExceeded &&
-          status.code() != absl::StatusCode::kUnauthenticated) {
-        absl::Status refused = absl::UnauthenticatedError(status.message());
-        refused.SetPayload(kRefusalReasonPayload,
-                           absl::Cord(RefusalReasonOf(status, "internal")));
-        status = refused;
-      }
-      return Refuse(status);
-    }
+    absl::StatusOr<ServiceAccount> account =
+        authenticator_->Authenticate(context, absl::Now());
+    if (!account.ok()) return Refuse(account.status());
     absl::StatusOr<std::vector<std::string>> chain =
         core_->Issue(request->csr(), *account, request->validity_duration(), absl::Now());
     if (!chain.ok()) return Refuse(chain.status());
@@ -186,7 +152,7 @@ class CertificateService final
   }
 
   const CaCore* core_;
-  const TokenAuthenticator* authenticator_;
+  const CallerAuthenticator* authenticator_;
   std::array<std::atomic<uint64_t>, kResultCount> results_{};
   std::array<std::atomic<uint64_t>, kReasonCount> refusals_{};
   std::array<std::atomic<uint64_t>, kLatencyBounds.size() + 1> latency_buckets_{};
@@ -199,7 +165,9 @@ struct CaServer::Impl {
   CaServerOptions options;
   std::unique_ptr<CaCore> core;
   std::unique_ptr<TokenAuthenticator> authenticator;
+  std::unique_ptr<CallerAuthenticator> callers;
   std::unique_ptr<CertificateService> service;
+  std::unique_ptr<PolicyServer> policy;  // null without policy or revocations
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 };
@@ -231,8 +199,16 @@ absl::StatusOr<std::unique_ptr<CaServer>> CaServer::Create(CaServerOptions optio
     if (!reviewer.ok()) return reviewer.status();
     impl->authenticator = *std::move(reviewer);
   }
+  impl->callers = std::make_unique<CallerAuthenticator>(
+      impl->core.get(), impl->authenticator.get(), options.revocations);
   impl->service =
-      std::make_unique<CertificateService>(impl->core.get(), impl->authenticator.get());
+      std::make_unique<CertificateService>(impl->core.get(), impl->callers.get());
+  if (options.policy != nullptr || options.revocations != nullptr) {
+    impl->policy = std::make_unique<PolicyServer>(
+        PolicyServerOptions{options.core.trust_domain, options.policy,
+                            options.revocations, options.policy_poll_interval},
+        impl->callers.get());
+  }
   impl->options = std::move(options);
   return std::unique_ptr<CaServer>(new CaServer(std::move(impl)));
 }
@@ -249,15 +225,19 @@ absl::Status CaServer::Start() {
   builder.AddListeningPort(impl_->options.listen_address, grpc::SslServerCredentials(ssl),
                            &impl_->port);
   builder.RegisterService(impl_->service.get());
+  if (impl_->policy) builder.RegisterService(impl_->policy->service());
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || impl_->port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", impl_->options.listen_address));
   }
+  if (impl_->policy) impl_->policy->Start();
   return absl::OkStatus();
 }
 
 void CaServer::Stop() {
+  // Policy streams never end by themselves: end them before the server waits for them.
+  if (impl_->policy) impl_->policy->Stop();
   if (impl_->server) {
     impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     impl_->server.reset();
@@ -266,6 +246,11 @@ void CaServer::Stop() {
 
 int CaServer::port() const { return impl_->port; }
 const CaCore& CaServer::core() const { return *impl_->core; }
-std::string CaServer::RenderMetrics() const { return impl_->service->RenderMetrics(); }
+const PolicyServer* CaServer::policy_server() const { return impl_->policy.get(); }
+std::string CaServer::RenderMetrics() const {
+  std::string out = impl_->service->RenderMetrics();
+  if (impl_->policy) out += impl_->policy->RenderMetrics();
+  return out;
+}
 
 }  // namespace tandem::controlplane

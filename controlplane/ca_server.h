@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "controlplane/ca_core.h"
+#include "controlplane/policy_server.h"
 #include "controlplane/token_review_authenticator.h"
 
 namespace tandem::controlplane {
@@ -24,11 +25,18 @@ struct CaServerOptions {
   TokenReviewAuthenticator::Options token_review;
   std::string audience = "istio-ca";
   std::string issuer;  // standalone mode only; empty: any
+  // Mesh policy (optional; both outlive the server). When either is set the server
+  // also serves tandem.policy.v1.MeshPolicyService. A revocation list also refuses
+  // certificates to revoked identities and renewals by revoked certificates.
+  PolicyWatcher* policy = nullptr;
+  RevocationStore* revocations = nullptr;
+  absl::Duration policy_poll_interval = absl::Seconds(1);
 };
 
 // tandem-ca's gRPC server: istio.v1.auth.IstioCertificateService/CreateCertificate over
-// TLS. Callers authenticate with `authorization: Bearer <service-account JWT>` or, to
-// renew, with their current client certificate. Start/Stop from the main thread; gRPC
+// TLS, and the mesh policy stream (PolicyServer) when configured. Callers authenticate
+// with `authorization: Bearer <service-account JWT>` or with their current client
+// certificate (CallerAuthenticator). Start/Stop from the main thread; gRPC
 // runs requests on its own threads. gRPC code: the header names no BoringSSL type.
 class CaServer {
  public:
@@ -38,8 +46,10 @@ class CaServer {
   void Stop();
   int port() const;
   const CaCore& core() const;
+  // Null unless options.policy or options.revocations was set.
+  const PolicyServer* policy_server() const;
   // Prometheus text: requests by result, refusals by reason, certificates issued,
-  // latency. Any thread.
+  // latency, and the policy server's metrics. Any thread.
   std::string RenderMetrics() const;
 
   struct Impl;

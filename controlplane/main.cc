@@ -8,6 +8,11 @@
 //                   [--audience=istio-ca] [--issuer=ISS]
 //                   [--trust-domain=cluster.local] [--default-ttl=1h] [--max-ttl=24h]
 //                   [--extra-roots=FILE] [--dns-names=a,b] [--ip-addresses=127.0.0.1]
+//                   [--policy-file=FILE [--policy-poll=1s]]       (mesh policy stream)
+//                   [--state-dir=DIR [--admin=127.0.0.1:15010]]   (revocations)
+//   tandem-ca revoke --admin=ADDR (--cert=FILE | --serial=HEX --not-after=RFC3339 |
+//                    --spiffe-id=ID) [--reason=TEXT]
+//   tandem-ca revocations --admin=ADDR          lists the revocations in force
 //   tandem-ca gen-signing-key --out=FILE        P-256 token signing key, mode 0600
 //   tandem-ca public-key --key=FILE             its public half, for --token-public-key
 //   tandem-ca mint-token --key=FILE --namespace=NS --service-account=SA
@@ -27,8 +32,12 @@
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/http_server.h"
+#include "controlplane/admin_client.h"
 #include "controlplane/ca_server.h"
 #include "controlplane/jwt.h"
+#include "controlplane/policy_watcher.h"
+#include "controlplane/revocation_admin.h"
+#include "controlplane/revocation_store.h"
 #include "controlplane/signing_key.h"
 #include "controlplane/token_review_authenticator.h"
 
@@ -72,12 +81,29 @@ bool Duration(const std::map<std::string, std::string>& flags, const std::string
 }
 
 int Serve(const std::map<std::string, std::string>& flags) {
-  static const char* kKnown[] = {
-      "root-dir",         "root-dir-mode",   "listen",           "metrics",
-      "token-public-key", "token-jwks",      "token-review",     "kube-api-server",
-      "kube-ca-file",     "kube-token-file", "kube-server-name", "audience",
-      "issuer",           "trust-domain",    "default-ttl",      "max-ttl",
-      "extra-roots",      "dns-names",       "ip-addresses"};
+  static const char* kKnown[] = {"root-dir",
+                                 "root-dir-mode",
+                                 "listen",
+                                 "metrics",
+                                 "token-public-key",
+                                 "token-jwks",
+                                 "token-review",
+                                 "kube-api-server",
+                                 "kube-ca-file",
+                                 "kube-token-file",
+                                 "kube-server-name",
+                                 "audience",
+                                 "issuer",
+                                 "trust-domain",
+                                 "default-ttl",
+                                 "max-ttl",
+                                 "extra-roots",
+                                 "dns-names",
+                                 "ip-addresses",
+                                 "policy-file",
+                                 "policy-poll",
+                                 "state-dir",
+                                 "admin"};
   for (const auto& [name, value] : flags) {
     bool known = false;
     for (const char* k : kKnown) known |= name == k;
@@ -153,6 +179,31 @@ int Serve(const std::map<std::string, std::string>& flags) {
       !ReadFile(get("extra-roots", ""), &options.core.extra_roots_pem)) {
     return Fail("--extra-roots: cannot read " + get("extra-roots", ""));
   }
+  using tandem::controlplane::PolicyWatcher;
+  using tandem::controlplane::RevocationAdmin;
+  using tandem::controlplane::RevocationStore;
+  std::unique_ptr<PolicyWatcher> policy;
+  if (flags.count("policy-file")) {
+    absl::StatusOr<std::unique_ptr<PolicyWatcher>> watcher =
+        PolicyWatcher::Create(get("policy-file", ""));
+    if (!watcher.ok())
+      return Fail("--policy-file: " + std::string(watcher.status().message()));
+    policy = *std::move(watcher);
+    options.policy = policy.get();
+  }
+  if (!Duration(flags, "policy-poll", &options.policy_poll_interval)) {
+    return Fail("--policy-poll: not a positive duration (e.g. 1s, 500ms)");
+  }
+  std::unique_ptr<RevocationStore> revocations;
+  if (flags.count("state-dir")) {
+    absl::StatusOr<std::unique_ptr<RevocationStore>> store =
+        RevocationStore::Open({get("state-dir", ""), options.core.max_ttl}, absl::Now());
+    if (!store.ok()) return Fail("--state-dir: " + std::string(store.status().message()));
+    revocations = *std::move(store);
+    options.revocations = revocations.get();
+  } else if (flags.count("admin")) {
+    return Fail("--admin serves revocations: give --state-dir=DIR too");
+  }
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -182,6 +233,17 @@ int Serve(const std::map<std::string, std::string>& flags) {
     });
     metrics->Start();
   }
+  std::unique_ptr<RevocationAdmin> admin;
+  if (std::string address = get("admin", "127.0.0.1:15010");
+      revocations && !address.empty()) {
+    absl::StatusOr<std::unique_ptr<RevocationAdmin>> created =
+        RevocationAdmin::Create({address, revocations.get(), policy.get()});
+    if (!created.ok()) return Fail("--admin: " + std::string(created.status().message()));
+    admin = *std::move(created);
+    if (absl::Status s = admin->Start(); !s.ok()) return Fail(std::string(s.message()));
+    std::fprintf(stderr, "tandem-ca: revocation admin on %s (port %d)\n", address.c_str(),
+                 admin->port());
+  }
   const char* mode =
       !options.token_review.api_server.empty() ? "TokenReview"
       : !options.token_public_key_pem.empty() || !options.token_jwks_json.empty()
@@ -194,9 +256,55 @@ int Serve(const std::map<std::string, std::string>& flags) {
   int sig;
   sigwait(&signals, &sig);
   std::fprintf(stderr, "tandem-ca: shutting down\n");
+  if (admin) admin->Stop();
   if (metrics) metrics->Stop();
   (*server)->Stop();
   return 0;
+}
+
+// `tandem-ca revoke` / `tandem-ca revocations`: one request to the admin endpoint.
+int Revoke(const std::string& command, const std::map<std::string, std::string>& flags) {
+  using tandem::controlplane::AdminClient;
+  auto get = [&](const char* name) {
+    auto it = flags.find(name);
+    return it == flags.end() ? std::string() : it->second;
+  };
+  std::string admin = get("admin");
+  if (admin.empty())
+    return Fail(command + ": --admin=ADDR is required (e.g. 127.0.0.1:15010)");
+  absl::StatusOr<AdminClient::Reply> reply;
+  if (command == "revocations") {
+    reply = AdminClient::Call(admin, "GET", "/revocations", "");
+  } else {
+    const int targets =
+        flags.count("cert") + flags.count("serial") + flags.count("spiffe-id");
+    if (targets != 1) {
+      return Fail(
+          "revoke: give one of --cert=FILE, --serial=HEX --not-after=RFC3339, "
+          "--spiffe-id=ID");
+    }
+    std::string body;
+    if (flags.count("cert")) {
+      std::string pem;
+      if (!ReadFile(get("cert"), &pem)) return Fail("revoke: cannot read --cert");
+      absl::StatusOr<std::string> from_cert =
+          AdminClient::RevokeCertificateBody(pem, get("reason"));
+      if (!from_cert.ok()) {
+        return Fail("revoke: --cert: " + std::string(from_cert.status().message()));
+      }
+      body = *from_cert;
+    } else if (flags.count("serial")) {
+      if (!flags.count("not-after")) return Fail("revoke: --serial needs --not-after");
+      body =
+          AdminClient::RevokeSerialBody(get("serial"), get("not-after"), get("reason"));
+    } else {
+      body = AdminClient::RevokeSpiffeIdBody(get("spiffe-id"), get("reason"));
+    }
+    reply = AdminClient::Call(admin, "POST", "/revoke", body);
+  }
+  if (!reply.ok()) return Fail(command + ": " + std::string(reply.status().message()));
+  std::fputs(reply->body.c_str(), reply->status == 200 ? stdout : stderr);
+  return reply->status == 200 ? 0 : 1;
 }
 
 }  // namespace
@@ -236,8 +344,10 @@ int main(int argc, char** argv) {
     std::printf("%s\n", token->c_str());
     return 0;
   }
+  if (command == "revoke" || command == "revocations") return Revoke(command, flags);
   std::fprintf(stderr,
-               "usage: tandem-ca serve|gen-signing-key|public-key|mint-token [--flags]\n"
+               "usage: tandem-ca serve|gen-signing-key|public-key|mint-token|revoke|"
+               "revocations [--flags]\n"
                "(see controlplane/main.cc or docs/controlplane.md)\n");
   return 2;
 }

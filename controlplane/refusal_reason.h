@@ -33,6 +33,7 @@ inline constexpr absl::string_view kRefusalReasons[] = {
     "bad_client_certificate",    // renewal certificate does not verify
     "bad_csr",                   // garbage, bad signature or wrong key type
     "invalid_identity",          // the identity makes no valid SPIFFE ID
+    "revoked",                   // the identity or the presented certificate is revoked
     "internal",                  // our own failure
 };
 
