@@ -1,6 +1,7 @@
 // Mesh policy end to end with real processes on loopback: tandem-ca serves the policy
 // file (--policy-file) and keeps revocations (--state-dir); each agent relays its
 // workload's policy to its proxy, which applies it to new connections.
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -29,12 +30,18 @@ class MeshPolicyTest : public MeshTest {
   void SetUp() override {
     MeshTest::SetUp();
     policy_file_ = dir_ + "/mesh-policy.yaml";
-    extra_ca_args_ = {"--policy-file=" + policy_file_, "--state-dir=" + dir_ + "/state"};
+    ca_admin_ = PickUnusedPort();
+    extra_ca_args_ = {"--policy-file=" + policy_file_, "--policy-poll=200ms",
+                      "--state-dir=" + dir_ + "/state",
+                      absl::StrCat("--admin=127.0.0.1:", ca_admin_)};
     extra_proxy_json_ = ", \"policy_from_agent\": true";
   }
-  // Writes a policy file whose server workload admits `allowed` on the app's port.
+  // Writes a policy file whose server workload admits `allowed` on the app's port;
+  // revocations close open connections.
   void WritePolicy(const std::string& allowed) {
     std::string text = absl::StrCat(
+        "revocation:\n"
+        "  closeOpenConnections: true\n"
         "workloads:\n"
         "  - namespace: shop\n"
         "    serviceAccount: server\n"
@@ -58,7 +65,16 @@ class MeshPolicyTest : public MeshTest {
                    absl::Seconds(20));
   }
 
+  // Revokes `spiffe_id` the way an operator does, with the CA's CLI.
+  bool Revoke(const std::string& spiffe_id) {
+    std::string command = absl::StrCat(
+        TANDEM_CA_BIN, " revoke --admin=127.0.0.1:", ca_admin_,
+        " --spiffe-id=", spiffe_id, " --reason=test > ", dir_, "/revoke.log 2>&1");
+    return system(command.c_str()) == 0;
+  }
+
   std::string policy_file_;
+  int ca_admin_ = 0;
 };
 
 TEST_F(MeshPolicyTest, PolicyChangeDeniesAPeerThatWasAllowedAndAllowsItAgain) {
@@ -107,13 +123,70 @@ TEST_F(MeshPolicyTest, MalformedPolicyFileIsRefusedAndChangesNothing) {
   double accepted = Metric(server_, kAccepted);
   std::string good = PolicyJson(server_);
   std::ofstream(policy_file_) << "workloads: [ {namespace: shop, inboundPorts: 7\n";
-  ASSERT_TRUE(
-      WaitFor([&] { return ca_->Log().find("mesh-policy.yaml:") != std::string::npos; },
-              absl::Seconds(20)))
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return MetricValue(HttpGet(ca_metrics_, "/metrics"),
+                           "tandem_ca_policy_loads_total{result=\"refused\"}") >= 1;
+      },
+      absl::Seconds(20)))
       << ca_->Log();
   EXPECT_EQ(PolicyJson(server_), good);
   EXPECT_EQ(Metric(server_, kAccepted), accepted);
   EXPECT_TRUE(Echoes());
+}
+
+TEST_F(MeshPolicyTest, RevokedIdentityIsRefusedAndItsOpenConnectionsClosed) {
+  extra_agent_flag_ = "--validity=60s";  // outlives the test: refusals must be revocation
+  WritePolicy("spiffe://cluster.local/ns/shop/*");
+  StartMesh();
+  ASSERT_TRUE(ServerApplied("spiffe://cluster.local/ns/shop/*"));
+  int open_fd = ConnectLoopback(client_.outbound);
+  ASSERT_GE(open_fd, 0);
+  ASSERT_EQ(send(open_fd, "ping", 4, MSG_NOSIGNAL), 4);
+  char buf[4];
+  ASSERT_EQ(read(open_fd, buf, 4), 4);
+
+  absl::Time revoked_at = absl::Now();
+  ASSERT_TRUE(Revoke("spiffe://cluster.local/ns/shop/sa/client"));
+  // Bounded: the CA pushes within a poll interval, the agent relays at once.
+  ASSERT_TRUE(WaitFor(
+      [&] { return Metric(server_, "tandem_proxy_connections_revoked_total") >= 1; },
+      absl::Seconds(10)))
+      << PolicyJson(server_);
+  std::cerr << "revocation reached the server proxy in "
+            << absl::FormatDuration(absl::Now() - revoked_at) << "\n";
+  EXPECT_LE(read(open_fd, buf, 4), 0) << "the revoked peer's open connection is closed";
+  close(open_fd);
+  EXPECT_EQ(RunEchoTraffic(client_.outbound, absl::Milliseconds(200), 1, 0).short_ok, 0);
+  EXPECT_GT(Metric(server_, kInboundRevoked), 0);
+}
+
+TEST_F(MeshPolicyTest, CaRestartLosesNoRevocation) {
+  extra_agent_flag_ = "--validity=60s";
+  WritePolicy("spiffe://cluster.local/ns/shop/*");
+  StartMesh();
+  ASSERT_TRUE(Revoke("spiffe://cluster.local/ns/shop/sa/client"));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return PolicyJson(server_).find("\"revocations\": [{") != std::string::npos;
+      },
+      absl::Seconds(10)));
+  ca_.reset();
+  StartCa();
+  // A server pod started after the restart learns the revocation from the new CA (the
+  // policy file holds none: it can only come from the CA's state directory).
+  server_.proxy.reset();
+  server_.agent.reset();
+  StartPod(server_, "shop", "server",
+           absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo_.port(), "\""));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return PolicyJson(server_).find(
+                   "spiffe://cluster.local/ns/shop/sa/client\", "
+                   "\"expires") != std::string::npos;
+      },
+      absl::Seconds(20)))
+      << PolicyJson(server_);
 }
 
 }  // namespace
