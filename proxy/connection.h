@@ -13,6 +13,7 @@
 #include "proxy/config.h"
 #include "proxy/event_loop.h"
 #include "proxy/mesh_policy.h"
+#include "proxy/mesh_policy_holder.h"
 #include "proxy/proxy_stats.h"
 #include "proxy/tls_context_manager.h"
 

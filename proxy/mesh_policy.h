@@ -1,14 +1,12 @@
 #ifndef TANDEM_PROXY_MESH_POLICY_H_
 #define TANDEM_PROXY_MESH_POLICY_H_
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "proxy/config.h"
 
@@ -86,20 +84,6 @@ class MeshPolicy {
   const std::vector<RevocationEntry> revocations_;
   const std::string version_;
   const std::string source_;
-};
-
-// Publishes the policy in force: readers copy a shared_ptr under a lock held only for
-// the copy, a new policy replaces it in one swap. Thread-safe: any thread.
-class MeshPolicyHolder {
- public:
-  explicit MeshPolicyHolder(std::shared_ptr<const MeshPolicy> initial);
-
-  std::shared_ptr<const MeshPolicy> Current() const;
-  void Publish(std::shared_ptr<const MeshPolicy> policy);
-
- private:
-  mutable absl::Mutex mu_;
-  std::shared_ptr<const MeshPolicy> current_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tandem::proxy

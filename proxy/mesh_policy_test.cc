@@ -3,6 +3,7 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "proxy/mesh_policy_holder.h"
 #include "tandem/mesh_policy.pb.h"
 
 namespace tandem::proxy {

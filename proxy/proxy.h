@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "proxy/config.h"
 #include "proxy/mesh_policy.h"
+#include "proxy/mesh_policy_holder.h"
 #include "proxy/policy_sink.h"
 #include "proxy/tls_context_manager.h"
 #include "proxy/worker.h"
