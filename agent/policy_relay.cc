@@ -56,6 +56,8 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
   // The version a proxy last ACKed: what a new upstream stream says is in force.
   std::string acked_version ABSL_GUARDED_BY(mu);
   grpc::ClientContext* upstream_context ABSL_GUARDED_BY(mu) = nullptr;
+  // Why the last upstream stream ended; upstream thread only.
+  std::string last_end_reason;
 
   // Serializes writes to the upstream stream (the upstream thread's first request and
   // every proxy stream's answers); gRPC allows one writer at a time.
@@ -184,12 +186,16 @@ bool PolicyRelay::Impl::RunUpstream() {
   }
   context.TryCancel();
   grpc::Status status = stream->Finish();
-  if (!stopping.load()) {
+  std::string why = status.ok() ? "closed" : status.error_message();
+  // Logged when the reason changes: a CA without MeshPolicyService (UNIMPLEMENTED, e.g.
+  // istiod) must not fill the log every few seconds.
+  if (!stopping.load() && (received || why != last_end_reason)) {
     std::fprintf(stderr,
                  "tandem-agent: mesh policy stream to the CA ended (%s); serving the "
                  "last policy and retrying\n",
-                 status.ok() ? "closed" : status.error_message().c_str());
+                 why.c_str());
   }
+  last_end_reason = why;
   absl::MutexLock lock(&mu);
   upstream_context = nullptr;
   return received;
