@@ -9,7 +9,6 @@
 #include <atomic>
 #include <cstdio>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -35,16 +34,6 @@ const char* kResultNames[] = {"issued",      "unauthenticated", "bad_csr",
                               "unavailable", "revoked",         "internal"};
 constexpr std::array<double, 8> kLatencyBounds = {0.001, 0.0025, 0.005, 0.01,
                                                   0.025, 0.05,   0.1,   1};
-constexpr size_t kReasonCount = std::size(kRefusalReasons);
-
-// Returns the index of `reason` in kRefusalReasons ("internal" when unknown).
-size_t ReasonIndex(absl::string_view reason) {
-  for (size_t i = 0; i < kReasonCount; ++i) {
-    if (kRefusalReasons[i] == reason) return i;
-  }
-  return ReasonIndex("internal");
-}
-
 class CertificateService final
     : public istio::v1::auth::IstioCertificateService::Service {
  public:
@@ -78,7 +67,7 @@ class CertificateService final
     absl::StrAppend(&out,
                     "# HELP tandem_ca_refusals_total CreateCertificate refusals, by "
                     "reason.\n# TYPE tandem_ca_refusals_total counter\n");
-    for (size_t r = 0; r < kReasonCount; ++r) {
+    for (size_t r = 0; r < kRefusalReasonCount; ++r) {
       absl::StrAppend(&out, "tandem_ca_refusals_total{reason=\"", kRefusalReasons[r],
                       "\"} ", refusals_[r].load(), "\n");
     }
@@ -131,7 +120,7 @@ class CertificateService final
     }
     std::string reason = RefusalReasonOf(status, "internal");
     results_[result].fetch_add(1, std::memory_order_relaxed);
-    refusals_[ReasonIndex(reason)].fetch_add(1, std::memory_order_relaxed);
+    refusals_[RefusalReasonIndex(reason)].fetch_add(1, std::memory_order_relaxed);
     std::fprintf(stderr, "tandem-ca: refused (%s): %s\n", reason.c_str(),
                  std::string(status.message()).c_str());
     return grpc::Status(code, std::string(status.message()));
@@ -154,7 +143,7 @@ class CertificateService final
   const CaCore* core_;
   const CallerAuthenticator* authenticator_;
   std::array<std::atomic<uint64_t>, kResultCount> results_{};
-  std::array<std::atomic<uint64_t>, kReasonCount> refusals_{};
+  std::array<std::atomic<uint64_t>, kRefusalReasonCount> refusals_{};
   std::array<std::atomic<uint64_t>, kLatencyBounds.size() + 1> latency_buckets_{};
   std::atomic<uint64_t> latency_micros_{0};
 };

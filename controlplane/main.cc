@@ -240,6 +240,12 @@ int Serve(const std::map<std::string, std::string>& flags) {
         RevocationAdmin::Create({address, revocations.get(), policy.get()});
     if (!created.ok()) return Fail("--admin: " + std::string(created.status().message()));
     admin = *std::move(created);
+    if (const tandem::controlplane::PolicyServer* streams = (*server)->policy_server()) {
+      admin->Handle("/policy-streams", [streams](const tandem::http::HttpRequest&) {
+        return tandem::http::HttpResponse{200, "application/json",
+                                          streams->StreamsJson()};
+      });
+    }
     if (absl::Status s = admin->Start(); !s.ok()) return Fail(std::string(s.message()));
     std::fprintf(stderr, "tandem-ca: revocation admin on %s (port %d)\n", address.c_str(),
                  admin->port());

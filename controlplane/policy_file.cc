@@ -20,6 +20,8 @@ using tandem::config::ExpectedIdentity;
 using tandem::config::InboundMode;
 using tandem::config::InboundPort;
 
+// The keys of one layer, shared by `defaults` and every `workloads` entry (a macro
+// because YamlReader::Mapping takes a braced list).
 #define TANDEM_LAYER_KEYS                                              \
   "meshCidrs", "outboundExcludedPorts", "inboundMode", "inboundPorts", \
       "expectedIdentities"
@@ -304,6 +306,8 @@ class Parser {
  private:
   YamlReader reader_;
 };
+
+#undef TANDEM_LAYER_KEYS
 
 template <typename T>
 void Override(std::optional<T>* base, const std::optional<T>& layer) {

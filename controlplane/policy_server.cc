@@ -3,6 +3,8 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include <array>
@@ -26,15 +28,6 @@ using tandem::policy::v1::PolicyRequest;
 using tandem::policy::v1::PolicyResponse;
 using tandem::policy::v1::WorkloadPolicy;
 using Stream = grpc::ServerReaderWriter<PolicyResponse, PolicyRequest>;
-
-constexpr size_t kReasonCount = std::size(kRefusalReasons);
-
-size_t ReasonIndex(absl::string_view reason) {
-  for (size_t i = 0; i < kReasonCount; ++i) {
-    if (kRefusalReasons[i] == reason) return i;
-  }
-  return ReasonIndex("internal");
-}
 
 grpc::StatusCode GrpcCodeOf(absl::StatusCode code) {
   switch (code) {
@@ -84,7 +77,7 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
         authenticator->Authenticate(context, absl::Now());
     if (!account.ok()) {
       std::string reason = RefusalReasonOf(account.status(), "internal");
-      refusals[ReasonIndex(reason)].fetch_add(1, std::memory_order_relaxed);
+      refusals[RefusalReasonIndex(reason)].fetch_add(1, std::memory_order_relaxed);
       std::fprintf(stderr, "tandem-ca: policy stream refused (%s): %s\n", reason.c_str(),
                    std::string(account.status().message()).c_str());
       return grpc::Status(GrpcCodeOf(account.status().code()),
@@ -242,7 +235,7 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
   std::atomic<uint64_t> responses{0};
   std::atomic<uint64_t> acks{0};
   std::atomic<uint64_t> nacks{0};
-  std::array<std::atomic<uint64_t>, kReasonCount> refusals{};
+  std::array<std::atomic<uint64_t>, kRefusalReasonCount> refusals{};
 };
 
 PolicyServer::PolicyServer(PolicyServerOptions options,
@@ -272,6 +265,24 @@ std::vector<PolicyServer::StreamInfo> PolicyServer::Streams() const {
   std::vector<StreamInfo> out;
   for (const StreamState* stream : impl_->streams) out.push_back(stream->info);
   return out;
+}
+
+std::string PolicyServer::StreamsJson() const {
+  // Built as a protobuf Struct so protobuf does the JSON escaping of client text.
+  google::protobuf::Struct root;
+  google::protobuf::ListValue* list =
+      (*root.mutable_fields())["streams"].mutable_list_value();
+  for (const StreamInfo& stream : Streams()) {
+    auto& fields = *list->add_values()->mutable_struct_value()->mutable_fields();
+    fields["node"].set_string_value(stream.node);
+    fields["spiffe_id"].set_string_value(stream.spiffe_id);
+    fields["sent_version"].set_string_value(stream.sent_version);
+    fields["acked_version"].set_string_value(stream.acked_version);
+    fields["last_nack_error"].set_string_value(stream.last_nack_error);
+  }
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(root, &json);
+  return json + "\n";
 }
 
 std::string PolicyServer::RenderMetrics() const {
@@ -313,7 +324,7 @@ std::string PolicyServer::RenderMetrics() const {
       impl_->nacks.load(),
       "\n# HELP tandem_ca_policy_stream_refusals_total StreamPolicy calls refused, by "
       "reason.\n# TYPE tandem_ca_policy_stream_refusals_total counter\n");
-  for (size_t r = 0; r < kReasonCount; ++r) {
+  for (size_t r = 0; r < kRefusalReasonCount; ++r) {
     absl::StrAppend(&out, "tandem_ca_policy_stream_refusals_total{reason=\"",
                     kRefusalReasons[r], "\"} ", impl_->refusals[r].load(), "\n");
   }

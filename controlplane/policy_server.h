@@ -62,6 +62,9 @@ class PolicyServer {
   };
   // Returns the open streams, for the admin endpoint and tests. Any thread.
   std::vector<StreamInfo> Streams() const;
+  // Returns Streams() as {"streams":[{"node":..,"spiffe_id":..,"sent_version":..,
+  // "acked_version":..,"last_nack_error":..}]}. Any thread.
+  std::string StreamsJson() const;
   // Prometheus text: policy version, loads, streams, responses, ACKs/NACKs, stream
   // refusals, revocations in force. Any thread.
   std::string RenderMetrics() const;

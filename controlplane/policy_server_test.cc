@@ -163,6 +163,10 @@ TEST_F(PolicyServerTest, FirstResponseCarriesTheCallersPolicyAndAckIsTracked) {
   }));
   EXPECT_EQ(Streams()[0].spiffe_id, "spiffe://cluster.local/ns/shop/sa/cart");
   EXPECT_EQ(Streams()[0].node, "pod-1");
+  EXPECT_NE(server_->policy_server()->StreamsJson().find(
+                absl::StrCat("\"acked_version\":\"", first.version_info(), "\"")),
+            std::string::npos)
+      << server_->policy_server()->StreamsJson();
   EXPECT_TRUE(MetricsContain("tandem_ca_policy_acks_total 1"));
   EXPECT_TRUE(MetricsContain("tandem_ca_policy_streams 1"));
   EXPECT_TRUE(MetricsContain(absl::StrCat("tandem_ca_policy_info{version=\"",
@@ -270,6 +274,22 @@ TEST_F(PolicyServerTest, RevocationIsPushedAndRefusesIssuanceToTheRevokedIdentit
   EXPECT_EQ(refused->stream->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(
       MetricsContain(R"(tandem_ca_policy_stream_refusals_total{reason="revoked"} 1)"));
+}
+
+TEST_F(PolicyServerTest, PushesWhenARevocationExpires) {
+  auto s = Open({"shop", "cart"});
+  ASSERT_FALSE(s->Next().version_info().empty());
+  // Two seconds: the entry keeps whole seconds, so it is still live when pushed.
+  ASSERT_TRUE(
+      revocations_
+          ->RevokeSerial("ab", absl::Now() + absl::Seconds(2), "", false, absl::Now())
+          .ok());
+  PolicyResponse revoked = s->Next();
+  ASSERT_EQ(revoked.policy().revocations_size(), 1);
+  PolicyResponse expired = s->Next();
+  ASSERT_FALSE(expired.version_info().empty());
+  EXPECT_EQ(expired.policy().revocations_size(), 0);
+  EXPECT_TRUE(revocations_->Live(absl::Now()).empty());
 }
 
 TEST_F(PolicyServerTest, RefusesRenewalWithARevokedCertificate) {

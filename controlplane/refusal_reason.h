@@ -1,6 +1,8 @@
 #ifndef TANDEM_CONTROLPLANE_REFUSAL_REASON_H_
 #define TANDEM_CONTROLPLANE_REFUSAL_REASON_H_
 
+#include <cstddef>
+#include <iterator>
 #include <string>
 
 #include "absl/status/status.h"
@@ -36,6 +38,17 @@ inline constexpr absl::string_view kRefusalReasons[] = {
     "revoked",                   // the identity or the presented certificate is revoked
     "internal",                  // our own failure
 };
+
+inline constexpr size_t kRefusalReasonCount = std::size(kRefusalReasons);
+
+// Returns the index of `reason` in kRefusalReasons ("internal" when unknown), for
+// arrays of per-reason counters.
+inline size_t RefusalReasonIndex(absl::string_view reason) {
+  for (size_t i = 0; i < kRefusalReasonCount; ++i) {
+    if (kRefusalReasons[i] == reason) return i;
+  }
+  return RefusalReasonIndex("internal");
+}
 
 // Returns `status` carrying `reason` (which must be one of kRefusalReasons).
 inline absl::Status WithRefusalReason(absl::Status status, absl::string_view reason) {

@@ -133,6 +133,10 @@ RevocationAdmin::RevocationAdmin(Options options,
                                  std::unique_ptr<http::HttpServer> server)
     : options_(std::move(options)), server_(std::move(server)) {}
 
+void RevocationAdmin::Handle(std::string path, http::HttpServer::Handler handler) {
+  server_->Handle(std::move(path), std::move(handler));
+}
+
 absl::Status RevocationAdmin::Start() { return server_->Start(); }
 void RevocationAdmin::Stop() { server_->Stop(); }
 

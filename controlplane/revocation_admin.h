@@ -27,6 +27,7 @@ absl::StatusOr<LoopbackAddress> ParseLoopbackAddress(absl::string_view address);
 //                 optional "reason"; replies 200 with the entry as JSON, 400 naming
 //                 the bad field, 500 when the list cannot be persisted.
 //   GET /revocations  {"revocations": [entry, ...]}
+//   and the routes added with Handle().
 // Entries carry close_open_connections from the policy file in force.
 // Threading: requests run on the HTTP server's thread; Create/Start/Stop from the
 // owning thread.
@@ -38,6 +39,9 @@ class RevocationAdmin {
     const PolicyWatcher* policy = nullptr;   // null: close_open_connections false
   };
   static absl::StatusOr<std::unique_ptr<RevocationAdmin>> Create(Options options);
+  // Adds another read-only route on the same loopback server (main.cc adds
+  // /policy-streams). Any thread.
+  void Handle(std::string path, http::HttpServer::Handler handler);
   absl::Status Start();
   void Stop();
   uint16_t port() const { return server_->port(); }

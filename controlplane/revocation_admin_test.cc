@@ -2,6 +2,7 @@
 #include "controlplane/revocation_admin.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include "absl/time/clock.h"
 #include "common/pki/test_util.h"
@@ -73,6 +74,18 @@ TEST_F(RevocationAdminTest, RevokesACertificateBySerialAndNotAfterFromItsPem) {
   EXPECT_EQ(live[0].expires_unix_seconds(),
             absl::ToUnixSeconds(workload.chain[0].not_after()));
   EXPECT_FALSE(AdminClient::RevokeCertificateBody("not a pem", "").ok());
+}
+
+TEST_F(RevocationAdminTest, EntriesTakeCloseOpenConnectionsFromThePolicyInForce) {
+  std::ofstream(dir_ + "/policy.yaml") << "revocation: {closeOpenConnections: true}\n";
+  std::unique_ptr<PolicyWatcher> policy = *PolicyWatcher::Create(dir_ + "/policy.yaml");
+  std::unique_ptr<RevocationAdmin> admin =
+      *RevocationAdmin::Create({"127.0.0.1:0", store_.get(), policy.get()});
+  http::HttpResponse reply = admin->Revoke(
+      {"POST", "/revoke", "", AdminClient::RevokeSpiffeIdBody("spiffe://td/x", "")});
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  ASSERT_EQ(store_->Live(absl::Now()).size(), 1u);
+  EXPECT_TRUE(store_->Live(absl::Now())[0].close_open_connections());
 }
 
 TEST_F(RevocationAdminTest, RefusesBadRequestsNamingTheField) {

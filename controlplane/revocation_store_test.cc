@@ -157,5 +157,17 @@ TEST_F(RevocationStoreTest, ALeftoverTemporaryFileIsIgnoredAndReplaced) {
   EXPECT_EQ(Open()->Live(kNow).size(), 2u);
 }
 
+TEST_F(RevocationStoreTest, ARevocationThatCannotBePersistedIsNotInForce) {
+  auto store = Open();
+  // The temporary file's path is taken by a directory: the write fails.
+  ASSERT_EQ(mkdir((dir_ + "/revocations.jsonl.tmp").c_str(), 0700), 0);
+  absl::StatusOr<tandem::policy::v1::Revocation> r =
+      store->RevokeSpiffeId(kId, "", false, kNow);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal);
+  EXPECT_FALSE(store->IsSpiffeIdRevoked(kId, kNow))
+      << "a restart would forget it, so it must not be in force now either";
+  EXPECT_EQ(store->generation(), 0u);
+}
+
 }  // namespace
 }  // namespace tandem::controlplane
