@@ -7,7 +7,12 @@
 //                [--proxy-uid=1337] [--validity=24h] [--renew-fraction=0.5]
 //                [--extra-roots=FILE] [--metrics=127.0.0.1:15020]
 //                [--log-level=info] [--log-format=text|json]
+//                [--policy-relay=true]
+//
+// With --policy-relay (default true) the agent also relays the workload's mesh policy
+// from the CA (MeshPolicyService) to the proxy on the SDS socket.
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -20,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/agent.h"
 #include "agent/ca_client.h"
+#include "agent/policy_relay.h"
 #include "agent/sds_server.h"
 #include "common/file_util.h"
 #include "common/http/http_server.h"
@@ -38,9 +44,10 @@ int Fail(const std::string& message) {
 int main(int argc, char** argv) {
   std::map<std::string, std::string> flags;
   static const char* kKnown[] = {
-      "ca-address",      "ca-root",      "ca-server-name", "token-file", "namespace",
-      "service-account", "trust-domain", "sds-socket",     "proxy-uid",  "validity",
-      "renew-fraction",  "extra-roots",  "metrics",        "log-level",  "log-format"};
+      "ca-address",      "ca-root",      "ca-server-name", "token-file",  "namespace",
+      "service-account", "trust-domain", "sds-socket",     "proxy-uid",   "validity",
+      "renew-fraction",  "extra-roots",  "metrics",        "policy-relay", "log-level",
+      "log-format"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     size_t eq = arg.find('=');
@@ -96,6 +103,10 @@ int main(int argc, char** argv) {
   uint32_t proxy_uid = 1337;
   if (!absl::SimpleAtoi(get("proxy-uid", "1337"), &proxy_uid)) return Fail("--proxy-uid");
   sds_options.allowed_uids = {proxy_uid};
+  std::string policy_relay_flag = get("policy-relay", "true");
+  if (policy_relay_flag != "true" && policy_relay_flag != "false") {
+    return Fail("--policy-relay: true or false");
+  }
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -107,6 +118,21 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<tandem::agent::CaClient>> ca =
       tandem::agent::CaClient::Create(ca_options);
   if (!ca.ok()) return Fail(std::string(ca.status().message()));
+  std::unique_ptr<tandem::agent::PolicyRelay> relay;
+  if (policy_relay_flag == "true") {
+    tandem::agent::PolicyRelayOptions relay_options;
+    relay_options.ca = ca_options;
+    relay_options.token_file = options.token_file;
+    char host[256] = "tandem-agent";
+    gethostname(host, sizeof(host) - 1);  // the pod name, for the control plane's logs
+    relay_options.node = host;
+    absl::StatusOr<std::unique_ptr<tandem::agent::PolicyRelay>> created =
+        tandem::agent::PolicyRelay::Create(relay_options);
+    if (!created.ok()) return Fail(std::string(created.status().message()));
+    relay = *std::move(created);
+    sds_options.extra_services.push_back(relay->service());
+    relay->Start();
+  }
   absl::StatusOr<std::unique_ptr<tandem::agent::SdsServer>> sds =
       tandem::agent::SdsServer::Create(sds_options);
   if (!sds.ok()) return Fail(std::string(sds.status().message()));
@@ -158,5 +184,6 @@ int main(int argc, char** argv) {
   agent.Stop();
   if (http) http->Stop();
   (*sds)->Stop();
+  if (relay) relay->Stop();
   return 0;
 }

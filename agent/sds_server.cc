@@ -241,6 +241,9 @@ SdsServer::~SdsServer() {
 absl::Status SdsServer::Start() {
   grpc::ServerBuilder builder;
   builder.RegisterService(impl_.get());
+  for (grpc::Service* service : impl_->options.extra_services) {
+    builder.RegisterService(service);
+  }
   // Debian's gRPC 1.51 does not poll descriptors added with AddInsecureChannelFromFd
   // on a sync server that has no listening port of its own (streams hang), so it gets
   // one: a second socket beside ours, created owner-only in the same owner-only

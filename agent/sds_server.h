@@ -10,6 +10,9 @@
 #include "absl/status/statusor.h"
 #include "common/secret_sink.h"
 
+namespace grpc {
+class Service;
+}  // namespace grpc
 namespace tandem::metrics {
 class Registry;
 }  // namespace tandem::metrics
@@ -24,6 +27,9 @@ struct SdsServerOptions {
   // Where the SDS metrics live; null means metrics::Registry::Default(). Must outlive
   // the server.
   metrics::Registry* registry = nullptr;
+  // More gRPC services served on the same checked socket (the mesh policy relay). Not
+  // owned; must outlive the server.
+  std::vector<grpc::Service*> extra_services;
 };
 
 // Serves the workload secret to the proxy with Envoy's SDS protocol

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "common/log/log.h"
+#include "proxy/mesh_policy.h"
 
 namespace tandem::proxy {
 namespace {
@@ -18,19 +19,10 @@ using http::HttpResponse;
 constexpr char kJson[] = "application/json";
 constexpr char kPrometheus[] = "text/plain; version=0.0.4; charset=utf-8";
 
-std::string Quote(std::string_view s) {
-  std::string out = "\"";
-  log::AppendJsonEscaped(out, s);
-  out += '"';
-  return out;
-}
+std::string Quote(std::string_view s) { return log::JsonQuote(s); }
 
 std::string Time(absl::Time t) {
   return Quote(absl::FormatTime(absl::RFC3339_sec, t, absl::UTCTimeZone()));
-}
-
-const char* ModeName(InboundMode mode) {
-  return mode == InboundMode::kStrict ? "STRICT" : "PERMISSIVE";
 }
 
 std::string CertificatesJson(Proxy& proxy) {
@@ -113,23 +105,10 @@ absl::StatusOr<std::unique_ptr<http::HttpServer>> NewServer(const SocketAddress&
 }  // namespace
 
 std::string EffectiveConfigJson(const ProxyOptions& o) {
-  auto quoted = [](const auto& items, auto text) {
-    std::vector<std::string> out;
-    for (const auto& item : items) out.push_back(Quote(text(item)));
-    return absl::StrCat("[", absl::StrJoin(out, ", "), "]");
-  };
-  std::vector<std::string> ports;
-  for (const InboundPortPolicy& p : o.inbound_ports) {
-    ports.push_back(absl::StrCat(
-        "{\"port\": ", p.port, ", \"mode\": \"", ModeName(p.mode),
-        "\", \"allowed_identities\": ",
-        quoted(p.allowed_identities, [](const std::string& s) { return s; }), "}"));
-  }
-  std::vector<std::string> expected;
-  for (const auto& [destination, id] : o.expected_identities) {
-    expected.push_back(absl::StrCat("{\"destination\": ", Quote(destination),
-                                    ", \"spiffe_id\": ", Quote(id), "}"));
-  }
+  // The config file's mesh rules are the starting policy: rendered by the one code
+  // that renders every policy (also /policy).
+  std::string policy = MeshPolicy::FromOptions(o)->ToJson();
+  while (!policy.empty() && policy.back() == '\n') policy.pop_back();
   auto ms = [](absl::Duration d) { return absl::ToInt64Milliseconds(d); };
   return absl::StrCat(
       "{\"trust_domain\": ", Quote(o.trust_domain),
@@ -141,12 +120,9 @@ std::string EffectiveConfigJson(const ProxyOptions& o) {
       ", \"app_host\": ", Quote(o.app_host), ", \"outbound_fixed_destination\": ",
       o.has_fixed_destination ? Quote(o.fixed_destination.text) : "null",
       ", \"inbound_fixed_app\": ", o.has_fixed_app ? Quote(o.fixed_app.text) : "null",
-      ", \"mesh_cidrs\": ", quoted(o.mesh_cidrs, [](const Cidr& c) { return c.text; }),
-      ", \"outbound_excluded_ports\": [", absl::StrJoin(o.outbound_excluded_ports, ", "),
-      "], \"default_inbound_mode\": \"", ModeName(o.default_inbound_mode),
-      "\", \"inbound_ports\": [", absl::StrJoin(ports, ", "),
-      "], \"expected_identities\": [", absl::StrJoin(expected, ", "),
-      "], \"socket_mark\": ", o.socket_mark, ", \"max_connections\": ", o.max_connections,
+      ", \"policy\": ", policy,
+      ", \"policy_from_agent\": ", o.policy_from_agent ? "true" : "false",
+      ", \"socket_mark\": ", o.socket_mark, ", \"max_connections\": ", o.max_connections,
       ", \"buffer_bytes\": ", o.buffer_bytes,
       ", \"connect_timeout_ms\": ", ms(o.connect_timeout),
       ", \"handshake_timeout_ms\": ", ms(o.handshake_timeout),
@@ -206,6 +182,9 @@ absl::StatusOr<std::unique_ptr<ProxyEndpoints>> ProxyEndpoints::Create(
   });
   e->admin_->Handle("/connections", [proxy](const HttpRequest&) {
     return HttpResponse{200, kJson, ConnectionsJson(*proxy)};
+  });
+  e->admin_->Handle("/policy", [proxy](const HttpRequest&) {
+    return HttpResponse{200, kJson, proxy->policy()->ToJson()};
   });
   e->admin_->Handle("/logging", Logging);
   e->admin_->Handle("/drain",

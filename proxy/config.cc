@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/spiffe_id.h"
 #include "google/protobuf/util/json_util.h"
+#include "proxy/mesh_policy.h"
 #include "tandem/proxy_config.pb.h"
 
 namespace tandem::proxy {
@@ -132,43 +133,6 @@ bool Cidr::Contains(const SocketAddress& address) const {
   return (addr[full] & mask) == (bytes[full] & mask);
 }
 
-InboundPortPolicy ProxyOptions::InboundPolicy(uint16_t port) const {
-  for (const InboundPortPolicy& p : inbound_ports) {
-    if (p.port == port) return p;
-  }
-  return InboundPortPolicy{port, default_inbound_mode, {}};
-}
-
-bool ProxyOptions::IsMeshed(const SocketAddress& destination) const {
-  for (uint16_t port : outbound_excluded_ports) {
-    if (destination.port() == port) return false;
-  }
-  if (mesh_cidrs.empty()) return true;
-  for (const Cidr& cidr : mesh_cidrs) {
-    if (cidr.Contains(destination)) return true;
-  }
-  return false;
-}
-
-std::string ProxyOptions::ExpectedIdentity(const SocketAddress& destination) const {
-  for (const auto& [dest, id] : expected_identities) {
-    if (dest == destination.text) return id;
-  }
-  return "";
-}
-
-bool IdentityAllowed(const std::vector<std::string>& allowed, const std::string& id) {
-  if (allowed.empty()) return true;
-  for (const std::string& entry : allowed) {
-    if (entry == id) return true;
-    if (absl::EndsWith(entry, "/*") &&
-        absl::StartsWith(id, entry.substr(0, entry.size() - 1))) {
-      return true;
-    }
-  }
-  return false;
-}
-
 absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
   config::ProxyConfig pb;
   google::protobuf::util::JsonParseOptions parse_options;
@@ -240,55 +204,9 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
     o.has_fixed_app = true;
     o.fixed_app = *a;
   }
-  for (int i = 0; i < pb.mesh_cidrs_size(); ++i) {
-    absl::StatusOr<Cidr> c = Cidr::Parse(pb.mesh_cidrs(i));
-    if (!c.ok()) {
-      return FieldError(absl::StrCat("mesh_cidrs[", i, "]"),
-                        std::string(c.status().message()));
-    }
-    o.mesh_cidrs.push_back(*c);
-  }
-  for (int i = 0; i < pb.outbound_excluded_ports_size(); ++i) {
-    uint32_t port = pb.outbound_excluded_ports(i);
-    if (port == 0 || port > 65535) {
-      return FieldError(absl::StrCat("outbound_excluded_ports[", i, "]"),
-                        "must be 1..65535");
-    }
-    o.outbound_excluded_ports.push_back(static_cast<uint16_t>(port));
-  }
-  auto mode = [](config::InboundMode m) {
-    return m == config::PERMISSIVE ? InboundMode::kPermissive : InboundMode::kStrict;
-  };
-  o.default_inbound_mode = mode(pb.default_inbound_mode());
-  for (int i = 0; i < pb.inbound_ports_size(); ++i) {
-    const config::InboundPort& p = pb.inbound_ports(i);
-    std::string field = absl::StrCat("inbound_ports[", i, "]");
-    if (p.port() == 0 || p.port() > 65535)
-      return FieldError(field + ".port", "must be 1..65535");
-    InboundPortPolicy policy{static_cast<uint16_t>(p.port()), mode(p.mode()), {}};
-    for (int j = 0; j < p.allowed_identities_size(); ++j) {
-      std::string id = p.allowed_identities(j);
-      std::string check = absl::EndsWith(id, "/*") ? id.substr(0, id.size() - 2) : id;
-      if (absl::StatusOr<SpiffeId> parsed_id = SpiffeId::Parse(check); !parsed_id.ok()) {
-        return FieldError(absl::StrCat(field, ".allowed_identities[", j, "]"),
-                          std::string(parsed_id.status().message()));
-      }
-      policy.allowed_identities.push_back(id);
-    }
-    o.inbound_ports.push_back(policy);
-  }
-  for (int i = 0; i < pb.expected_identities_size(); ++i) {
-    const config::ExpectedIdentity& e = pb.expected_identities(i);
-    std::string field = absl::StrCat("expected_identities[", i, "]");
-    absl::StatusOr<SocketAddress> dest = SocketAddress::Parse(e.destination());
-    if (!dest.ok()) {
-      return FieldError(field + ".destination", std::string(dest.status().message()));
-    }
-    if (absl::StatusOr<SpiffeId> id = SpiffeId::Parse(e.spiffe_id()); !id.ok()) {
-      return FieldError(field + ".spiffe_id", std::string(id.status().message()));
-    }
-    o.expected_identities.emplace_back(dest->text, e.spiffe_id());
-  }
+  absl::StatusOr<MeshRules> rules = MeshRulesFromConfig(pb, o.trust_domain);
+  if (!rules.ok()) return rules.status();
+  o.policy = *std::move(rules);
   if (pb.has_socket_mark()) o.socket_mark = pb.socket_mark();
   if (pb.max_connections() > kMaxConnectionsLimit) {
     return FieldError("max_connections",
@@ -330,6 +248,10 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
   }
   if (files == 3 && !o.sds_socket.empty()) {
     return FieldError("sds_socket", "choose PEM files or SDS, not both");
+  }
+  o.policy_from_agent = pb.policy_from_agent();
+  if (o.policy_from_agent && o.sds_socket.empty()) {
+    return FieldError("policy_from_agent", "needs sds_socket (the agent's socket)");
   }
   return o;
 }

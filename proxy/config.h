@@ -45,6 +45,16 @@ struct InboundPortPolicy {
   std::vector<std::string> allowed_identities;
 };
 
+// The rules a mesh policy carries besides revocations; the config file's are the
+// starting policy (see MeshPolicy, which matches them).
+struct MeshRules {
+  std::vector<Cidr> mesh_cidrs;  // empty: everything is meshed
+  std::vector<uint16_t> outbound_excluded_ports;
+  InboundMode default_inbound_mode = InboundMode::kStrict;
+  std::vector<InboundPortPolicy> inbound_ports;
+  std::vector<std::pair<std::string, std::string>> expected_identities;  // dest, id
+};
+
 // Everything tandem-proxy needs, validated. Immutable once built; any thread reads it.
 struct ProxyOptions {
   std::string trust_domain = "cluster.local";
@@ -59,11 +69,8 @@ struct ProxyOptions {
   SocketAddress fixed_destination;
   bool has_fixed_app = false;
   SocketAddress fixed_app;
-  std::vector<Cidr> mesh_cidrs;  // empty: everything is meshed
-  std::vector<uint16_t> outbound_excluded_ports;
-  InboundMode default_inbound_mode = InboundMode::kStrict;
-  std::vector<InboundPortPolicy> inbound_ports;
-  std::vector<std::pair<std::string, std::string>> expected_identities;  // dest, id
+  // In force until the control plane sends a policy (policy_from_agent).
+  MeshRules policy;
   uint32_t socket_mark = 1337;
   int max_connections = 10000;
   size_t buffer_bytes = 64 * 1024;
@@ -77,17 +84,9 @@ struct ProxyOptions {
   std::string private_key_file;
   std::string trust_bundle_file;
   std::string sds_socket;
-
-  // Looks up the inbound policy for `port` (default mode, no allow-list, if absent).
-  InboundPortPolicy InboundPolicy(uint16_t port) const;
-  // Returns true when traffic to `destination` should be upgraded to mTLS.
-  bool IsMeshed(const SocketAddress& destination) const;
-  // Returns the SPIFFE ID expected of `destination`, or "" for any in the trust domain.
-  std::string ExpectedIdentity(const SocketAddress& destination) const;
+  // Take the mesh policy from the agent (over sds_socket) as the control plane pushes it.
+  bool policy_from_agent = false;
 };
-
-// Returns true when `id` matches an allow-list entry (exact, or prefix + "/*").
-bool IdentityAllowed(const std::vector<std::string>& allowed, const std::string& id);
 
 // Parses the JSON config file text (schema: proto/tandem/proxy_config.proto) and
 // validates every field. Errors are kInvalidArgument naming the field.

@@ -2,6 +2,7 @@
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
+#include "proxy/mesh_policy.h"
 
 namespace tandem::proxy {
 namespace {
@@ -20,7 +21,8 @@ TEST(ProxyConfigTest, AppliesSecureDefaults) {
   EXPECT_EQ(o->outbound.port(), 15001);
   EXPECT_EQ(o->inbound.port(), 15006);
   EXPECT_EQ(o->admin.text, "127.0.0.1:15000");
-  EXPECT_EQ(o->default_inbound_mode, InboundMode::kStrict);
+  EXPECT_EQ(o->policy.default_inbound_mode, InboundMode::kStrict);
+  EXPECT_FALSE(o->policy_from_agent);
   EXPECT_FALSE(o->allow_tls12);
   EXPECT_EQ(o->socket_mark, 1337u);
 }
@@ -36,18 +38,20 @@ TEST(ProxyConfigTest, ParsesPoliciesAndMeshRanges) {
     "socketMark": 0
   })");
   ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_TRUE(o->IsMeshed(*SocketAddress::Parse("10.9.9.9:443")));
-  EXPECT_FALSE(o->IsMeshed(*SocketAddress::Parse("192.168.1.1:443")));
-  EXPECT_FALSE(o->IsMeshed(*SocketAddress::Parse("10.9.9.9:22")));
-  EXPECT_TRUE(o->IsMeshed(*SocketAddress::Parse("[fd00::1]:80")));
-  EXPECT_EQ(o->InboundPolicy(8080).mode, InboundMode::kPermissive);
-  EXPECT_EQ(o->InboundPolicy(9090).mode, InboundMode::kStrict);
-  EXPECT_EQ(o->ExpectedIdentity(*SocketAddress::Parse("10.1.2.3:80")),
-            "spiffe://cluster.local/ns/b/sa/c");
   EXPECT_EQ(o->socket_mark, 0u);
-  EXPECT_TRUE(IdentityAllowed(o->InboundPolicy(8080).allowed_identities,
+  std::shared_ptr<const MeshPolicy> p = MeshPolicy::FromOptions(*o);
+  EXPECT_EQ(p->source(), "config file");
+  EXPECT_TRUE(p->IsMeshed(*SocketAddress::Parse("10.9.9.9:443")));
+  EXPECT_FALSE(p->IsMeshed(*SocketAddress::Parse("192.168.1.1:443")));
+  EXPECT_FALSE(p->IsMeshed(*SocketAddress::Parse("10.9.9.9:22")));
+  EXPECT_TRUE(p->IsMeshed(*SocketAddress::Parse("[fd00::1]:80")));
+  EXPECT_EQ(p->InboundPolicy(8080).mode, InboundMode::kPermissive);
+  EXPECT_EQ(p->InboundPolicy(9090).mode, InboundMode::kStrict);
+  EXPECT_EQ(p->ExpectedIdentity(*SocketAddress::Parse("10.1.2.3:80")),
+            "spiffe://cluster.local/ns/b/sa/c");
+  EXPECT_TRUE(IdentityAllowed(p->InboundPolicy(8080).allowed_identities,
                               "spiffe://cluster.local/ns/a/sa/x"));
-  EXPECT_FALSE(IdentityAllowed(o->InboundPolicy(8080).allowed_identities,
+  EXPECT_FALSE(IdentityAllowed(p->InboundPolicy(8080).allowed_identities,
                                "spiffe://cluster.local/ns/ab/sa/x"));
 }
 
@@ -72,6 +76,10 @@ TEST(ProxyConfigTest, RefusesEachInvalidFieldByName) {
   // Above INT_MAX these used to turn negative (fuzz_proxy_config checks for it).
   ExpectRefused(R"({"workers": 4294967295})", "workers");
   ExpectRefused(R"({"max_connections": 4294967295})", "max_connections");
+  ExpectRefused(R"({"policy_from_agent": true})", "policy_from_agent");
+  ExpectRefused(R"({"inbound_ports": [{"port": 80, "allowed_identities":
+                   ["spiffe://other.org/ns/a/sa/b"]}]})",
+                "no roots for trust domain \"other.org\"");
 }
 
 }  // namespace

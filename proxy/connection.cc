@@ -62,7 +62,8 @@ Connection::Connection(WorkerContext ctx, Direction direction, int downstream_fd
       id_(ctx.next_id->fetch_add(1, std::memory_order_relaxed)),
       destination_(std::move(destination)),
       down_to_up_(ctx.options->buffer_bytes),
-      up_to_down_(ctx.options->buffer_bytes) {
+      up_to_down_(ctx.options->buffer_bytes),
+      policy_(ctx.policy->Current()) {
   downstream_.owner = upstream_.owner = this;
   downstream_.fd = downstream_fd;
   started_ = last_activity_ = absl::Now();
@@ -82,7 +83,7 @@ void Connection::Start() {
     SetInterest(downstream_, EPOLLIN);
     return;
   }
-  mode_ = ctx_.options->IsMeshed(destination_) ? Mode::kMtls : Mode::kPlaintext;
+  mode_ = policy_->IsMeshed(destination_) ? Mode::kMtls : Mode::kPlaintext;
   if (mode_ == Mode::kMtls) {
     snapshot_ = ctx_.tls->Current();
     if (snapshot_ == nullptr) {
@@ -126,7 +127,7 @@ void Connection::Sniff() {
   }
   uint16_t port =
       ctx_.options->has_fixed_app ? ctx_.options->fixed_app.port() : destination_.port();
-  InboundPortPolicy policy = ctx_.options->InboundPolicy(port);
+  InboundPortPolicy policy = policy_->InboundPolicy(port);
   if (SniffInboundProtocol(absl::string_view(first, n)) == InboundProtocol::kTls) {
     mode_ = Mode::kMtls;
     snapshot_ = ctx_.tls->Current();
@@ -258,8 +259,17 @@ void Connection::ContinueHandshake() {
     return;
   }
   peer_identity_ = peer->ToString();
+  peer_serial_ = TlsContextManager::PeerSerialHex(tls.ssl.get());
+  // Revocations are checked against the newest policy, not the one taken at accept: a
+  // revocation must not wait for connections that were already handshaking.
+  if (const RevocationEntry* revoked = ctx_.policy->Current()->FindRevocation(
+          peer_serial_, peer_identity_, absl::Now())) {
+    Refuse(FailReason::kRevoked, absl::StrCat(peer_identity_, " (serial ", peer_serial_,
+                                              ") is revoked: ", revoked->reason));
+    return;
+  }
   if (direction_ == Direction::kOutbound) {
-    std::string expected = ctx_.options->ExpectedIdentity(destination_);
+    std::string expected = policy_->ExpectedIdentity(destination_);
     if (!expected.empty() && expected != peer_identity_) {
       Refuse(FailReason::kWrongServer,
              absl::StrCat("server is ", peer_identity_, ", expected ", expected));
@@ -270,7 +280,7 @@ void Connection::ContinueHandshake() {
   }
   uint16_t port =
       ctx_.options->has_fixed_app ? ctx_.options->fixed_app.port() : destination_.port();
-  InboundPortPolicy policy = ctx_.options->InboundPolicy(port);
+  InboundPortPolicy policy = policy_->InboundPolicy(port);
   if (!IdentityAllowed(policy.allowed_identities, peer_identity_)) {
     Refuse(FailReason::kNotAuthorized,
            absl::StrCat(peer_identity_, " is not allowed on port ", port));
@@ -532,6 +542,19 @@ bool Connection::CheckTimeouts(absl::Time now) {
     return true;
   }
   return false;
+}
+
+bool Connection::CloseIfRevoked(const MeshPolicy& policy, absl::Time now) {
+  if (state_ == State::kClosed || peer_identity_.empty()) return false;
+  const RevocationEntry* revoked =
+      policy.FindRevocation(peer_serial_, peer_identity_, now);
+  if (revoked == nullptr || !revoked->close_open_connections) return false;
+  close_reason_ = "revoked";
+  WorkerStats::Add(ctx_.stats->revoked_closed, 1);
+  SetResetOnClose(downstream_.fd);
+  if (upstream_.fd >= 0) SetResetOnClose(upstream_.fd);
+  Close();
+  return true;
 }
 
 void Connection::Refuse(FailReason reason, const std::string& detail) {

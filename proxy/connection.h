@@ -14,6 +14,8 @@
 #include "proxy/byte_buffer.h"
 #include "proxy/config.h"
 #include "proxy/event_loop.h"
+#include "proxy/mesh_policy.h"
+#include "proxy/mesh_policy_holder.h"
 #include "proxy/proxy_stats.h"
 #include "proxy/tls_context_manager.h"
 
@@ -27,6 +29,7 @@ struct WorkerContext {
   WorkerStats* stats;
   const ProxyOptions* options;
   TlsContextManager* tls;
+  MeshPolicyHolder* policy;
   std::atomic<int>* global_connections;
   std::atomic<uint64_t>* next_id;
   // Bounds refusal log lines per worker (a hostile peer must not flood the logs).
@@ -55,6 +58,9 @@ class Connection {
   void Start();
   // Closes the connection when a deadline passed; returns true when it is closed.
   bool CheckTimeouts(absl::Time now);
+  // Closes the connection when `policy` revokes its verified peer and asks to close
+  // open connections; returns true when it did.
+  bool CloseIfRevoked(const MeshPolicy& policy, absl::Time now);
   bool closed() const { return state_ == State::kClosed; }
   uint64_t id() const { return id_; }
 
@@ -112,7 +118,10 @@ class Connection {
   ByteBuffer down_to_up_;
   ByteBuffer up_to_down_;
   std::shared_ptr<TlsSnapshot> snapshot_;  // the TLS generation this connection uses
+  // The mesh policy in force when this connection was accepted; it keeps it for life.
+  std::shared_ptr<const MeshPolicy> policy_;
   std::string peer_identity_;
+  std::string peer_serial_;
   std::string close_reason_ = "closed";
   uint64_t bytes_from_down_ = 0;
   uint64_t bytes_from_up_ = 0;

@@ -18,6 +18,7 @@
 #include "common/log/log.h"
 #include "proxy/admin.h"
 #include "proxy/config.h"
+#include "proxy/policy_client.h"
 #include "proxy/proxy.h"
 #include "proxy/sds_client.h"
 
@@ -110,12 +111,26 @@ int main(int argc, char** argv) {
     sds = *std::move(client);
     sds->Start();
   }
+  std::unique_ptr<tandem::proxy::PolicyClient> policy;
+  if (options->policy_from_agent) {
+    char host[256] = "tandem-proxy";
+    gethostname(host, sizeof(host) - 1);  // the pod name, for the control plane's logs
+    absl::StatusOr<std::unique_ptr<tandem::proxy::PolicyClient>> client =
+        tandem::proxy::PolicyClient::Create(options->sds_socket, host, proxy->get());
+    if (!client.ok()) return Fail(2, "policy client", client.status());
+    policy = *std::move(client);
+    policy->Start();
+  }
   if (absl::Status s = (*proxy)->Start(); !s.ok()) return Fail(1, "cannot listen", s);
 
   Proxy* p = proxy->get();
   absl::StatusOr<std::unique_ptr<tandem::proxy::ProxyEndpoints>> endpoints =
-      tandem::proxy::ProxyEndpoints::Create(
-          p, [&sds]() { return sds ? sds->RenderMetrics() : std::string(); });
+      tandem::proxy::ProxyEndpoints::Create(p, [&sds, &policy]() {
+        std::string extra;
+        if (sds) extra += sds->RenderMetrics();
+        if (policy) extra += policy->RenderMetrics();
+        return extra;
+      });
   if (!endpoints.ok()) return Fail(1, "cannot serve metrics/admin", endpoints.status());
   if (absl::Status s = (*endpoints)->Start(); !s.ok()) {
     return Fail(1, "cannot serve metrics/admin", s);
@@ -148,6 +163,7 @@ int main(int argc, char** argv) {
     log::Info("proxy", "exiting", {{"cut_at_drain_deadline", cut}});
     break;
   }
+  if (policy) policy->Stop();
   if (sds) sds->Stop();
   (*endpoints)->Stop();
   return 0;

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/metrics/registry.h"
 
 namespace tandem::proxy {
 
@@ -12,11 +13,28 @@ absl::StatusOr<std::unique_ptr<Proxy>> Proxy::Create(ProxyOptions options) {
 
 Proxy::Proxy(ProxyOptions options)
     : options_(std::move(options)),
-      tls_(TlsContextManager::Options{options_.trust_domain, options_.allow_tls12}) {
+      tls_(TlsContextManager::Options{options_.trust_domain, options_.allow_tls12}),
+      policy_(MeshPolicy::FromOptions(options_)) {
   for (int i = 0; i < options_.workers; ++i) {
     workers_.push_back(
-        std::make_unique<Worker>(&options_, &tls_, &connections_, &next_id_));
+        std::make_unique<Worker>(&options_, &tls_, &policy_, &connections_, &next_id_));
   }
+}
+
+absl::Status Proxy::ApplyPolicy(const policy::v1::WorkloadPolicy& policy,
+                                const std::string& version) {
+  absl::StatusOr<std::shared_ptr<const MeshPolicy>> built =
+      MeshPolicy::FromProto(policy, version, options_.trust_domain, absl::Now());
+  if (!built.ok()) {
+    policy_refused_.fetch_add(1, std::memory_order_relaxed);
+    return built.status();
+  }
+  policy_.Publish(*built);
+  policy_accepted_.fetch_add(1, std::memory_order_relaxed);
+  if ((*built)->ClosesOpenConnections()) {
+    for (auto& worker : workers_) worker->CloseRevoked(*built);
+  }
+  return absl::OkStatus();
 }
 
 Proxy::~Proxy() { Stop(); }
@@ -86,6 +104,18 @@ std::string Proxy::RenderMetrics() const {
       "tandem_proxy_secret_updates_total{result=\"accepted\"} ",
       tls_.updates_accepted(), "\ntandem_proxy_secret_updates_total{result=\"refused\"} ",
       tls_.updates_refused(), "\n");
+  std::shared_ptr<const MeshPolicy> policy = policy_.Current();
+  absl::StrAppend(
+      &out,
+      "# HELP tandem_proxy_policy_info The mesh policy in force.\n"
+      "# TYPE tandem_proxy_policy_info gauge\ntandem_proxy_policy_info{version=\"",
+      metrics::EscapeLabelValue(policy->version()), "\",source=\"", policy->source(),
+      "\"} 1\n",
+      "# HELP tandem_proxy_policy_updates_total Mesh policies offered to the proxy, by "
+      "result.\n# TYPE tandem_proxy_policy_updates_total counter\n"
+      "tandem_proxy_policy_updates_total{result=\"accepted\"} ",
+      policy_accepted_.load(), "\ntandem_proxy_policy_updates_total{result=\"refused\"} ",
+      policy_refused_.load(), "\n");
   return out;
 }
 

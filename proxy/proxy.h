@@ -9,18 +9,21 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "proxy/config.h"
+#include "proxy/mesh_policy.h"
+#include "proxy/mesh_policy_holder.h"
+#include "proxy/policy_sink.h"
 #include "proxy/tls_context_manager.h"
 #include "proxy/worker.h"
 
 namespace tandem::proxy {
 
-// The data plane: N workers with their listeners, and the TLS context manager they
-// share. Used by main.cc and, in-process, by tests. Methods are for the owning (main)
-// thread unless they say otherwise.
-class Proxy {
+// The data plane: N workers with their listeners, and the TLS context manager and mesh
+// policy they share. Used by main.cc and, in-process, by tests. Methods are for the
+// owning (main) thread unless they say otherwise.
+class Proxy : public PolicySink {
  public:
   static absl::StatusOr<std::unique_ptr<Proxy>> Create(ProxyOptions options);
-  ~Proxy();
+  ~Proxy() override;
 
   // Opens the listeners on every worker and starts their threads.
   absl::Status Start();
@@ -31,6 +34,12 @@ class Proxy {
 
   // Any thread.
   TlsContextManager& tls() { return tls_; }
+  // Any thread. Builds and validates `policy`, publishes it for new connections, and
+  // when it revokes peers with close_open_connections, has every worker close theirs.
+  absl::Status ApplyPolicy(const policy::v1::WorkloadPolicy& policy,
+                           const std::string& version) override;
+  // Any thread: the policy in force.
+  std::shared_ptr<const MeshPolicy> policy() const { return policy_.Current(); }
   const ProxyOptions& options() const { return options_; }
   bool listening() const { return listening_.load(); }
   // Ready = listeners up and an unexpired certificate in force.
@@ -46,6 +55,9 @@ class Proxy {
 
   const ProxyOptions options_;
   TlsContextManager tls_;
+  MeshPolicyHolder policy_;
+  std::atomic<uint64_t> policy_accepted_{0};
+  std::atomic<uint64_t> policy_refused_{0};
   std::atomic<int> connections_{0};
   std::atomic<uint64_t> next_id_{1};
   std::atomic<bool> listening_{false};

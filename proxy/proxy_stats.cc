@@ -43,10 +43,10 @@ void RenderHistogram(std::string& out, const char* name, const char* help,
 }  // namespace
 
 const char* FailReasonName(FailReason reason) {
-  static const char* kNames[] = {"malformed",         "unknown_ca",     "expired",
-                                 "not_yet_valid",     "bad_identity",   "not_allowed",
-                                 "plaintext_refused", "timeout",        "not_authorized",
-                                 "tls_error",         "no_certificate", "wrong_server"};
+  static const char* kNames[] = {
+      "malformed",      "unknown_ca",        "expired", "not_yet_valid",  "bad_identity",
+      "not_allowed",    "plaintext_refused", "timeout", "not_authorized", "tls_error",
+      "no_certificate", "wrong_server",      "revoked"};
   return kNames[static_cast<int>(reason)];
 }
 
@@ -117,11 +117,12 @@ std::string RenderWorkerStats(const std::vector<const WorkerStats*>& workers) {
     absl::StrAppend(&out, "tandem_proxy_upstream_connect_failures_total{direction=\"",
                     kDirection[d], "\"} ", total, "\n");
   }
-  uint64_t over = 0, resumed = 0, paused = 0;
+  uint64_t over = 0, resumed = 0, paused = 0, revoked = 0;
   for (const WorkerStats* w : workers) {
     over += w->over_limit.load();
     resumed += w->resumed_handshakes.load();
     paused += w->accept_paused.load();
+    revoked += w->revoked_closed.load();
   }
   Header(out, "tandem_proxy_connections_over_limit_total", "counter",
          "Connections refused because the global connection limit was reached.");
@@ -134,6 +135,9 @@ std::string RenderWorkerStats(const std::vector<const WorkerStats*>& workers) {
   Header(out, "tandem_proxy_tls_resumed_total", "counter",
          "Outbound mTLS handshakes that resumed a session.");
   absl::StrAppend(&out, "tandem_proxy_tls_resumed_total ", resumed, "\n");
+  Header(out, "tandem_proxy_connections_revoked_total", "counter",
+         "Open connections closed because a policy update revoked their peer.");
+  absl::StrAppend(&out, "tandem_proxy_connections_revoked_total ", revoked, "\n");
   RenderHistogram(out, "tandem_proxy_handshake_duration_seconds",
                   "TLS handshake time, from first byte to done.", workers,
                   &WorkerStats::handshake_seconds);

@@ -26,6 +26,7 @@ enum class FailReason {
   kTlsError,
   kNoCertificate,
   kWrongServer,
+  kRevoked,
   kCount
 };
 const char* FailReasonName(FailReason reason);
@@ -54,6 +55,8 @@ struct WorkerStats {
   std::atomic<uint64_t> over_limit{0};
   std::atomic<uint64_t> accept_paused{0};  // accept() out of descriptors
   std::atomic<uint64_t> resumed_handshakes{0};
+  // Open connections closed because a new policy revoked their peer.
+  std::atomic<uint64_t> revoked_closed{0};
   WorkerHistogram handshake_seconds[2];
   WorkerHistogram connection_seconds[2];
 

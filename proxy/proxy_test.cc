@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "common/pki/test_util.h"
 #include "gtest/gtest.h"
+#include "tandem/mesh_policy.pb.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/traffic.h"
 
@@ -299,6 +300,117 @@ TEST_F(ProxyPairTest, HotSwapKeepsOpenConnectionsAndUsesNewCertForNewOnes) {
   EXPECT_EQ(EchoOnce(client_outbound_, "four"), "four");
   EXPECT_EQ(Metric(*server_, "tandem_proxy_secret_updates_total{result=\"refused\"}"), 1);
   close(fd);
+}
+
+// A control-plane policy whose only rule is an allow-list on `port`.
+policy::v1::WorkloadPolicy AllowOnly(int port, const std::string& identity) {
+  policy::v1::WorkloadPolicy policy;
+  config::InboundPort* rule = policy.add_inbound_ports();
+  rule->set_port(port);
+  rule->add_allowed_identities(identity);
+  return policy;
+}
+
+TEST_F(ProxyPairTest, PolicySwapDeniesNewConnectionsOfAPeerThatWasAllowed) {
+  int open_fd = Connect(client_outbound_);
+  ASSERT_EQ(RoundTrip(open_fd, "before"), "before");
+
+  ASSERT_TRUE(server_
+                  ->ApplyPolicy(
+                      AllowOnly(echo_->port(), "spiffe://cluster.local/ns/other/*"), "v2")
+                  .ok());
+  EXPECT_EQ(server_->policy()->version(), "v2");
+  EXPECT_EQ(EchoOnce(client_outbound_, "denied"), "");
+  EXPECT_TRUE(tandem::testing::WaitFor(
+      [&] {
+        return Metric(*server_,
+                      "tandem_proxy_handshake_failures_total{direction=\"inbound\","
+                      "reason=\"not_authorized\"}") == 1;
+      },
+      absl::Seconds(5)));
+  // The open connection keeps the policy it was accepted under.
+  EXPECT_EQ(RoundTrip(open_fd, "still open"), "still open");
+
+  ASSERT_TRUE(server_->ApplyPolicy(AllowOnly(echo_->port(), kClientId), "v3").ok());
+  EXPECT_EQ(EchoOnce(client_outbound_, "allowed again"), "allowed again");
+  EXPECT_EQ(Metric(*server_, "tandem_proxy_policy_updates_total{result=\"accepted\"}"),
+            2);
+  EXPECT_EQ(Metric(*server_,
+                   "tandem_proxy_policy_info{version=\"v3\","
+                   "source=\"control plane\"}"),
+            1);
+  close(open_fd);
+}
+
+TEST_F(ProxyPairTest, RefusedPolicyKeepsTheOneInForce) {
+  ASSERT_TRUE(server_->ApplyPolicy(AllowOnly(echo_->port(), kClientId), "v2").ok());
+  absl::Status refused = server_->ApplyPolicy(
+      AllowOnly(echo_->port(), "spiffe://elsewhere.org/ns/a/sa/b"), "v3");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("no roots for trust domain"), std::string::npos)
+      << refused;
+  EXPECT_EQ(server_->policy()->version(), "v2");
+  EXPECT_EQ(EchoOnce(client_outbound_, "x"), "x");
+  EXPECT_EQ(Metric(*server_, "tandem_proxy_policy_updates_total{result=\"refused\"}"), 1);
+}
+
+TEST_F(ProxyPairTest, RevocationClosesTheRevokedPeersOpenConnectionsOnly) {
+  constexpr char kOtherId[] = "spiffe://cluster.local/ns/a/sa/other";
+  int other_outbound, unused;
+  std::unique_ptr<Proxy> other = StartProxy(
+      absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", server_inbound_,
+                   "\""),
+      &other_outbound, &unused);
+  ASSERT_TRUE(other->tls().UpdateSecret(ToPem(MakeWorkload(*ca_, kOtherId))).ok());
+  int revoked_fd = Connect(client_outbound_);
+  int kept_fd = Connect(other_outbound);
+  ASSERT_EQ(RoundTrip(revoked_fd, "a"), "a");
+  ASSERT_EQ(RoundTrip(kept_fd, "b"), "b");
+
+  policy::v1::WorkloadPolicy policy;
+  policy::v1::Revocation* revocation = policy.add_revocations();
+  revocation->set_spiffe_id(kClientId);
+  revocation->set_expires_unix_seconds(absl::ToUnixSeconds(absl::Now() + absl::Hours(1)));
+  revocation->set_reason("compromised");
+  revocation->set_close_open_connections(true);
+  ASSERT_TRUE(server_->ApplyPolicy(policy, "v2").ok());
+
+  EXPECT_TRUE(tandem::testing::WaitFor(
+      [&] { return Metric(*server_, "tandem_proxy_connections_revoked_total") == 1; },
+      absl::Seconds(5)));
+  EXPECT_EQ(RoundTrip(revoked_fd, "gone"), "");
+  EXPECT_EQ(RoundTrip(kept_fd, "still flowing"), "still flowing");
+  // New connections of the revoked peer are refused at the handshake.
+  EXPECT_EQ(EchoOnce(client_outbound_, "new"), "");
+  EXPECT_TRUE(tandem::testing::WaitFor(
+      [&] {
+        return Metric(*server_,
+                      "tandem_proxy_handshake_failures_total{direction=\"inbound\","
+                      "reason=\"revoked\"}") == 1;
+      },
+      absl::Seconds(5)));
+  EXPECT_EQ(EchoOnce(other_outbound, "other"), "other");
+  close(revoked_fd);
+  close(kept_fd);
+}
+
+TEST_F(ProxyPairTest, ClientRefusesARevokedServerCertificateBySerial) {
+  policy::v1::WorkloadPolicy policy;
+  policy::v1::Revocation* revocation = policy.add_revocations();
+  revocation->set_serial_hex(server_->tls().Current()->leaf.SerialHex());
+  revocation->set_expires_unix_seconds(absl::ToUnixSeconds(absl::Now() + absl::Hours(1)));
+  ASSERT_TRUE(client_->ApplyPolicy(policy, "v2").ok());
+  EXPECT_EQ(EchoOnce(client_outbound_, "x"), "");
+  EXPECT_TRUE(tandem::testing::WaitFor(
+      [&] {
+        return Metric(*client_,
+                      "tandem_proxy_handshake_failures_total{direction=\"outbound\","
+                      "reason=\"revoked\"}") == 1;
+      },
+      absl::Seconds(5)));
+  // The server's next certificate has another serial: traffic flows again.
+  ASSERT_TRUE(server_->tls().UpdateSecret(ToPem(MakeWorkload(*ca_, kServerId))).ok());
+  EXPECT_EQ(EchoOnce(client_outbound_, "y"), "y");
 }
 
 class ServerIdentityTest : public ProxyPairTest {

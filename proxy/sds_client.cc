@@ -6,13 +6,13 @@
 
 #include <atomic>
 #include <cstdio>
-#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/log/log.h"
+#include "common/stream_backoff.h"
 #include "envoy/sds_service.grpc.pb.h"
 #include "proxy/sds_response.h"
 
@@ -79,18 +79,7 @@ std::string SdsClient::RenderMetrics() const {
 }
 
 void SdsClient::Impl::Run() {
-  std::mt19937 rng(std::random_device{}());
-  absl::Duration backoff = absl::Milliseconds(100);
-  while (!stopping.load()) {
-    if (RunStream()) backoff = absl::Milliseconds(100);
-    if (stopping.load()) break;
-    // Capped exponential backoff with full jitter; sliced so Stop() stays prompt.
-    absl::Duration wait = backoff * std::uniform_real_distribution<double>(0.5, 1.0)(rng);
-    backoff = std::min(backoff * 2, absl::Seconds(5));
-    for (absl::Time end = absl::Now() + wait; absl::Now() < end && !stopping.load();) {
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-  }
+  RunStreamWithBackoff(stopping, [this] { return RunStream(); });
 }
 
 bool SdsClient::Impl::RunStream() {

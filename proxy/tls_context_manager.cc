@@ -280,4 +280,9 @@ absl::StatusOr<SpiffeId> TlsContextManager::PeerIdentity(const SSL* ssl) {
   return id;
 }
 
+std::string TlsContextManager::PeerSerialHex(const SSL* ssl) {
+  std::vector<pki::Certificate> chain = PeerChain(ssl);
+  return chain.empty() ? "" : chain.front().SerialHex();
+}
+
 }  // namespace tandem::proxy

@@ -107,6 +107,8 @@ class TlsContextManager : public SecretSink {
   // Returns the verified peer's SPIFFE ID after a completed handshake (also resumed
   // ones), or an error when it is missing or outside our trust domain.
   static absl::StatusOr<SpiffeId> PeerIdentity(const SSL* ssl);
+  // Returns the peer leaf's serial (lower-case hex) after a handshake, or "".
+  static std::string PeerSerialHex(const SSL* ssl);
 
  private:
   absl::StatusOr<std::shared_ptr<TlsSnapshot>> Build(const WorkloadSecretPem& secret);

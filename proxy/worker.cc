@@ -58,9 +58,11 @@ absl::StatusOr<int> OpenListener(const SocketAddress& address, bool reuse_port) 
 }
 
 Worker::Worker(const ProxyOptions* options, TlsContextManager* tls,
-               std::atomic<int>* global_connections, std::atomic<uint64_t>* next_id)
+               MeshPolicyHolder* policy, std::atomic<int>* global_connections,
+               std::atomic<uint64_t>* next_id)
     : options_(options),
       tls_(tls),
+      policy_(policy),
       global_connections_(global_connections),
       next_id_(next_id) {
   outbound_.worker = inbound_.worker = this;
@@ -70,6 +72,7 @@ Worker::Worker(const ProxyOptions* options, TlsContextManager* tls,
                            &stats_,
                            options_,
                            tls_,
+                           policy_,
                            global_connections_,
                            next_id_,
                            &log_limiter_,
@@ -118,6 +121,21 @@ void Worker::Join() {
   if (thread_.joinable()) thread_.join();
 }
 
+std::vector<Connection*> Worker::ConnectionList() const {
+  // A copy: closing a connection removes it from the map.
+  std::vector<Connection*> all;
+  all.reserve(connections_.size());
+  for (const auto& entry : connections_) all.push_back(entry.first);
+  return all;
+}
+
+void Worker::CloseRevoked(std::shared_ptr<const MeshPolicy> policy) {
+  loop_.Post([this, policy = std::move(policy)] {
+    absl::Time now = absl::Now();
+    for (Connection* conn : ConnectionList()) conn->CloseIfRevoked(*policy, now);
+  });
+}
+
 void Worker::CloseListeners() {
   for (Listener* l : {&outbound_, &inbound_}) {
     if (l->fd < 0) continue;
@@ -156,11 +174,7 @@ void Worker::Run() {
     ResumeAccepting();
     // Deadlines: a linear sweep every tick is cheap next to the I/O (10k connections
     // cost ~10 µs) and needs no timer bookkeeping on the data path.
-    // Copy first: closing a connection removes it from the map.
-    std::vector<Connection*> all;
-    all.reserve(connections_.size());
-    for (auto& entry : connections_) all.push_back(entry.first);
-    for (Connection* conn : all) conn->CheckTimeouts(now);
+    for (Connection* conn : ConnectionList()) conn->CheckTimeouts(now);
   }
 }
 

@@ -18,7 +18,7 @@ namespace tandem::proxy {
 // never move to another thread. Public methods: any thread unless noted.
 class Worker {
  public:
-  Worker(const ProxyOptions* options, TlsContextManager* tls,
+  Worker(const ProxyOptions* options, TlsContextManager* tls, MeshPolicyHolder* policy,
          std::atomic<int>* global_connections, std::atomic<uint64_t>* next_id);
   ~Worker();
 
@@ -30,6 +30,9 @@ class Worker {
   // Ends the loop; remaining connections are closed when the Worker is destroyed.
   void Stop();
   void Join();
+  // Closes, on the loop thread soon, the open connections whose peer `policy` revokes
+  // with close_open_connections.
+  void CloseRevoked(std::shared_ptr<const MeshPolicy> policy);
 
   const WorkerStats& stats() const { return stats_; }
   int open_connections() const { return open_.load(std::memory_order_relaxed); }
@@ -50,9 +53,11 @@ class Worker {
   void PauseAccepting(Listener& listener, int error);
   void ResumeAccepting();  // loop thread, every tick
   void CloseListeners();   // loop thread
+  std::vector<Connection*> ConnectionList() const;  // loop thread
 
   const ProxyOptions* options_;
   TlsContextManager* tls_;
+  MeshPolicyHolder* policy_;
   std::atomic<int>* global_connections_;
   std::atomic<uint64_t>* next_id_;
   EventLoop loop_;

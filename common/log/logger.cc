@@ -185,6 +185,13 @@ void AppendJsonEscaped(std::string& out, std::string_view s) {
   }
 }
 
+std::string JsonQuote(std::string_view s) {
+  std::string out = "\"";
+  AppendJsonEscaped(out, s);
+  out += '"';
+  return out;
+}
+
 const char* LevelName(Level level) {
   switch (level) {
     case Level::kDebug:

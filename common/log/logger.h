@@ -18,6 +18,8 @@ enum class Format { kText, kJson };
 // Appends `s` JSON-escaped (no quotes, no truncation): control characters escaped,
 // invalid UTF-8 bytes replaced by U+FFFD. For JSON written outside log lines too.
 void AppendJsonEscaped(std::string& out, std::string_view s);
+// `s` as a JSON string literal, quotes included (AppendJsonEscaped inside quotes).
+std::string JsonQuote(std::string_view s);
 
 // Returns "debug", "info", "warn" or "error".
 const char* LevelName(Level level);

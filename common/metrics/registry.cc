@@ -50,20 +50,6 @@ std::string FormatDouble(double v) {
   return std::string(buf, end);
 }
 
-void AppendEscaped(std::string& out, std::string_view s, bool escape_quote) {
-  for (char c : s) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '"' && escape_quote) {
-      out += "\\\"";
-    } else {
-      out += c;
-    }
-  }
-}
-
 // Appends `{a="x",b="y"}` (nothing for no labels), with `extra` (le) last.
 void AppendLabels(std::string& out, const Labels& labels,
                   absl::string_view extra_name = {}, absl::string_view extra_value = {}) {
@@ -85,6 +71,26 @@ void AppendLabels(std::string& out, const Labels& labels,
 }
 
 }  // namespace
+
+void AppendEscaped(std::string& out, std::string_view s, bool escape_quote) {
+  for (char c : s) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' && escape_quote) {
+      out += "\\\"";
+    } else {
+      out += c;
+    }
+  }
+}
+
+std::string EscapeLabelValue(std::string_view value) {
+  std::string out;
+  AppendEscaped(out, value, /*escape_quote=*/true);
+  return out;
+}
 
 std::vector<double> DefaultLatencyBuckets() {
   return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};

@@ -90,6 +90,12 @@ class Registry {
   std::vector<std::function<void()>> collectors_ ABSL_GUARDED_BY(mu_);
 };
 
+// Prometheus text-format escaping: `\` and newline always, `"` when escape_quote
+// (label values; HELP text leaves quotes alone). For renderers outside a Registry.
+void AppendEscaped(std::string& out, std::string_view s, bool escape_quote);
+// A label value escaped for the text format (\\, \", \n).
+std::string EscapeLabelValue(std::string_view value);
+
 }  // namespace tandem::metrics
 
 #endif  // TANDEM_COMMON_METRICS_REGISTRY_H_

@@ -5,7 +5,10 @@
 #include <string>
 
 #include "proxy/config.h"
+#include "proxy/mesh_policy.h"
 
+using tandem::proxy::InboundPortPolicy;
+using tandem::proxy::MeshPolicy;
 using tandem::proxy::ParseProxyConfig;
 using tandem::proxy::ProxyOptions;
 using tandem::proxy::SocketAddress;
@@ -21,15 +24,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       options->buffer_bytes == 0) {
     std::abort();
   }
+  // The config file's rules are the starting mesh policy: its lookups must hold up.
+  std::shared_ptr<const MeshPolicy> policy = MeshPolicy::FromOptions(*options);
   for (const char* address : {"10.1.2.3:80", "[fd00::1]:443", "127.0.0.1:15006"}) {
     SocketAddress destination = *SocketAddress::Parse(address);
-    (void)options->IsMeshed(destination);
-    (void)options->ExpectedIdentity(destination);
-    (void)options->InboundPolicy(destination.port());
-  }
-  for (const auto& policy : options->inbound_ports) {
-    (void)tandem::proxy::IdentityAllowed(policy.allowed_identities,
+    (void)policy->IsMeshed(destination);
+    (void)policy->ExpectedIdentity(destination);
+    InboundPortPolicy inbound = policy->InboundPolicy(destination.port());
+    (void)tandem::proxy::IdentityAllowed(inbound.allowed_identities,
                                          "spiffe://cluster.local/ns/a/sa/b");
   }
+  (void)policy->ToJson();
   return 0;
 }

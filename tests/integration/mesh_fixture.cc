@@ -51,6 +51,7 @@ void MeshTest::StartCa(const std::string& root_dir, const std::string& extra_roo
                                    "--default-ttl=3s",
                                    "--max-ttl=1h"};
   if (!extra_roots.empty()) args.push_back("--extra-roots=" + extra_roots);
+  args.insert(args.end(), extra_ca_args_.begin(), extra_ca_args_.end());
   ca_ = std::make_unique<Subprocess>("tandem-ca", args, dir_ + "/" + root_dir + ".log");
   ASSERT_TRUE(ca_->Start());
   ASSERT_TRUE(WaitFor([&] { return !HttpGet(ca_metrics_, "/healthz/ready").empty(); },
@@ -89,7 +90,7 @@ void MeshTest::StartPod(Pod& pod, const std::string& ns, const std::string& sa,
                      "\", \"health_address\": \"127.0.0.1:", PickUnusedPort(),
                      "\", \"admin_address\": \"127.0.0.1:", pod.admin,
                      "\", \"workers\": 2, \"socket_mark\": 0, \"sds_socket\": \"",
-                     pod_dir, "/sds/sds.sock\"", config, "}"));
+                     pod_dir, "/sds/sds.sock\"", config, extra_proxy_json_, "}"));
   StartProxy(pod);
 }
 

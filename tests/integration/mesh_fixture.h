@@ -49,6 +49,9 @@ class MeshTest : public ::testing::Test {
   std::string dir_, signing_key_;
   // One more flag for every agent (a no-op default unless a test sets it).
   std::string extra_agent_flag_ = "--renew-fraction=0.5";
+  // More tandem-ca flags, and more fields for every proxy's config (", \"name\": value").
+  std::vector<std::string> extra_ca_args_;
+  std::string extra_proxy_json_;
   int ca_port_ = 0, ca_metrics_ = 0;
   std::unique_ptr<Subprocess> ca_;
   EchoServer echo_;

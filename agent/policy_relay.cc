@@ -1,0 +1,239 @@
+// gRPC code: never include <openssl/...> here.
+#include "agent/policy_relay.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstdio>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/synchronization/mutex.h"
+#include "agent/ca_channel.h"
+#include "common/file_util.h"
+#include "common/log/log.h"
+#include "common/metrics/registry.h"
+#include "common/stream_backoff.h"
+#include "tandem/mesh_policy.grpc.pb.h"
+
+namespace tandem::agent {
+
+namespace pb = ::tandem::policy::v1;
+
+namespace {
+
+constexpr char kAnswersHelp[] = "Proxies' answers to relayed mesh policies, by result.";
+
+}  // namespace
+
+struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
+  explicit Impl(metrics::Registry& r)
+      : upstream_gauge(r.GetGauge("tandem_agent_policy_upstream_up",
+                                  "1 while the mesh policy stream to the CA is up.")),
+        relayed(r.GetCounter("tandem_agent_policy_responses_relayed_total",
+                             "Mesh policy responses sent to proxy streams.")),
+        acks(r.GetCounter("tandem_agent_policy_answers_total", kAnswersHelp,
+                          {{"result", "ack"}})),
+        nacks(r.GetCounter("tandem_agent_policy_answers_total", kAnswersHelp,
+                           {{"result", "nack"}})),
+        proxy_streams(r.GetGauge("tandem_agent_policy_streams",
+                                 "Open mesh policy streams from proxies.")) {}
+
+  PolicyRelayOptions options;
+  std::unique_ptr<pb::MeshPolicyService::Stub> stub;
+  std::thread upstream_thread;
+  std::atomic<bool> stopping{false};
+  metrics::Gauge& upstream_gauge;
+  metrics::Counter& relayed;
+  metrics::Counter& acks;
+  metrics::Counter& nacks;
+  metrics::Gauge& proxy_streams;
+
+  absl::Mutex mu;
+  // The CA's latest response, served to every proxy stream; `generation` counts them.
+  std::optional<pb::PolicyResponse> cached ABSL_GUARDED_BY(mu);
+  uint64_t generation ABSL_GUARDED_BY(mu) = 0;
+  // The version a proxy last ACKed: what a new upstream stream says is in force.
+  std::string acked_version ABSL_GUARDED_BY(mu);
+  grpc::ClientContext* upstream_context ABSL_GUARDED_BY(mu) = nullptr;
+  // Why the last upstream stream ended; upstream thread only.
+  std::string last_end_reason;
+
+  // Serializes writes to the upstream stream (the upstream thread's first request and
+  // every proxy stream's answers); gRPC allows one writer at a time.
+  absl::Mutex write_mu;
+  grpc::ClientReaderWriter<pb::PolicyRequest, pb::PolicyResponse>* upstream
+      ABSL_GUARDED_BY(write_mu) = nullptr;
+
+  // Runs one upstream stream until it ends; returns true if it received a response.
+  bool RunUpstream();
+  // Sends a proxy's answer upstream when it answers the CA's current response.
+  void ForwardAnswer(const pb::PolicyRequest& answer);
+
+  struct WaitArgs {
+    Impl* impl;
+    uint64_t sent;
+    const bool* reader_done;
+    static bool Changed(WaitArgs* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return (a->impl->cached.has_value() && a->impl->generation != a->sent) ||
+             *a->reader_done || a->impl->stopping.load();
+    }
+  };
+
+  grpc::Status StreamPolicy(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<pb::PolicyResponse, pb::PolicyRequest>* stream) override {
+    pb::PolicyRequest first;
+    if (!stream->Read(&first)) return grpc::Status::OK;
+    {
+      absl::MutexLock lock(&mu);
+      // A restarted agent learns from its proxy what is in force.
+      if (acked_version.empty()) acked_version = first.version_info();
+    }
+    proxy_streams.Add(1);
+    bool reader_done = false;
+    std::thread reader([&] {
+      pb::PolicyRequest answer;
+      while (stream->Read(&answer)) {
+        if (!answer.error_detail().empty()) {
+          nacks.Inc();
+          log::Warn("agent", "proxy NACKed the mesh policy",
+                    {{"nonce", answer.response_nonce()},
+                     {"kept_version", answer.version_info()},
+                     {"error", answer.error_detail()}});
+        } else if (!answer.response_nonce().empty()) {
+          acks.Inc();
+        }
+        ForwardAnswer(answer);
+      }
+      absl::MutexLock lock(&mu);  // wakes the writer
+      reader_done = true;
+    });
+    uint64_t sent = 0;
+    while (!context->IsCancelled()) {
+      pb::PolicyResponse response;
+      {
+        absl::MutexLock lock(&mu);
+        WaitArgs args{this, sent, &reader_done};
+        mu.AwaitWithTimeout(absl::Condition(&WaitArgs::Changed, &args),
+                            absl::Milliseconds(500));
+        if (stopping.load() || reader_done) break;
+        if (!cached.has_value() || generation == sent) continue;
+        response = *cached;
+        sent = generation;
+      }
+      if (!stream->Write(response)) break;
+      relayed.Inc();
+    }
+    context->TryCancel();
+    reader.join();
+    proxy_streams.Add(-1);
+    return grpc::Status::OK;
+  }
+};
+
+void PolicyRelay::Impl::ForwardAnswer(const pb::PolicyRequest& answer) {
+  {
+    absl::MutexLock lock(&mu);
+    // Answers to a response the CA has since replaced (or to one cached from an
+    // earlier upstream stream) would confuse it: only the current one goes up.
+    if (!cached.has_value() || answer.response_nonce() != cached->nonce()) return;
+    if (answer.error_detail().empty()) acked_version = answer.version_info();
+  }
+  absl::MutexLock lock(&write_mu);
+  if (upstream != nullptr) upstream->Write(answer);
+}
+
+bool PolicyRelay::Impl::RunUpstream() {
+  absl::StatusOr<std::string> token = ReadFileToString(options.token_file);
+  if (!token.ok()) {
+    log::Error("agent", "mesh policy stream: cannot read the token",
+               {{"error", std::string(token.status().message())}});
+    return false;
+  }
+  grpc::ClientContext context;
+  context.AddMetadata("authorization",
+                      "Bearer " + std::string(absl::StripAsciiWhitespace(*token)));
+  pb::PolicyRequest first;
+  first.set_node(options.node);
+  {
+    absl::MutexLock lock(&mu);
+    if (stopping.load()) return false;
+    upstream_context = &context;
+    first.set_version_info(acked_version);
+  }
+  auto stream = stub->StreamPolicy(&context);
+  bool opened;
+  {
+    absl::MutexLock lock(&write_mu);
+    upstream = stream.get();
+    opened = stream->Write(first);
+  }
+  bool received = false;
+  pb::PolicyResponse response;
+  while (opened && stream->Read(&response)) {
+    received = true;
+    upstream_gauge.Set(1);
+    absl::MutexLock lock(&mu);
+    cached = response;
+    ++generation;
+  }
+  upstream_gauge.Set(0);
+  {
+    absl::MutexLock lock(&write_mu);
+    upstream = nullptr;
+  }
+  context.TryCancel();
+  grpc::Status status = stream->Finish();
+  std::string why = status.ok() ? "closed" : status.error_message();
+  // Logged when the reason changes: a CA without MeshPolicyService (UNIMPLEMENTED, e.g.
+  // istiod) must not fill the log every few seconds.
+  if (!stopping.load() && (received || why != last_end_reason)) {
+    log::Warn("agent", "mesh policy stream to the CA ended; serving the last policy",
+              {{"reason", why}});
+  }
+  last_end_reason = why;
+  absl::MutexLock lock(&mu);
+  upstream_context = nullptr;
+  return received;
+}
+
+absl::StatusOr<std::unique_ptr<PolicyRelay>> PolicyRelay::Create(
+    PolicyRelayOptions options) {
+  if (options.ca.root_pem.empty()) {
+    return absl::InvalidArgumentError("CA root certificate is required to verify the CA");
+  }
+  auto impl = std::make_unique<Impl>(options.registry ? *options.registry
+                                                      : metrics::Registry::Default());
+  impl->stub = pb::MeshPolicyService::NewStub(NewCaChannel(options.ca));
+  impl->options = std::move(options);
+  return std::unique_ptr<PolicyRelay>(new PolicyRelay(std::move(impl)));
+}
+
+PolicyRelay::PolicyRelay(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+PolicyRelay::~PolicyRelay() { Stop(); }
+
+void PolicyRelay::Start() {
+  impl_->upstream_thread = std::thread([impl = impl_.get()] {
+    RunStreamWithBackoff(impl->stopping, [impl] { return impl->RunUpstream(); });
+  });
+}
+
+void PolicyRelay::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  {
+    absl::MutexLock lock(&impl_->mu);  // also wakes proxy stream writers
+    if (impl_->upstream_context != nullptr) impl_->upstream_context->TryCancel();
+  }
+  if (impl_->upstream_thread.joinable()) impl_->upstream_thread.join();
+}
+
+grpc::Service* PolicyRelay::service() { return impl_.get(); }
+
+bool PolicyRelay::upstream_up() const { return impl_->upstream_gauge.Value() == 1; }
+uint64_t PolicyRelay::responses_relayed() const { return impl_->relayed.Value(); }
+uint64_t PolicyRelay::nacks() const { return impl_->nacks.Value(); }
+
+}  // namespace tandem::agent

@@ -1,0 +1,67 @@
+#ifndef TANDEM_AGENT_POLICY_RELAY_H_
+#define TANDEM_AGENT_POLICY_RELAY_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "agent/ca_client.h"
+
+namespace grpc {
+class Service;
+}  // namespace grpc
+namespace tandem::metrics {
+class Registry;
+}  // namespace tandem::metrics
+
+namespace tandem::agent {
+
+struct PolicyRelayOptions {
+  // Where tandem-ca is and the roots that verify it: the agent's CA settings.
+  CaClientOptions ca;
+  // The workload's service-account token, sent as `authorization: Bearer`; re-read for
+  // every upstream stream (kubelet rotates it).
+  std::string token_file;
+  // Free text for the control plane's logs (pod name) when no proxy named one.
+  std::string node = "tandem-agent";
+  // Where the relay's metrics live; null means metrics::Registry::Default().
+  metrics::Registry* registry = nullptr;
+};
+
+// Relays the workload's mesh policy (tandem.policy.v1.MeshPolicyService/StreamPolicy)
+// from tandem-ca to the proxy. One upstream stream to the CA, authenticated like a
+// certificate request, stays open (re-opened with backoff when the CA goes away); its
+// latest response is cached and sent to every proxy stream, including one that
+// (re)connects while the CA is down. The proxy's ACKs and NACKs of the current
+// response go upstream; a new upstream stream names the version last ACKed.
+//
+// The proxy reaches it on the agent's SO_PEERCRED-checked socket: register service()
+// with SdsServerOptions::extra_services. Threading: one upstream thread; gRPC runs each
+// proxy stream on its thread plus a reader thread. Create/Start/Stop from the main
+// thread; the accessors from any thread. The header names no gRPC type but the opaque
+// grpc::Service.
+class PolicyRelay {
+ public:
+  static absl::StatusOr<std::unique_ptr<PolicyRelay>> Create(PolicyRelayOptions options);
+  ~PolicyRelay();
+
+  void Start();
+  void Stop();
+  grpc::Service* service();
+
+  // Any thread; for tests.
+  bool upstream_up() const;
+  uint64_t responses_relayed() const;
+  uint64_t nacks() const;
+
+  struct Impl;
+
+ private:
+  explicit PolicyRelay(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tandem::agent
+
+#endif  // TANDEM_AGENT_POLICY_RELAY_H_

@@ -1,0 +1,27 @@
+#include "common/stream_backoff.h"
+
+#include <algorithm>
+#include <random>
+
+#include "absl/time/clock.h"
+
+namespace tandem {
+
+void RunStreamWithBackoff(const std::atomic<bool>& stopping,
+                          const std::function<bool()>& run_stream,
+                          absl::Duration max_backoff) {
+  constexpr absl::Duration kInitial = absl::Milliseconds(100);
+  std::mt19937 rng(std::random_device{}());
+  absl::Duration backoff = kInitial;
+  while (!stopping.load()) {
+    if (run_stream()) backoff = kInitial;
+    if (stopping.load()) break;
+    absl::Duration wait = backoff * std::uniform_real_distribution<double>(0.5, 1.0)(rng);
+    backoff = std::min(backoff * 2, max_backoff);
+    for (absl::Time end = absl::Now() + wait; absl::Now() < end && !stopping.load();) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+}
+
+}  // namespace tandem

@@ -1,0 +1,127 @@
+// gRPC code: never include <openssl/...> (gRPC carries OpenSSL 3); policies cross into
+// the data plane only through PolicySink.
+#include "proxy/policy_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/log/log.h"
+#include "common/stream_backoff.h"
+#include "tandem/mesh_policy.grpc.pb.h"
+
+namespace tandem::proxy {
+
+struct PolicyClient::Impl {
+  std::string socket_path;
+  std::string node;
+  PolicySink* sink;
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+  absl::Mutex mu;
+  grpc::ClientContext* active ABSL_GUARDED_BY(mu) = nullptr;
+  std::atomic<int> connected{0};
+  std::atomic<uint64_t> streams{0};
+  // The version in force; background thread only.
+  std::string applied_version;
+
+  // Runs one stream until it ends; returns true if it ever received a response.
+  bool RunStream();
+};
+
+absl::StatusOr<std::unique_ptr<PolicyClient>> PolicyClient::Create(
+    std::string socket_path, std::string node, PolicySink* sink) {
+  if (socket_path.empty() || socket_path[0] != '/') {
+    return absl::InvalidArgumentError("policy socket must be an absolute path");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->socket_path = std::move(socket_path);
+  impl->node = std::move(node);
+  impl->sink = sink;
+  return std::unique_ptr<PolicyClient>(new PolicyClient(std::move(impl)));
+}
+
+PolicyClient::PolicyClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+PolicyClient::~PolicyClient() { Stop(); }
+
+void PolicyClient::Start() {
+  impl_->thread = std::thread([impl = impl_.get()] {
+    RunStreamWithBackoff(impl->stopping, [impl] { return impl->RunStream(); });
+  });
+}
+
+void PolicyClient::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (impl_->active != nullptr) impl_->active->TryCancel();
+  }
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+std::string PolicyClient::RenderMetrics() const {
+  return absl::StrCat(
+      "# HELP tandem_proxy_policy_stream_connected 1 while the mesh policy stream to "
+      "the agent is up.\n# TYPE tandem_proxy_policy_stream_connected gauge\n"
+      "tandem_proxy_policy_stream_connected ",
+      impl_->connected.load(),
+      "\n# HELP tandem_proxy_policy_streams_total Mesh policy streams opened.\n"
+      "# TYPE tandem_proxy_policy_streams_total counter\n"
+      "tandem_proxy_policy_streams_total ",
+      impl_->streams.load(), "\n");
+}
+
+bool PolicyClient::Impl::RunStream() {
+  auto channel =
+      grpc::CreateChannel("unix:" + socket_path, grpc::InsecureChannelCredentials());
+  auto stub = policy::v1::MeshPolicyService::NewStub(channel);
+  grpc::ClientContext context;
+  {
+    absl::MutexLock lock(&mu);
+    if (stopping.load()) return false;
+    active = &context;
+  }
+  auto stream = stub->StreamPolicy(&context);
+  streams.fetch_add(1);
+  policy::v1::PolicyRequest request;
+  request.set_node(node);
+  request.set_version_info(applied_version);
+  bool received = false;
+  if (stream->Write(request)) {
+    policy::v1::PolicyResponse response;
+    while (stream->Read(&response)) {
+      received = true;
+      connected.store(1);
+      absl::Status applied =
+          sink->ApplyPolicy(response.policy(), response.version_info());
+      policy::v1::PolicyRequest answer;
+      answer.set_node(node);
+      answer.set_response_nonce(response.nonce());
+      if (applied.ok()) {
+        applied_version = response.version_info();
+        log::Info("proxy", "mesh policy applied", {{"version", applied_version}});
+      } else {
+        answer.set_error_detail(std::string(applied.message()));
+        log::Error("proxy", "mesh policy refused, keeping the last good one",
+                   {{"version", response.version_info()},
+                    {"kept", applied_version.empty() ? "config file" : applied_version},
+                    {"error", answer.error_detail()}});
+      }
+      answer.set_version_info(applied_version);
+      if (!stream->Write(answer)) break;
+    }
+  }
+  connected.store(0);
+  context.TryCancel();
+  stream->Finish();
+  absl::MutexLock lock(&mu);
+  active = nullptr;
+  return received;
+}
+
+}  // namespace tandem::proxy
