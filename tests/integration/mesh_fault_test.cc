@@ -102,9 +102,40 @@ int OpenFdCount(pid_t pid) {
   return static_cast<int>(std::distance(fds, std::filesystem::directory_iterator()));
 }
 
+// Returns how many connections wait in the accept queues of the TCP listeners on
+// `port` (every SO_REUSEPORT socket), from /proc/net/tcp; -1 if there is none.
+int AcceptQueueLength(int port) {
+  std::ifstream in("/proc/net/tcp");
+  std::string line;
+  std::getline(in, line);  // header
+  int total = -1;
+  while (std::getline(in, line)) {
+    // "sl local_address rem_address st tx_queue:rx_queue ...", addresses as ADDR:PORT.
+    std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() < 5 || f[3] != "0A") continue;  // 0A: LISTEN
+    std::vector<std::string> local = absl::StrSplit(f[1], ':');
+    std::vector<std::string> queues = absl::StrSplit(f[4], ':');
+    unsigned local_port = 0, backlog = 0;
+    if (local.size() != 2 || queues.size() != 2 ||
+        !absl::SimpleHexAtoi(local[1], &local_port) ||
+        !absl::SimpleHexAtoi(queues[1], &backlog) ||
+        static_cast<int>(local_port) != port) {
+      continue;
+    }
+    total = std::max(total, 0) + static_cast<int>(backlog);
+  }
+  return total;
+}
+
 std::string FirstError(const TrafficReport& report) {
   return report.errors.empty() ? "" : report.errors.front();
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int kMemoryFactor = 4;  // ASan's redzones and quarantine
+#else
+constexpr int kMemoryFactor = 1;
+#endif
 
 using MeshFaultTest = MeshTest;
 
@@ -175,6 +206,11 @@ TEST_F(MeshFaultTest, RefusesMtlsOnceTheCertificateExpiresWhileTheCaIsDownThenRe
 // accept() fails with EMFILE while more wait in the backlog. The proxy must neither
 // die nor spin on the listener, and must serve again once the connections close.
 TEST_F(MeshFaultTest, SurvivesDescriptorExhaustionWithoutSpinningAndServesAfterwards) {
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan's vptr check probes memory through a pipe(); with no descriptor left it
+  // reports "invalid vptr" on sound objects and aborts the proxy (seen under ASan).
+  GTEST_SKIP() << "the sanitizer runtime itself needs descriptors";
+#endif
   // Idle connections stay until the test closes them.
   StartMesh(", \"handshake_timeout_ms\": 60000");
   pid_t pid = server_.proxy->pid();
@@ -196,6 +232,11 @@ TEST_F(MeshFaultTest, SurvivesDescriptorExhaustionWithoutSpinningAndServesAfterw
       << "accepted connections stay open while descriptors are short";
 
   idle.CloseAll();
+  // The backlog of connections the proxy could not take drains a few descriptors at
+  // a time; each one takes a descriptor the traffic below would need.
+  EXPECT_TRUE(
+      WaitFor([&] { return AcceptQueueLength(server_.inbound) == 0; }, absl::Seconds(10)))
+      << AcceptQueueLength(server_.inbound) << " connections still queued";
   TrafficReport after = RunEchoTraffic(client_.outbound, absl::Seconds(1), 2, 1);
   EXPECT_EQ(after.short_failed, 0) << FirstError(after);
   EXPECT_GT(after.short_ok, 0);
@@ -226,11 +267,11 @@ TEST_F(MeshFaultTest, HandshakeTimeoutClosesAHalfOpenFloodWhileRealClientsAreSer
                    "tandem_proxy_handshake_failures_total{direction=\"inbound\","
                    "reason=\"timeout\"}"),
             300);
-  // 300 stalled connections must not cost more than a few MiB (no per-connection
-  // buffers before a handshake completes).
+  // 300 stalled connections cost about 4 MiB (some 12 KiB each) in a release build;
+  // 32 MiB would mean per-connection buffers or a leak.
   std::cerr << "server proxy VmRSS: " << rss_before << " kB before, " << rss_during
             << " kB with 300 half-open connections\n";
-  EXPECT_LT(rss_during - rss_before, 32 * 1024);
+  EXPECT_LT(rss_during - rss_before, 32 * 1024 * kMemoryFactor);
 }
 
 // The proxy's count of open connections from its admin /connections, or -1.

@@ -12,6 +12,16 @@
 #include "controlplane/jwt.h"
 
 namespace tandem::testing {
+namespace {
+
+// The start and the end of a process log: how it came up, and how it ended.
+std::string LogExcerpt(const std::string& log) {
+  constexpr size_t kHalf = 2000;
+  if (log.size() <= 2 * kHalf) return log;
+  return absl::StrCat(log.substr(0, kHalf), "\n[...]\n", log.substr(log.size() - kHalf));
+}
+
+}  // namespace
 
 void MeshTest::SetUp() {
   char tmpl[] = "/tmp/tandem-mesh-XXXXXX";
@@ -19,21 +29,31 @@ void MeshTest::SetUp() {
   signing_key_ =
       NewCredentialRequest("spiffe://cluster.local/ns/k/sa/k")->private_key_pem;
   Write(dir_ + "/token-key.pub", *controlplane::PublicKeyPemOf(signing_key_));
-  ca_port_ = PickUnusedPort();
-  ca_metrics_ = PickUnusedPort();
+  ca_port_ = NewPort();
+  ca_metrics_ = NewPort();
 }
 
 void MeshTest::TearDown() {
   for (Pod* pod : {&client_, &server_}) {
-    if (HasFailure() && pod->proxy) std::cerr << pod->proxy->Log().substr(0, 4000);
-    if (HasFailure() && pod->agent) std::cerr << pod->agent->Log().substr(0, 4000);
+    if (HasFailure() && pod->proxy) std::cerr << LogExcerpt(pod->proxy->Log());
+    if (HasFailure() && pod->agent) std::cerr << LogExcerpt(pod->agent->Log());
     pod->proxy.reset();
     pod->agent.reset();
   }
-  if (HasFailure() && ca_) std::cerr << ca_->Log().substr(0, 4000);
+  if (HasFailure() && ca_) std::cerr << LogExcerpt(ca_->Log());
   ca_.reset();
   echo_.Stop();
   std::filesystem::remove_all(dir_);
+}
+
+int MeshTest::NewPort() {
+  // A port is free when picked but not reserved: a later pick may return it again.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int port = PickUnusedPort();
+    if (ports_.insert(port).second) return port;
+  }
+  ADD_FAILURE() << "no new free port in 100 picks";
+  return 0;
 }
 
 void MeshTest::Write(const std::string& path, const std::string& text) {
@@ -62,11 +82,11 @@ void MeshTest::StartCa(const std::string& root_dir, const std::string& extra_roo
 
 void MeshTest::StartPod(Pod& pod, const std::string& ns, const std::string& sa,
                         const std::string& config) {
-  pod.outbound = PickUnusedPort();
-  pod.inbound = PickUnusedPort();
-  pod.metrics = PickUnusedPort();
-  pod.admin = PickUnusedPort();
-  pod.agent_metrics = PickUnusedPort();
+  pod.outbound = NewPort();
+  pod.inbound = NewPort();
+  pod.metrics = NewPort();
+  pod.admin = NewPort();
+  pod.agent_metrics = NewPort();
   std::string pod_dir = dir_ + "/" + pod.name;
   std::filesystem::create_directories(pod_dir);
   Write(pod_dir + "/token",
@@ -87,7 +107,7 @@ void MeshTest::StartPod(Pod& pod, const std::string& ns, const std::string& sa,
         absl::StrCat("{\"outbound_address\": \"127.0.0.1:", pod.outbound,
                      "\", \"inbound_address\": \"127.0.0.1:", pod.inbound,
                      "\", \"metrics_address\": \"127.0.0.1:", pod.metrics,
-                     "\", \"health_address\": \"127.0.0.1:", PickUnusedPort(),
+                     "\", \"health_address\": \"127.0.0.1:", NewPort(),
                      "\", \"admin_address\": \"127.0.0.1:", pod.admin,
                      "\", \"workers\": 2, \"socket_mark\": 0, \"sds_socket\": \"",
                      pod_dir, "/sds/sds.sock\"", config, extra_proxy_json_, "}"));

@@ -2,6 +2,7 @@
 #define TANDEM_TESTS_INTEGRATION_MESH_FIXTURE_H_
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,8 @@ class MeshTest : public ::testing::Test {
   void TearDown() override;
 
   static void Write(const std::string& path, const std::string& text);
+  // Returns a free loopback port that this test has not handed out before.
+  int NewPort();
   // Starts tandem-ca with its root in dir_/<root_dir> (made on first start), also
   // publishing the roots in `extra_roots` (a PEM file) when set. Writes the bundle it
   // serves to dir_/ca-root.pem unless `keep_ca_root`.
@@ -56,6 +59,7 @@ class MeshTest : public ::testing::Test {
   std::unique_ptr<Subprocess> ca_;
   EchoServer echo_;
   Pod client_, server_;
+  std::set<int> ports_;  // handed out by NewPort
 };
 
 }  // namespace tandem::testing
