@@ -87,7 +87,7 @@ void Connection::Start() {
   if (mode_ == Mode::kMtls) {
     snapshot_ = ctx_.tls->Current();
     if (snapshot_ == nullptr) {
-      Refuse(FailReason::kNoCertificate, "no certificate yet: mTLS refused");
+      Refuse(FailReason::kNoCertificate, "no valid certificate (none yet, or expired)");
       return;
     }
   }
@@ -132,7 +132,7 @@ void Connection::Sniff() {
     mode_ = Mode::kMtls;
     snapshot_ = ctx_.tls->Current();
     if (snapshot_ == nullptr) {
-      Refuse(FailReason::kNoCertificate, "no certificate yet: mTLS refused");
+      Refuse(FailReason::kNoCertificate, "no valid certificate (none yet, or expired)");
       return;
     }
     StartHandshake();
