@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan+UBSan) in build-fuzz/ and runs them.
-#   scripts/fuzz.sh smoke        every target for 7 s, ~60 s in all (part of ./dev test)
+#   scripts/fuzz.sh smoke        every target for 4 s, ~40 s in all (part of ./dev test)
 #   scripts/fuzz.sh run [secs]   every target for secs (default 60), corpus grows in
 #                                build-fuzz/corpus/<target> (seeds: tests/fuzz/corpus)
 # A crash leaves its input in build-fuzz/crashes/<target>/ and fails the run; copy it
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 mode="${1:-smoke}"
 secs="${2:-60}"
-[[ "$mode" == smoke ]] && secs="${TANDEM_FUZZ_SMOKE_SECONDS:-7}"
+[[ "$mode" == smoke ]] && secs="${TANDEM_FUZZ_SMOKE_SECONDS:-4}"
 
 if ! command -v clang++ >/dev/null; then
   echo "fuzz: clang++ not installed; skipping (apt-get install clang libclang-rt-14-dev)" >&2
