@@ -6,7 +6,7 @@
 namespace tandem {
 
 absl::StatusOr<Flags> Flags::Parse(int argc, char** argv, int first,
-                                   std::initializer_list<std::string_view> known) {
+                                   const std::vector<std::string_view>& known) {
   Flags flags;
   for (int i = first; i < argc; ++i) {
     std::string arg = argv[i];

@@ -1,10 +1,10 @@
 #ifndef TANDEM_COMMON_FLAGS_H_
 #define TANDEM_COMMON_FLAGS_H_
 
-#include <initializer_list>
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -17,8 +17,10 @@ namespace tandem {
 class Flags {
  public:
   // Parses argv[first..argc).
+  // `known` is a vector, not an initializer_list, so callers may keep tables of them
+  // (an initializer_list's array dies with the expression that made it).
   static absl::StatusOr<Flags> Parse(int argc, char** argv, int first,
-                                     std::initializer_list<std::string_view> known);
+                                     const std::vector<std::string_view>& known);
 
   bool Has(std::string_view name) const { return values_.count(std::string(name)) > 0; }
   std::string Get(std::string_view name, const std::string& fallback = "") const;

@@ -286,7 +286,7 @@ int Revoke(const std::string& command, const tandem::Flags& flags) {
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   const std::string command = argc > 1 ? argv[1] : "";
-  static const std::map<std::string, std::initializer_list<std::string_view>> kFlags = {
+  static const std::map<std::string, std::vector<std::string_view>> kFlags = {
       {"serve",
        {"root-dir",
         "root-dir-mode",
