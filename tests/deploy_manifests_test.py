@@ -47,6 +47,27 @@ role = next(d for _, d in objects if d.get("kind") == "ClusterRole")
 check("the CA may create tokenreviews",
       any("tokenreviews" in r["resources"] and "create" in r["verbs"] for r in role["rules"]))
 
+ca = next(d for _, d in objects if d.get("kind") == "Deployment" and
+          d["metadata"]["name"] == "tandem-ca")
+ca_spec = ca["spec"]["template"]["spec"]
+ca_args = ca_spec["containers"][0]["args"]
+ca_volumes = {v["name"]: v for v in ca_spec["volumes"]}
+check("the CA serves a mesh policy file from a ConfigMap",
+      "--policy-file=/etc/tandem/policy/mesh-policy.yaml" in ca_args and
+      ca_volumes["policy"]["configMap"]["name"] == "tandem-mesh-policy")
+check("the CA keeps revocations on a persistent volume",
+      any(a.startswith("--state-dir=/var/lib/tandem-ca-state") for a in ca_args) and
+      "persistentVolumeClaim" in ca_volumes["state"])
+check("the CA's admin endpoint is on loopback",
+      any(a.startswith("--admin=127.0.0.1:") for a in ca_args))
+policy_map = next(d for _, d in objects if d.get("kind") == "ConfigMap" and
+                  d["metadata"]["name"] == "tandem-mesh-policy")
+check("the mesh policy ConfigMap holds YAML",
+      isinstance(yaml.safe_load(policy_map["data"]["mesh-policy.yaml"]), dict))
+proxy_map = next(d for _, d in objects if d.get("kind") == "ConfigMap" and
+                 d["metadata"]["name"] == "tandem-proxy-config")
+check("sidecars take the mesh policy from their agent",
+      '"policy_from_agent": true' in proxy_map["data"]["proxy.json"])
 patch = next(d for n, d in objects if n == "sidecar-patch.yaml")
 pod = patch["spec"]["template"]["spec"]
 inits = {c["name"]: c for c in pod["initContainers"]}
