@@ -30,6 +30,7 @@
 #include "common/file_util.h"
 #include "common/http/http_server.h"
 #include "common/log/log.h"
+#include "common/process.h"
 #include "common/metrics/registry.h"
 
 namespace {
@@ -42,6 +43,7 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tandem::PrepareProcess();
   std::map<std::string, std::string> flags;
   static const char* kKnown[] = {
       "ca-address",      "ca-root",      "ca-server-name", "token-file",  "namespace",
@@ -113,7 +115,6 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 
   absl::StatusOr<std::unique_ptr<tandem::agent::CaClient>> ca =
       tandem::agent::CaClient::Create(ca_options);

@@ -35,6 +35,7 @@
 #include "common/flags.h"
 #include "common/http/http_server.h"
 #include "common/log/log.h"
+#include "common/process.h"
 #include "controlplane/admin_client.h"
 #include "controlplane/ca_server.h"
 #include "controlplane/jwt.h"
@@ -284,7 +285,7 @@ int Revoke(const std::string& command, const tandem::Flags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  signal(SIGPIPE, SIG_IGN);
+  tandem::PrepareProcess();
   const std::string command = argc > 1 ? argv[1] : "";
   static const std::map<std::string, std::vector<std::string_view>> kFlags = {
       {"serve",

@@ -16,6 +16,7 @@
 #include "common/file_util.h"
 #include "common/flags.h"
 #include "common/log/log.h"
+#include "common/process.h"
 #include "proxy/admin.h"
 #include "proxy/config.h"
 #include "proxy/policy_client.h"
@@ -55,6 +56,7 @@ int Fail(int code, std::string_view what, const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tandem::PrepareProcess();
   for (int i = 1; i < argc; ++i) {
     if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
       Usage();
@@ -91,7 +93,6 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 
   absl::StatusOr<std::unique_ptr<Proxy>> proxy = Proxy::Create(*options);
   if (!proxy.ok()) return Fail(2, "invalid configuration", proxy.status());
