@@ -1,26 +1,12 @@
 // tandem-agent: keeps the workload's certificate fresh and serves it to the proxy over
-// SDS. Flags live here only.
-//
-//   tandem-agent --ca-address=HOST:15012 --ca-root=FILE [--ca-server-name=tandem-ca]
-//                --token-file=FILE --namespace=NS --service-account=SA
-//                [--trust-domain=cluster.local] [--sds-socket=/var/run/tandem/sds.sock]
-//                [--proxy-uid=1337] [--validity=24h] [--renew-fraction=0.5]
-//                [--extra-roots=FILE] [--metrics=127.0.0.1:15020]
-//                [--log-level=info] [--log-format=text|json]
-//                [--policy-relay=true]
-//
-// With --policy-relay (default true) the agent also relays the workload's mesh policy
-// from the CA (MeshPolicyService) to the proxy on the SDS socket.
+// SDS. Flags live here only (kUsage lists them).
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
-#include <map>
-#include <sstream>
 #include <string>
+#include <string_view>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/agent.h"
@@ -28,12 +14,24 @@
 #include "agent/policy_relay.h"
 #include "agent/sds_server.h"
 #include "common/file_util.h"
+#include "common/flags.h"
 #include "common/http/http_server.h"
 #include "common/log/log.h"
-#include "common/process.h"
 #include "common/metrics/registry.h"
+#include "common/process.h"
 
 namespace {
+
+constexpr char kUsage[] =
+    "usage: tandem-agent --ca-address=HOST:15012 --ca-root=FILE\n"
+    "                    --token-file=FILE --namespace=NS --service-account=SA\n"
+    "                    [--ca-server-name=tandem-ca] [--trust-domain=cluster.local]\n"
+    "                    [--sds-socket=/var/run/tandem/sds.sock] [--proxy-uid=1337]\n"
+    "                    [--validity=24h] [--renew-fraction=0.5] [--extra-roots=FILE]\n"
+    "                    [--metrics=127.0.0.1:15020] [--policy-relay=true|false]\n"
+    "                    [--log-level=debug|info|warn|error] [--log-format=text|json]\n"
+    "  --policy-relay (default true) also relays the workload's mesh policy from the\n"
+    "  CA (MeshPolicyService) to the proxy on the SDS socket. --metrics= serves none.\n";
 
 int Fail(const std::string& message) {
   tandem::log::Error("agent", message);
@@ -44,33 +42,50 @@ int Fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   tandem::PrepareProcess();
-  std::map<std::string, std::string> flags;
-  static const char* kKnown[] = {
-      "ca-address",      "ca-root",      "ca-server-name", "token-file",  "namespace",
-      "service-account", "trust-domain", "sds-socket",     "proxy-uid",   "validity",
-      "renew-fraction",  "extra-roots",  "metrics",        "policy-relay", "log-level",
-      "log-format"};
   for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    size_t eq = arg.find('=');
-    if (!absl::StartsWith(arg, "--") || eq == std::string::npos) {
-      return Fail("flags look like --name=value: " + arg);
+    if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
     }
-    std::string name = arg.substr(2, eq - 2);
-    bool known = false;
-    for (const char* k : kKnown) known |= name == k;
-    if (!known) return Fail("unknown flag --" + name);
-    flags[name] = arg.substr(eq + 1);
   }
+  absl::StatusOr<tandem::Flags> parsed =
+      tandem::Flags::Parse(argc, argv, 1,
+                           {"ca-address", "ca-root", "ca-server-name", "token-file",
+                            "namespace", "service-account", "trust-domain", "sds-socket",
+                            "proxy-uid", "validity", "renew-fraction", "extra-roots",
+                            "metrics", "policy-relay", "log-level", "log-format"});
+  if (!parsed.ok()) {
+    return Fail(std::string(parsed.status().message()) + " (see --help)");
+  }
+  const tandem::Flags& flags = *parsed;
   auto get = [&](const char* name, const std::string& fallback) {
-    auto it = flags.find(name);
-    return it == flags.end() ? fallback : it->second;
+    return flags.Get(name, fallback);
   };
 
   if (absl::Status s =
           tandem::log::ConfigureDefault(get("log-level", ""), get("log-format", ""));
       !s.ok()) {
     return Fail(std::string(s.message()));
+  }
+
+  // Values are checked before any file is read, so a bad flag is refused as such.
+  absl::StatusOr<absl::Duration> validity =
+      flags.GetDuration("validity", absl::Hours(24));
+  if (!validity.ok()) return Fail(std::string(validity.status().message()));
+  tandem::agent::AgentOptions options;
+  options.requested_validity_seconds = absl::ToInt64Seconds(*validity);
+  if (flags.Has("renew-fraction") &&
+      (!absl::SimpleAtod(get("renew-fraction", ""), &options.policy.renew_fraction) ||
+       options.policy.renew_fraction <= 0 || options.policy.renew_fraction >= 1)) {
+    return Fail("--renew-fraction: must be between 0 and 1");
+  }
+  uint32_t proxy_uid = 1337;
+  if (!absl::SimpleAtoi(get("proxy-uid", "1337"), &proxy_uid)) {
+    return Fail("--proxy-uid: not a uid");
+  }
+  std::string policy_relay_flag = get("policy-relay", "true");
+  if (policy_relay_flag != "true" && policy_relay_flag != "false") {
+    return Fail("--policy-relay: true or false");
   }
 
   tandem::agent::CaClientOptions ca_options;
@@ -81,34 +96,16 @@ int main(int argc, char** argv) {
   if (!root.ok()) return Fail("--ca-root: " + std::string(root.status().message()));
   ca_options.root_pem = *root;
 
-  tandem::agent::AgentOptions options;
   options.trust_domain = get("trust-domain", options.trust_domain);
   options.ns = get("namespace", options.ns);
   options.service_account = get("service-account", options.service_account);
   options.token_file = get("token-file", options.token_file);
   options.extra_roots_file = get("extra-roots", "");
   options.pinned_roots_pem = *root;  // the workload chain must come from this CA
-  absl::Duration validity = absl::Hours(24);
-  if (flags.count("validity") && (!absl::ParseDuration(flags["validity"], &validity) ||
-                                  validity < absl::Seconds(1))) {
-    return Fail("--validity: not a duration of at least 1s");
-  }
-  options.requested_validity_seconds = absl::ToInt64Seconds(validity);
-  if (flags.count("renew-fraction") &&
-      (!absl::SimpleAtod(flags["renew-fraction"], &options.policy.renew_fraction) ||
-       options.policy.renew_fraction <= 0 || options.policy.renew_fraction >= 1)) {
-    return Fail("--renew-fraction: must be between 0 and 1");
-  }
 
   tandem::agent::SdsServerOptions sds_options;
   sds_options.socket_path = get("sds-socket", sds_options.socket_path);
-  uint32_t proxy_uid = 1337;
-  if (!absl::SimpleAtoi(get("proxy-uid", "1337"), &proxy_uid)) return Fail("--proxy-uid");
   sds_options.allowed_uids = {proxy_uid};
-  std::string policy_relay_flag = get("policy-relay", "true");
-  if (policy_relay_flag != "true" && policy_relay_flag != "false") {
-    return Fail("--policy-relay: true or false");
-  }
 
   sigset_t signals;
   sigemptyset(&signals);

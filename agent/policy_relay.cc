@@ -3,8 +3,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <atomic>
-#include <cstdio>
 #include <optional>
 #include <thread>
 
@@ -14,7 +12,7 @@
 #include "common/file_util.h"
 #include "common/log/log.h"
 #include "common/metrics/registry.h"
-#include "common/stream_backoff.h"
+#include "common/stream_loop.h"
 #include "tandem/mesh_policy.grpc.pb.h"
 
 namespace tandem::agent {
@@ -42,8 +40,7 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
 
   PolicyRelayOptions options;
   std::unique_ptr<pb::MeshPolicyService::Stub> stub;
-  std::thread upstream_thread;
-  std::atomic<bool> stopping{false};
+  StreamLoop upstream_loop;
   metrics::Gauge& upstream_gauge;
   metrics::Counter& relayed;
   metrics::Counter& acks;
@@ -56,7 +53,6 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
   uint64_t generation ABSL_GUARDED_BY(mu) = 0;
   // The version a proxy last ACKed: what a new upstream stream says is in force.
   std::string acked_version ABSL_GUARDED_BY(mu);
-  grpc::ClientContext* upstream_context ABSL_GUARDED_BY(mu) = nullptr;
   // Why the last upstream stream ended; upstream thread only.
   std::string last_end_reason;
 
@@ -77,7 +73,7 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
     const bool* reader_done;
     static bool Changed(WaitArgs* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
       return (a->impl->cached.has_value() && a->impl->generation != a->sent) ||
-             *a->reader_done || a->impl->stopping.load();
+             *a->reader_done || a->impl->upstream_loop.stopping();
     }
   };
 
@@ -118,7 +114,7 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
         WaitArgs args{this, sent, &reader_done};
         mu.AwaitWithTimeout(absl::Condition(&WaitArgs::Changed, &args),
                             absl::Milliseconds(500));
-        if (stopping.load() || reader_done) break;
+        if (upstream_loop.stopping() || reader_done) break;
         if (!cached.has_value() || generation == sent) continue;
         response = *cached;
         sent = generation;
@@ -155,12 +151,13 @@ bool PolicyRelay::Impl::RunUpstream() {
   grpc::ClientContext context;
   context.AddMetadata("authorization",
                       "Bearer " + std::string(absl::StripAsciiWhitespace(*token)));
+  StreamLoop::Attachment attachment =
+      upstream_loop.Attach([&context] { context.TryCancel(); });
+  if (!attachment.attached()) return false;
   pb::PolicyRequest first;
   first.set_node(options.node);
   {
     absl::MutexLock lock(&mu);
-    if (stopping.load()) return false;
-    upstream_context = &context;
     first.set_version_info(acked_version);
   }
   auto stream = stub->StreamPolicy(&context);
@@ -189,13 +186,11 @@ bool PolicyRelay::Impl::RunUpstream() {
   std::string why = status.ok() ? "closed" : status.error_message();
   // Logged when the reason changes: a CA without MeshPolicyService (UNIMPLEMENTED, e.g.
   // istiod) must not fill the log every few seconds.
-  if (!stopping.load() && (received || why != last_end_reason)) {
+  if (!upstream_loop.stopping() && (received || why != last_end_reason)) {
     log::Warn("agent", "mesh policy stream to the CA ended; serving the last policy",
               {{"reason", why}});
   }
   last_end_reason = why;
-  absl::MutexLock lock(&mu);
-  upstream_context = nullptr;
   return received;
 }
 
@@ -216,18 +211,14 @@ PolicyRelay::PolicyRelay(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PolicyRelay::~PolicyRelay() { Stop(); }
 
 void PolicyRelay::Start() {
-  impl_->upstream_thread = std::thread([impl = impl_.get()] {
-    RunStreamWithBackoff(impl->stopping, [impl] { return impl->RunUpstream(); });
-  });
+  impl_->upstream_loop.Start([impl = impl_.get()] { return impl->RunUpstream(); });
 }
 
 void PolicyRelay::Stop() {
-  if (impl_->stopping.exchange(true)) return;
-  {
-    absl::MutexLock lock(&impl_->mu);  // also wakes proxy stream writers
-    if (impl_->upstream_context != nullptr) impl_->upstream_context->TryCancel();
-  }
-  if (impl_->upstream_thread.joinable()) impl_->upstream_thread.join();
+  impl_->upstream_loop.Stop();
+  // Proxy stream writers await a condition on `mu` that reads stopping(): releasing `mu`
+  // makes them look again now rather than at their next timeout.
+  absl::MutexLock wake(&impl_->mu);
 }
 
 grpc::Service* PolicyRelay::service() { return impl_.get(); }

@@ -5,13 +5,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
-#include <cstdio>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "common/log/log.h"
-#include "common/stream_backoff.h"
+#include "common/stream_loop.h"
 #include "tandem/mesh_policy.grpc.pb.h"
 
 namespace tandem::proxy {
@@ -20,14 +17,11 @@ struct PolicyClient::Impl {
   std::string socket_path;
   std::string node;
   PolicySink* sink;
-  std::thread thread;
-  std::atomic<bool> stopping{false};
-  absl::Mutex mu;
-  grpc::ClientContext* active ABSL_GUARDED_BY(mu) = nullptr;
   std::atomic<int> connected{0};
   std::atomic<uint64_t> streams{0};
   // The version in force; background thread only.
   std::string applied_version;
+  StreamLoop loop;
 
   // Runs one stream until it ends; returns true if it ever received a response.
   bool RunStream();
@@ -50,19 +44,10 @@ PolicyClient::PolicyClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 PolicyClient::~PolicyClient() { Stop(); }
 
 void PolicyClient::Start() {
-  impl_->thread = std::thread([impl = impl_.get()] {
-    RunStreamWithBackoff(impl->stopping, [impl] { return impl->RunStream(); });
-  });
+  impl_->loop.Start([impl = impl_.get()] { return impl->RunStream(); });
 }
 
-void PolicyClient::Stop() {
-  if (impl_->stopping.exchange(true)) return;
-  {
-    absl::MutexLock lock(&impl_->mu);
-    if (impl_->active != nullptr) impl_->active->TryCancel();
-  }
-  if (impl_->thread.joinable()) impl_->thread.join();
-}
+void PolicyClient::Stop() { impl_->loop.Stop(); }
 
 std::string PolicyClient::RenderMetrics() const {
   return absl::StrCat(
@@ -81,11 +66,8 @@ bool PolicyClient::Impl::RunStream() {
       grpc::CreateChannel("unix:" + socket_path, grpc::InsecureChannelCredentials());
   auto stub = policy::v1::MeshPolicyService::NewStub(channel);
   grpc::ClientContext context;
-  {
-    absl::MutexLock lock(&mu);
-    if (stopping.load()) return false;
-    active = &context;
-  }
+  StreamLoop::Attachment attachment = loop.Attach([&context] { context.TryCancel(); });
+  if (!attachment.attached()) return false;
   auto stream = stub->StreamPolicy(&context);
   streams.fetch_add(1);
   policy::v1::PolicyRequest request;
@@ -119,8 +101,6 @@ bool PolicyClient::Impl::RunStream() {
   connected.store(0);
   context.TryCancel();
   stream->Finish();
-  absl::MutexLock lock(&mu);
-  active = nullptr;
   return received;
 }
 

@@ -5,14 +5,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
-#include <cstdio>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "common/log/log.h"
-#include "common/stream_backoff.h"
+#include "common/stream_loop.h"
 #include "envoy/sds_service.grpc.pb.h"
 #include "proxy/sds_response.h"
 
@@ -23,14 +19,10 @@ namespace discovery = ::envoy::service::discovery::v3;
 struct SdsClient::Impl {
   std::string socket_path;
   SecretSink* sink;
-  std::thread thread;
-  std::atomic<bool> stopping{false};
-  absl::Mutex mu;
-  grpc::ClientContext* active ABSL_GUARDED_BY(mu) = nullptr;
   std::atomic<uint64_t> accepted{0}, refused{0}, streams{0};
   std::atomic<int> connected{0};
+  StreamLoop loop;
 
-  void Run();
   // Runs one stream until it ends; returns true if it ever received a response.
   bool RunStream();
 };
@@ -51,17 +43,10 @@ SdsClient::SdsClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SdsClient::~SdsClient() { Stop(); }
 
 void SdsClient::Start() {
-  impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
+  impl_->loop.Start([impl = impl_.get()] { return impl->RunStream(); });
 }
 
-void SdsClient::Stop() {
-  if (impl_->stopping.exchange(true)) return;
-  {
-    absl::MutexLock lock(&impl_->mu);
-    if (impl_->active != nullptr) impl_->active->TryCancel();
-  }
-  if (impl_->thread.joinable()) impl_->thread.join();
-}
+void SdsClient::Stop() { impl_->loop.Stop(); }
 
 std::string SdsClient::RenderMetrics() const {
   return absl::StrCat(
@@ -78,20 +63,13 @@ std::string SdsClient::RenderMetrics() const {
       impl_->streams.load(), "\n");
 }
 
-void SdsClient::Impl::Run() {
-  RunStreamWithBackoff(stopping, [this] { return RunStream(); });
-}
-
 bool SdsClient::Impl::RunStream() {
   auto channel =
       grpc::CreateChannel("unix:" + socket_path, grpc::InsecureChannelCredentials());
   auto stub = ::envoy::service::secret::v3::SecretDiscoveryService::NewStub(channel);
   grpc::ClientContext context;
-  {
-    absl::MutexLock lock(&mu);
-    if (stopping.load()) return false;
-    active = &context;
-  }
+  StreamLoop::Attachment attachment = loop.Attach([&context] { context.TryCancel(); });
+  if (!attachment.attached()) return false;
   auto stream = stub->StreamSecrets(&context);
   streams.fetch_add(1);
   discovery::DiscoveryRequest request;
@@ -141,8 +119,6 @@ bool SdsClient::Impl::RunStream() {
   connected.store(0);
   context.TryCancel();
   stream->Finish();
-  absl::MutexLock lock(&mu);
-  active = nullptr;
   return received;
 }
 
