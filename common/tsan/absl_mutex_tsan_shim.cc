@@ -6,9 +6,11 @@
 // absl::CondVar's locking entry points in the executable: each forwards to the real
 // implementation (found with dlsym(RTLD_NEXT)) and adds the matching
 // __tsan_acquire/__tsan_release on the mutex's address. Conditions are wrapped so that
-// their evaluation, which Abseil may run in another thread while the lock is held,
-// happens after an acquire too. No race report is suppressed: real races on data
-// outside the lock are still found.
+// their evaluation, which Abseil may run in another thread while the lock is held (the
+// one unlocking), happens after an acquire too; the wrapper is built before the waiter
+// releases, so that thread also sees the wrapper itself. The LockWhen family becomes
+// Lock then Await, so it takes the same path. No race report is suppressed: real races
+// on data outside the lock are still found.
 #include <dlfcn.h>
 
 #include <cstdio>
@@ -103,28 +105,26 @@ bool Mutex::ReaderTryLock() {
 void Mutex::Await(const Condition& cond) {
   TANDEM_REAL(CondFn, "_ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE");
   TsanCondition wrapped{&cond, this};
+  Condition condition = wrapped.Wrap();
   __tsan_release(this);
-  real(this, wrapped.Wrap());
+  real(this, condition);
   __tsan_acquire(this);
 }
 void Mutex::LockWhen(const Condition& cond) {
-  TANDEM_REAL(CondFn, "_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE");
-  TsanCondition wrapped{&cond, this};
-  real(this, wrapped.Wrap());
-  __tsan_acquire(this);
+  Lock();
+  Await(cond);
 }
 void Mutex::ReaderLockWhen(const Condition& cond) {
-  TANDEM_REAL(CondFn, "_ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE");
-  TsanCondition wrapped{&cond, this};
-  real(this, wrapped.Wrap());
-  __tsan_acquire(this);
+  ReaderLock();
+  Await(cond);
 }
 bool Mutex::AwaitWithTimeout(const Condition& cond, absl::Duration timeout) {
   TANDEM_REAL(CondBoolDurFn,
               "_ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE");
   TsanCondition wrapped{&cond, this};
+  Condition condition = wrapped.Wrap();
   __tsan_release(this);
-  bool ok = real(this, wrapped.Wrap(), timeout);
+  bool ok = real(this, condition, timeout);
   __tsan_acquire(this);
   return ok;
 }
@@ -132,27 +132,19 @@ bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
   TANDEM_REAL(CondBoolTimeFn,
               "_ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
   TsanCondition wrapped{&cond, this};
+  Condition condition = wrapped.Wrap();
   __tsan_release(this);
-  bool ok = real(this, wrapped.Wrap(), deadline);
+  bool ok = real(this, condition, deadline);
   __tsan_acquire(this);
   return ok;
 }
 bool Mutex::LockWhenWithTimeout(const Condition& cond, absl::Duration timeout) {
-  TANDEM_REAL(
-      CondBoolDurFn,
-      "_ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  TsanCondition wrapped{&cond, this};
-  bool ok = real(this, wrapped.Wrap(), timeout);
-  __tsan_acquire(this);
-  return ok;
+  Lock();
+  return AwaitWithTimeout(cond, timeout);
 }
 bool Mutex::LockWhenWithDeadline(const Condition& cond, absl::Time deadline) {
-  TANDEM_REAL(CondBoolTimeFn,
-              "_ZN4absl7debian35Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE");
-  TsanCondition wrapped{&cond, this};
-  bool ok = real(this, wrapped.Wrap(), deadline);
-  __tsan_acquire(this);
-  return ok;
+  Lock();
+  return AwaitWithDeadline(cond, deadline);
 }
 void CondVar::Wait(Mutex* mu) {
   TANDEM_REAL(CvWaitFn, "_ZN4absl7debian37CondVar4WaitEPNS0_5MutexE");
