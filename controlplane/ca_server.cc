@@ -215,13 +215,16 @@ absl::Status CaServer::Start() {
   builder.AddListeningPort(impl_->options.listen_address, grpc::SslServerCredentials(ssl),
                            &impl_->port);
   builder.RegisterService(impl_->service.get());
-  if (impl_->policy) builder.RegisterService(impl_->policy->service());
+  if (impl_->policy) {
+    builder.RegisterService(impl_->policy->service());
+    // Before the first stream: changes are watched from the state streams will see.
+    impl_->policy->Start();
+  }
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || impl_->port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", impl_->options.listen_address));
   }
-  if (impl_->policy) impl_->policy->Start();
   return absl::OkStatus();
 }
 

@@ -196,9 +196,10 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
         options.revocations != nullptr ? options.revocations->generation() : 0);
   }
 
-  // Runs on the poll thread.
-  void Poll() {
-    std::string fingerprint = Fingerprint();
+  // Runs on the poll thread. `fingerprint` is taken before the thread starts: taken
+  // here, a revocation made while a loaded machine had not yet run this thread would
+  // become the baseline, and no stream would ever be told of it (seen under load).
+  void Poll(std::string fingerprint) {
     while (true) {
       {
         absl::MutexLock lock(&mu);
@@ -248,7 +249,8 @@ PolicyServer::~PolicyServer() { Stop(); }
 grpc::Service* PolicyServer::service() { return impl_.get(); }
 
 void PolicyServer::Start() {
-  impl_->poll_thread = std::thread([this] { impl_->Poll(); });
+  impl_->poll_thread =
+      std::thread([this, fingerprint = impl_->Fingerprint()] { impl_->Poll(fingerprint); });
 }
 
 void PolicyServer::Stop() {

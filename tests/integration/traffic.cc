@@ -140,10 +140,12 @@ void EchoServer::Serve(std::shared_ptr<Connections> conns, int fd) {
 }
 
 TrafficReport RunEchoTraffic(int port, absl::Duration duration, int short_workers,
-                             int long_connections, size_t payload_bytes) {
+                             int long_connections, size_t payload_bytes,
+                             int min_short_per_worker) {
   TrafficReport report;
   absl::Mutex mu;
   absl::Time end = absl::Now() + duration;
+  absl::Time hard_end = end + absl::Seconds(30);
   auto record_error = [&](std::string e) {
     absl::MutexLock lock(&mu);
     if (report.errors.size() < 10) report.errors.push_back(std::move(e));
@@ -154,7 +156,9 @@ TrafficReport RunEchoTraffic(int port, absl::Duration duration, int short_worker
       std::mt19937_64 rng(w + 1);
       int64_t ok = 0, failed = 0, bytes = 0;
       // Bounded in time and in count.
-      for (int i = 0; i < 1000000 && absl::Now() < end; ++i) {
+      for (int i = 0; i < 1000000; ++i) {
+        absl::Time now = absl::Now();
+        if (now >= hard_end || (now >= end && i >= min_short_per_worker)) break;
         std::string payload(payload_bytes, '\0');
         for (char& c : payload) c = static_cast<char>(rng());
         int fd = ConnectLoopback(port);

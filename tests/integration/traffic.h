@@ -61,9 +61,12 @@ struct TrafficReport {
 // Drives verified echo traffic at 127.0.0.1:port for `duration` (bounded):
 // `short_workers` threads loop connect → send a random payload → read it back →
 // close; `long_connections` connections stay open and exchange a chunk every
-// 50 ms for the whole run.
+// 50 ms for the whole run. Each short worker keeps going past `duration` until it has
+// made `min_short_per_worker` attempts (at most 30 s more), so a test can count on an
+// amount of traffic however slow the machine (a sanitizer build under load).
 TrafficReport RunEchoTraffic(int port, absl::Duration duration, int short_workers,
-                             int long_connections, size_t payload_bytes = 4096);
+                             int long_connections, size_t payload_bytes = 4096,
+                             int min_short_per_worker = 0);
 
 }  // namespace tandem::testing
 
