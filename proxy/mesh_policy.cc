@@ -222,14 +222,16 @@ std::string MeshPolicy::ExpectedIdentity(const SocketAddress& destination) const
 const RevocationEntry* MeshPolicy::FindRevocation(const std::string& serial_hex,
                                                   const std::string& spiffe_id,
                                                   absl::Time now) const {
+  const RevocationEntry* found = nullptr;
   for (const RevocationEntry& r : revocations_) {
     if (r.expires <= now) continue;
     if ((!r.serial_hex.empty() && r.serial_hex == serial_hex) ||
         (!r.spiffe_id.empty() && r.spiffe_id == spiffe_id)) {
-      return &r;
+      if (r.close_open_connections) return &r;
+      if (found == nullptr) found = &r;
     }
   }
-  return nullptr;
+  return found;
 }
 
 bool MeshPolicy::ClosesOpenConnections() const {

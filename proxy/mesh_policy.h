@@ -61,7 +61,8 @@ class MeshPolicy {
   // Returns the SPIFFE ID expected of `destination`, or "" for any in the trust domain.
   std::string ExpectedIdentity(const SocketAddress& destination) const;
   // Returns the revocation naming this peer (by leaf serial or SPIFFE ID) still in force
-  // at `now`, or null.
+  // at `now`, or null. Of several, one that closes open connections, so an entry
+  // without that flag never shadows one with it.
   const RevocationEntry* FindRevocation(const std::string& serial_hex,
                                         const std::string& spiffe_id,
                                         absl::Time now) const;

@@ -189,6 +189,24 @@ TEST(MeshPolicyTest, RevokesBySerialOrIdentityUntilExpiry) {
   EXPECT_EQ((*p)->FindRevocation("ffff", kClient, kNow + absl::Hours(2)), nullptr);
 }
 
+TEST(MeshPolicyTest, APeerNamedTwiceIsClosedIfEitherEntrySaysSo) {
+  // The serial's entry comes first and would leave open connections alone; the
+  // identity's entry asks to close them, and must win whatever the order.
+  WorkloadPolicy pb;
+  AddRevocation(pb, absl::Hours(1))->set_serial_hex("1a2b");
+  AddRevocation(pb, absl::Hours(1))->set_spiffe_id(kClient);
+  pb.mutable_revocations(1)->set_close_open_connections(true);
+  absl::StatusOr<std::shared_ptr<const MeshPolicy>> p = Build(pb);
+  ASSERT_TRUE(p.ok()) << p.status();
+  const RevocationEntry* r = (*p)->FindRevocation("1a2b", kClient, kNow);
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->close_open_connections);
+  // The serial alone still names the peer, without closing.
+  r = (*p)->FindRevocation("1a2b", "spiffe://cluster.local/ns/x/sa/y", kNow);
+  ASSERT_NE(r, nullptr);
+  EXPECT_FALSE(r->close_open_connections);
+}
+
 TEST(MeshPolicyHolderTest, PublishesNewPolicyWhileOldSnapshotsStayValid) {
   MeshPolicyHolder holder(MeshPolicy::FromOptions(ProxyOptions()));
   std::shared_ptr<const MeshPolicy> before = holder.Current();
