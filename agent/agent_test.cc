@@ -175,7 +175,11 @@ TEST_F(AgentTest, RotationPushesEachNewCertificateToTheOpenStream) {
       << "rotations: " << agent_->rotations();
   EXPECT_NE(sink_.last().cert_chain, first);
   EXPECT_NE(sink_.last().private_key, first);
-  EXPECT_GE(Metric("tandem_agent_sds_pushes_total"), 3);
+  // The server counts a push once its Write returns, which can be after the client has
+  // read it: wait for the counter rather than read it once.
+  EXPECT_TRUE(WaitFor([&] { return Metric("tandem_agent_sds_pushes_total") >= 3; },
+                      absl::Seconds(5)))
+      << "pushes: " << Metric("tandem_agent_sds_pushes_total");
   EXPECT_GE(Metric("tandem_agent_rotations_total{result=\"success\"}"), 3);
 }
 

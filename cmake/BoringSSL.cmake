@@ -45,6 +45,15 @@ foreach(lib bssl_crypto bssl_ssl)
   target_compile_options(${lib} PRIVATE
     -w -fno-common
     $<$<COMPILE_LANGUAGE:CXX>:-fno-exceptions -fno-rtti>)
+  if(TANDEM_SANITIZE STREQUAL "address")
+    # BoringSSL is not our code and is fuzzed upstream, so the ASan tree compiles it
+    # without ASan/UBSan (8% less CPU for it: 130 s instead of 141 s, clang -O0). Our
+    # code's accesses to its memory stay checked, and its allocations still go through
+    # ASan's allocator (leaks, double frees). It keeps the fuzzer's coverage
+    # instrumentation, so fuzzing still explores its parsers. TSan keeps BoringSSL
+    # instrumented: its reference counts are atomics TSan must see.
+    target_compile_options(${lib} PRIVATE -fno-sanitize=address,undefined)
+  endif()
   # The include dir is attached to the targets, never to global flags, so gRPC code
   # (which includes OpenSSL's headers) can never see BoringSSL's.
   target_include_directories(${lib} SYSTEM PUBLIC "${TANDEM_BORINGSSL_DIR}/include")

@@ -1,32 +1,31 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (ASan+UBSan) in build-fuzz/ and runs them.
+# Runs the libFuzzer targets of the clang ASan+UBSan tree, build-asan/ (`./dev test` and
+# `./dev fuzz` build them there; its ctest replays each corpus).
 #   scripts/fuzz.sh smoke        every target for 4 s, ~40 s in all (part of ./dev test)
 #   scripts/fuzz.sh run [secs]   every target for secs (default 60), corpus grows in
-#                                build-fuzz/corpus/<target> (seeds: tests/fuzz/corpus)
-# A crash leaves its input in build-fuzz/crashes/<target>/ and fails the run; copy it
+#                                build-asan/corpus/<target> (seeds: tests/fuzz/corpus)
+# A crash leaves its input in build-asan/crashes/<target>/ and fails the run; copy it
 # into tests/fuzz/corpus/<target>/ with the fix so every build replays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
+TREE="$ROOT/build-asan"
 mode="${1:-smoke}"
 secs="${2:-60}"
 [[ "$mode" == smoke ]] && secs="${TANDEM_FUZZ_SMOKE_SECONDS:-4}"
 
-if ! command -v clang++ >/dev/null; then
-  echo "fuzz: clang++ not installed; skipping (apt-get install clang libclang-rt-14-dev)" >&2
-  exit 0
+if ! grep -qs '^TANDEM_FUZZ:BOOL=ON' "$TREE/CMakeCache.txt"; then
+  echo "fuzz: $TREE has no libFuzzer targets; build them with ./dev fuzz" >&2
+  exit 1
 fi
-CC=clang CXX=clang++ cmake -S "$ROOT" -B "$ROOT/build-fuzz" -G Ninja -DTANDEM_FUZZ=ON \
-  -DTANDEM_SANITIZE=address -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C "$ROOT/build-fuzz" -j "${JOBS:-$(nproc)}" fuzz_targets
 
 status=0
 total_runs=0
-for bin in "$ROOT"/build-fuzz/tests/fuzz/fuzz_* "$ROOT"/build-fuzz/*/fuzz_*; do
+for bin in "$TREE"/tests/fuzz/fuzz_* "$TREE"/*/fuzz_*; do
   [[ -x "$bin" && -f "$bin" ]] || continue
   name="$(basename "$bin")"
-  corpus="$ROOT/build-fuzz/corpus/$name"
-  crashes="$ROOT/build-fuzz/crashes/$name"
+  corpus="$TREE/corpus/$name"
+  crashes="$TREE/crashes/$name"
   mkdir -p "$corpus" "$crashes"
   seeds="$ROOT/tests/fuzz/corpus/$name"
   [[ -d "$seeds" ]] || seeds=""
