@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -27,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "proxy/sds_client.h"
 #include "tests/integration/subprocess.h"
+#include "tests/integration/temp_dir.h"
 
 namespace tandem::agent {
 namespace {
@@ -67,9 +67,6 @@ class RecordingSink : public SecretSink {
 class AgentTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tandem-agent-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     sds_path_ = dir_ + "/sds/sds.sock";
     token_file_ = dir_ + "/token";
     WriteToken(kToken);
@@ -81,7 +78,6 @@ class AgentTest : public ::testing::Test {
     if (client_) client_->Stop();
     if (sds_) sds_->Stop();
     if (ca_) ca_->Stop();
-    std::filesystem::remove_all(dir_);
   }
   void WriteToken(const std::string& token) {
     std::ofstream(token_file_) << token << "\n";
@@ -122,7 +118,8 @@ class AgentTest : public ::testing::Test {
         absl::StrCat("tandem_agent_rotation_failures_total{reason=\"", reason, "\"}"));
   }
 
-  std::string dir_, sds_path_, token_file_;
+  tandem::testing::TempDir temp_{"tandem-agent-test"};
+  std::string dir_ = temp_.path(), sds_path_, token_file_;
   metrics::Registry registry_;
   std::unique_ptr<TestCa> test_ca_;
   std::unique_ptr<FakeCaServer> ca_;

@@ -3,13 +3,13 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/integration/subprocess.h"
+#include "tests/integration/temp_dir.h"
 
 namespace tandem::agent {
 namespace {
@@ -21,13 +21,6 @@ struct AgentExit {
 
 class AgentMainTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/tandem-agent-main-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   // Runs tandem-agent with `flags` after flags that keep it off shared paths: its own
   // socket, no metrics listener, and a CA root that does not exist (so an agent that
   // accepted every flag still stops, at --ca-root).
@@ -45,7 +38,8 @@ class AgentMainTest : public ::testing::Test {
     return run;
   }
 
-  std::string dir_;
+  tandem::testing::TempDir temp_{"tandem-agent-main-test"};
+  std::string dir_ = temp_.path();
 };
 
 TEST_F(AgentMainTest, RefusesBadFlagsNamingThem) {

@@ -7,7 +7,6 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <optional>
 
@@ -20,6 +19,7 @@
 #include "proxy/policy_client.h"
 #include "tests/integration/fake_policy_service.h"
 #include "tests/integration/subprocess.h"
+#include "tests/integration/temp_dir.h"
 
 namespace tandem::agent {
 namespace {
@@ -34,9 +34,6 @@ constexpr char kClient[] = "spiffe://cluster.local/ns/shop/sa/client";
 class PolicyRelayTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tandem-policy-relay-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     absl::StatusOr<std::unique_ptr<TestCa>> ca = TestCa::Create("cluster.local");
     ASSERT_TRUE(ca.ok()) << ca.status();
     ca_ = *std::move(ca);
@@ -68,7 +65,6 @@ class PolicyRelayTest : public ::testing::Test {
     if (sds_) sds_->Stop();
     if (relay_) relay_->Stop();
     StopUpstream();
-    std::filesystem::remove_all(dir_);
   }
   // Serves the fake CA on 127.0.0.1 (the first call picks the port, later ones reuse it).
   void StartUpstream() {
@@ -116,7 +112,8 @@ class PolicyRelayTest : public ::testing::Test {
     return found;
   }
 
-  std::string dir_;
+  tandem::testing::TempDir temp_{"tandem-policy-relay-test"};
+  std::string dir_ = temp_.path();
   metrics::Registry registry_;
   std::unique_ptr<TestCa> ca_;
   std::unique_ptr<FakePolicyService> upstream_;

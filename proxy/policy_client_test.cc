@@ -6,7 +6,6 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <optional>
 
 #include "absl/time/clock.h"
@@ -14,6 +13,7 @@
 #include "tandem/mesh_policy.pb.h"
 #include "tests/integration/fake_policy_service.h"
 #include "tests/integration/subprocess.h"
+#include "tests/integration/temp_dir.h"
 
 namespace tandem::proxy {
 namespace {
@@ -28,15 +28,11 @@ constexpr char kClient[] = "spiffe://cluster.local/ns/shop/sa/client";
 class PolicyClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tandem-policy-client-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     path_ = dir_ + "/sds.sock";
   }
   void TearDown() override {
     if (client_) client_->Stop();
     StopServer();
-    std::filesystem::remove_all(dir_);
   }
   void StartServer() {
     service_ = std::make_unique<FakePolicyService>();
@@ -75,7 +71,8 @@ class PolicyClientTest : public ::testing::Test {
     return found;
   }
 
-  std::string dir_, path_;
+  tandem::testing::TempDir temp_{"tandem-policy-client-test"};
+  std::string dir_ = temp_.path(), path_;
   std::unique_ptr<FakePolicyService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<PolicyClient> client_;

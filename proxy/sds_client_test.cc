@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <deque>
-#include <filesystem>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
@@ -16,6 +15,7 @@
 #include "envoy/secret.pb.h"
 #include "gtest/gtest.h"
 #include "tests/integration/subprocess.h"
+#include "tests/integration/temp_dir.h"
 
 namespace tandem::proxy {
 namespace {
@@ -153,15 +153,11 @@ discovery::DiscoveryResponse Response(const std::string& version,
 class SdsClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tandem-sds-client-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     path_ = dir_ + "/sds.sock";
   }
   void TearDown() override {
     if (client_) client_->Stop();
     StopServer();
-    std::filesystem::remove_all(dir_);
   }
   void StartServer() {
     service_ = std::make_unique<ScriptedSdsService>();
@@ -199,7 +195,8 @@ class SdsClientTest : public ::testing::Test {
     return found;
   }
 
-  std::string dir_, path_;
+  tandem::testing::TempDir temp_{"tandem-sds-client-test"};
+  std::string dir_ = temp_.path(), path_;
   std::unique_ptr<ScriptedSdsService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<SdsClient> client_;
