@@ -100,16 +100,7 @@ class PolicyRelayTest : public ::testing::Test {
   }
   // Waits for the CA to receive the answer to `nonce`.
   std::optional<policy::v1::PolicyRequest> UpstreamAnswerTo(const std::string& nonce) {
-    std::optional<policy::v1::PolicyRequest> found;
-    WaitFor(
-        [&] {
-          for (const auto& r : upstream_->requests()) {
-            if (r.response_nonce() == nonce) found = r;
-          }
-          return found.has_value();
-        },
-        absl::Seconds(10));
-    return found;
+    return upstream_->AnswerTo(nonce, absl::Seconds(10));
   }
 
   tandem::testing::TempDir temp_{"tandem-policy-relay-test"};

@@ -59,16 +59,7 @@ class PolicyClientTest : public ::testing::Test {
   }
   // Waits for the request that answers `nonce`.
   std::optional<policy::v1::PolicyRequest> AnswerTo(const std::string& nonce) {
-    std::optional<policy::v1::PolicyRequest> found;
-    WaitFor(
-        [&] {
-          for (const auto& r : service_->requests()) {
-            if (r.response_nonce() == nonce) found = r;
-          }
-          return found.has_value();
-        },
-        absl::Seconds(5));
-    return found;
+    return service_->AnswerTo(nonce, absl::Seconds(5));
   }
 
   tandem::testing::TempDir temp_{"tandem-policy-client-test"};

@@ -2,6 +2,8 @@
 
 #include <thread>
 
+#include "tests/integration/subprocess.h"
+
 namespace tandem::testing {
 
 void FakePolicyService::Push(policy::v1::PolicyResponse response) {
@@ -12,6 +14,20 @@ void FakePolicyService::Push(policy::v1::PolicyResponse response) {
 std::vector<policy::v1::PolicyRequest> FakePolicyService::requests() {
   absl::MutexLock lock(&mu_);
   return requests_;
+}
+
+std::optional<policy::v1::PolicyRequest> FakePolicyService::AnswerTo(
+    const std::string& nonce, absl::Duration timeout) {
+  std::optional<policy::v1::PolicyRequest> found;
+  WaitFor(
+      [&] {
+        for (const auto& r : requests()) {
+          if (r.response_nonce() == nonce) found = r;
+        }
+        return found.has_value();
+      },
+      timeout);
+  return found;
 }
 
 std::vector<std::string> FakePolicyService::authorizations() {

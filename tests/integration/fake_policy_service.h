@@ -5,10 +5,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "proxy/policy_sink.h"
 #include "tandem/mesh_policy.grpc.pb.h"
 
@@ -22,6 +24,10 @@ class FakePolicyService final : public policy::v1::MeshPolicyService::Service {
  public:
   void Push(policy::v1::PolicyResponse response);
   std::vector<policy::v1::PolicyRequest> requests();
+  // Waits up to `timeout` for a request answering `nonce` (an ACK or a NACK of it);
+  // nullopt if none came.
+  std::optional<policy::v1::PolicyRequest> AnswerTo(const std::string& nonce,
+                                                    absl::Duration timeout);
   std::vector<std::string> authorizations();
   int streams();
   int open_streams();
