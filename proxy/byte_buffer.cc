@@ -12,30 +12,25 @@ namespace {
 // Freed storage is kept per thread for the next buffer that needs some: handing
 // 64 KiB back to malloc at every drain made glibc give the pages back to the kernel
 // and fault them in again (11 page faults per MB in bulk transfers). Bounded, so a
-// worker keeps at most kPooledBlocks blocks after a burst.
+// worker keeps at most kPooledBlocks blocks of a size after a burst. A worker uses
+// two sizes (the configured buffer_bytes and the socket BIO's), so a few slots do.
 constexpr size_t kPooledBlocks = 8;
+constexpr size_t kPooledSizes = 4;
 
 struct BlockPool {
-  size_t capacity = 0;  // every block here has this size
+  size_t capacity = 0;  // every block here has this size; 0 while the slot is free
   std::vector<std::unique_ptr<char[]>> blocks;
 };
-thread_local BlockPool pool;
+thread_local BlockPool pools[kPooledSizes];
 
-std::unique_ptr<char[]> AcquireBlock(size_t capacity) {
-  if (pool.capacity == capacity && !pool.blocks.empty()) {
-    std::unique_ptr<char[]> block = std::move(pool.blocks.back());
-    pool.blocks.pop_back();
-    return block;
+BlockPool* PoolFor(size_t capacity) {
+  BlockPool* free_slot = nullptr;
+  for (BlockPool& pool : pools) {
+    if (pool.capacity == capacity) return &pool;
+    if (pool.capacity == 0 && free_slot == nullptr) free_slot = &pool;
   }
-  return std::unique_ptr<char[]>(new char[capacity]);
-}
-
-void RecycleBlock(std::unique_ptr<char[]> block, size_t capacity) {
-  if (pool.capacity != capacity) {
-    pool.blocks.clear();
-    pool.capacity = capacity;
-  }
-  if (pool.blocks.size() < kPooledBlocks) pool.blocks.push_back(std::move(block));
+  if (free_slot != nullptr) free_slot->capacity = capacity;
+  return free_slot;  // null for a fifth size: plain new and delete
 }
 
 // A caller committing or consuming more than the buffer offered would corrupt the
@@ -47,6 +42,23 @@ void CheckOrDie(bool ok, const char* what) {
 }
 
 }  // namespace
+
+std::unique_ptr<char[]> AcquireBlock(size_t capacity) {
+  BlockPool* pool = PoolFor(capacity);
+  if (pool != nullptr && !pool->blocks.empty()) {
+    std::unique_ptr<char[]> block = std::move(pool->blocks.back());
+    pool->blocks.pop_back();
+    return block;
+  }
+  return std::unique_ptr<char[]>(new char[capacity]);
+}
+
+void RecycleBlock(std::unique_ptr<char[]> block, size_t capacity) {
+  BlockPool* pool = PoolFor(capacity);
+  if (pool != nullptr && pool->blocks.size() < kPooledBlocks) {
+    pool->blocks.push_back(std::move(block));
+  }
+}
 
 ByteBuffer::~ByteBuffer() {
   if (data_ != nullptr) RecycleBlock(std::move(data_), capacity_);

@@ -8,6 +8,11 @@
 
 namespace tandem::proxy {
 
+// Storage blocks of `capacity` bytes from the calling thread's pool, so buffers that
+// come and go with traffic do not churn malloc. RecycleBlock keeps a bounded number.
+std::unique_ptr<char[]> AcquireBlock(size_t capacity);
+void RecycleBlock(std::unique_ptr<char[]> block, size_t capacity);
+
 // A bounded ring of bytes for one direction of a connection. The capacity is the
 // high-water mark: a full buffer stops reading from the source until the sink drains
 // it (backpressure). Bytes never move once written (no compaction): free space and

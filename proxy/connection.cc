@@ -98,7 +98,10 @@ void Connection::OnEvents(Endpoint* endpoint, uint32_t events) {
   if (state_ == State::kClosed) return;  // a stale event from this batch
   last_activity_ = absl::Now();
   // A drained socket is read again only once the loop reports it readable.
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) endpoint->drained = false;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    endpoint->drained = false;
+    if (endpoint->ssl) MarkReadable(SSL_get_rbio(endpoint->ssl.get()));
+  }
   switch (state_) {
     case State::kSniffing:
       Sniff();
@@ -372,13 +375,17 @@ bool Connection::ReadInto(Endpoint& from, ByteBuffer& buffer, bool* failed) {
 }
 
 bool Connection::WriteFrom(ByteBuffer& buffer, Endpoint& to, bool* failed) {
-  if (buffer.empty()) return false;
   iovec spans[2];
   if (to.ssl) {
+    BIO* socket = SSL_get_wbio(to.ssl.get());
+    if (buffer.empty() && PendingWrites(socket) == 0) return false;
     // One record per SSL_write (partial writes are on): a blocked socket leaves the
-    // rest in our buffer, under our backpressure, not inside BoringSSL.
+    // rest in our buffer, under our backpressure, not inside BoringSSL. The records
+    // of one pass leave in one send().
+    CorkWrites(socket);
     bool moved = false;
-    while (buffer.ReadableSpans(spans) > 0) {
+    bool blocked = false, write_blocked = false;
+    while (!blocked && buffer.ReadableSpans(spans) > 0) {
       const char* chunk = static_cast<const char*>(spans[0].iov_base);
       size_t len = std::min(spans[0].iov_len, kMaxTlsWrite);
       char gathered[kMaxTlsWrite];
@@ -391,27 +398,33 @@ bool Connection::WriteFrom(ByteBuffer& buffer, Endpoint& to, bool* failed) {
       int n = SSL_write(to.ssl.get(), chunk, static_cast<int>(len));
       if (n > 0) {
         buffer.Consume(n);
-        to.want_write = false;
         moved = true;
         continue;
       }
       int err = SSL_get_error(to.ssl.get(), n);
       if (err == SSL_ERROR_WANT_WRITE) {
-        to.want_write = true;
-        return moved;
-      }
-      if (err == SSL_ERROR_WANT_READ) {
+        blocked = write_blocked = true;
+      } else if (err == SSL_ERROR_WANT_READ) {
         to.want_read = true;
-        return moved;
+        blocked = true;
+      } else {
+        if (err == SSL_ERROR_SYSCALL && (errno == ECONNRESET || errno == EPIPE))
+          to.reset = true;
+        ERR_clear_error();
+        *failed = true;
+        return false;
       }
-      if (err == SSL_ERROR_SYSCALL && (errno == ECONNRESET || errno == EPIPE))
-        to.reset = true;
-      ERR_clear_error();
+    }
+    int flushed = FlushWrites(socket);
+    to.want_write = write_blocked || flushed == 0;
+    if (flushed < 0) {
+      if (errno == ECONNRESET || errno == EPIPE) to.reset = true;
       *failed = true;
       return false;
     }
     return moved;
   }
+  if (buffer.empty()) return false;
   msghdr message{};
   message.msg_iov = spans;
   message.msg_iovlen = buffer.ReadableSpans(spans);
@@ -428,6 +441,10 @@ bool Connection::WriteFrom(ByteBuffer& buffer, Endpoint& to, bool* failed) {
   if (errno == ECONNRESET || errno == EPIPE) to.reset = true;
   *failed = true;
   return false;
+}
+
+bool Connection::Delivered(const ByteBuffer& buffer, const Endpoint& to) {
+  return buffer.empty() && (!to.ssl || PendingWrites(SSL_get_wbio(to.ssl.get())) == 0);
 }
 
 void Connection::ShutdownWrite(Endpoint& endpoint) {
@@ -461,11 +478,13 @@ void Connection::Pump() {
     }
     if (!failed && WriteFrom(up_to_down_, downstream_, &failed)) progress = true;
     // Half-close: once one side has ended and its bytes are delivered, end the other.
-    if (downstream_.read_eof && down_to_up_.empty() && !upstream_.write_closed) {
+    if (downstream_.read_eof && Delivered(down_to_up_, upstream_) &&
+        !upstream_.write_closed) {
       ShutdownWrite(upstream_);
       progress = true;
     }
-    if (upstream_.read_eof && up_to_down_.empty() && !downstream_.write_closed) {
+    if (upstream_.read_eof && Delivered(up_to_down_, downstream_) &&
+        !downstream_.write_closed) {
       ShutdownWrite(downstream_);
       progress = true;
     }
@@ -483,8 +502,8 @@ void Connection::Pump() {
     Close();
     return;
   }
-  if (downstream_.read_eof && upstream_.read_eof && down_to_up_.empty() &&
-      up_to_down_.empty()) {
+  if (downstream_.read_eof && upstream_.read_eof && Delivered(down_to_up_, upstream_) &&
+      Delivered(up_to_down_, downstream_)) {
     close_reason_ = "eof";
     Close();
     return;

@@ -94,6 +94,8 @@ class Connection {
   // Return true when bytes moved (or EOF was seen). Set *failed on a hard error.
   bool ReadInto(Endpoint& from, ByteBuffer& buffer, bool* failed);
   bool WriteFrom(ByteBuffer& buffer, Endpoint& to, bool* failed);
+  // True once every byte of `buffer` has left for `to`'s socket, TLS records included.
+  static bool Delivered(const ByteBuffer& buffer, const Endpoint& to);
   void ShutdownWrite(Endpoint& endpoint);
   void UpdateInterest(Endpoint& endpoint, const ByteBuffer& inbound,
                       const ByteBuffer& outbound);

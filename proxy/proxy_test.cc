@@ -175,6 +175,45 @@ TEST_F(ProxyPairTest, PropagatesHalfCloseBothWays) {
   close(fd);
 }
 
+TEST_F(ProxyPairTest, DeliversBulkDataBeforeTheHalfCloseThatFollowsIt) {
+  // TLS records leave in batches (the socket BIO gathers them): the FIN that follows
+  // the last batch must not overtake it. We read slowly, so the way back stays full
+  // (more is sent than the sockets on the way hold) and the proxies see the echo
+  // server's FIN while their TLS sockets are full and records wait in the BIO.
+  int fd = Connect(client_outbound_);
+  ASSERT_GE(fd, 0);
+  std::string sent(16 << 20, '\0');
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>((i * 131) >> 7);
+  std::thread writer([&] {
+    size_t off = 0;
+    while (off < sent.size()) {
+      pollfd p{fd, POLLOUT, 0};
+      if (poll(&p, 1, 5000) <= 0) break;
+      ssize_t w = send(fd, sent.data() + off, sent.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w <= 0 && errno != EAGAIN) break;
+      if (w > 0) off += w;
+    }
+    shutdown(fd, SHUT_WR);
+  });
+  std::string received;
+  received.reserve(sent.size());
+  char buf[65536];
+  ssize_t n = -1;
+  for (int i = 0; i < 100000; ++i) {  // bounded; 16 MiB takes about 256 reads
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 5000) <= 0) break;
+    n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    received.append(buf, n);
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  writer.join();
+  close(fd);
+  EXPECT_EQ(n, 0) << "expected a clean EOF after the data";
+  ASSERT_EQ(received.size(), sent.size());
+  EXPECT_TRUE(received == sent) << "bytes changed on the way";
+}
+
 TEST_F(ProxyPairTest, BoundsBufferingWhenTheReaderIsSlow) {
   // The echo server writes back everything; we never read. Writes must stall once the
   // proxies' bounded buffers and the kernel socket buffers are full, instead of the

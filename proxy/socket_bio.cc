@@ -8,69 +8,149 @@
 #include <cstring>
 #include <memory>
 
+#include "proxy/byte_buffer.h"
+
 namespace tandem::proxy {
 namespace {
 
-struct ReadAheadState {
-  int fd = -1;
-  std::unique_ptr<char[]> buffer;  // null while drained
+// Bytes [begin, end) of a pooled block; the block is held only while bytes are.
+struct Span {
+  std::unique_ptr<char[]> block;
   size_t begin = 0;
   size_t end = 0;
+
+  size_t size() const { return end - begin; }
+  void Consume(size_t n, size_t capacity) {
+    begin += n;
+    if (begin == end) Release(capacity);
+  }
+  void Release(size_t capacity) {
+    if (block != nullptr) RecycleBlock(std::move(block), capacity);
+    begin = end = 0;
+  }
 };
 
-ReadAheadState* StateOf(BIO* bio) {
-  return static_cast<ReadAheadState*>(BIO_get_data(bio));
-}
+struct SocketState {
+  int fd = -1;
+  Span read;
+  bool drained = false;  // the last read came back short or EAGAIN
+  Span write;
+  bool corked = false;
+};
+
+SocketState* StateOf(BIO* bio) { return static_cast<SocketState*>(BIO_get_data(bio)); }
 
 bool WouldBlock() { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR; }
 
 int ReadAhead(BIO* bio, char* out, int len) {
   BIO_clear_retry_flags(bio);
   if (len <= 0) return 0;
-  ReadAheadState* state = StateOf(bio);
-  if (state->begin == state->end) {
-    if (state->buffer == nullptr) state->buffer.reset(new char[kSocketReadAhead]);
-    ssize_t n = read(state->fd, state->buffer.get(), kSocketReadAhead);
+  SocketState* state = StateOf(bio);
+  Span& read_ahead = state->read;
+  if (read_ahead.size() == 0) {
+    if (state->drained) {
+      errno = EAGAIN;
+      BIO_set_retry_read(bio);
+      return -1;
+    }
+    if (read_ahead.block == nullptr) read_ahead.block = AcquireBlock(kSocketReadAhead);
+    ssize_t n = read(state->fd, read_ahead.block.get(), kSocketReadAhead);
     if (n <= 0) {
       int saved = errno;  // for SSL_get_error's caller (ECONNRESET)
-      state->buffer.reset();
+      read_ahead.Release(kSocketReadAhead);
       errno = saved;
-      if (n < 0 && WouldBlock()) BIO_set_retry_read(bio);
+      if (n < 0 && WouldBlock()) {
+        state->drained = true;
+        BIO_set_retry_read(bio);
+      }
       return static_cast<int>(n);
     }
-    state->begin = 0;
-    state->end = static_cast<size_t>(n);
+    if (static_cast<size_t>(n) < kSocketReadAhead) state->drained = true;
+    read_ahead.begin = 0;
+    read_ahead.end = static_cast<size_t>(n);
   }
-  size_t n = std::min(static_cast<size_t>(len), state->end - state->begin);
-  std::memcpy(out, state->buffer.get() + state->begin, n);
-  state->begin += n;
-  if (state->begin == state->end) {
-    state->buffer.reset();
-    state->begin = state->end = 0;
-  }
+  size_t n = std::min(static_cast<size_t>(len), read_ahead.size());
+  std::memcpy(out, read_ahead.block.get() + read_ahead.begin, n);
+  read_ahead.Consume(n, kSocketReadAhead);
   return static_cast<int>(n);
+}
+
+// Sends the gathered bytes: 1 when none is left, 0 when the socket is full, -1 on error.
+int SendGathered(SocketState* state) {
+  Span& gathered = state->write;
+  while (gathered.size() > 0) {
+    ssize_t n = send(state->fd, gathered.block.get() + gathered.begin, gathered.size(),
+                     MSG_NOSIGNAL);
+    if (n < 0) return WouldBlock() ? 0 : -1;
+    gathered.Consume(static_cast<size_t>(n), kSocketWriteCoalesce);
+  }
+  return 1;
+}
+
+void Gather(Span& gathered, const char* in, size_t len) {
+  if (gathered.block == nullptr) gathered.block = AcquireBlock(kSocketWriteCoalesce);
+  if (gathered.end + len > kSocketWriteCoalesce) {  // after a partial send: compact
+    std::memmove(gathered.block.get(), gathered.block.get() + gathered.begin,
+                 gathered.size());
+    gathered.end -= gathered.begin;
+    gathered.begin = 0;
+  }
+  std::memcpy(gathered.block.get() + gathered.end, in, len);
+  gathered.end += len;
 }
 
 int WriteThrough(BIO* bio, const char* in, int len) {
   BIO_clear_retry_flags(bio);
   if (len <= 0) return 0;
-  ssize_t n = send(StateOf(bio)->fd, in, static_cast<size_t>(len), MSG_NOSIGNAL);
+  SocketState* state = StateOf(bio);
+  size_t size = static_cast<size_t>(len);
+  bool fits = state->corked && state->write.size() + size <= kSocketWriteCoalesce;
+  if (!fits && state->write.size() > 0) {
+    // Gathered bytes go first, whatever comes after them.
+    int sent = SendGathered(state);
+    if (sent <= 0) {
+      if (sent == 0) BIO_set_retry_write(bio);
+      return -1;
+    }
+    fits = state->corked && size <= kSocketWriteCoalesce;
+  }
+  if (fits) {
+    Gather(state->write, in, size);
+    return len;
+  }
+  ssize_t n = send(state->fd, in, size, MSG_NOSIGNAL);
   if (n < 0 && WouldBlock()) BIO_set_retry_write(bio);
   return static_cast<int>(n);
 }
 
-long Control(BIO*, int cmd, long, void*) {
-  // Writes are never held back, so a flush has nothing to do.
-  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+long Control(BIO* bio, int cmd, long, void*) {
+  SocketState* state = StateOf(bio);
+  switch (cmd) {
+    case BIO_CTRL_FLUSH: {  // BoringSSL flushes after a handshake flight
+      BIO_clear_retry_flags(bio);
+      int sent = SendGathered(state);
+      if (sent == 0) BIO_set_retry_write(bio);
+      return sent > 0 ? 1 : -1;
+    }
+    case BIO_CTRL_WPENDING:
+      return static_cast<long>(state->write.size());
+    case BIO_CTRL_PENDING:
+      return static_cast<long>(state->read.size());
+    default:
+      return 0;
+  }
 }
 
 int Destroy(BIO* bio) {
-  delete StateOf(bio);
+  SocketState* state = StateOf(bio);
+  state->read.Release(kSocketReadAhead);
+  state->write.Release(kSocketWriteCoalesce);
+  delete state;
   BIO_set_data(bio, nullptr);
   return 1;
 }
 
-const BIO_METHOD* ReadAheadMethod() {
+const BIO_METHOD* SocketMethod() {
   static const BIO_METHOD* method = [] {
     BIO_METHOD* m = BIO_meth_new(BIO_get_new_index(), "tandem read-ahead socket");
     BIO_meth_set_read(m, ReadAhead);
@@ -85,18 +165,27 @@ const BIO_METHOD* ReadAheadMethod() {
 }  // namespace
 
 BIO* NewReadAheadSocketBio(int fd) {
-  BIO* bio = BIO_new(ReadAheadMethod());
+  BIO* bio = BIO_new(SocketMethod());
   if (bio == nullptr) return nullptr;
-  auto* state = new ReadAheadState;
+  auto* state = new SocketState;
   state->fd = fd;
   BIO_set_data(bio, state);
   BIO_set_init(bio, 1);
   return bio;
 }
 
-size_t ReadAheadBuffered(BIO* bio) {
-  ReadAheadState* state = StateOf(bio);
-  return state->end - state->begin;
+void MarkReadable(BIO* bio) { StateOf(bio)->drained = false; }
+
+void CorkWrites(BIO* bio) { StateOf(bio)->corked = true; }
+
+int FlushWrites(BIO* bio) {
+  SocketState* state = StateOf(bio);
+  state->corked = false;
+  return SendGathered(state);
 }
+
+size_t PendingWrites(BIO* bio) { return StateOf(bio)->write.size(); }
+
+size_t ReadAheadBuffered(BIO* bio) { return StateOf(bio)->read.size(); }
 
 }  // namespace tandem::proxy

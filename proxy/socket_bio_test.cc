@@ -48,6 +48,7 @@ TEST_F(ReadAheadSocketBioTest, ServesHeaderAndBodyReadsFromOneSocketRead) {
   EXPECT_EQ(BioRead(8), "body-one");
   EXPECT_EQ(BioRead(100), "HDR02body-two");  // no more than was read ahead
   EXPECT_EQ(ReadAheadBuffered(bio_.get()), 0u);
+  MarkReadable(bio_.get());
   EXPECT_EQ(BioRead(100), "-late");
 }
 
@@ -57,8 +58,22 @@ TEST_F(ReadAheadSocketBioTest, AsksToRetryWhenTheSocketIsEmpty) {
   EXPECT_TRUE(BIO_should_retry(bio_.get()));
   EXPECT_TRUE(BIO_should_read(bio_.get()));
   PeerWrites("x");
+  MarkReadable(bio_.get());
   EXPECT_EQ(BioRead(1), "x");
   EXPECT_FALSE(BIO_should_retry(bio_.get()));
+}
+
+TEST_F(ReadAheadSocketBioTest, AfterAShortReadWaitsForReadableInsteadOfAskingAgain) {
+  PeerWrites("short");
+  EXPECT_EQ(BioRead(100), "short");
+  PeerWrites("more");
+  // The short read emptied the socket: no read() until the loop says readable, even
+  // though bytes have arrived since.
+  char byte;
+  EXPECT_EQ(BIO_read(bio_.get(), &byte, 1), -1);
+  EXPECT_TRUE(BIO_should_read(bio_.get()));
+  MarkReadable(bio_.get());
+  EXPECT_EQ(BioRead(100), "more");
 }
 
 TEST_F(ReadAheadSocketBioTest, ReportsEndOfStreamAfterTheBufferedBytes) {
@@ -67,6 +82,7 @@ TEST_F(ReadAheadSocketBioTest, ReportsEndOfStreamAfterTheBufferedBytes) {
   fds_[1] = -1;
   EXPECT_EQ(BioRead(2), "la");
   EXPECT_EQ(BioRead(10), "st");
+  MarkReadable(bio_.get());  // the loop reports EOF as readable
   char byte;
   EXPECT_EQ(BIO_read(bio_.get(), &byte, 1), 0);
   EXPECT_FALSE(BIO_should_retry(bio_.get()));
@@ -78,6 +94,53 @@ TEST_F(ReadAheadSocketBioTest, WritesGoStraightToTheSocketAndFlushSucceeds) {
   char out[16];
   EXPECT_EQ(read(fds_[1], out, sizeof(out)), 6);
   EXPECT_EQ(std::string(out, 6), "record");
+}
+
+TEST_F(ReadAheadSocketBioTest, CorkedWritesLeaveInOneSend) {
+  CorkWrites(bio_.get());
+  EXPECT_EQ(BIO_write(bio_.get(), "rec1", 4), 4);
+  EXPECT_EQ(BIO_write(bio_.get(), "rec2", 4), 4);
+  EXPECT_EQ(PendingWrites(bio_.get()), 8u);
+  EXPECT_EQ(BIO_wpending(bio_.get()), 8u);
+  char out[16];
+  EXPECT_EQ(read(fds_[1], out, sizeof(out)), -1);  // nothing sent yet
+  EXPECT_EQ(FlushWrites(bio_.get()), 1);
+  EXPECT_EQ(PendingWrites(bio_.get()), 0u);
+  EXPECT_EQ(read(fds_[1], out, sizeof(out)), 8);
+  EXPECT_EQ(std::string(out, 8), "rec1rec2");
+  // Uncorked again: straight through.
+  EXPECT_EQ(BIO_write(bio_.get(), "now", 3), 3);
+  EXPECT_EQ(read(fds_[1], out, sizeof(out)), 3);
+}
+
+TEST_F(ReadAheadSocketBioTest, GatheredBytesStayFirstWhenTheSocketIsFull) {
+  // Fill the socket, then gather more than one send can take.
+  std::string fill(64 * 1024, 'f');
+  for (int i = 0; i < 1000 && BIO_write(bio_.get(), fill.data(), 65536) > 0; ++i) {
+  }
+  CorkWrites(bio_.get());
+  EXPECT_EQ(BIO_write(bio_.get(), "first", 5), 5);
+  EXPECT_EQ(FlushWrites(bio_.get()), 0);  // full: kept, in order
+  EXPECT_EQ(PendingWrites(bio_.get()), 5u);
+  // An uncorked write may not overtake them: it asks to retry.
+  EXPECT_EQ(BIO_write(bio_.get(), "second", 6), -1);
+  EXPECT_TRUE(BIO_should_write(bio_.get()));
+  EXPECT_EQ(BIO_flush(bio_.get()), -1);
+  EXPECT_TRUE(BIO_should_write(bio_.get()));
+  // Drain the peer while retrying: the uncorked write sends the gathered bytes first.
+  std::string got;
+  char chunk[65536];
+  bool second_sent = false;
+  for (int i = 0; i < 10000; ++i) {  // bounded
+    ssize_t n = read(fds_[1], chunk, sizeof(chunk));
+    if (n > 0) got.append(chunk, n);
+    if (!second_sent) second_sent = BIO_write(bio_.get(), "second", 6) == 6;
+    if (second_sent && n <= 0) break;
+  }
+  EXPECT_TRUE(second_sent);
+  EXPECT_EQ(PendingWrites(bio_.get()), 0u);
+  ASSERT_GE(got.size(), 11u);
+  EXPECT_EQ(got.substr(got.size() - 11), "firstsecond");
 }
 
 TEST_F(ReadAheadSocketBioTest, AsksToRetryWritesWhenTheSocketIsFull) {
