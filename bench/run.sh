@@ -93,7 +93,8 @@ HZ="$(getconf CLK_TCK)"
 # A proxy process plays one role: "out" takes plaintext on LISTEN and originates mTLS
 # to TARGET; "in" terminates mTLS on LISTEN (client certificate required) and sends
 # plaintext to TARGET. KIND: tandem, haproxy, haproxy-full (no session reuse, no
-# tickets, no session cache: every handshake is a full one), stunnel.
+# tickets, no session cache: every handshake is a full one), haproxy-plain (a TCP relay
+# without TLS: what two more processes on the path cost, the floor), stunnel.
 # start_role KIND ROLE LISTEN TARGET  -> appends the pid to PAIR_PIDS, sets ROLE_PID.
 start_role() {
   local kind="$1" role="$2" listen="$3" target="$4" name="$1-$2"
@@ -117,12 +118,16 @@ JSON
       "$PROXY" --config=$name.json 2>>$name.log &
       ROLE_PID=$!
       METRICS[$role]=$((base + 1)) ;;
-    haproxy | haproxy-full)
-      local reuse="" bindopt="" cache=""
+    haproxy | haproxy-full | haproxy-plain)
+      local reuse="" bindopt="" cache="" client_tls="" server_tls=""
       if [[ $kind == haproxy-full ]]; then
         reuse=" no-ssl-reuse"
         bindopt=" no-tls-tickets"
         cache="  tune.ssl.cachesize 0"
+      fi
+      if [[ $kind != haproxy-plain ]]; then
+        client_tls=" ssl crt $W/client.pem ca-file $W/ca.crt verify required$reuse"
+        server_tls=" ssl crt $W/server.pem ca-file $W/ca.crt verify required$bindopt"
       fi
       {
         echo "global"
@@ -143,10 +148,10 @@ JSON
           echo "listen out"
           echo "  bind 127.0.0.1:$listen"
           # No verifyhost: our SPIFFE certificates carry no DNS name; the chain is verified.
-          echo "  server peer 127.0.0.1:$target ssl crt $W/client.pem ca-file $W/ca.crt verify required$reuse"
+          echo "  server peer 127.0.0.1:$target$client_tls"
         else
           echo "listen in"
-          echo "  bind 127.0.0.1:$listen ssl crt $W/server.pem ca-file $W/ca.crt verify required$bindopt"
+          echo "  bind 127.0.0.1:$listen$server_tls"
           echo "  server app 127.0.0.1:$target"
         fi
       } >$name.cfg
@@ -252,7 +257,7 @@ probe_tls() {
          /Verify return code/ {v = $4} END {printf "%s, %s, verify %s", c, g, v}')"
 }
 
-KINDS=(direct tandem haproxy)
+KINDS=(direct tandem haproxy haproxy-plain)
 [[ $STUNNEL == 1 ]] && KINDS+=(stunnel)
 declare -A R
 add() { R[$1]+="$2 "; }
@@ -273,7 +278,7 @@ for rep in $(seq 1 "$REPEATS"); do
     stop_pair
     # 2-5 against the echo backend
     start_pair $kind $ECHO
-    if [[ $kind != direct ]]; then
+    if [[ $kind != direct && $kind != haproxy-plain ]]; then
       add $kind,rss_idle "$(($(pair_rss) / 2))"
       add $kind,private_idle "$(($(pair_private) / 2))"
       add $kind,anon_idle "$(($(pair_anon) / 2))"
@@ -285,6 +290,10 @@ for rep in $(seq 1 "$REPEATS"); do
     add $kind,p50 "$(field p50_us <<<"$lat")"
     add $kind,p99 "$(field p99_us <<<"$lat")"
     add $kind,lfail "$(field failed <<<"$lat")"
+    if [[ $kind == haproxy-plain ]]; then  # the floor needs only 1 and 2
+      stop_pair
+      continue
+    fi
     # 3/4. a new connection per request, with each proxy's default session resumption
     o0=0 i0=0 r0=0 n0=0
     if [[ $kind != direct ]]; then
@@ -386,6 +395,7 @@ t_gbps="$(m tandem,gbps)" h_gbps="$(m haproxy,gbps)"
 r_gbps="$(ratio "$t_gbps" "$h_gbps")"
 t_add="$(added "$(m tandem,p50)")" h_add="$(added "$(m haproxy,p50)")"
 r_add="$(ratio "$t_add" "$h_add")"
+p_add="$(added "$(m haproxy-plain,p50)")"
 r_cps="$(ratio "$(m tandem,cps)" "$(m haproxy,cps)")"
 t_full_out="$(m tandem/haproxy-full,cpu_out)" t_full_in="$(m haproxy-full/tandem,cpu_in)"
 t_full="$(sum "$t_full_out" "$t_full_in")"
@@ -430,6 +440,7 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
   echo "|---|---|---|---|---|"
   echo "| throughput ≥1.5x HAProxy (1 conn, Gb/s) | $t_gbps | $h_gbps | $r_gbps | $(verdict "${r_gbps%x}" ">=" 1.5) |"
   echo "| added p50 latency ≤0.5x HAProxy (µs over direct $direct_p50) | $t_add | $h_add | $r_add | $(verdict "${r_add%x}" "<=" 0.5) |"
+  echo "| (floor) added p50 of a plain TCP relay pair, HAProxy without TLS, µs | $p_add | | $(ratio "$t_add" "$p_add") of the floor | — |"
   echo "| new connections/s ≥2x HAProxy (each with its default resumption) | $(m tandem,cps) | $(m haproxy,cps) | $r_cps | $(verdict "${r_cps%x}" ">=" 2) |"
   echo "| CPU per full mTLS handshake, both sides, µs (lower is better) | $t_full | $h_full | $(ratio "$t_full" "$h_full") | — |"
   echo "| idle RSS ≤8 MB per proxy process, KB | $idle_kb | $(m haproxy,rss_idle) | | $(verdict "$idle_kb" "<=" 8192) |"
@@ -453,6 +464,7 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
   row "5. of which private to the process (Private_Clean+Private_Dirty), KB" private_idle
   row "5. of which anonymous (RssAnon: heap, stacks; the rest are file pages), KB" anon_idle
   row "5. PSS at idle (shared pages split among the processes mapping them), KB" pss_idle
+  echo "| 1/2. HAProxy as a plain TCP relay pair (no TLS), the floor: Gb/s; p50, p99 µs | — | — | $(m haproxy-plain,gbps); $(m haproxy-plain,p50), $(m haproxy-plain,p99) | — |"
   echo "| 5. RSS per idle connection per proxy, KB (connections held) | — | ${PER_CONN[tandem]:-n/a} (${HELD[tandem]:-0}/${HELD_N[tandem]:-0}) | ${PER_CONN[haproxy]:-n/a} (${HELD[haproxy]:-0}/${HELD_N[haproxy]:-0}) | ${PER_CONN[stunnel]:-n/a} (${HELD[stunnel]:-0}/${HELD_N[stunnel]:-0}) |"
   echo
   echo "Full handshakes only (3). tandem has no switch to turn its client ticket cache off,"
@@ -520,6 +532,7 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
   for key in gbps cpu_gb p50 p99 cps cpu_out cpu_in rss_idle private_idle anon_idle pss_idle; do
     echo "| $key | $(all direct,$key) | $(all tandem,$key) | $(all haproxy,$key) | $(all stunnel,$key) |"
   done
+  echo "| plain TCP relay pair: gbps; p50; p99 | | | $(all haproxy-plain,gbps); $(all haproxy-plain,p50); $(all haproxy-plain,p99) | |"
   for pair in haproxy-full tandem/haproxy-full haproxy-full/tandem; do
     echo "| full handshakes $pair: cps, cpu_out, cpu_in | | $(all $pair,cps); $(all $pair,cpu_out); $(all $pair,cpu_in) | | |"
   done
