@@ -256,13 +256,13 @@ void Connection::ContinueHandshake() {
   if (SSL_session_reused(tls.ssl.get()))
     WorkerStats::Add(ctx_.stats->resumed_handshakes, 1);
   // Authorization runs after every handshake, resumed ones included.
-  absl::StatusOr<SpiffeId> peer = TlsContextManager::PeerIdentity(tls.ssl.get());
+  absl::StatusOr<Peer> peer = TlsContextManager::PeerOf(tls.ssl.get());
   if (!peer.ok()) {
     Refuse(FailReason::kBadIdentity, std::string(peer.status().message()));
     return;
   }
-  peer_identity_ = peer->ToString();
-  peer_serial_ = TlsContextManager::PeerSerialHex(tls.ssl.get());
+  peer_identity_ = peer->identity.ToString();
+  peer_serial_ = std::move(peer->serial_hex);
   // Revocations are checked against the newest policy, not the one taken at accept: a
   // revocation must not wait for connections that were already handshaking.
   if (const RevocationEntry* revoked = ctx_.policy->Current()->FindRevocation(

@@ -67,6 +67,7 @@ ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
     return ssl_verify_invalid;
   }
   v->identity = *std::move(id);
+  v->serial_hex = chain.front().SerialHex();
   return ssl_verify_ok;
 }
 
@@ -265,10 +266,10 @@ bssl::UniquePtr<SSL> TlsContextManager::NewClientSsl(
   return ssl;
 }
 
-absl::StatusOr<SpiffeId> TlsContextManager::PeerIdentity(const SSL* ssl) {
+absl::StatusOr<Peer> TlsContextManager::PeerOf(const SSL* ssl) {
   PeerVerification* v = GetVerification(ssl);
-  // Verified in this handshake: the identity is known, trust domain checked.
-  if (v != nullptr && v->identity.has_value()) return *v->identity;
+  // Verified in this handshake: identity and serial are known, trust domain checked.
+  if (v != nullptr && v->identity.has_value()) return Peer{*v->identity, v->serial_hex};
   // Resumed: the session kept the peer's certificates; the leaf is enough.
   std::vector<pki::Certificate> chain = PeerChain(ssl, /*max=*/1);
   if (chain.empty()) return absl::UnauthenticatedError("peer presented no certificate");
@@ -277,12 +278,7 @@ absl::StatusOr<SpiffeId> TlsContextManager::PeerIdentity(const SSL* ssl) {
   if (v != nullptr && id->trust_domain() != v->snapshot->trust_domain) {
     return absl::PermissionDeniedError("peer is outside our trust domain");
   }
-  return id;
-}
-
-std::string TlsContextManager::PeerSerialHex(const SSL* ssl) {
-  std::vector<pki::Certificate> chain = PeerChain(ssl);
-  return chain.empty() ? "" : chain.front().SerialHex();
+  return Peer{*std::move(id), chain.front().SerialHex()};
 }
 
 }  // namespace tandem::proxy

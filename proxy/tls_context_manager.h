@@ -64,9 +64,16 @@ struct PeerVerification {
   std::string destination;                // client side: for the session cache
   pki::VerifyFailure failure = pki::VerifyFailure::kNone;
   std::string error;
-  // The verified peer's identity, kept so PeerIdentity() need not parse the chain
-  // again; unset on resumed handshakes, which skip verification.
+  // The verified peer's identity and leaf serial, kept so PeerOf() need not parse the
+  // chain again; unset on resumed handshakes, which skip verification.
   std::optional<SpiffeId> identity;
+  std::string serial_hex;
+};
+
+// Who the peer of a completed handshake is.
+struct Peer {
+  SpiffeId identity;
+  std::string serial_hex;  // the leaf's serial, lower-case hex: for revocations
 };
 
 // Builds, validates and publishes TLS contexts from workload secrets: the one narrow
@@ -104,11 +111,10 @@ class TlsContextManager : public SecretSink {
   static bssl::UniquePtr<SSL> NewClientSsl(const std::shared_ptr<TlsSnapshot>& snapshot,
                                            const std::string& destination);
   static PeerVerification* GetVerification(const SSL* ssl);
-  // Returns the verified peer's SPIFFE ID after a completed handshake (also resumed
-  // ones), or an error when it is missing or outside our trust domain.
-  static absl::StatusOr<SpiffeId> PeerIdentity(const SSL* ssl);
-  // Returns the peer leaf's serial (lower-case hex) after a handshake, or "".
-  static std::string PeerSerialHex(const SSL* ssl);
+  // Returns the verified peer's SPIFFE ID and leaf serial after a completed handshake
+  // (also resumed ones), or an error when it is missing or outside our trust domain.
+  // Parses the leaf at most once per connection (not at all after a full handshake).
+  static absl::StatusOr<Peer> PeerOf(const SSL* ssl);
 
  private:
   absl::StatusOr<std::shared_ptr<TlsSnapshot>> Build(const WorkloadSecretPem& secret);
