@@ -1,15 +1,13 @@
-// gRPC code: never include <openssl/...> (gRPC carries OpenSSL 3); policies cross into
-// the data plane only through PolicySink.
+// Policies cross into the data plane only through PolicySink.
 #include "proxy/policy_client.h"
-
-#include <grpcpp/grpcpp.h>
 
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
 #include "common/stream_loop.h"
-#include "tandem/mesh_policy.grpc.pb.h"
+#include "proxy/grpc_stream.h"
+#include "tandem/mesh_policy.pb.h"
 
 namespace tandem::proxy {
 
@@ -62,21 +60,23 @@ std::string PolicyClient::RenderMetrics() const {
 }
 
 bool PolicyClient::Impl::RunStream() {
-  auto channel =
-      grpc::CreateChannel("unix:" + socket_path, grpc::InsecureChannelCredentials());
-  auto stub = policy::v1::MeshPolicyService::NewStub(channel);
-  grpc::ClientContext context;
-  StreamLoop::Attachment attachment = loop.Attach([&context] { context.TryCancel(); });
+  absl::StatusOr<std::unique_ptr<GrpcStream>> stream =
+      GrpcStream::Open(socket_path, "/tandem.policy.v1.MeshPolicyService/StreamPolicy");
+  if (!stream.ok()) {
+    log::Debug("proxy", "policy stream not opened", {{"error", stream.status().ToString()}});
+    return false;
+  }
+  GrpcStream* s = stream->get();
+  StreamLoop::Attachment attachment = loop.Attach([s] { s->Cancel(); });
   if (!attachment.attached()) return false;
-  auto stream = stub->StreamPolicy(&context);
   streams.fetch_add(1);
   policy::v1::PolicyRequest request;
   request.set_node(node);
   request.set_version_info(applied_version);
   bool received = false;
-  if (stream->Write(request)) {
+  if (s->Write(request)) {
     policy::v1::PolicyResponse response;
-    while (stream->Read(&response)) {
+    while (s->Read(&response)) {
       received = true;
       connected.store(1);
       absl::Status applied =
@@ -95,12 +95,11 @@ bool PolicyClient::Impl::RunStream() {
                     {"error", answer.error_detail()}});
       }
       answer.set_version_info(applied_version);
-      if (!stream->Write(answer)) break;
+      if (!s->Write(answer)) break;
     }
   }
   connected.store(0);
-  context.TryCancel();
-  stream->Finish();
+  log::Debug("proxy", "policy stream ended", {{"status", s->Finish().ToString()}});
   return received;
 }
 

@@ -1,15 +1,13 @@
-// gRPC code: never include <openssl/...> (gRPC carries OpenSSL 3); secrets cross into
-// BoringSSL code only as PEM strings through SecretSink.
+// Secrets cross into BoringSSL code only as PEM strings through SecretSink.
 #include "proxy/sds_client.h"
-
-#include <grpcpp/grpcpp.h>
 
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
 #include "common/stream_loop.h"
-#include "envoy/sds_service.grpc.pb.h"
+#include "envoy/sds.pb.h"
+#include "proxy/grpc_stream.h"
 #include "proxy/sds_response.h"
 
 namespace tandem::proxy {
@@ -64,13 +62,15 @@ std::string SdsClient::RenderMetrics() const {
 }
 
 bool SdsClient::Impl::RunStream() {
-  auto channel =
-      grpc::CreateChannel("unix:" + socket_path, grpc::InsecureChannelCredentials());
-  auto stub = ::envoy::service::secret::v3::SecretDiscoveryService::NewStub(channel);
-  grpc::ClientContext context;
-  StreamLoop::Attachment attachment = loop.Attach([&context] { context.TryCancel(); });
+  absl::StatusOr<std::unique_ptr<GrpcStream>> stream = GrpcStream::Open(
+      socket_path, "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets");
+  if (!stream.ok()) {
+    log::Debug("proxy", "SDS stream not opened", {{"error", stream.status().ToString()}});
+    return false;
+  }
+  GrpcStream* s = stream->get();
+  StreamLoop::Attachment attachment = loop.Attach([s] { s->Cancel(); });
   if (!attachment.attached()) return false;
-  auto stream = stub->StreamSecrets(&context);
   streams.fetch_add(1);
   discovery::DiscoveryRequest request;
   request.mutable_node()->set_id("tandem-proxy");
@@ -82,9 +82,9 @@ bool SdsClient::Impl::RunStream() {
   // The version last applied on this stream: what an ACK names, and what a NACK says
   // stays in force (Envoy's xDS semantics).
   std::string applied_version;
-  if (stream->Write(request)) {
+  if (s->Write(request)) {
     discovery::DiscoveryResponse response;
-    while (stream->Read(&response)) {
+    while (s->Read(&response)) {
       received = true;
       connected.store(1);
       std::string error;
@@ -110,15 +110,15 @@ bool SdsClient::Impl::RunStream() {
         refused.fetch_add(1);
         log::Error("proxy", "SDS update refused",
                    {{"version", response.version_info()}, {"error", error}});
-        ack.mutable_error_detail()->set_code(grpc::StatusCode::INVALID_ARGUMENT);
+        ack.mutable_error_detail()->set_code(
+            static_cast<int>(absl::StatusCode::kInvalidArgument));
         ack.mutable_error_detail()->set_message(error);
       }
-      if (!stream->Write(ack)) break;
+      if (!s->Write(ack)) break;
     }
   }
   connected.store(0);
-  context.TryCancel();
-  stream->Finish();
+  log::Debug("proxy", "SDS stream ended", {{"status", s->Finish().ToString()}});
   return received;
 }
 

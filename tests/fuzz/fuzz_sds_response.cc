@@ -1,11 +1,14 @@
 // Fuzzes the SDS messages the proxy accepts from the agent: the input is a serialized
 // envoy DiscoveryResponse, applied as proxy/sds_client.cc does (on a fresh stream and
 // on top of a secret already delivered) and, once complete, handed to the proxy's
-// TlsContextManager, which must refuse anything that is not a valid secret.
+// TlsContextManager, which must refuse anything that is not a valid secret. The same
+// bytes, taken as what the agent's socket delivers, go through GrpcStream's deframer.
 #include <cstdint>
 #include <cstdlib>
+#include <deque>
 #include <string>
 
+#include "proxy/grpc_stream.h"
 #include "proxy/sds_response.h"
 #include "proxy/tls_context_manager.h"
 
@@ -31,7 +34,22 @@ void Apply(const envoy::service::discovery::v3::DiscoveryResponse& response,
 
 }  // namespace
 
+// Deframing keeps every byte: the messages' bodies and prefixes plus what is left (a
+// partial message) add up to the input, and nothing over the limit comes out.
+void Deframe(const uint8_t* data, size_t size) {
+  std::string buffer(reinterpret_cast<const char*>(data), size);
+  std::deque<std::string> messages;
+  if (!tandem::proxy::GrpcStream::Deframe(buffer, messages).ok()) return;
+  size_t total = buffer.size();
+  for (const std::string& m : messages) {
+    if (m.size() > tandem::proxy::kMaxGrpcMessageBytes) std::abort();
+    total += 5 + m.size();
+  }
+  if (total != size) std::abort();
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  Deframe(data, size);
   envoy::service::discovery::v3::DiscoveryResponse response;
   if (!response.ParseFromArray(data, static_cast<int>(size))) return 0;
   TlsContextManager sink(TlsContextManager::Options{});
