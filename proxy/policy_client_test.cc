@@ -11,7 +11,7 @@
 #include "tests/integration/fake_policy_service.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"
-#include "tests/integration/unix_socket_grpc_server.h"
+#include "tests/integration/test_grpc_server.h"
 
 namespace tandem::proxy {
 namespace {
@@ -19,7 +19,7 @@ namespace {
 using tandem::testing::FakePolicyService;
 using tandem::testing::PolicyResponseFor;
 using tandem::testing::RecordingPolicySink;
-using tandem::testing::UnixSocketGrpcServer;
+using tandem::testing::TestGrpcServer;
 using tandem::testing::WaitFor;
 
 constexpr char kClient[] = "spiffe://cluster.local/ns/shop/sa/client";
@@ -32,7 +32,8 @@ class PolicyClientTest : public ::testing::Test {
     StopServer();
   }
   void StartServer() {
-    auto server = UnixSocketGrpcServer<FakePolicyService>::Start(path_);
+    auto server = TestGrpcServer<FakePolicyService>::Start(
+        "unix:" + path_, grpc::InsecureServerCredentials());
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     service_ = server_->service();
@@ -55,7 +56,7 @@ class PolicyClientTest : public ::testing::Test {
 
   tandem::testing::TempDir temp_{"tandem-policy-client-test"};
   std::string dir_ = temp_.path(), path_;
-  std::unique_ptr<UnixSocketGrpcServer<FakePolicyService>> server_;
+  std::unique_ptr<TestGrpcServer<FakePolicyService>> server_;
   FakePolicyService* service_ = nullptr;  // owned by server_
   std::unique_ptr<PolicyClient> client_;
   RecordingPolicySink sink_;

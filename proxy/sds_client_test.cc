@@ -15,14 +15,14 @@
 #include "tests/integration/scripted_stream.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"
-#include "tests/integration/unix_socket_grpc_server.h"
+#include "tests/integration/test_grpc_server.h"
 
 namespace tandem::proxy {
 namespace {
 
 namespace discovery = ::envoy::service::discovery::v3;
 namespace tls = ::envoy::extensions::transport_sockets::tls::v3;
-using tandem::testing::UnixSocketGrpcServer;
+using tandem::testing::TestGrpcServer;
 using tandem::testing::WaitFor;
 
 constexpr char kSecretType[] =
@@ -104,7 +104,8 @@ class SdsClientTest : public ::testing::Test {
     StopServer();
   }
   void StartServer() {
-    auto server = UnixSocketGrpcServer<ScriptedSdsService>::Start(path_);
+    auto server = TestGrpcServer<ScriptedSdsService>::Start(
+        "unix:" + path_, grpc::InsecureServerCredentials());
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     service_ = server_->service();
@@ -126,7 +127,7 @@ class SdsClientTest : public ::testing::Test {
 
   tandem::testing::TempDir temp_{"tandem-sds-client-test"};
   std::string dir_ = temp_.path(), path_;
-  std::unique_ptr<UnixSocketGrpcServer<ScriptedSdsService>> server_;
+  std::unique_ptr<TestGrpcServer<ScriptedSdsService>> server_;
   ScriptedSdsService* service_ = nullptr;  // owned by server_
   std::unique_ptr<SdsClient> client_;
   RecordingSink sink_;
