@@ -20,6 +20,7 @@
 #include "tests/integration/fake_policy_service.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"
+#include "tests/integration/test_grpc_server.h"
 
 namespace tandem::agent {
 namespace {
@@ -27,6 +28,7 @@ namespace {
 using tandem::testing::FakePolicyService;
 using tandem::testing::PolicyResponseFor;
 using tandem::testing::RecordingPolicySink;
+using tandem::testing::TestGrpcServer;
 using tandem::testing::WaitFor;
 
 constexpr char kClient[] = "spiffe://cluster.local/ns/shop/sa/client";
@@ -68,27 +70,18 @@ class PolicyRelayTest : public ::testing::Test {
   }
   // Serves the fake CA on 127.0.0.1 (the first call picks the port, later ones reuse it).
   void StartUpstream() {
-    upstream_ = std::make_unique<FakePolicyService>();
     grpc::SslServerCredentialsOptions ssl;
     ssl.pem_key_cert_pairs.push_back({ca_->server_key_pem(), ca_->server_chain_pem()});
-    grpc::ServerBuilder builder;
-    int bound = 0;
-    builder.AddListeningPort(absl::StrCat("127.0.0.1:", upstream_port_),
-                             grpc::SslServerCredentials(ssl), &bound);
-    builder.RegisterService(upstream_.get());
-    upstream_server_ = builder.BuildAndStart();
-    ASSERT_NE(upstream_server_, nullptr);
-    ASSERT_NE(bound, 0);
-    upstream_port_ = bound;
+    auto server = TestGrpcServer<FakePolicyService>::Start(
+        absl::StrCat("127.0.0.1:", upstream_port_), grpc::SslServerCredentials(ssl));
+    ASSERT_TRUE(server.ok()) << server.status();
+    upstream_server_ = *std::move(server);
+    upstream_ = upstream_server_->service();
+    upstream_port_ = upstream_server_->port();
   }
   void StopUpstream() {
-    if (!upstream_server_) return;
-    upstream_->Shutdown();
-    upstream_server_->Shutdown(std::chrono::system_clock::now() +
-                               std::chrono::seconds(1));
-    upstream_server_->Wait();
     upstream_server_.reset();
-    upstream_.reset();
+    upstream_ = nullptr;
   }
   // Connects a proxy's policy client that delivers to `sink`.
   void ConnectProxy(RecordingPolicySink* sink) {
@@ -107,8 +100,8 @@ class PolicyRelayTest : public ::testing::Test {
   std::string dir_ = temp_.path();
   metrics::Registry registry_;
   std::unique_ptr<TestCa> ca_;
-  std::unique_ptr<FakePolicyService> upstream_;
-  std::unique_ptr<grpc::Server> upstream_server_;
+  std::unique_ptr<TestGrpcServer<FakePolicyService>> upstream_server_;
+  FakePolicyService* upstream_ = nullptr;  // owned by upstream_server_
   int upstream_port_ = 0;
   std::unique_ptr<PolicyRelay> relay_;
   std::unique_ptr<SdsServer> sds_;

@@ -3,9 +3,6 @@
 // stays), and comes back after the agent restarts. gRPC code: no <openssl/...> here.
 #include "proxy/policy_client.h"
 
-#include <grpcpp/grpcpp.h>
-#include <unistd.h>
-
 #include <optional>
 
 #include "absl/time/clock.h"
@@ -14,6 +11,7 @@
 #include "tests/integration/fake_policy_service.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"
+#include "tests/integration/test_grpc_server.h"
 
 namespace tandem::proxy {
 namespace {
@@ -21,34 +19,28 @@ namespace {
 using tandem::testing::FakePolicyService;
 using tandem::testing::PolicyResponseFor;
 using tandem::testing::RecordingPolicySink;
+using tandem::testing::TestGrpcServer;
 using tandem::testing::WaitFor;
 
 constexpr char kClient[] = "spiffe://cluster.local/ns/shop/sa/client";
 
 class PolicyClientTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    path_ = dir_ + "/sds.sock";
-  }
+  void SetUp() override { path_ = dir_ + "/sds.sock"; }
   void TearDown() override {
     if (client_) client_->Stop();
     StopServer();
   }
   void StartServer() {
-    service_ = std::make_unique<FakePolicyService>();
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("unix:" + path_, grpc::InsecureServerCredentials());
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
+    auto server = TestGrpcServer<FakePolicyService>::Start(
+        "unix:" + path_, grpc::InsecureServerCredentials());
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    service_ = server_->service();
   }
   void StopServer() {
-    if (!server_) return;
-    service_->Shutdown();
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-    server_->Wait();
     server_.reset();
-    service_.reset();
+    service_ = nullptr;
   }
   void StartClient() {
     absl::StatusOr<std::unique_ptr<PolicyClient>> client =
@@ -64,8 +56,8 @@ class PolicyClientTest : public ::testing::Test {
 
   tandem::testing::TempDir temp_{"tandem-policy-client-test"};
   std::string dir_ = temp_.path(), path_;
-  std::unique_ptr<FakePolicyService> service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<TestGrpcServer<FakePolicyService>> server_;
+  FakePolicyService* service_ = nullptr;  // owned by server_
   std::unique_ptr<PolicyClient> client_;
   RecordingPolicySink sink_;
 };

@@ -4,24 +4,25 @@
 #include "proxy/sds_client.h"
 
 #include <grpcpp/grpcpp.h>
-#include <unistd.h>
 
-#include <deque>
-#include <thread>
+#include <optional>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "envoy/sds_service.grpc.pb.h"
 #include "envoy/secret.pb.h"
 #include "gtest/gtest.h"
+#include "tests/integration/scripted_stream.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"
+#include "tests/integration/test_grpc_server.h"
 
 namespace tandem::proxy {
 namespace {
 
 namespace discovery = ::envoy::service::discovery::v3;
 namespace tls = ::envoy::extensions::transport_sockets::tls::v3;
+using tandem::testing::TestGrpcServer;
 using tandem::testing::WaitFor;
 
 constexpr char kSecretType[] =
@@ -55,73 +56,18 @@ class RecordingSink : public SecretSink {
   bool refuse_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// An SDS server the test scripts: it sends what Push() queues, in order, on the open
-// stream, and records every request it receives. Threading: gRPC runs the stream on
-// its thread plus one reader thread; Push/requests/streams from the test thread.
+// An SDS server the test scripts (see ScriptedStream). Threading: as ScriptedStream.
 class ScriptedSdsService final
-    : public ::envoy::service::secret::v3::SecretDiscoveryService::Service {
+    : public tandem::testing::ScriptedStream<
+          ::envoy::service::secret::v3::SecretDiscoveryService::Service,
+          discovery::DiscoveryRequest, discovery::DiscoveryResponse> {
  public:
-  void Push(discovery::DiscoveryResponse response) {
-    absl::MutexLock lock(&mu_);
-    outbox_.push_back(std::move(response));
-  }
-  std::vector<discovery::DiscoveryRequest> requests() {
-    absl::MutexLock lock(&mu_);
-    return requests_;
-  }
-  int streams() {
-    absl::MutexLock lock(&mu_);
-    return streams_;
-  }
-  void Shutdown() {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-  }
-
   grpc::Status StreamSecrets(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<discovery::DiscoveryResponse, discovery::DiscoveryRequest>*
           stream) override {
-    bool reader_done = false;
-    {
-      absl::MutexLock lock(&mu_);
-      ++streams_;
-    }
-    std::thread reader([&] {
-      discovery::DiscoveryRequest r;
-      while (stream->Read(&r)) {
-        absl::MutexLock lock(&mu_);
-        requests_.push_back(r);
-      }
-      absl::MutexLock lock(&mu_);
-      reader_done = true;
-    });
-    while (true) {
-      discovery::DiscoveryResponse next;
-      {
-        absl::MutexLock lock(&mu_);
-        auto ready = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return !outbox_.empty() || reader_done || stopping_;
-        };
-        mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(100));
-        if (reader_done || stopping_) break;
-        if (outbox_.empty()) continue;
-        next = std::move(outbox_.front());
-        outbox_.pop_front();
-      }
-      if (!stream->Write(next)) break;
-    }
-    context->TryCancel();
-    reader.join();
-    return grpc::Status::OK;
+    return Serve(context, stream);
   }
-
- private:
-  absl::Mutex mu_;
-  std::deque<discovery::DiscoveryResponse> outbox_ ABSL_GUARDED_BY(mu_);
-  std::vector<discovery::DiscoveryRequest> requests_ ABSL_GUARDED_BY(mu_);
-  int streams_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 discovery::DiscoveryResponse Response(const std::string& version,
@@ -152,28 +98,21 @@ discovery::DiscoveryResponse Response(const std::string& version,
 
 class SdsClientTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    path_ = dir_ + "/sds.sock";
-  }
+  void SetUp() override { path_ = dir_ + "/sds.sock"; }
   void TearDown() override {
     if (client_) client_->Stop();
     StopServer();
   }
   void StartServer() {
-    service_ = std::make_unique<ScriptedSdsService>();
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("unix:" + path_, grpc::InsecureServerCredentials());
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
+    auto server = TestGrpcServer<ScriptedSdsService>::Start(
+        "unix:" + path_, grpc::InsecureServerCredentials());
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    service_ = server_->service();
   }
   void StopServer() {
-    if (!server_) return;
-    service_->Shutdown();
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-    server_->Wait();
     server_.reset();
-    service_.reset();
+    service_ = nullptr;
   }
   void StartClient() {
     absl::StatusOr<std::unique_ptr<SdsClient>> client = SdsClient::Create(path_, &sink_);
@@ -183,22 +122,13 @@ class SdsClientTest : public ::testing::Test {
   }
   // Waits for the request that answers `nonce`.
   std::optional<discovery::DiscoveryRequest> AnswerTo(const std::string& nonce) {
-    std::optional<discovery::DiscoveryRequest> found;
-    WaitFor(
-        [&] {
-          for (const auto& r : service_->requests()) {
-            if (r.response_nonce() == nonce) found = r;
-          }
-          return found.has_value();
-        },
-        absl::Seconds(5));
-    return found;
+    return service_->AnswerTo(nonce, absl::Seconds(5));
   }
 
   tandem::testing::TempDir temp_{"tandem-sds-client-test"};
   std::string dir_ = temp_.path(), path_;
-  std::unique_ptr<ScriptedSdsService> service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<TestGrpcServer<ScriptedSdsService>> server_;
+  ScriptedSdsService* service_ = nullptr;  // owned by server_
   std::unique_ptr<SdsClient> client_;
   RecordingSink sink_;
 };
