@@ -206,6 +206,9 @@ void Connection::OnConnected() {
     StartHandshake();
     return;
   }
+  // Nothing can have come from a socket connected this instant; if the app speaks
+  // first, the loop reports it.
+  upstream_.drained = true;
   StartPumping();
 }
 
@@ -217,7 +220,11 @@ void Connection::StartHandshake() {
   tls.ssl = direction_ == Direction::kOutbound
                 ? TlsContextManager::NewClientSsl(snapshot_, destination_.text)
                 : TlsContextManager::NewServerSsl(snapshot_);
-  BIO* bio = tls.ssl ? NewReadAheadSocketBio(tls.fd) : nullptr;
+  // A client's peer says nothing before our ClientHello: its first read would only
+  // return EAGAIN, so it waits for the loop to report the ServerHello.
+  BIO* bio = tls.ssl ? NewReadAheadSocketBio(
+                           tls.fd, /*wait_for_readable=*/direction_ == Direction::kOutbound)
+                     : nullptr;
   if (bio == nullptr) {
     Refuse(FailReason::kTlsError, "SSL allocation failed");
     return;

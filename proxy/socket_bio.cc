@@ -164,11 +164,12 @@ const BIO_METHOD* SocketMethod() {
 
 }  // namespace
 
-BIO* NewReadAheadSocketBio(int fd) {
+BIO* NewReadAheadSocketBio(int fd, bool wait_for_readable) {
   BIO* bio = BIO_new(SocketMethod());
   if (bio == nullptr) return nullptr;
   auto* state = new SocketState;
   state->fd = fd;
+  state->drained = wait_for_readable;
   BIO_set_data(bio, state);
   BIO_set_init(bio, 1);
   return bio;

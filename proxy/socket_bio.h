@@ -26,8 +26,9 @@ inline constexpr size_t kSocketWriteCoalesce = 68 * 1024;
 //   gathered), so handshake flights and alerts are never held back.
 // Storage is taken when needed and given back once drained, so an idle connection
 // holds none. Retry flags and errno follow the socket BIO's, so SSL_get_error() reads
-// the same. Threading: used by one SSL on its connection's worker thread.
-BIO* NewReadAheadSocketBio(int fd);
+// the same. With `wait_for_readable`, the first read, too, waits for MarkReadable().
+// Threading: used by one SSL on its connection's worker thread.
+BIO* NewReadAheadSocketBio(int fd, bool wait_for_readable = false);
 
 // The loop reported the socket readable: the next read asks the socket again.
 void MarkReadable(BIO* bio);

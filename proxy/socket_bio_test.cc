@@ -96,6 +96,16 @@ TEST_F(ReadAheadSocketBioTest, WritesGoStraightToTheSocketAndFlushSucceeds) {
   EXPECT_EQ(std::string(out, 6), "record");
 }
 
+TEST_F(ReadAheadSocketBioTest, AClientsBioWaitsForReadableBeforeItsFirstRead) {
+  bssl::UniquePtr<BIO> client(NewReadAheadSocketBio(fds_[0], /*wait_for_readable=*/true));
+  PeerWrites("hello");
+  char byte;
+  EXPECT_EQ(BIO_read(client.get(), &byte, 1), -1);
+  EXPECT_TRUE(BIO_should_read(client.get()));
+  MarkReadable(client.get());
+  EXPECT_EQ(BIO_read(client.get(), &byte, 1), 1);
+}
+
 TEST_F(ReadAheadSocketBioTest, CorkedWritesLeaveInOneSend) {
   CorkWrites(bio_.get());
   EXPECT_EQ(BIO_write(bio_.get(), "rec1", 4), 4);

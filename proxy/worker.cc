@@ -20,15 +20,17 @@ namespace {
 constexpr absl::Duration kTick = absl::Milliseconds(100);
 
 // Where the client meant to go before iptables redirected it to us. Without a redirect
-// (or without netfilter) it is the socket's own local address.
-SocketAddress OriginalDestination(int fd) {
+// (or without netfilter) it is the socket's own local address. `family` is the
+// listener's: an IPv4 socket is never in IPv6's table, so it is asked once; an IPv6
+// listener may also carry IPv4-mapped connections, so it is asked both.
+SocketAddress OriginalDestination(int fd, int family) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
-  if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len) == 0) {
+  if (family == AF_INET6 && getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len) == 0) {
     return SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
   }
   len = sizeof(ss);
-  if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len) == 0) {
+  if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len) == 0) {
     return SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
   }
   len = sizeof(ss);
@@ -195,8 +197,9 @@ void Worker::Accept(Listener& listener) {
     }
     SocketAddress destination;
     if (listener.direction == Direction::kOutbound) {
-      destination = options_->has_fixed_destination ? options_->fixed_destination
-                                                    : OriginalDestination(fd);
+      destination = options_->has_fixed_destination
+                        ? options_->fixed_destination
+                        : OriginalDestination(fd, options_->outbound.family());
       if (SameEndpoint(destination, options_->outbound) ||
           destination.port() == options_->outbound.port()) {
         // Not redirected: proxying to ourselves would loop.
@@ -206,7 +209,7 @@ void Worker::Accept(Listener& listener) {
         continue;
       }
     } else {
-      destination = OriginalDestination(fd);
+      destination = OriginalDestination(fd, options_->inbound.family());
     }
     open_.fetch_add(1, std::memory_order_relaxed);
     auto conn = std::make_unique<Connection>(context_, listener.direction, fd,
