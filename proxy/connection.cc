@@ -599,10 +599,12 @@ void Connection::Refuse(FailReason reason, const std::string& detail) {
 void Connection::Close() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
+  // No EPOLL_CTL_DEL: closing a socket takes it out of the epoll set, and the sockets
+  // close (in the destructor) before this loop waits again. Events already in this
+  // turn's batch find the connection closed.
   for (Endpoint* e : {&downstream_, &upstream_}) {
-    if (e->fd >= 0) {
-      if (e->added) ctx_.loop->Remove(e->fd);
-      if (e->reset) SetResetOnClose((e == &downstream_ ? upstream_ : downstream_).fd);
+    if (e->fd >= 0 && e->reset) {
+      SetResetOnClose((e == &downstream_ ? upstream_ : downstream_).fd);
     }
   }
   if (counted_open_) {
