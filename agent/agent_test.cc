@@ -26,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "proxy/sds_client.h"
 #include "tests/integration/subprocess.h"
+#include "tests/integration/recording_secret_sink.h"
 #include "tests/integration/temp_dir.h"
 
 namespace tandem::agent {
@@ -36,33 +37,7 @@ using tandem::testing::WaitFor;
 constexpr char kSpiffeId[] = "spiffe://cluster.local/ns/shop/sa/cart";
 constexpr char kToken[] = "token-for-shop-cart";
 
-// Records what the proxy side would install; can be told to refuse.
-class RecordingSink : public SecretSink {
- public:
-  absl::Status UpdateSecret(const WorkloadSecretPem& secret) override {
-    absl::MutexLock lock(&mu_);
-    if (refuse_) return absl::InvalidArgumentError("refused by test");
-    secrets_.push_back(secret);
-    return absl::OkStatus();
-  }
-  int count() {
-    absl::MutexLock lock(&mu_);
-    return static_cast<int>(secrets_.size());
-  }
-  WorkloadSecretPem last() {
-    absl::MutexLock lock(&mu_);
-    return secrets_.back();
-  }
-  void set_refuse(bool refuse) {
-    absl::MutexLock lock(&mu_);
-    refuse_ = refuse;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<WorkloadSecretPem> secrets_ ABSL_GUARDED_BY(mu_);
-  bool refuse_ ABSL_GUARDED_BY(mu_) = false;
-};
+using RecordingSink = tandem::testing::RecordingSecretSink;
 
 class AgentTest : public ::testing::Test {
  protected:

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "tests/integration/scripted_stream.h"
 #include "tests/integration/subprocess.h"
+#include "tests/integration/recording_secret_sink.h"
 #include "tests/integration/temp_dir.h"
 #include "tests/integration/test_grpc_server.h"
 
@@ -28,33 +29,7 @@ using tandem::testing::WaitFor;
 constexpr char kSecretType[] =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
-// Records what the proxy's TLS code would install; can be told to refuse.
-class RecordingSink : public SecretSink {
- public:
-  absl::Status UpdateSecret(const WorkloadSecretPem& secret) override {
-    absl::MutexLock lock(&mu_);
-    if (refuse_) return absl::InvalidArgumentError("refused by test");
-    secrets_.push_back(secret);
-    return absl::OkStatus();
-  }
-  int count() {
-    absl::MutexLock lock(&mu_);
-    return static_cast<int>(secrets_.size());
-  }
-  WorkloadSecretPem last() {
-    absl::MutexLock lock(&mu_);
-    return secrets_.back();
-  }
-  void set_refuse(bool refuse) {
-    absl::MutexLock lock(&mu_);
-    refuse_ = refuse;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<WorkloadSecretPem> secrets_ ABSL_GUARDED_BY(mu_);
-  bool refuse_ ABSL_GUARDED_BY(mu_) = false;
-};
+using RecordingSink = tandem::testing::RecordingSecretSink;
 
 // An SDS server the test scripts (see ScriptedStream). Threading: as ScriptedStream.
 class ScriptedSdsService final
