@@ -60,7 +60,7 @@ class AgentTest : public ::testing::Test {
   void StartCa() { ASSERT_TRUE(ca_->Start().ok()); }
   void StartSds() {
     absl::StatusOr<std::unique_ptr<SdsServer>> sds =
-        SdsServer::Create({sds_path_, {}, &registry_});
+        SdsServer::Create({sds_path_, {}, &registry_, {}});
     ASSERT_TRUE(sds.ok()) << sds.status();
     sds_ = *std::move(sds);
     ASSERT_TRUE(sds_->Start().ok());
