@@ -395,7 +395,7 @@ t_gbps="$(m tandem,gbps)" h_gbps="$(m haproxy,gbps)"
 r_gbps="$(ratio "$t_gbps" "$h_gbps")"
 t_add="$(added "$(m tandem,p50)")" h_add="$(added "$(m haproxy,p50)")"
 r_add="$(ratio "$t_add" "$h_add")"
-p_add="$(added "$(m haproxy-plain,p50)")"
+floor_add="$(added "$(m haproxy-plain,p50)")"
 r_cps="$(ratio "$(m tandem,cps)" "$(m haproxy,cps)")"
 # Paired: the median over repetitions of tandem's figure over HAProxy's in the same
 # repetition, which ran seconds apart. The shared machine drifts between repetitions
@@ -456,7 +456,7 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
   echo "|---|---|---|---|---|"
   echo "| throughput ≥1.5x HAProxy (1 conn, Gb/s) | $t_gbps | $h_gbps | $p_gbps ($r_gbps) | $(verdict "${p_gbps%x}" ">=" 1.5) |"
   echo "| added p50 latency ≤0.5x HAProxy (µs over direct $direct_p50) | $t_add | $h_add | $p_add ($r_add) | $(verdict "${p_add%x}" "<=" 0.5) |"
-  echo "| (floor) added p50 of a plain TCP relay pair, HAProxy without TLS, µs | $p_add | | $(ratio "$t_add" "$p_add") of the floor | — |"
+  echo "| (floor) added p50 of a plain TCP relay pair, HAProxy without TLS, µs | $floor_add | | tandem $(ratio "$t_add" "$floor_add") of the floor | — |"
   echo "| new connections/s ≥2x HAProxy (each with its default resumption) | $(m tandem,cps) | $(m haproxy,cps) | $p_cps ($r_cps) | $(verdict "${p_cps%x}" ">=" 2) |"
   echo "| CPU per full mTLS handshake, both sides, µs (lower is better) | $t_full | $h_full | $(ratio "$t_full" "$h_full") | — |"
   echo "| idle RSS ≤8 MB per proxy process, KB | $idle_kb | $(m haproxy,rss_idle) | | $(verdict "$idle_kb" "<=" 8192) |"
