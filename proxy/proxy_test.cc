@@ -55,6 +55,24 @@ std::string RoundTrip(int fd, const std::string& data) {
   return out;
 }
 
+// Sends all of `data` on `fd` from a thread, as fast as the socket takes it (bounded:
+// gives up after 5 s without progress), then half-closes if asked. `data` must outlive
+// the thread.
+std::thread SendInBackground(int fd, const std::string& data, bool half_close) {
+  return std::thread([fd, &data, half_close] {
+    size_t off = 0;
+    while (off < data.size()) {
+      pollfd p{fd, POLLOUT, 0};
+      if (poll(&p, 1, 5000) <= 0) break;
+      ssize_t w = send(fd, data.data() + off, std::min<size_t>(data.size() - off, 100000),
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w <= 0 && errno != EAGAIN) break;
+      if (w > 0) off += w;
+    }
+    if (half_close) shutdown(fd, SHUT_WR);
+  });
+}
+
 std::string EchoOnce(int port, const std::string& data) {
   int fd = Connect(port);
   if (fd < 0) return "";
@@ -184,17 +202,7 @@ TEST_F(ProxyPairTest, DeliversBulkDataBeforeTheHalfCloseThatFollowsIt) {
   ASSERT_GE(fd, 0);
   std::string sent(16 << 20, '\0');
   for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>((i * 131) >> 7);
-  std::thread writer([&] {
-    size_t off = 0;
-    while (off < sent.size()) {
-      pollfd p{fd, POLLOUT, 0};
-      if (poll(&p, 1, 5000) <= 0) break;
-      ssize_t w = send(fd, sent.data() + off, sent.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (w <= 0 && errno != EAGAIN) break;
-      if (w > 0) off += w;
-    }
-    shutdown(fd, SHUT_WR);
-  });
+  std::thread writer = SendInBackground(fd, sent, /*half_close=*/true);
   std::string received;
   received.reserve(sent.size());
   char buf[65536];
@@ -249,17 +257,7 @@ TEST_F(SmallBufferPairTest, DeliversBulkDataIntactAcrossWrapArounds) {
   std::string sent(4 << 20, '\0');
   for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>((i * 7919) >> 8);
   // Write and read at once: the echo path holds far less than 4 MiB.
-  std::thread writer([&] {
-    size_t off = 0;
-    while (off < sent.size()) {
-      pollfd p{fd, POLLOUT, 0};
-      if (poll(&p, 1, 5000) <= 0) break;
-      ssize_t w = send(fd, sent.data() + off, std::min<size_t>(sent.size() - off, 100000),
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (w <= 0 && errno != EAGAIN) break;
-      if (w > 0) off += w;
-    }
-  });
+  std::thread writer = SendInBackground(fd, sent, /*half_close=*/false);
   std::string received;
   received.reserve(sent.size());
   char buf[65536];
