@@ -73,6 +73,23 @@ std::thread SendInBackground(int fd, const std::string& data, bool half_close) {
   });
 }
 
+// Reads from `fd` until it has `limit` bytes, the peer ends the stream (sets *eof if
+// given), an error, or 5 s of silence; sleeps `pause` after each read (a slow reader).
+std::string Receive(int fd, size_t limit, absl::Duration pause, bool* eof) {
+  std::string received;
+  char buf[65536];
+  while (received.size() < limit) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 5000) <= 0) break;
+    ssize_t n = read(fd, buf, std::min(sizeof(buf), limit - received.size()));
+    if (n == 0 && eof != nullptr) *eof = true;
+    if (n <= 0) break;
+    received.append(buf, n);
+    absl::SleepFor(pause);
+  }
+  return received;
+}
+
 std::string EchoOnce(int port, const std::string& data) {
   int fd = Connect(port);
   if (fd < 0) return "";
@@ -203,21 +220,11 @@ TEST_F(ProxyPairTest, DeliversBulkDataBeforeTheHalfCloseThatFollowsIt) {
   std::string sent(16 << 20, '\0');
   for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>((i * 131) >> 7);
   std::thread writer = SendInBackground(fd, sent, /*half_close=*/true);
-  std::string received;
-  received.reserve(sent.size());
-  char buf[65536];
-  ssize_t n = -1;
-  for (int i = 0; i < 100000; ++i) {  // bounded; 16 MiB takes about 256 reads
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 5000) <= 0) break;
-    n = read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    received.append(buf, n);
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  bool eof = false;
+  std::string received = Receive(fd, sent.size() + 1, absl::Milliseconds(1), &eof);
   writer.join();
   close(fd);
-  EXPECT_EQ(n, 0) << "expected a clean EOF after the data";
+  EXPECT_TRUE(eof) << "expected a clean EOF after the data";
   ASSERT_EQ(received.size(), sent.size());
   EXPECT_TRUE(received == sent) << "bytes changed on the way";
 }
@@ -258,16 +265,7 @@ TEST_F(SmallBufferPairTest, DeliversBulkDataIntactAcrossWrapArounds) {
   for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>((i * 7919) >> 8);
   // Write and read at once: the echo path holds far less than 4 MiB.
   std::thread writer = SendInBackground(fd, sent, /*half_close=*/false);
-  std::string received;
-  received.reserve(sent.size());
-  char buf[65536];
-  while (received.size() < sent.size()) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 5000) <= 0) break;
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    received.append(buf, n);
-  }
+  std::string received = Receive(fd, sent.size(), absl::ZeroDuration(), nullptr);
   writer.join();
   close(fd);
   ASSERT_EQ(received.size(), sent.size());
