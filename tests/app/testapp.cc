@@ -1,7 +1,8 @@
 // tandem-testapp: a plaintext HTTP app for the image and mesh end-to-end tests. It knows
 // nothing about TLS or the mesh; the sidecar around it does.
 //
-//   tandem-testapp serve [--port N]     (default 8080; 0 picks one; prints "listening on")
+//   tandem-testapp serve [--port N]     (default 8080; 0 picks one; prints "listening
+//   on")
 //       GET /ready -> 200 "ready"; GET /echo?msg=M -> 200 M; POST /echo -> 200 body;
 //       anything else -> 404. Every response carries X-Peer: the address the app saw.
 //       Logs one line per request with that peer address.
@@ -200,7 +201,8 @@ std::string Fetch(const Url& url, int timeout_ms) {
   SetTimeouts(fd, timeout_ms);  // SO_SNDTIMEO also bounds connect() on Linux
   std::string failure;
   std::string head, body, error;
-  std::string host = url.host.find(':') == std::string::npos ? url.host : "[" + url.host + "]";
+  std::string host =
+      url.host.find(':') == std::string::npos ? url.host : "[" + url.host + "]";
   std::string request = "GET " + url.target + " HTTP/1.1\r\nHost: " + host + ":" +
                         std::to_string(url.port) + "\r\nConnection: close\r\n\r\n";
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
