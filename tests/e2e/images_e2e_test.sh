@@ -40,8 +40,7 @@ check "the CA image's user is not root" \
 # The server pod: the capture init container, then the app twice: on 8080 (excluded
 # from inbound capture) and on 9090 (captured: redirected to 15006, where no proxy
 # listens in this test, so a connection is refused).
-WORK="$(mktemp -d)"
-trap 'pl_cleanup; rm -rf "$WORK"' EXIT
+WORK="$PL_WORK"
 cat >"$WORK/server.yaml" <<YAML
 apiVersion: v1
 kind: Pod

@@ -3,7 +3,8 @@
 #   source podman-lib.sh
 #   pl_init || exit $?        # 77 (skip) unless root with podman; creates the network
 #   pl_play pod.yaml          # podman kube play on that network, retried only on a flake
-#   pl_pod_ip POD; pl_exec_netns POD CMD...; pl_wait_exited CTR SECONDS; pl_logs
+#   pl_pod_ip POD; pl_exec_netns POD CMD...; pl_wait_state CTR STATE SECONDS;
+#   pl_exit_code CTR; pl_logs; $PL_WORK: a temporary directory for the test's files
 #
 # Everything made here is removed on exit (pl_init sets an EXIT trap running
 # pl_cleanup): the pods played, any container left on the network, and the network.
@@ -22,7 +23,7 @@ export CONTAINERS_CONF="$PL_ROOT/deploy/podman/containers.conf"
 PL_SUBNET="${PL_SUBNET:-10.89.77.0/24}"
 PL_NET="tandem-e2e-$$"
 PL_PLAYED=()  # YAML files played, for kube down
-PL_WORK=""
+PL_WORK=""    # a temporary directory for the test's files, removed with the rest
 
 pl_log() { printf '== [%d s] %s\n' "$SECONDS" "$*" >&2; }
 
@@ -63,6 +64,7 @@ pl_init() {
   fi
   PL_WORK="$(mktemp -d)"
   trap pl_cleanup EXIT
+  trap 'exit 130' INT TERM  # through the EXIT trap
   pl_remove_stale
   podman network create --subnet "$PL_SUBNET" "$PL_NET" >/dev/null || return 1
 }
