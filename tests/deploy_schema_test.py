@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Validates every object that `kubectl kustomize deploy/kubernetes` and the example
-overlay render against the Kubernetes API of one named version, with kubectl
+overlay render (and the sidecar of injection/sidecar-patch.yaml, applied to a Pod)
+against the Kubernetes API of one named version, with kubectl
 --validate=strict's semantics: an unknown field, a wrong type, a missing required
 field, a value outside an enum or an int32, or an unknown kind is an error.
 
@@ -17,6 +18,7 @@ import copy
 import json
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +43,8 @@ def label(obj):
 
 
 def typecheck(entries):
-    """entries: [(name, object)]. Returns ({name: [tsc error, ...]}, tsc's output)."""
+    """The TypeScript check of every object of entries [(name, object)]:
+    {name: [tsc error, ...]}. One tsc run over one file, one typed constant each."""
     lines = []
     spans = []  # (first line, last line, name), 1-based as tsc reports them
     for name, obj in entries:
@@ -101,6 +104,9 @@ def validate(entries):
     return {name: errs for (name, _), errs in zip(entries, json.loads(out.stdout))}
 
 
+if shutil.which("node") is None:
+    print("FAIL: node is not installed: run ./dev setup")
+    sys.exit(1)
 if not (MODULES / "typescript").is_dir() or not (MODULES / "kubernetes-models").is_dir():
     print(f"FAIL: {MODULES} is missing its packages: run ./dev setup "
           f"(npm ci --prefix tests/k8s-schema)")
@@ -121,6 +127,14 @@ entries = []
 for build, objects in builds.items():
     for obj in objects:
         entries.append((f"{build}: {label(obj)}", obj))
+# The sidecar, as injection/sidecar-patch.yaml adds it to a pod with one app container.
+patch = kustomize_render.yaml.safe_load(
+    (kustomize_render.KUBERNETES_DIR / "injection" / "sidecar-patch.yaml").read_text())
+entries.append(("injection/sidecar-patch.yaml on a Pod", {
+    "apiVersion": "v1", "kind": "Pod",
+    "metadata": {"name": "app", **patch["spec"]["template"]["metadata"]},
+    "spec": {"containers": [{"name": "app", "image": "app:1"}],
+             **patch["spec"]["template"]["spec"]}}))
 
 ca = next(o for o in builds["install"] if o["kind"] == "Deployment" and
           o["metadata"]["name"] == "tandem-ca")
