@@ -119,7 +119,7 @@ std::string EffectiveConfigJson(const ProxyOptions& o) {
       ", \"admin_address\": ", Quote(o.admin.text),
       ", \"metrics_address\": ", Quote(o.metrics.text),
       ", \"health_address\": ", Quote(o.health.text), ", \"workers\": ", o.workers,
-      ", \"app_host\": ", Quote(o.app_host), ", \"outbound_fixed_destination\": ",
+      ", \"app_host\": ", o.app_host.length ? Quote(o.app_host.text) : "null", ", \"outbound_fixed_destination\": ",
       o.has_fixed_destination ? Quote(o.fixed_destination.text) : "null",
       ", \"inbound_fixed_app\": ", o.has_fixed_app ? Quote(o.fixed_app.text) : "null",
       ", \"policy\": ", policy,

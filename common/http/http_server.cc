@@ -323,6 +323,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options) 
   if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr)) {
+    // [::] serves IPv4 too, whatever net.ipv6.bindv6only says.
+    int zero = 0;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+  }
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 128) != 0 ||
       getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
     int err = errno;
