@@ -33,8 +33,8 @@ for path in sorted(ROOT.rglob("*.yaml")):
         objects.append((path.name, doc))
 
 for name, doc in objects:
-    if name == "sidecar-patch.yaml":
-        continue  # a patch, not an object
+    if name == "sidecar-template.yaml":
+        continue  # the injector's template, not an object
     ok = all(k in doc for k in ("apiVersion", "kind", "metadata")) and "name" in doc["metadata"]
     check(f"{name}: {doc.get('kind')} has apiVersion, kind, metadata.name", ok)
 
@@ -68,25 +68,37 @@ proxy_map = next(d for _, d in objects if d.get("kind") == "ConfigMap" and
                  d["metadata"]["name"] == "tandem-proxy-config")
 check("sidecars take the mesh policy from their agent",
       '"policy_from_agent": true' in proxy_map["data"]["proxy.json"])
-patch = next(d for n, d in objects if n == "sidecar-patch.yaml")
-pod = patch["spec"]["template"]["spec"]
-inits = {c["name"]: c for c in pod["initContainers"]}
+template = next(d for n, d in objects if n == "sidecar-template.yaml")
+inits = {c["name"]: c for c in template["initContainers"]}
+sidecars = {c["name"]: c for c in template["sidecars"]}
 check("init container adds NET_ADMIN", "NET_ADMIN" in
       inits["tandem-init"]["securityContext"]["capabilities"]["add"])
+check("init container keeps the agent's app-health port 15020 uncaptured",
+      any(e["name"] == "TANDEM_EXCLUDE_INBOUND_PORTS" and e["value"] == "{{exclude_inbound_ports}}"
+          for e in inits["tandem-init"]["env"]))
 for side in ("tandem-agent", "tandem-proxy"):
-    c = inits[side]
-    check(f"{side} is a native sidecar", c.get("restartPolicy") == "Always")
+    c = sidecars[side]
     check(f"{side} runs as uid 1337", c["securityContext"]["runAsUser"] == 1337)
     check(f"{side} drops all capabilities", c["securityContext"]["capabilities"]["drop"] == ["ALL"])
     check(f"{side} has a read-only root", c["securityContext"]["readOnlyRootFilesystem"])
-proxy = inits["tandem-proxy"]
+    check(f"{side} runs from the one sidecar image", c["image"] == "{{proxy_image}}")
+agent_args = sidecars["tandem-agent"]["args"]
+check("agent serves app health on 15020 and metrics on 127.0.0.1:15019",
+      "--app-health=0.0.0.0:15020" in agent_args and "--metrics=127.0.0.1:15019" in agent_args)
+proxy = sidecars["tandem-proxy"]
 check("readiness probes 15021", proxy["readinessProbe"]["httpGet"]["port"] == 15021)
 check("app held until the proxy is ready (startupProbe)", "startupProbe" in proxy)
-token = next(v for v in pod["volumes"] if v["name"] == "tandem-token")
+check("classic mode holds the app with a postStart hook",
+      "--wait-ready=127.0.0.1:15021" in
+      template["classicProxyLifecycle"]["postStart"]["exec"]["command"])
+token = next(v for v in template["volumes"] if v["name"] == "tandem-token")
 src = token["projected"]["sources"][0]["serviceAccountToken"]
 check("projected token has the CA audience", src["audience"] == "istio-ca")
-check("metrics scraping is annotated",
-      patch["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "15090")
+check("metrics scraping is annotated", template["podAnnotations"]["prometheus.io/port"] == "15090")
+webhook = next(d for _, d in objects if d.get("kind") == "MutatingWebhookConfiguration")
+service = webhook["webhooks"][0]["clientConfig"]["service"]
+check("the webhook calls tandem-ca's /inject on 15017",
+      (service["name"], service["path"], service["port"]) == ("tandem-ca", "/inject", 15017))
 
 print(f"{len(failures)} failed" if failures else "all manifest checks passed")
 sys.exit(1 if failures else 0)
