@@ -10,6 +10,8 @@
 //                   [--extra-roots=FILE] [--dns-names=a,b] [--ip-addresses=127.0.0.1]
 //                   [--policy-file=FILE [--policy-poll=1s]]       (mesh policy stream)
 //                   [--state-dir=DIR [--admin=127.0.0.1:15010]]   (revocations)
+//                   [--injector-listen=0.0.0.0:15017 [--injector-dns-names=a,b]
+//                    [--webhook-config=tandem-sidecar-injector]]  (injection webhook)
 //                   [--log-level=info] [--log-format=text|json]
 //   tandem-ca revoke --admin=ADDR (--cert=FILE | --serial=HEX --not-after=RFC3339 |
 //                    --spiffe-id=ID) [--reason=TEXT]
@@ -36,8 +38,10 @@
 #include "common/http/http_server.h"
 #include "common/log/log.h"
 #include "common/process.h"
+#include "common/metrics/registry.h"
 #include "controlplane/admin_client.h"
 #include "controlplane/ca_server.h"
+#include "controlplane/injector_endpoint.h"
 #include "controlplane/jwt.h"
 #include "controlplane/policy_watcher.h"
 #include "controlplane/revocation_admin.h"
@@ -190,8 +194,9 @@ int Serve(const tandem::Flags& flags) {
     metrics = *std::move(http);
     CaServer* s = server->get();
     metrics->Handle("/metrics", [s](const HttpRequest&) {
-      return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
-                          s->RenderMetrics()};
+      return HttpResponse{
+          200, "text/plain; version=0.0.4; charset=utf-8",
+          s->RenderMetrics() + tandem::metrics::Registry::Default().RenderPrometheus()};
     });
     metrics->Handle("/healthz/ready", [](const HttpRequest&) {
       return HttpResponse{200, "text/plain", "ready\n"};
@@ -205,6 +210,29 @@ int Serve(const tandem::Flags& flags) {
     if (absl::Status st = metrics->Start(); !st.ok()) {
       return Fail("--metrics: " + std::string(st.message()));
     }
+  }
+  using tandem::controlplane::InjectorEndpoint;
+  std::unique_ptr<InjectorEndpoint> injector;
+  if (std::string address = get("injector-listen", ""); !address.empty()) {
+    InjectorEndpoint::Options injector_options;
+    injector_options.listen_address = address;
+    injector_options.registry = &tandem::metrics::Registry::Default();
+    if (flags.Has("injector-dns-names")) {
+      injector_options.dns_names =
+          absl::StrSplit(get("injector-dns-names", ""), ',', absl::SkipEmpty());
+    }
+    // No injection function is linked yet: /inject answers 503 until it is.
+    absl::StatusOr<std::unique_ptr<InjectorEndpoint>> created =
+        InjectorEndpoint::Create(injector_options, &(*server)->core(), nullptr);
+    if (!created.ok()) {
+      return Fail("--injector-listen: " + std::string(created.status().message()));
+    }
+    injector = *std::move(created);
+    if (absl::Status s = injector->Start(); !s.ok()) {
+      return Fail("--injector-listen: " + std::string(s.message()));
+    }
+    tandem::log::Info("ca", "injector webhook serving",
+                      {{"address", address}, {"port", injector->port()}});
   }
   std::unique_ptr<RevocationAdmin> admin;
   if (std::string address = get("admin", "127.0.0.1:15010");
@@ -236,6 +264,7 @@ int Serve(const tandem::Flags& flags) {
   sigwait(&signals, &sig);
   tandem::log::Info("ca", "shutting down");
   if (admin) admin->Stop();
+  if (injector) injector->Stop();
   if (metrics) metrics->Stop();
   (*server)->Stop();
   return 0;
@@ -312,6 +341,8 @@ int main(int argc, char** argv) {
         "policy-poll",
         "state-dir",
         "admin",
+        "injector-listen",
+        "injector-dns-names",
         "log-level",
         "log-format"}},
       {"gen-signing-key", {"out"}},
