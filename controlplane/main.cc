@@ -48,6 +48,7 @@
 #include "controlplane/revocation_store.h"
 #include "controlplane/signing_key.h"
 #include "controlplane/token_review_authenticator.h"
+#include "controlplane/webhook_ca_bundle.h"
 
 namespace {
 
@@ -111,34 +112,39 @@ int Serve(const tandem::Flags& flags) {
       !ReadFile(get("token-jwks", ""), &options.token_jwks_json)) {
     return Fail("--token-jwks: cannot read " + get("token-jwks", ""));
   }
-  if (flags.Has("token-review")) {
-    using tandem::controlplane::TokenReviewAuthenticator;
-    TokenReviewAuthenticator::Options review;
+  // How to reach the Kubernetes API server (TokenReview, the webhook's caBundle).
+  using tandem::controlplane::TokenReviewAuthenticator;
+  auto kube_api = [&]() -> absl::StatusOr<TokenReviewAuthenticator::Options> {
+    TokenReviewAuthenticator::Options api;
     if (!flags.Has("kube-api-server")) {
       // In a pod: the API server, its CA and our token come from the environment.
       absl::StatusOr<TokenReviewAuthenticator::Options> in_cluster =
           TokenReviewAuthenticator::InClusterOptions();
       if (!in_cluster.ok()) {
-        return Fail("--token-review: " + std::string(in_cluster.status().message()) +
-                    " (outside a pod give --kube-api-server, --kube-ca-file and "
-                    "--kube-token-file)");
+        return absl::FailedPreconditionError(
+            std::string(in_cluster.status().message()) +
+            " (outside a pod give --kube-api-server, --kube-ca-file and "
+            "--kube-token-file)");
       }
-      review = *std::move(in_cluster);
+      api = *std::move(in_cluster);
     } else {
-      review.api_server = get("kube-api-server", "");
-      review.credential_token_path =
+      api.api_server = get("kube-api-server", "");
+      api.credential_token_path =
           get("kube-token-file", TokenReviewAuthenticator::kInClusterTokenPath);
       std::string ca_file =
           get("kube-ca-file", TokenReviewAuthenticator::kInClusterCaPath);
-      if (!ReadFile(ca_file, &review.ca_pem)) {
-        return Fail("--kube-ca-file: cannot read " + ca_file);
+      if (!ReadFile(ca_file, &api.ca_pem)) {
+        return absl::NotFoundError("--kube-ca-file: cannot read " + ca_file);
       }
     }
-    if (flags.Has("kube-token-file")) {
-      review.credential_token_path = get("kube-token-file", "");
-    }
-    if (flags.Has("kube-server-name")) review.server_name = get("kube-server-name", "");
-    options.token_review = std::move(review);
+    if (flags.Has("kube-token-file")) api.credential_token_path = get("kube-token-file", "");
+    if (flags.Has("kube-server-name")) api.server_name = get("kube-server-name", "");
+    return api;
+  };
+  if (flags.Has("token-review")) {
+    absl::StatusOr<TokenReviewAuthenticator::Options> review = kube_api();
+    if (!review.ok()) return Fail("--token-review: " + std::string(review.status().message()));
+    options.token_review = *std::move(review);
   }
   if (flags.Has("extra-roots") &&
       !ReadFile(get("extra-roots", ""), &options.core.extra_roots_pem)) {
@@ -212,7 +218,9 @@ int Serve(const tandem::Flags& flags) {
     }
   }
   using tandem::controlplane::InjectorEndpoint;
+  using tandem::controlplane::WebhookCaBundlePublisher;
   std::unique_ptr<InjectorEndpoint> injector;
+  std::unique_ptr<WebhookCaBundlePublisher> ca_bundle;
   if (std::string address = get("injector-listen", ""); !address.empty()) {
     InjectorEndpoint::Options injector_options;
     injector_options.listen_address = address;
@@ -231,8 +239,43 @@ int Serve(const tandem::Flags& flags) {
     if (absl::Status s = injector->Start(); !s.ok()) {
       return Fail("--injector-listen: " + std::string(s.message()));
     }
+    if (std::string config = get("webhook-config", "tandem-sidecar-injector");
+        !config.empty()) {
+      // The API server dials the webhook's Service as <name>.<namespace>.svc: the
+      // first DNS name says which Service our webhook entries point to.
+      std::vector<std::string> labels =
+          absl::StrSplit(injector_options.dns_names.front(), '.');
+      if (labels.size() < 3 || labels[2] != "svc") {
+        return Fail("--injector-dns-names: the first name must be <service>.<namespace>.svc"
+                    " to fill --webhook-config's caBundle (or give --webhook-config=)");
+      }
+      absl::StatusOr<TokenReviewAuthenticator::Options> api = kube_api();
+      if (!api.ok()) {
+        return Fail("--webhook-config: " + std::string(api.status().message()) +
+                    "; --webhook-config= leaves the caBundle to someone else");
+      }
+      WebhookCaBundlePublisher::Options publish;
+      publish.api_server = api->api_server;
+      publish.ca_pem = api->ca_pem;
+      publish.server_name = api->server_name;
+      publish.credential_token_path = api->credential_token_path;
+      publish.credential_token = api->credential_token;
+      publish.config_name = config;
+      publish.service = {labels[0], labels[1]};
+      publish.ca_bundle_pem = (*server)->core().trust_bundle_pem();
+      publish.registry = &tandem::metrics::Registry::Default();
+      absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>> publisher =
+          WebhookCaBundlePublisher::Create(publish);
+      if (!publisher.ok()) {
+        return Fail("--webhook-config: " + std::string(publisher.status().message()));
+      }
+      ca_bundle = *std::move(publisher);
+      ca_bundle->Start();
+    }
     tandem::log::Info("ca", "injector webhook serving",
                       {{"address", address}, {"port", injector->port()}});
+  } else if (flags.Has("webhook-config") || flags.Has("injector-dns-names")) {
+    return Fail("--webhook-config and --injector-dns-names need --injector-listen");
   }
   std::unique_ptr<RevocationAdmin> admin;
   if (std::string address = get("admin", "127.0.0.1:15010");
@@ -264,6 +307,7 @@ int Serve(const tandem::Flags& flags) {
   sigwait(&signals, &sig);
   tandem::log::Info("ca", "shutting down");
   if (admin) admin->Stop();
+  if (ca_bundle) ca_bundle->Stop();
   if (injector) injector->Stop();
   if (metrics) metrics->Stop();
   (*server)->Stop();
@@ -343,6 +387,7 @@ int main(int argc, char** argv) {
         "admin",
         "injector-listen",
         "injector-dns-names",
+        "webhook-config",
         "log-level",
         "log-format"}},
       {"gen-signing-key", {"out"}},
