@@ -47,6 +47,18 @@ role = next(d for _, d in objects if d.get("kind") == "ClusterRole")
 check("the CA may create tokenreviews",
       any("tokenreviews" in r["resources"] and "create" in r["verbs"] for r in role["rules"]))
 
+check("the CA may get and update only the injector's webhook configuration",
+      any(r["resources"] == ["mutatingwebhookconfigurations"] and
+          r.get("resourceNames") == ["tandem-sidecar-injector"] and
+          sorted(r["verbs"]) == ["get", "update"] for r in role["rules"]))
+webhook = next(d for _, d in objects if d.get("kind") == "MutatingWebhookConfiguration")
+webhook_service = webhook["webhooks"][0]["clientConfig"]["service"]
+injector_service = next(d for _, d in objects if d.get("kind") == "Service" and
+                        d["metadata"]["name"] == webhook_service["name"])
+check("the webhook's Service reaches the CA's injector port 15017",
+      injector_service["metadata"]["namespace"] == webhook_service["namespace"] and
+      any(p["port"] == webhook_service["port"] and p["targetPort"] == 15017
+          for p in injector_service["spec"]["ports"]))
 ca = next(d for _, d in objects if d.get("kind") == "Deployment" and
           d["metadata"]["name"] == "tandem-ca")
 ca_spec = ca["spec"]["template"]["spec"]
@@ -58,6 +70,11 @@ check("the CA serves a mesh policy file from a ConfigMap",
 check("the CA keeps revocations on a persistent volume",
       any(a.startswith("--state-dir=/var/lib/tandem-ca-state") for a in ca_args) and
       "persistentVolumeClaim" in ca_volumes["state"])
+check("the CA serves the injector webhook and fills its caBundle",
+      "--injector-listen=0.0.0.0:15017" in ca_args and
+      f"--webhook-config={webhook['metadata']['name']}" in ca_args and
+      any(a.startswith(f"--injector-dns-names={webhook_service['name']}."
+                       f"{webhook_service['namespace']}.svc") for a in ca_args))
 check("the CA's admin endpoint is on loopback",
       any(a.startswith("--admin=127.0.0.1:") for a in ca_args))
 policy_map = next(d for _, d in objects if d.get("kind") == "ConfigMap" and
