@@ -298,8 +298,7 @@ int Serve(const tandem::Flags& flags) {
       ca_bundle = *std::move(publisher);
       ca_bundle->Start();
     }
-    tandem::log::Info("ca", "injector webhook serving",
-                      {{"address", address}, {"port", injector->port()}});
+    tandem::log::Listening("ca", "injector", address, injector->port());
   } else if (flags.Has("webhook-config") || flags.Has("injector-dns-names") ||
              flags.Has("template") || flags.Has("proxy-image")) {
     return Fail(
