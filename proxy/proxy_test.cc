@@ -100,8 +100,9 @@ std::string EchoOnce(int port, const std::string& data) {
 
 // One proxy configured for tests: listeners on `host` (127.0.0.1 or [::1]) at
 // explicit ports, fixed destinations, 2 workers.
-std::unique_ptr<Proxy> StartProxyOn(const std::string& host, const std::string& extra_json,
-                                    int* outbound_port, int* inbound_port) {
+std::unique_ptr<Proxy> StartProxyOn(const std::string& host,
+                                    const std::string& extra_json, int* outbound_port,
+                                    int* inbound_port) {
   *outbound_port = tandem::testing::PickUnusedPort();
   *inbound_port = tandem::testing::PickUnusedPort();
   std::string json = absl::StrCat(
