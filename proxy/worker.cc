@@ -115,6 +115,14 @@ absl::Status Worker::Listen() {
   return absl::OkStatus();
 }
 
+SocketAddress Worker::ListenAddress(Direction direction) const {
+  const Listener& l = direction == Direction::kOutbound ? outbound_ : inbound_;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  getsockname(l.fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
 void Worker::Start() {
   thread_ = std::thread([this] { Run(); });
 }
