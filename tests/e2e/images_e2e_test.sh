@@ -89,11 +89,7 @@ server_ip="$(pl_pod_ip tandem-e2e-server)"
 pl_log "server pod at $server_ip"
 
 # The app logs its listening line before accepting; wait for it rather than retrying.
-deadline=$((SECONDS + 30))
-until podman logs tandem-e2e-server-app 2>&1 | grep -q 'listening on port 8080'; do
-  ((SECONDS < deadline)) || fail_now "the app never reported listening"
-  sleep 0.2
-done
+pl_wait_log tandem-e2e-server-app 'listening on port 8080' 30 || fail_now "the app never listened"
 
 client_pod() {  # client_pod NAME URL COUNT: a pod running the app in client mode
   cat >"$WORK/$1.yaml" <<YAML

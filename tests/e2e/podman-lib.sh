@@ -4,7 +4,7 @@
 #   pl_init || exit $?        # 77 (skip) unless root with podman; creates the network
 #   pl_play pod.yaml          # podman kube play on that network, retried only on a flake
 #   pl_pod_ip POD; pl_exec_netns POD CMD...; pl_wait_state CTR STATE SECONDS;
-#   pl_exit_code CTR; pl_logs; $PL_WORK: a temporary directory for the test's files
+#   pl_wait_log CTR ERE SECONDS; pl_exit_code CTR; pl_logs; $PL_WORK: a temporary directory for the test's files
 #
 # Everything made here is removed on exit (pl_init sets an EXIT trap running
 # pl_cleanup): the pods played, any container left on the network, and the network.
@@ -121,6 +121,18 @@ pl_wait_state() {
   done
   echo "container $ctr is '${state:-gone}', not '$want', after $3 s"
   return 1
+}
+
+# pl_wait_log CONTAINER ERE SECONDS: waits (bounded) for a line of the container's log.
+pl_wait_log() {
+  local ctr="$1" pattern="$2" deadline=$((SECONDS + $3))
+  until podman logs "$ctr" 2>&1 | grep -Eq -- "$pattern"; do
+    if ((SECONDS >= deadline)); then
+      echo "container $ctr logged no line matching '$pattern' in $3 s"
+      return 1
+    fi
+    sleep 0.2
+  done
 }
 
 # pl_exit_code CONTAINER: the exit code of a container that has exited.
