@@ -63,6 +63,7 @@ spec:
       image: $APP
       imagePullPolicy: Never
       args: ["serve", "--port", "8080"]
+      securityContext: {readOnlyRootFilesystem: true, runAsNonRoot: true}
     - name: captured
       image: $APP
       imagePullPolicy: Never
@@ -84,6 +85,9 @@ rules="$(pl_exec_netns tandem-e2e-server iptables-nft-save -t nat 2>/dev/null;
 check "the capture chains are in the pod's network namespace" \
   grep -q -- '-A TANDEM_REDIRECT -p tcp -j REDIRECT --to-ports 15001' <<<"$rules"
 check "the inbound hook is installed there" grep -q -- '-A PREROUTING -p tcp -j TANDEM_INBOUND' <<<"$rules"
+check "the app runs as its image's non-root user on a read-only root" \
+  test "$(podman inspect --format '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}' \
+          tandem-e2e-server-app)" == "65534:65534 true"
 server_ip="$(pl_pod_ip tandem-e2e-server)"
 [[ -n "$server_ip" ]] || fail_now "no pod IP for the server pod"
 pl_log "server pod at $server_ip"
