@@ -14,6 +14,7 @@
 # tandem-ca tandem-testapp). The base rootfs tarball is cached in
 # ${TANDEM_CACHE:-~/.cache/tandem}/images, keyed by a hash of its package list, the
 # mmdebstrap options and the apt sources, so a rebuild only runs the COPY steps.
+# Concurrent runs on one machine take turns (a lock in that directory).
 # Root only (podman's root storage). Prints each step's time and each image's size.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -26,6 +27,10 @@ log() { printf '== [%d s] %s\n' "$SECONDS" "$*" >&2; }
 die() { echo "build.sh: $*" >&2; exit 1; }
 
 [[ $(id -u) -eq 0 ]] || die "needs root (podman's root storage, mmdebstrap's root mode)"
+mkdir -p "$CACHE"
+# One build at a time on this machine (worktrees share podman's storage and the tags).
+exec {lock}>"$CACHE/build.lock"
+flock -w 900 "$lock" || die "another build.sh held $CACHE/build.lock for 15 minutes"
 for tool in podman mmdebstrap dpkg-query; do
   command -v "$tool" >/dev/null || die "$tool is missing (./dev setup installs it)"
 done
@@ -85,7 +90,6 @@ BASE="localhost/tandem-base:$HASH"
 if podman image exists "$BASE"; then
   log "base image $BASE exists"
 else
-  mkdir -p "$CACHE"
   tarball="$CACHE/base-$SUITE-$HASH.tar"
   if [[ ! -f "$tarball" ]]; then
     log "building the base rootfs with mmdebstrap: ${PACKAGES[*]}"
@@ -123,12 +127,14 @@ for image in proxy ca testapp; do
   podman build --quiet --build-arg "BASE=$BASE" -t "tandem/$image:dev" \
     -f "$ROOT/deploy/images/$image/Containerfile" "$CONTEXT/$image" >/dev/null
 done
-# Earlier bases (another package list) and the images they replaced, and their tarballs.
+# Earlier bases no image uses any more (rmi refuses one in use) and dangling images.
 podman image prune -f >/dev/null
 for old in $(podman images --format '{{.Repository}}:{{.Tag}}' localhost/tandem-base); do
   [[ "$old" == "$BASE" ]] || podman rmi "$old" >/dev/null 2>&1 || true
 done
-find "$CACHE" -name 'base-*.tar' ! -name "base-$SUITE-$HASH.tar" -delete 2>/dev/null || true
+# Other trees may use another base: keep their tarballs for a week after last use.
+touch "$CACHE/base-$SUITE-$HASH.tar" 2>/dev/null || true
+find "$CACHE" -name 'base-*.tar' -mtime +7 -delete 2>/dev/null || true
 
 for image in "$BASE" tandem/proxy:dev tandem/ca:dev tandem/testapp:dev; do
   size="$(podman image inspect --format '{{.Size}}' "$image")"

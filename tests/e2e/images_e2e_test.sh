@@ -16,6 +16,15 @@ check() {
   local what="$1"; shift
   if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; failures=$((failures + 1)); fi
 }
+# check_cmd WHAT CMD...: a check that prints the command's output when it fails.
+check_cmd() {
+  local what="$1" out; shift
+  if out="$("$@" 2>&1)"; then
+    echo "ok: $what"
+  else
+    echo "FAIL: $what"; echo "$out" | tail -20; failures=$((failures + 1))
+  fi
+}
 fail_now() { echo "FAIL: $*"; pl_logs; exit 1; }
 
 pl_log "building the images"
@@ -26,14 +35,13 @@ PROXY=localhost/tandem/proxy:dev CA=localhost/tandem/ca:dev APP=localhost/tandem
 ro_run() { podman run --rm --network none --read-only --read-only-tmpfs=false "$@"; }
 check "the proxy image runs as 1337:1337 by default" \
   test "$(podman image inspect --format '{{.Config.User}}' "$PROXY")" == 1337:1337
-check "tandem-proxy --help runs as uid 1337 on a read-only root" \
-  bash -c "$(declare -f ro_run); ro_run $PROXY --help >/dev/null 2>&1"
-check "tandem-agent finds its shared libraries in the proxy image" \
-  bash -c "$(declare -f ro_run); ro_run --entrypoint /usr/local/bin/tandem-agent $PROXY --help >/dev/null 2>&1"
+check_cmd "tandem-proxy --help runs as uid 1337 on a read-only root" ro_run "$PROXY" --help
+check_cmd "tandem-agent finds its shared libraries in the proxy image" \
+  ro_run --entrypoint /usr/local/bin/tandem-agent "$PROXY" --help
 check "the proxy image's processes run as uid 1337" \
   test "$(ro_run --entrypoint /usr/bin/id "$PROXY" -u)" == 1337
-check "tandem-ca runs as a non-root user on a read-only root (writing a key to a volume)" \
-  bash -c "$(declare -f ro_run); ro_run --tmpfs /keys:mode=1777 $CA gen-signing-key --out=/keys/k.pem"
+check_cmd "tandem-ca runs as a non-root user on a read-only root (writing a key to a volume)" \
+  ro_run --tmpfs /keys:mode=1777 "$CA" gen-signing-key --out=/keys/k.pem
 check "the CA image's user is not root" \
   test "$(ro_run --entrypoint /usr/bin/id "$CA" -u)" -ne 0
 

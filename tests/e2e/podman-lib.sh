@@ -9,7 +9,8 @@
 # Everything made here is removed on exit (pl_init sets an EXIT trap running
 # pl_cleanup): the pods played, any container left on the network, and the network.
 # The network is tandem-e2e-<pid> on PL_SUBNET (default 10.89.77.0/24, ours alone);
-# networks of earlier runs whose process is gone are removed first.
+# networks of earlier runs whose process is gone are removed first. Such tests take
+# turns machine-wide (a lock in /run/lock), since worktrees share podman.
 # podman 4.3 applies a pod's restartPolicy to its init containers: with the default
 # (Always) it restarts an init container that exited 0 in a loop, kube play waits out
 # its 20-s conmon timeout, then tries to remove the container and fails with "failed to
@@ -61,6 +62,13 @@ pl_init() {
   if ! podman info >/dev/null 2>&1; then
     echo "SKIP: podman does not work here:"; podman info 2>&1 | tail -3
     return 77
+  fi
+  # Tests of other worktrees on this machine share podman, the subnet and the pod
+  # names: one test at a time (ctest's RUN_SERIAL covers only its own tree).
+  exec {PL_LOCK}>/run/lock/tandem-podman-e2e.lock
+  if ! flock -w 480 "$PL_LOCK"; then
+    echo "another podman e2e test on this machine held the lock for 480 s"
+    return 1
   fi
   PL_WORK="$(mktemp -d)"
   trap pl_cleanup EXIT
