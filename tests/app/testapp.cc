@@ -5,7 +5,10 @@
 //   on")
 //       GET /ready -> 200 "ready"; GET /echo?msg=M -> 200 M; POST /echo -> 200 body;
 //       anything else -> 404. Every response carries X-Peer: the address the app saw.
-//       Logs one line per request with that peer address.
+//       Logs one line per request with that peer address. `&delay_ms=D` on /echo
+//       (at most 60000) answers D ms later, after logging "testapp: holding ...", so a
+//       test can stop the pod while a request is in flight. On SIGTERM the server
+//       stops accepting, finishes the requests in flight, and exits 0.
 //   tandem-testapp client --url http://IP:PORT/PATH [--count N] [--timeout-ms T]
 //       Sends N GETs (one connection each), prints "ok=A failed=B", exits 1 on any
 //       failure. A request succeeds on status 200 and, for /echo?msg=M, a body of M.
@@ -14,9 +17,14 @@
 // own detached thread (one request per connection). The client is single-threaded.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -99,6 +107,11 @@ void SetTimeouts(int fd, int timeout_ms) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
+bool ParseInt(const char* text, int min, int max, int* out);
+
+// Requests being served: SIGTERM waits for them to finish.
+std::atomic<int> in_flight{0};
+
 void Serve(int fd, std::string peer) {
   // A peer that stalls gives up its thread after this long.
   SetTimeouts(fd, 10000);
@@ -120,8 +133,19 @@ void Serve(int fd, std::string peer) {
         response_body = "ready\n";
       } else if (request->method == "GET" && path == "/echo") {
         std::optional<std::string> msg = QueryParam(request->target, "msg");
-        status = msg ? 200 : 400;
-        response_body = msg ? *msg : "missing or badly encoded msg\n";
+        std::optional<std::string> delay = QueryParam(request->target, "delay_ms");
+        int delay_ms = 0;
+        if (msg && (!delay || ParseInt(delay->c_str(), 0, 60000, &delay_ms))) {
+          status = 200;
+          response_body = *msg;
+          if (delay_ms > 0) {
+            std::printf("testapp: holding %s from %s for %d ms\n", what.c_str(),
+                        peer.c_str(), delay_ms);
+            std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+          }
+        } else {
+          response_body = "missing or badly encoded msg or delay_ms\n";
+        }
       } else {
         status = 404;
         response_body = "not found\n";
@@ -138,6 +162,23 @@ void Serve(int fd, std::string peer) {
   SendAll(fd, response);
   std::printf("testapp: %s from %s -> %d\n", what.c_str(), peer.c_str(), status);
   close(fd);
+  in_flight.fetch_sub(1);
+}
+
+// SIGTERM and SIGINT arrive here (blocked everywhere else): stop accepting, let the
+// requests in flight finish (bounded by their own delays and timeouts), exit 0.
+void DrainOnSignal(int listener) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  shutdown(listener, SHUT_RDWR);
+  std::printf("testapp: signal %d, draining %d requests\n", sig, in_flight.load());
+  while (in_flight.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::printf("testapp: drained\n");
+  std::exit(0);
 }
 
 int RunServer(int port) {
@@ -171,13 +212,19 @@ int RunServer(int port) {
   int bound = ntohs(v6 ? reinterpret_cast<sockaddr_in6&>(addr).sin6_port
                        : reinterpret_cast<sockaddr_in&>(addr).sin_port);
   std::printf("tandem-testapp: listening on port %d\n", bound);
+  std::thread(DrainOnSignal, listener).detach();
   for (;;) {
     sockaddr_storage peer{};
     socklen_t peer_len = sizeof(peer);
     int fd = accept(listener, reinterpret_cast<sockaddr*>(&peer), &peer_len);
-    if (fd < 0) continue;
+    if (fd < 0) {
+      if (errno == EINVAL) break;  // shut down by DrainOnSignal, which exits
+      continue;
+    }
+    in_flight.fetch_add(1);
     std::thread(Serve, fd, PeerAddress(peer)).detach();
   }
+  for (;;) pause();
 }
 
 // Sends one GET; returns "" on success, else why it failed.
@@ -262,10 +309,14 @@ bool ParseInt(const char* text, int min, int max, int* out) {
 
 int main(int argc, char** argv) {
   using namespace tandem::testapp;
-  // As a container's PID 1 the app has no default SIGTERM action: exit on it, so
-  // `podman stop` does not wait out its timeout.
-  std::signal(SIGTERM, [](int) { std::_Exit(0); });
-  std::signal(SIGINT, [](int) { std::_Exit(0); });
+  // As a container's PID 1 the app has no default SIGTERM action: the server drains
+  // and exits on it (DrainOnSignal), the client exits at once, so `podman stop` does
+  // not wait out its timeout. Blocked here, before any thread, so only sigwait sees it.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   if (argc < 2) return Usage();
   std::string mode = argv[1];
@@ -295,6 +346,17 @@ int main(int argc, char** argv) {
     }
   }
   if (mode == "serve") return RunServer(port);
-  if (mode == "client" && !url.empty()) return RunClient(url, count, timeout_ms);
+  if (mode == "client" && !url.empty()) {
+    std::thread([] {
+      sigset_t stop;
+      sigemptyset(&stop);
+      sigaddset(&stop, SIGTERM);
+      sigaddset(&stop, SIGINT);
+      int sig = 0;
+      sigwait(&stop, &sig);
+      std::_Exit(0);
+    }).detach();
+    return RunClient(url, count, timeout_ms);
+  }
   return Usage();
 }

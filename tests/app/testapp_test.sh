@@ -55,6 +55,23 @@ reply="$(printf 'BREW /pot HTCPCP/1.0\r\n\r\n' | timeout 10 bash -c "exec 3<>/de
 check "a malformed request line gets 400 and the reason" grep -q 'malformed request line' <<<"$reply"
 check "the server logs each request with the peer address" \
   grep -Eq '^testapp: GET /ready from (\[::ffff:127\.0\.0\.1\]|127\.0\.0\.1):[0-9]+ -> 200$' "$DIR/server.log"
+client --url "http://127.0.0.1:$port/echo?msg=x&delay_ms=999999"; rc=$?
+check "a delay over 60000 ms is refused (400)" grep -q 'failed: status 400' "$DIR/client.out"
+
+# SIGTERM while a delayed request is in flight: the server answers it, then exits 0.
+"$APP" client --url "http://127.0.0.1:$port/echo?msg=late&delay_ms=1000" >"$DIR/late.out" 2>&1 &
+late_pid=$!
+for _ in $(seq 100); do  # up to 10 s for the request to arrive
+  grep -q 'testapp: holding GET /echo?msg=late' "$DIR/server.log" && break
+  sleep 0.1
+done
+kill -TERM "$server_pid"
+wait "$server_pid"; rc=$?
+server_pid=""
+wait "$late_pid"; late_rc=$?
+check "on SIGTERM the server exits 0" test "$rc" -eq 0
+check "after answering the request in flight" test "$late_rc" -eq 0
+check "and says it drained" grep -q '^testapp: drained$' "$DIR/server.log"
 if ((failures)); then
   echo "$failures checks failed; server log:"; cat "$DIR/server.log"; exit 1
 fi
