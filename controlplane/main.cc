@@ -13,7 +13,9 @@
 //                   [--injector-listen=0.0.0.0:15017 [--injector-dns-names=a,b]
 //                    [--webhook-config=tandem-sidecar-injector]
 //                    [--template=/etc/tandem/injection/sidecar-template.yaml]
-//                    [--proxy-image=tandem/proxy:dev]]            (injection webhook)
+//                    [--proxy-image=tandem/proxy:dev]
+//                    [--sidecar-ca-address=tandem-ca.tandem-system.svc:15012]]
+//                                                                 (injection webhook)
 //                   [--log-level=info] [--log-format=text|json]
 //   tandem-ca revoke --admin=ADDR (--cert=FILE | --serial=HEX --not-after=RFC3339 |
 //                    --spiffe-id=ID) [--reason=TEXT]
@@ -245,6 +247,8 @@ int Serve(const tandem::Flags& flags) {
     }
     inject_options.template_yaml = *std::move(template_yaml);
     inject_options.proxy_image = get("proxy-image", inject_options.proxy_image);
+    // Where injected agents dial this CA; their TLS check keeps the Service's name.
+    inject_options.ca_address = get("sidecar-ca-address", inject_options.ca_address);
     absl::StatusOr<std::unique_ptr<tandem::injection::Injector>> made =
         tandem::injection::Injector::Create(std::move(inject_options));
     if (!made.ok()) return Fail("--template: " + std::string(made.status().message()));
@@ -300,10 +304,11 @@ int Serve(const tandem::Flags& flags) {
     }
     tandem::log::Listening("ca", "injector", address, injector->port());
   } else if (flags.Has("webhook-config") || flags.Has("injector-dns-names") ||
-             flags.Has("template") || flags.Has("proxy-image")) {
+             flags.Has("template") || flags.Has("proxy-image") ||
+             flags.Has("sidecar-ca-address")) {
     return Fail(
-        "--webhook-config, --injector-dns-names, --template and --proxy-image need "
-        "--injector-listen");
+        "--webhook-config, --injector-dns-names, --template, --proxy-image and "
+        "--sidecar-ca-address need --injector-listen");
   }
   std::unique_ptr<RevocationAdmin> admin;
   if (std::string address = get("admin", "127.0.0.1:15010");
@@ -419,6 +424,7 @@ int main(int argc, char** argv) {
         "webhook-config",
         "template",
         "proxy-image",
+        "sidecar-ca-address",
         "log-level",
         "log-format"}},
       {"gen-signing-key", {"out"}},
