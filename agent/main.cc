@@ -204,6 +204,7 @@ int main(int argc, char** argv) {
       return HttpResponse{200, "text/plain", "live\n"};
     });
     if (absl::Status s = http->Start(); !s.ok()) return Fail(std::string(s.message()));
+    tandem::log::Listening("agent", "metrics", address, http->port());
   }
 
   // A server of its own, apart from --metrics: a scrape storm cannot delay a probe, and

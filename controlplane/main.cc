@@ -174,6 +174,7 @@ int Serve(const tandem::Flags& flags) {
   absl::StatusOr<std::unique_ptr<CaServer>> server = CaServer::Create(options);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   if (absl::Status s = (*server)->Start(); !s.ok()) return Fail(std::string(s.message()));
+  tandem::log::Listening("ca", "grpc", options.listen_address, (*server)->port());
   using tandem::http::HttpRequest;
   using tandem::http::HttpResponse;
   std::unique_ptr<tandem::http::HttpServer> metrics;
@@ -205,6 +206,7 @@ int Serve(const tandem::Flags& flags) {
     if (absl::Status st = metrics->Start(); !st.ok()) {
       return Fail("--metrics: " + std::string(st.message()));
     }
+    tandem::log::Listening("ca", "metrics", address, metrics->port());
   }
   std::unique_ptr<RevocationAdmin> admin;
   if (std::string address = get("admin", "127.0.0.1:15010");
@@ -220,6 +222,7 @@ int Serve(const tandem::Flags& flags) {
       });
     }
     if (absl::Status s = admin->Start(); !s.ok()) return Fail(std::string(s.message()));
+    tandem::log::Listening("ca", "admin", address, admin->port());
     tandem::log::Info("ca", "revocation admin serving",
                       {{"address", address}, {"port", admin->port()}});
   }

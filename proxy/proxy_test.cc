@@ -98,14 +98,15 @@ std::string EchoOnce(int port, const std::string& data) {
   return out;
 }
 
-// One proxy configured for tests: explicit ports, fixed destinations, 2 workers.
-std::unique_ptr<Proxy> StartProxy(const std::string& extra_json, int* outbound_port,
-                                  int* inbound_port) {
+// One proxy configured for tests: listeners on `host` (127.0.0.1 or [::1]) at
+// explicit ports, fixed destinations, 2 workers.
+std::unique_ptr<Proxy> StartProxyOn(const std::string& host, const std::string& extra_json,
+                                    int* outbound_port, int* inbound_port) {
   *outbound_port = tandem::testing::PickUnusedPort();
   *inbound_port = tandem::testing::PickUnusedPort();
   std::string json = absl::StrCat(
-      "{\"outbound_address\": \"127.0.0.1:", *outbound_port,
-      "\", \"inbound_address\": \"127.0.0.1:", *inbound_port,
+      "{\"outbound_address\": \"", host, ":", *outbound_port,
+      "\", \"inbound_address\": \"", host, ":", *inbound_port,
       "\", \"workers\": 2, \"socket_mark\": 0, \"handshake_timeout_ms\": 1000",
       extra_json, "}");
   absl::StatusOr<ProxyOptions> options = ParseProxyConfig(json);
@@ -114,6 +115,22 @@ std::unique_ptr<Proxy> StartProxy(const std::string& extra_json, int* outbound_p
   EXPECT_TRUE(proxy.ok());
   EXPECT_TRUE((*proxy)->Start().ok());
   return *std::move(proxy);
+}
+
+std::unique_ptr<Proxy> StartProxy(const std::string& extra_json, int* outbound_port,
+                                  int* inbound_port) {
+  return StartProxyOn("127.0.0.1", extra_json, outbound_port, inbound_port);
+}
+
+bool HasIpv6Loopback() {
+  int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return false;
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_addr = in6addr_loopback;
+  bool ok = bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(probe);
+  return ok;
 }
 
 class ProxyPairTest : public ::testing::Test {
@@ -542,6 +559,81 @@ TEST(ProxyModeTest, RefusesPlaintextInStrictAndPassesItInPermissive) {
       EXPECT_EQ(got, "plain text");
     }
   }
+  echo.Stop();
+}
+
+// The same pair over ::1: IPv6 listeners, an IPv6 upstream, an IPv6 app.
+TEST(Ipv6ProxyTest, EchoesThroughMutualTlsOverIpv6Loopback) {
+  if (!HasIpv6Loopback()) GTEST_SKIP() << "no IPv6 loopback here";
+  pki::CertificateAuthority ca = MakeRoot();
+  EchoServer echo(AF_INET6);
+  int server_inbound, client_outbound, unused;
+  std::unique_ptr<Proxy> server = StartProxyOn(
+      "[::1]", absl::StrCat(", \"inbound_fixed_app\": \"[::1]:", echo.port(), "\""),
+      &unused, &server_inbound);
+  std::unique_ptr<Proxy> client = StartProxyOn(
+      "[::1]",
+      absl::StrCat(", \"outbound_fixed_destination\": \"[::1]:", server_inbound, "\""),
+      &client_outbound, &unused);
+  ASSERT_TRUE(server->tls().UpdateSecret(ToPem(MakeWorkload(ca, kServerId))).ok());
+  ASSERT_TRUE(client->tls().UpdateSecret(ToPem(MakeWorkload(ca, kClientId))).ok());
+  int fd = tandem::testing::ConnectLoopback(client_outbound, AF_INET6);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(RoundTrip(fd, "hello over v6"), "hello over v6");
+  close(fd);
+  EXPECT_EQ(tandem::testing::MetricValue(
+                client->RenderMetrics(),
+                "tandem_proxy_connections_opened_total{direction=\"outbound\","
+                "mode=\"mtls\"}"),
+            1);
+  EXPECT_EQ(tandem::testing::MetricValue(
+                server->RenderMetrics(),
+                "tandem_proxy_connections_opened_total{direction=\"inbound\","
+                "mode=\"mtls\"}"),
+            1);
+  client.reset();
+  server.reset();
+  echo.Stop();
+}
+
+// Without a redirect the original destination of an IPv6 connection is the listener
+// itself: relaying it would loop, so it is refused as malformed.
+TEST(Ipv6ProxyTest, RefusesAnUnredirectedConnectionOnAnIpv6Listener) {
+  if (!HasIpv6Loopback()) GTEST_SKIP() << "no IPv6 loopback here";
+  int outbound, unused;
+  std::unique_ptr<Proxy> proxy =
+      StartProxyOn("[::1]", ", \"mesh_cidrs\": [\"10.0.0.0/8\"]", &outbound, &unused);
+  int fd = tandem::testing::ConnectLoopback(outbound, AF_INET6);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(RoundTrip(fd, "x"), "");
+  close(fd);
+  EXPECT_EQ(tandem::testing::MetricValue(
+                proxy->RenderMetrics(),
+                "tandem_proxy_handshake_failures_total{direction=\"outbound\","
+                "reason=\"malformed\"}"),
+            1);
+}
+
+TEST(Ipv6ProxyTest, RefusesPlaintextInStrictOverIpv6) {
+  if (!HasIpv6Loopback()) GTEST_SKIP() << "no IPv6 loopback here";
+  EchoServer echo(AF_INET6);
+  pki::CertificateAuthority ca = MakeRoot();
+  int inbound, unused;
+  std::unique_ptr<Proxy> proxy = StartProxyOn(
+      "[::1]", absl::StrCat(", \"inbound_fixed_app\": \"[::1]:", echo.port(), "\""),
+      &unused, &inbound);
+  ASSERT_TRUE(proxy->tls().UpdateSecret(ToPem(MakeWorkload(ca, kServerId))).ok());
+  int fd = tandem::testing::ConnectLoopback(inbound, AF_INET6);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(RoundTrip(fd, "plain text"), "");
+  close(fd);
+  EXPECT_EQ(tandem::testing::MetricValue(
+                proxy->RenderMetrics(),
+                "tandem_proxy_handshake_failures_total{direction=\"inbound\","
+                "reason=\"plaintext_refused\"}"),
+            1);
+  EXPECT_EQ(echo.connections(), 0);
+  proxy.reset();
   echo.Stop();
 }
 
