@@ -225,10 +225,9 @@ int main(int argc, char** argv) {
     if (absl::Status s = app_health->Start(); !s.ok()) {
       return Fail(std::string(s.message()));
     }
-    tandem::log::Info("agent", "serving app health",
-                      {{"address", app_health_options.address},
-                       {"port", static_cast<int>(app_health->port())},
-                       {"probes", static_cast<int>(prober->size())}});
+    tandem::log::Listening("agent", "app_health", app_health_address, app_health->port());
+    tandem::log::Info("agent", "serving app probes",
+                      {{"probes", static_cast<int>(prober->size())}});
   }
   tandem::log::Info(
       "agent", "serving SDS",

@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/http/http_server.h"
@@ -148,19 +147,8 @@ TEST_F(AgentMainTest, AnswersTheAppsProbesOnAppHealth) {
               probes);
   testing::Subprocess agent("tandem-agent", argv, dir_ + "/agent.log");
   ASSERT_TRUE(agent.Start());
-  // Port 0: the agent logs the port it bound.
-  int port = 0;
-  ASSERT_TRUE(testing::WaitFor(
-      [&] {
-        std::string log = agent.Log();
-        size_t line = log.find("serving app health");
-        size_t at = line == std::string::npos ? line : log.find(" port=", line);
-        if (at == std::string::npos) return false;
-        size_t end = log.find(' ', at + 6);
-        return absl::SimpleAtoi(log.substr(at + 6, end - at - 6), &port);
-      },
-      absl::Seconds(20)))
-      << agent.Log();
+  int port = testing::WaitForListeningPort(agent, "app_health");
+  ASSERT_GT(port, 0) << agent.Log();
 
   testing::HttpResult ready = testing::HttpCall(port, "GET", "/app-health/web/readyz");
   EXPECT_EQ(ready.status, 200) << agent.Log();
