@@ -49,8 +49,9 @@ AppProbeResult RunGrpcProbe(const AppProbeSpec& spec, absl::Time deadline) {
   std::string target = spec.host.find(':') == std::string::npos
                            ? absl::StrCat("ipv4:", spec.host, ":", spec.port)
                            : absl::StrCat("ipv6:[", spec.host, "]:", spec.port);
-  std::unique_ptr<grpc::health::v1::Health::Stub> stub = grpc::health::v1::Health::NewStub(
-      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+  std::unique_ptr<grpc::health::v1::Health::Stub> stub =
+      grpc::health::v1::Health::NewStub(
+          grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
 
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(deadline));
@@ -68,8 +69,9 @@ AppProbeResult RunGrpcProbe(const AppProbeSpec& spec, absl::Time deadline) {
   }
   if (response.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
     return {AppProbeOutcome::kNotServing,
-            absl::StrCat("Health/Check: ", grpc::health::v1::HealthCheckResponse::
-                                               ServingStatus_Name(response.status()))};
+            absl::StrCat("Health/Check: ",
+                         grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+                             response.status()))};
   }
   return {AppProbeOutcome::kSuccess, "SERVING"};
 }

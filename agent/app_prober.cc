@@ -30,7 +30,8 @@ AppProbeResult RunProbe(const AppProbeSpec& spec, absl::Time deadline) {
 }  // namespace
 
 struct AppProber::Slot {
-  Slot(std::string path, AppProbeSpec spec) : path(std::move(path)), spec(std::move(spec)) {}
+  Slot(std::string path, AppProbeSpec spec)
+      : path(std::move(path)), spec(std::move(spec)) {}
 
   const std::string path;
   const AppProbeSpec spec;
@@ -55,7 +56,8 @@ AppProber::AppProber(AppProbeTable probes, metrics::Registry* registry) {
           "and result.",
           {{"container", slot->spec.container},
            {"probe", slot->spec.probe},
-           {"result", std::string(AppProbeOutcomeName(static_cast<AppProbeOutcome>(i)))}});
+           {"result",
+            std::string(AppProbeOutcomeName(static_cast<AppProbeOutcome>(i)))}});
     }
     slots_.emplace(path, std::move(slot));
   }
@@ -83,7 +85,8 @@ void AppProber::Stop() {
       absl::MutexLock lock(&slot->mu);
       left.swap(slot->waiters);
     }
-    for (Callback& done : left) done({AppProbeOutcome::kStopping, "the agent is stopping"});
+    for (Callback& done : left)
+      done({AppProbeOutcome::kStopping, "the agent is stopping"});
   }
 }
 
@@ -139,9 +142,10 @@ void AppProber::Serve(http::HttpServer& server) {
       Check(path, [respond](const AppProbeResult& result) {
         respond(result.ok()
                     ? http::HttpResponse{200, "text/plain", "ok\n"}
-                    : http::HttpResponse{503, "text/plain",
-                                         absl::StrCat(std::string(AppProbeOutcomeName(result.outcome)),
-                                                      ": ", result.detail, "\n")});
+                    : http::HttpResponse{
+                          503, "text/plain",
+                          absl::StrCat(std::string(AppProbeOutcomeName(result.outcome)),
+                                       ": ", result.detail, "\n")});
       });
     });
   }

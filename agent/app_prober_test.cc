@@ -52,14 +52,16 @@ class FakeHealth final : public grpc::health::v1::Health::Service {
     mu_.Await(absl::Condition(&released));
     auto it = statuses_.find(request->service());
     // As grpc's own health service: an unknown service is NOT_FOUND.
-    if (it == statuses_.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown");
+    if (it == statuses_.end())
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown");
     response->set_status(it->second);
     return grpc::Status::OK;
   }
 
  private:
   absl::Mutex mu_;
-  std::map<std::string, HealthCheckResponse::ServingStatus> statuses_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, HealthCheckResponse::ServingStatus> statuses_
+      ABSL_GUARDED_BY(mu_);
   bool hold_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -206,10 +208,11 @@ class AppProberTest : public ::testing::Test {
   double Probes(const std::string& container, const std::string& probe,
                 const std::string& result) {
     return registry_
-        .GetCounter("tandem_agent_app_probe_total",
-                    "App probes run for the kubelet on the app-health port, by container, "
-                    "probe and result.",
-                    {{"container", container}, {"probe", probe}, {"result", result}})
+        .GetCounter(
+            "tandem_agent_app_probe_total",
+            "App probes run for the kubelet on the app-health port, by container, "
+            "probe and result.",
+            {{"container", container}, {"probe", probe}, {"result", result}})
         .Value();
   }
 
@@ -238,13 +241,18 @@ TEST_F(AppProberTest, AnswersEachProbeKindAsTheKubeletExpects) {
   LoopbackPort tcp_app(/*listening=*/true);
   LoopbackPort closed(/*listening=*/false);
   StartProber(absl::StrCat(R"({
-    "/app-health/web/readyz": {"httpGet": {"path": "/ready", "port": )", web_->port(),
+    "/app-health/web/readyz": {"httpGet": {"path": "/ready", "port": )",
+                           web_->port(),
                            R"(, "scheme": "HTTP"}, "timeoutSeconds": 1},
-    "/app-health/web/livez": {"httpGet": {"path": "/broken", "port": )", web_->port(),
+    "/app-health/web/livez": {"httpGet": {"path": "/broken", "port": )",
+                           web_->port(),
                            R"(}},
-    "/app-health/db/readyz": {"tcpSocket": {"port": )", tcp_app.port(), R"(}},
-    "/app-health/db/livez": {"tcpSocket": {"port": )", closed.port(), R"(}},
-    "/app-health/rpc/startupz": {"grpc": {"port": )", grpc_app_->port(),
+    "/app-health/db/readyz": {"tcpSocket": {"port": )",
+                           tcp_app.port(), R"(}},
+    "/app-health/db/livez": {"tcpSocket": {"port": )",
+                           closed.port(), R"(}},
+    "/app-health/rpc/startupz": {"grpc": {"port": )",
+                           grpc_app_->port(),
                            R"(, "service": ""}}
   })"));
   ASSERT_EQ(prober_->size(), 5u);
@@ -296,10 +304,11 @@ TEST_F(AppProberTest, AnswersATimedOutProbeWith503) {
 TEST_F(AppProberTest, SlowProbeStallsNeitherOtherPathsNorTheServer) {
   LoopbackPort mute(/*listening=*/true);
   LoopbackPort tcp_app(/*listening=*/true);
-  StartProber(absl::StrCat(
-      R"({"/app-health/slow/readyz": {"httpGet": {"port": )", mute.port(),
-      R"(}, "timeoutSeconds": 600},
-          "/app-health/fast/readyz": {"tcpSocket": {"port": )", tcp_app.port(), R"(}}})"));
+  StartProber(absl::StrCat(R"({"/app-health/slow/readyz": {"httpGet": {"port": )",
+                           mute.port(),
+                           R"(}, "timeoutSeconds": 600},
+          "/app-health/fast/readyz": {"tcpSocket": {"port": )",
+                           tcp_app.port(), R"(}}})"));
 
   std::unique_ptr<Pending> slow = CheckInBackground("/app-health/slow/readyz");
   std::unique_ptr<Pending> joined = CheckInBackground("/app-health/slow/readyz");

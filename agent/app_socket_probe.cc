@@ -16,9 +16,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
 namespace tandem::agent {
@@ -191,9 +191,9 @@ class Connection {
 
  private:
   static AppProbeResult ConnectFailed(const std::string& where, int err) {
-    return Fail(err == ECONNREFUSED ? AppProbeOutcome::kRefused
-                                    : AppProbeOutcome::kConnectError,
-                absl::StrCat(where, ": ", std::strerror(err)));
+    return Fail(
+        err == ECONNREFUSED ? AppProbeOutcome::kRefused : AppProbeOutcome::kConnectError,
+        absl::StrCat(where, ": ", std::strerror(err)));
   }
 
   std::string TlsError(int ssl_error) const {

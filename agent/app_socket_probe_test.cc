@@ -198,8 +198,8 @@ TEST(TcpProbeTest, FailsAsRefusedWhenNothingListens) {
   ASSERT_TRUE(bound.ok());
   AppProbeResult result = RunSocketProbe(Tcp(bound.port()), Soon());
   EXPECT_EQ(result.outcome, AppProbeOutcome::kRefused);
-  EXPECT_EQ(result.detail, "connect 127.0.0.1:" + std::to_string(bound.port()) +
-                               ": Connection refused");
+  EXPECT_EQ(result.detail,
+            "connect 127.0.0.1:" + std::to_string(bound.port()) + ": Connection refused");
 }
 
 TEST(TcpProbeTest, ReachesIpv6Loopback) {
@@ -237,15 +237,16 @@ TEST(HttpProbeTest, SendsPathAndHeadersAsTheKubeletDoes) {
 
   ScriptedApp plain({"HTTP/1.1 200 OK\r\n\r\n"});
   ASSERT_TRUE(RunSocketProbe(Http(plain.port()), Soon()).ok());
-  EXPECT_EQ(plain.request(), "GET / HTTP/1.1\r\nHost: 127.0.0.1:" +
-                                 std::to_string(plain.port()) +
-                                 "\r\nUser-Agent: kube-probe/tandem\r\nAccept: */*\r\n"
-                                 "Connection: close\r\n\r\n");
+  EXPECT_EQ(plain.request(),
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(plain.port()) +
+                "\r\nUser-Agent: kube-probe/tandem\r\nAccept: */*\r\n"
+                "Connection: close\r\n\r\n");
 }
 
 TEST(HttpProbeTest, SkipsInformationalAnswersForTheFinalOne) {
-  ScriptedApp hints({"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
-                     "HTTP/1.1 100 Continue\n\nHTTP/1.1 200 OK\r\n\r\n"});
+  ScriptedApp hints(
+      {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+       "HTTP/1.1 100 Continue\n\nHTTP/1.1 200 OK\r\n\r\n"});
   AppProbeResult result = RunSocketProbe(Http(hints.port()), Soon());
   EXPECT_TRUE(result.ok()) << result.detail;
   ScriptedApp failing({"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 500 Oops\r\n\r\n"});
@@ -264,7 +265,8 @@ TEST(HttpProbeTest, FailsOnWhatIsNotAnHttpAnswer) {
            {"HTTP/1.1 099 Low\r\n\r\n", "not an HTTP/1.x status line"},
            {"", "closed without an answer"},
            {"HTTP/1.1 200", "closed within the answer's head"},
-           {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n", "closed within the answer's head"},
+           {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n",
+            "closed within the answer's head"},
        }) {
     ScriptedApp app({c.answer});
     AppProbeResult result = RunSocketProbe(Http(app.port()), Soon());
@@ -276,7 +278,8 @@ TEST(HttpProbeTest, FailsOnWhatIsNotAnHttpAnswer) {
 TEST(HttpProbeTest, FailsAsRefusedWhenNothingListens) {
   LoopbackSocket bound(/*listening=*/false);
   ASSERT_TRUE(bound.ok());
-  EXPECT_EQ(RunSocketProbe(Http(bound.port()), Soon()).outcome, AppProbeOutcome::kRefused);
+  EXPECT_EQ(RunSocketProbe(Http(bound.port()), Soon()).outcome,
+            AppProbeOutcome::kRefused);
 }
 
 TEST(HttpProbeTest, TimesOutOnASilentApp) {

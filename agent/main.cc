@@ -55,13 +55,12 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
-  absl::StatusOr<tandem::Flags> parsed =
-      tandem::Flags::Parse(argc, argv, 1,
-                           {"ca-address", "ca-root", "ca-server-name", "token-file",
-                            "namespace", "service-account", "trust-domain", "sds-socket",
-                            "proxy-uid", "validity", "renew-fraction", "extra-roots",
-                            "metrics", "app-health", "policy-relay", "log-level",
-                            "log-format"});
+  absl::StatusOr<tandem::Flags> parsed = tandem::Flags::Parse(
+      argc, argv, 1,
+      {"ca-address", "ca-root", "ca-server-name", "token-file", "namespace",
+       "service-account", "trust-domain", "sds-socket", "proxy-uid", "validity",
+       "renew-fraction", "extra-roots", "metrics", "app-health", "policy-relay",
+       "log-level", "log-format"});
   if (!parsed.ok()) {
     return Fail(std::string(parsed.status().message()) + " (see --help)");
   }
@@ -110,8 +109,9 @@ int main(int argc, char** argv) {
   app_health_options.name = "app_health";
   std::string app_health_address = get("app-health", "");
   if (app_health_address.empty() && !app_probes.empty()) {
-    return Fail(absl::StrCat("TANDEM_APP_PROBES names ", app_probes.size(),
-                             " probes but --app-health is off: nothing would answer them"));
+    return Fail(
+        absl::StrCat("TANDEM_APP_PROBES names ", app_probes.size(),
+                     " probes but --app-health is off: nothing would answer them"));
   }
   if (!app_health_address.empty()) {
     if (absl::Status s =

@@ -48,8 +48,8 @@ class AgentMainTest : public ::testing::Test {
                                    const std::string& app_probes) {
     std::vector<std::string> argv;
     if (!app_probes.empty()) argv = {"/usr/bin/env", "TANDEM_APP_PROBES=" + app_probes};
-    argv.insert(argv.end(), {TANDEM_AGENT_BIN, "--sds-socket=" + dir_ + "/sds.sock",
-                             "--metrics="});
+    argv.insert(argv.end(),
+                {TANDEM_AGENT_BIN, "--sds-socket=" + dir_ + "/sds.sock", "--metrics="});
     argv.insert(argv.end(), flags.begin(), flags.end());
     return argv;
   }
@@ -106,10 +106,13 @@ TEST_F(AgentMainTest, RefusesAppProbesItCannotServe) {
             {"--app-health=127.0.0.1:0"},
             "TANDEM_APP_PROBES: \"/healthz\": not a path "
             "/app-health/<container>/<livez|readyz|startupz>"},
-           {"probes please", {"--app-health=127.0.0.1:0"},
-            "TANDEM_APP_PROBES: not JSON: parse error at line 1, column 1: syntax error while "
+           {"probes please",
+            {"--app-health=127.0.0.1:0"},
+            "TANDEM_APP_PROBES: not JSON: parse error at line 1, column 1: syntax error "
+            "while "
             "parsing value - invalid literal"},
-           {tcp, {},
+           {tcp,
+            {},
             "TANDEM_APP_PROBES names 1 probes but --app-health is off: nothing would "
             "answer them"},
        }) {
