@@ -127,8 +127,9 @@ absl::Status ReadInt(const Json& object, absl::string_view key, absl::string_vie
 }
 
 // Sets *out from a string field, or leaves it when absent (or null).
-absl::Status ReadString(const Json& object, absl::string_view key, absl::string_view field,
-                        const Refuser& refuse, std::string* out) {
+absl::Status ReadString(const Json& object, absl::string_view key,
+                        absl::string_view field, const Refuser& refuse,
+                        std::string* out) {
   auto it = object.find(key);
   if (it == object.end() || it->is_null()) return absl::OkStatus();
   if (!it->is_string()) return refuse(field, "must be a string");
@@ -182,9 +183,8 @@ bool IsHttpToken(absl::string_view s) {
 }
 
 absl::Status ReadHttpGet(const Json& get, const Refuser& refuse, AppProbeSpec* spec) {
-  if (absl::Status s =
-          CheckFields(get, "httpGet.", {"path", "port", "scheme", "host", "httpHeaders"},
-                      refuse);
+  if (absl::Status s = CheckFields(
+          get, "httpGet.", {"path", "port", "scheme", "host", "httpHeaders"}, refuse);
       !s.ok()) {
     return s;
   }
@@ -200,7 +200,8 @@ absl::Status ReadHttpGet(const Json& get, const Refuser& refuse, AppProbeSpec* s
   path = path.substr(0, path.find('#'));
   if (path.empty() || path[0] != '/') path.insert(0, "/");
   if (std::any_of(path.begin(), path.end(), [](char c) {
-        return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f;
+        return static_cast<unsigned char>(c) <= 0x20 ||
+               static_cast<unsigned char>(c) >= 0x7f;
       })) {
     return refuse("httpGet.path", "must be printable ASCII without spaces");
   }
@@ -278,11 +279,11 @@ bool SplitPath(absl::string_view path, AppProbeSpec* spec) {
   if (slash == absl::string_view::npos) return false;
   absl::string_view container = path.substr(0, slash);
   absl::string_view probe = path.substr(slash + 1);
-  bool label_ok =
-      !container.empty() && container.size() <= 63 && container.front() != '-' &&
-      container.back() != '-' && std::all_of(container.begin(), container.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-      });
+  bool label_ok = !container.empty() && container.size() <= 63 &&
+                  container.front() != '-' && container.back() != '-' &&
+                  std::all_of(container.begin(), container.end(), [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+                  });
   if (!label_ok || (probe != "livez" && probe != "readyz" && probe != "startupz")) {
     return false;
   }
@@ -298,8 +299,8 @@ absl::StatusOr<AppProbeSpec> ReadProbe(const std::string& path, const Json& prob
     return refuse("", "not a path /app-health/<container>/<livez|readyz|startupz>");
   }
   if (!probe.is_object()) return refuse("", "must be an object");
-  if (absl::Status s =
-          CheckFields(probe, "", {"httpGet", "tcpSocket", "grpc", "timeoutSeconds"}, refuse);
+  if (absl::Status s = CheckFields(
+          probe, "", {"httpGet", "tcpSocket", "grpc", "timeoutSeconds"}, refuse);
       !s.ok()) {
     return s;
   }

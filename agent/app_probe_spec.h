@@ -25,8 +25,8 @@ struct AppProbeSpec {
   uint16_t port = 0;
   absl::Duration timeout = absl::Seconds(1);  // timeoutSeconds
   // httpGet only.
-  bool https = false;       // scheme HTTPS: TLS, the server's certificate unchecked
-  std::string path = "/";   // request target, query included
+  bool https = false;      // scheme HTTPS: TLS, the server's certificate unchecked
+  std::string path = "/";  // request target, query included
   std::vector<std::pair<std::string, std::string>> headers;  // httpHeaders, in order
   // grpc only: the service name asked of grpc.health.v1.Health/Check ("" = server).
   std::string grpc_service;

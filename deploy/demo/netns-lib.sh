@@ -100,7 +100,7 @@ JSON
     --ca-address="${POD_IP[ca]}:15012" --ca-root="$MESH_DIR/ca-root.pem" \
     --token-file="$dir/token" --namespace="$kns" --service-account="$sa" \
     --sds-socket="$dir/sds/sds.sock" --proxy-uid=$PROXY_UID --validity="$CERT_TTL" \
-    --metrics=127.0.0.1:15020
+    --metrics=127.0.0.1:15019
   spawn "$pod" "$dir/proxy.log" "${AS_PROXY[@]}" "$b/proxy/tandem-proxy" --config="$dir/proxy.json"
   wait_for 20 in_ns "$pod" curl -sf http://127.0.0.1:15090/healthz/ready ||
     { echo "pod $pod not ready:"; cat "$dir/agent.log" "$dir/proxy.log"; return 1; }
