@@ -107,6 +107,7 @@ int main(int argc, char** argv) {
   }
   tandem::http::HttpServer::Options app_health_options;
   app_health_options.name = "app_health";
+  app_health_options.registry = &tandem::metrics::Registry::Default();
   std::string app_health_address = get("app-health", "");
   if (app_health_address.empty() && !app_probes.empty()) {
     return Fail(
@@ -177,6 +178,7 @@ int main(int argc, char** argv) {
   if (std::string address = get("metrics", "127.0.0.1:15019"); !address.empty()) {
     tandem::http::HttpServer::Options http_options;
     http_options.name = "agent";
+    http_options.registry = &tandem::metrics::Registry::Default();
     if (absl::Status s = tandem::http::SetListenAddress(address, &http_options);
         !s.ok()) {
       return Fail("--metrics: " + std::string(s.message()));

@@ -14,10 +14,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "common/metrics/registry.h"
 #include "envoy/sds_service.grpc.pb.h"
@@ -36,6 +39,13 @@ constexpr char kCertName[] = "default";
 constexpr char kRootName[] = "ROOTCA";
 constexpr char kRefusedHelp[] =
     "SDS connections refused by the peer-credential check, by reason.";
+constexpr char kSilentHelp[] =
+    "SDS connections closed before sending a byte, by reason (timeout, or shed for a "
+    "newer one).";
+// A pause in accepting after an accept error such as EMFILE, so the loop cannot spin.
+constexpr absl::Duration kAcceptBackoff = absl::Milliseconds(100);
+// Connections accepted per poll at most, so waiting ones are looked at too.
+constexpr int kAcceptBatch = 64;
 
 }  // namespace
 
@@ -54,6 +64,10 @@ struct SdsServer::Impl final
                                  {{"reason", "uid"}})),
         refused_no_cred(r.GetCounter("tandem_agent_sds_refused_peers_total", kRefusedHelp,
                                      {{"reason", "no_peer_credentials"}})),
+        silent_timeout(r.GetCounter("tandem_agent_sds_silent_closed_total", kSilentHelp,
+                                    {{"reason", "timeout"}})),
+        silent_shed(r.GetCounter("tandem_agent_sds_silent_closed_total", kSilentHelp,
+                                 {{"reason", "shed"}})),
         streams(r.GetGauge("tandem_agent_sds_streams", "Open SDS streams.")) {}
 
   SdsServerOptions options;
@@ -67,6 +81,8 @@ struct SdsServer::Impl final
   metrics::Counter& nacks;
   metrics::Counter& refused_uid;
   metrics::Counter& refused_no_cred;
+  metrics::Counter& silent_timeout;
+  metrics::Counter& silent_shed;
   metrics::Gauge& streams;
 
   mutable absl::Mutex mu;
@@ -209,14 +225,15 @@ absl::StatusOr<std::unique_ptr<SdsServer>> SdsServer::Create(SdsServerOptions op
     chmod(dir.c_str(), 0700);
   }
   unlink(options.socket_path.c_str());  // a stale socket from a previous run
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Non-blocking: the acceptor takes connections in batches until EAGAIN.
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, options.socket_path.c_str(), options.socket_path.size());
   // Created owner-only from the first instant, not chmod'ed after the fact.
   mode_t old = umask(0177);
   int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   umask(old);
-  if (rc != 0 || listen(fd, 16) != 0) {
+  if (rc != 0 || listen(fd, SOMAXCONN) != 0) {
     int err = errno;
     close(fd);
     return absl::UnavailableError(
@@ -259,32 +276,90 @@ absl::Status SdsServer::Start() {
 }
 
 void SdsServer::Impl::AcceptLoop() {
+  // Checked connections that have not spoken yet, oldest first (all share one timeout,
+  // so the front also expires first).
+  struct Silent {
+    int fd;
+    absl::Time deadline;
+  };
+  std::deque<Silent> silent;
+  std::vector<pollfd> fds;
+  absl::Time accept_paused_until = absl::InfinitePast();
+  auto shed_oldest = [&] {
+    if (silent.empty()) return false;
+    close(silent.front().fd);
+    silent.pop_front();
+    silent_shed.Inc();
+    return true;
+  };
   while (!stopping.load()) {
-    pollfd p{listen_fd, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    // gRPC drives the descriptor from its own pollers: it must be non-blocking.
-    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) continue;
-    ucred cred{};
-    socklen_t len = sizeof(cred);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-      refused_no_cred.Inc();
-      log::Warn("agent", "SDS peer refused: no peer credentials",
-                {{"error", std::strerror(errno)}});
-      close(fd);
-      continue;
+    absl::Time now = absl::Now();
+    while (!silent.empty() && silent.front().deadline <= now) {
+      close(silent.front().fd);
+      silent.pop_front();
+      silent_timeout.Inc();
     }
-    bool allowed = cred.uid == geteuid();
-    for (uid_t uid : options.allowed_uids) allowed |= cred.uid == uid;
-    if (!allowed) {
-      refused_uid.Inc();
-      log::Warn("agent", "SDS peer refused: uid not allowed",
-                {{"uid", cred.uid}, {"pid", cred.pid}});
-      close(fd);
-      continue;
+    fds.clear();
+    fds.push_back({now < accept_paused_until ? -1 : listen_fd, POLLIN, 0});
+    for (const Silent& s : silent) fds.push_back({s.fd, POLLIN, 0});
+    // Wakes at least every 100 ms to notice Stop().
+    absl::Time wake = now + absl::Milliseconds(100);
+    if (!silent.empty()) wake = std::min(wake, silent.front().deadline);
+    if (now < accept_paused_until) wake = std::min(wake, accept_paused_until);
+    int timeout_ms = static_cast<int>(absl::ToInt64Milliseconds(wake - now)) + 1;
+    if (poll(fds.data(), fds.size(), timeout_ms) <= 0) continue;
+
+    // Bytes (or a hang-up, which gRPC then sees) arrived: gRPC takes over; the bytes
+    // stay in the socket for it.
+    size_t kept = 0;
+    for (size_t i = 0; i < silent.size(); ++i) {
+      if (fds[i + 1].revents != 0) {
+        grpc::AddInsecureChannelFromFd(server.get(), silent[i].fd);
+      } else {
+        silent[kept++] = silent[i];
+      }
     }
-    grpc::AddInsecureChannelFromFd(server.get(), fd);
+    silent.resize(kept);
+
+    if (!(fds[0].revents & POLLIN)) continue;
+    for (int accepted = 0; accepted < kAcceptBatch; ++accepted) {
+      // gRPC drives the descriptor from its own pollers: it must be non-blocking.
+      int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0 && (errno == EMFILE || errno == ENFILE) && shed_oldest()) {
+        fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      }
+      if (fd < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+            errno != ECONNABORTED) {
+          accept_paused_until = absl::Now() + kAcceptBackoff;  // e.g. EMFILE
+        }
+        break;
+      }
+      ucred cred{};
+      socklen_t len = sizeof(cred);
+      if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        refused_no_cred.Inc();
+        log::Warn("agent", "SDS peer refused: no peer credentials",
+                  {{"error", std::strerror(errno)}});
+        close(fd);
+        continue;
+      }
+      bool allowed = cred.uid == geteuid();
+      for (uid_t uid : options.allowed_uids) allowed |= cred.uid == uid;
+      if (!allowed) {
+        refused_uid.Inc();
+        log::Warn("agent", "SDS peer refused: uid not allowed",
+                  {{"uid", cred.uid}, {"pid", cred.pid}});
+        close(fd);
+        continue;
+      }
+      if (silent.size() >= std::max<size_t>(options.max_silent_connections, 1)) {
+        shed_oldest();
+      }
+      silent.push_back({fd, absl::Now() + options.first_bytes_timeout});
+    }
   }
+  for (const Silent& s : silent) close(s.fd);
 }
 
 void SdsServer::Stop() {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/secret_sink.h"
 
 namespace grpc {
@@ -30,14 +31,22 @@ struct SdsServerOptions {
   // More gRPC services served on the same checked socket (the mesh policy relay). Not
   // owned; must outlive the server.
   std::vector<grpc::Service*> extra_services;
+  // A connection is handed to gRPC only once its first bytes (the HTTP/2 client
+  // preface, which a gRPC client sends at once) have arrived. Until then it is closed
+  // after `first_bytes_timeout`, and when `max_silent_connections` are waiting, the
+  // oldest one is closed for a new one: a local process that opens connections and
+  // never speaks holds that many descriptors at most, and none of gRPC's memory.
+  absl::Duration first_bytes_timeout = absl::Seconds(5);
+  size_t max_silent_connections = 64;
 };
 
 // Serves the workload secret to the proxy with Envoy's SDS protocol
 // (SecretDiscoveryService/StreamSecrets, state of the world; resources "default" and
 // "ROOTCA", each sent only to streams that asked for it, both when a stream names
 // none), so a real Envoy could be fed too. Connections are accepted here, checked with
-// SO_PEERCRED, and only then handed to gRPC. Each UpdateSecret() pushes to every open
-// stream; ACKs and NACKs are counted, and a NACK's error_detail is logged.
+// SO_PEERCRED, and only handed to gRPC once they speak (see SdsServerOptions). Each
+// UpdateSecret() pushes to every open stream; ACKs and NACKs are counted, and a NACK's
+// error_detail is logged.
 //
 // Threading: one acceptor thread; gRPC runs each stream on one of its threads, plus a
 // reader thread per stream for ACKs. Create/Start/Stop/destructor from the main thread;

@@ -2,6 +2,7 @@
 //
 //   tandem-ca serve --root-dir=DIR [--root-dir-mode=owner-only|secret-volume]
 //                   [--listen=0.0.0.0:15012] [--metrics=0.0.0.0:15014]
+//                   [--health=HOST:PORT]  (probes apart from /metrics; default off)
 //                   [--token-public-key=FILE] [--token-jwks=FILE]       (standalone)
 //                   [--token-review [--kube-api-server=HOST:PORT --kube-ca-file=FILE
 //                    --kube-token-file=FILE --kube-server-name=NAME]]    (Kubernetes)
@@ -41,8 +42,8 @@
 #include "common/flags.h"
 #include "common/http/http_server.h"
 #include "common/log/log.h"
-#include "common/process.h"
 #include "common/metrics/registry.h"
+#include "common/process.h"
 #include "controlplane/admin_client.h"
 #include "controlplane/ca_server.h"
 #include "controlplane/injection/admission_review.h"
@@ -142,13 +143,15 @@ int Serve(const tandem::Flags& flags) {
         return absl::NotFoundError("--kube-ca-file: cannot read " + ca_file);
       }
     }
-    if (flags.Has("kube-token-file")) api.credential_token_path = get("kube-token-file", "");
+    if (flags.Has("kube-token-file"))
+      api.credential_token_path = get("kube-token-file", "");
     if (flags.Has("kube-server-name")) api.server_name = get("kube-server-name", "");
     return api;
   };
   if (flags.Has("token-review")) {
     absl::StatusOr<TokenReviewAuthenticator::Options> review = kube_api();
-    if (!review.ok()) return Fail("--token-review: " + std::string(review.status().message()));
+    if (!review.ok())
+      return Fail("--token-review: " + std::string(review.status().message()));
     options.token_review = *std::move(review);
   }
   if (flags.Has("extra-roots") &&
@@ -196,6 +199,7 @@ int Serve(const tandem::Flags& flags) {
   if (std::string address = get("metrics", "0.0.0.0:15014"); !address.empty()) {
     tandem::http::HttpServer::Options http_options;
     http_options.name = "ca";
+    http_options.registry = &tandem::metrics::Registry::Default();
     if (absl::Status s = tandem::http::SetListenAddress(address, &http_options);
         !s.ok()) {
       return Fail("--metrics: " + std::string(s.message()));
@@ -223,6 +227,32 @@ int Serve(const tandem::Flags& flags) {
       return Fail("--metrics: " + std::string(st.message()));
     }
     tandem::log::Listening("ca", "metrics", address, metrics->port());
+  }
+  // Probes on a server of their own: a scrape storm on --metrics (each /metrics renders
+  // on the server's one thread) cannot delay a kubelet probe.
+  std::unique_ptr<tandem::http::HttpServer> health;
+  if (std::string address = get("health", ""); !address.empty()) {
+    tandem::http::HttpServer::Options http_options;
+    http_options.name = "ca_health";
+    http_options.registry = &tandem::metrics::Registry::Default();
+    if (absl::Status s = tandem::http::SetListenAddress(address, &http_options);
+        !s.ok()) {
+      return Fail("--health: " + std::string(s.message()));
+    }
+    absl::StatusOr<std::unique_ptr<tandem::http::HttpServer>> http =
+        tandem::http::HttpServer::Create(http_options);
+    if (!http.ok()) return Fail("--health: " + std::string(http.status().message()));
+    health = *std::move(http);
+    health->Handle("/healthz/ready", [](const HttpRequest&) {
+      return HttpResponse{200, "text/plain", "ready\n"};
+    });
+    health->Handle("/healthz/live", [](const HttpRequest&) {
+      return HttpResponse{200, "text/plain", "live\n"};
+    });
+    if (absl::Status st = health->Start(); !st.ok()) {
+      return Fail("--health: " + std::string(st.message()));
+    }
+    tandem::log::Listening("ca", "health", address, health->port());
   }
   using tandem::controlplane::InjectorEndpoint;
   using tandem::controlplane::WebhookCaBundlePublisher;
@@ -255,8 +285,7 @@ int Serve(const tandem::Flags& flags) {
     // Shared: the handler is a copyable std::function; the Injector is immutable.
     std::shared_ptr<const tandem::injection::Injector> injection = *std::move(made);
     absl::StatusOr<std::unique_ptr<InjectorEndpoint>> created = InjectorEndpoint::Create(
-        injector_options, &(*server)->core(),
-        [injection](const HttpRequest& request) {
+        injector_options, &(*server)->core(), [injection](const HttpRequest& request) {
           tandem::injection::AdmissionResult review =
               tandem::injection::ReviewAdmission(request.body, *injection);
           return HttpResponse{review.http_status, std::move(review.content_type),
@@ -276,8 +305,9 @@ int Serve(const tandem::Flags& flags) {
       std::vector<std::string> labels =
           absl::StrSplit(injector_options.dns_names.front(), '.');
       if (labels.size() < 3 || labels[2] != "svc") {
-        return Fail("--injector-dns-names: the first name must be <service>.<namespace>.svc"
-                    " to fill --webhook-config's caBundle (or give --webhook-config=)");
+        return Fail(
+            "--injector-dns-names: the first name must be <service>.<namespace>.svc"
+            " to fill --webhook-config's caBundle (or give --webhook-config=)");
       }
       absl::StatusOr<TokenReviewAuthenticator::Options> api = kube_api();
       if (!api.ok()) {
@@ -344,6 +374,7 @@ int Serve(const tandem::Flags& flags) {
   if (ca_bundle) ca_bundle->Stop();
   if (injector) injector->Stop();
   if (metrics) metrics->Stop();
+  if (health) health->Stop();
   (*server)->Stop();
   return 0;
 }
@@ -395,38 +426,22 @@ int main(int argc, char** argv) {
   tandem::PrepareProcess();
   const std::string command = argc > 1 ? argv[1] : "";
   static const std::map<std::string, std::vector<std::string_view>> kFlags = {
-      {"serve",
-       {"root-dir",
-        "root-dir-mode",
-        "listen",
-        "metrics",
-        "token-public-key",
-        "token-jwks",
-        "token-review",
-        "kube-api-server",
-        "kube-ca-file",
-        "kube-token-file",
-        "kube-server-name",
-        "audience",
-        "issuer",
-        "trust-domain",
-        "default-ttl",
-        "max-ttl",
-        "extra-roots",
-        "dns-names",
-        "ip-addresses",
-        "policy-file",
-        "policy-poll",
-        "state-dir",
-        "admin",
-        "injector-listen",
-        "injector-dns-names",
-        "webhook-config",
-        "template",
-        "proxy-image",
-        "sidecar-ca-address",
-        "log-level",
-        "log-format"}},
+      {"serve", {"root-dir",        "root-dir-mode",
+                 "listen",          "metrics",
+                 "health",          "token-public-key",
+                 "token-jwks",      "token-review",
+                 "kube-api-server", "kube-ca-file",
+                 "kube-token-file", "kube-server-name",
+                 "audience",        "issuer",
+                 "trust-domain",    "default-ttl",
+                 "max-ttl",         "extra-roots",
+                 "dns-names",       "ip-addresses",
+                 "policy-file",     "policy-poll",
+                 "state-dir",       "admin",
+                 "injector-listen", "injector-dns-names",
+                 "webhook-config",  "template",
+                 "proxy-image",     "sidecar-ca-address",
+                 "log-level",       "log-format"}},
       {"gen-signing-key", {"out"}},
       {"public-key", {"key"}},
       {"mint-token",

@@ -95,8 +95,10 @@ HttpResponse SignalSelf(const HttpRequest& request, int sig) {
 }
 
 absl::StatusOr<std::unique_ptr<http::HttpServer>> NewServer(const SocketAddress& address,
-                                                            const char* name) {
+                                                            const char* name,
+                                                            metrics::Registry* registry) {
   http::HttpServer::Options options;
+  options.registry = registry;
   if (absl::Status s = http::SetListenAddress(address.text, &options); !s.ok()) {
     return s;
   }
@@ -145,20 +147,22 @@ absl::StatusOr<std::unique_ptr<ProxyEndpoints>> ProxyEndpoints::Create(
   e->proxy_ = proxy;
   const ProxyOptions& o = proxy->options();
   absl::StatusOr<std::unique_ptr<http::HttpServer>> metrics =
-      NewServer(o.metrics, "metrics");
+      NewServer(o.metrics, "metrics", &e->http_registry_);
   if (!metrics.ok()) return metrics.status();
-  absl::StatusOr<std::unique_ptr<http::HttpServer>> admin = NewServer(o.admin, "admin");
+  absl::StatusOr<std::unique_ptr<http::HttpServer>> admin =
+      NewServer(o.admin, "admin", &e->http_registry_);
   if (!admin.ok()) return admin.status();
   absl::StatusOr<std::unique_ptr<http::HttpServer>> health =
-      NewServer(o.health, "health");
+      NewServer(o.health, "health", &e->http_registry_);
   if (!health.ok()) return health.status();
   e->metrics_ = *std::move(metrics);
   e->admin_ = *std::move(admin);
   e->health_ = *std::move(health);
 
-  auto metrics_handler = [proxy, extra_metrics](const HttpRequest&) {
+  auto metrics_handler = [proxy, extra_metrics, e = e.get()](const HttpRequest&) {
     std::string body = proxy->RenderMetrics();
     if (extra_metrics) body += extra_metrics();
+    body += e->http_registry_.RenderPrometheus();
     return HttpResponse{200, kPrometheus, std::move(body)};
   };
   auto ready_handler = [proxy](const HttpRequest&) {
@@ -207,10 +211,9 @@ void ProxyEndpoints::HandleAdmin(const std::string& path,
 
 absl::Status ProxyEndpoints::Start() {
   const ProxyOptions& o = proxy_->options();
-  for (auto [server, address, name] :
-       {std::tuple{metrics_.get(), &o.metrics, "metrics"},
-        std::tuple{admin_.get(), &o.admin, "admin"},
-        std::tuple{health_.get(), &o.health, "health"}}) {
+  for (auto [server, address, name] : {std::tuple{metrics_.get(), &o.metrics, "metrics"},
+                                       std::tuple{admin_.get(), &o.admin, "admin"},
+                                       std::tuple{health_.get(), &o.health, "health"}}) {
     if (absl::Status s = server->Start(); !s.ok()) return s;
     log::Listening("proxy", name, address->text, server->port());
   }

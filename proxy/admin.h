@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/http/http_server.h"
+#include "common/metrics/registry.h"
 #include "proxy/proxy.h"
 
 namespace tandem::proxy {
@@ -44,6 +45,8 @@ class ProxyEndpoints {
   ProxyEndpoints() = default;
 
   Proxy* proxy_ = nullptr;
+  // The three servers' request and refusal counts (tandem_http_*), in /metrics.
+  metrics::Registry http_registry_;
   std::unique_ptr<http::HttpServer> metrics_;
   std::unique_ptr<http::HttpServer> admin_;
   std::unique_ptr<http::HttpServer> health_;

@@ -121,9 +121,10 @@ check("the CA's image is tandem/ca:dev (kustomize images: retags it)",
       container["image"] == "tandem/ca:dev")
 for probe in ("readinessProbe", "livenessProbe"):
     get = container.get(probe, {}).get("httpGet", {})
-    check(f"the CA's {probe} asks its health endpoint on the metrics port",
+    check(f"the CA's {probe} asks its own health port (--health), apart from /metrics",
           get.get("path", "").startswith("/healthz/") and
-          ports.get(get.get("port"), get.get("port")) == 15014)
+          ports.get(get.get("port"), get.get("port")) == 15021 and
+          flag(args, "health") == "0.0.0.0:15021")
 check("Recreate: one pod at a time holds the ReadWriteOnce state volume",
       ca["spec"]["strategy"]["type"] == "Recreate")
 root_volume = mount_of(container, pod, flag(args, "root-dir"))

@@ -33,6 +33,8 @@ namespace {
 constexpr absl::Duration kLinger = absl::Milliseconds(500);
 // A pause in accepting after an accept error such as EMFILE, so the loop cannot spin.
 constexpr absl::Duration kAcceptBackoff = absl::Milliseconds(100);
+// Connections accepted per loop iteration at most.
+constexpr int kAcceptBatch = 256;
 
 const char* ReasonPhrase(int status) {
   switch (status) {
@@ -130,8 +132,9 @@ struct HttpServer::TlsContext {
   bssl::UniquePtr<SSL_CTX> ctx;
 };
 
-absl::StatusOr<std::shared_ptr<const HttpServer::TlsContext>> HttpServer::TlsContext::Build(
-    const TlsCredentials& credentials, absl::Time now, const char** result) {
+absl::StatusOr<std::shared_ptr<const HttpServer::TlsContext>>
+HttpServer::TlsContext::Build(const TlsCredentials& credentials, absl::Time now,
+                              const char** result) {
   absl::StatusOr<std::vector<pki::Certificate>> chain =
       pki::Certificate::ChainFromPem(credentials.cert_chain_pem);
   if (!chain.ok()) {
@@ -154,10 +157,9 @@ absl::StatusOr<std::shared_ptr<const HttpServer::TlsContext>> HttpServer::TlsCon
   }
   if (leaf.not_after() <= now) {
     *result = "expired";
-    return absl::InvalidArgumentError(
-        absl::StrCat("TLS credentials: the certificate expired at ",
-                     absl::FormatTime(absl::RFC3339_sec, leaf.not_after(),
-                                      absl::UTCTimeZone())));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TLS credentials: the certificate expired at ",
+        absl::FormatTime(absl::RFC3339_sec, leaf.not_after(), absl::UTCTimeZone())));
   }
   auto context = std::make_shared<TlsContext>();
   context->ctx.reset(SSL_CTX_new(TLS_method()));
@@ -176,7 +178,8 @@ absl::StatusOr<std::shared_ptr<const HttpServer::TlsContext>> HttpServer::TlsCon
   ERR_clear_error();
   if (!ok) {
     *result = "bad_certificate";
-    return absl::InvalidArgumentError("TLS credentials: BoringSSL refused the certificate");
+    return absl::InvalidArgumentError(
+        "TLS credentials: BoringSSL refused the certificate");
   }
   SSL_CTX_set_alpn_select_cb(ctx, SelectHttp11, nullptr);
   // Partial writes: a response larger than the socket buffer goes out across POLLOUTs.
@@ -198,7 +201,7 @@ struct HttpServer::Connection {
   }
 
   const int fd;
-  const uint64_t id;  // names the connection to Responders; never reused
+  const uint64_t id;         // names the connection to Responders; never reused
   bssl::UniquePtr<SSL> ssl;  // HTTPS only
   // Poll events a TLS operation is waiting for (SSL_ERROR_WANT_READ/WRITE); 0: the
   // state's own (POLLOUT when writing, none when deferred, else POLLIN).
@@ -221,7 +224,7 @@ struct HttpServer::Stats {
   Stats(metrics::Registry& registry, std::string name, bool tls)
       : registry(registry), name(std::move(name)) {
     for (const char* reason : {"malformed", "header_too_large", "body_too_large",
-                               "timeout", "method", "unsupported"}) {
+                               "timeout", "method", "unsupported", "shed"}) {
       Refused(reason);
     }
     if (!tls) return;
@@ -261,7 +264,7 @@ struct HttpServer::Stats {
   metrics::Registry& registry;
   const std::string name;
   std::map<int, metrics::Counter*> by_code;
-  std::map<std::string_view, metrics::Counter*> by_reason;  // keys: literals
+  std::map<std::string_view, metrics::Counter*> by_reason;        // keys: literals
   std::map<std::string_view, metrics::Counter*> tls_credentials;  // keys: literals
 };
 
@@ -328,7 +331,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options) 
     int zero = 0;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
   }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 128) != 0 ||
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+      listen(fd, SOMAXCONN) != 0 ||
       getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
     int err = errno;
     close(fd);
@@ -440,18 +444,24 @@ void HttpServer::Run() {
 
     fds.clear();
     fds.push_back({wake_fd_, POLLIN, 0});
+    fds.push_back({-1, POLLIN, 0});  // the listener, set below
     bool accept_paused = now < accept_paused_until;
-    bool accepting = conns.size() < options_.max_connections && !accept_paused;
-    fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});
     int timeout_ms = accept_paused ? MillisUntil(accept_paused_until, now) : -1;
+    bool any_sheddable = false;
     for (auto& conn : conns) {
-      short events = conn->want != 0                                 ? conn->want
+      any_sheddable = any_sheddable || Sheddable(*conn);
+      short events = conn->want != 0                               ? conn->want
                      : conn->state == Connection::State::kWriting  ? POLLOUT
                      : conn->state == Connection::State::kDeferred ? 0
                                                                    : POLLIN;
       fds.push_back({conn->fd, events, 0});
       int ms = MillisUntil(conn->deadline, now);
       timeout_ms = timeout_ms < 0 ? ms : std::min(timeout_ms, ms);
+    }
+    // Full of connections still answering (writing, deferred): new ones wait in the
+    // backlog, since shedding one of those would drop a response.
+    if (!accept_paused && (conns.size() < options_.max_connections || any_sheddable)) {
+      fds[1].fd = listen_fd_;
     }
     int n = poll(fds.data(), fds.size(), timeout_ms);
     if (n < 0 && errno != EINTR) break;  // cannot happen with valid fds
@@ -488,8 +498,17 @@ void HttpServer::Run() {
     }
 
     if (fds[1].revents & POLLIN) {
-      while (conns.size() < options_.max_connections) {
+      // Bounded, so a connect flood cannot keep the loop from its other connections.
+      for (int accepted = 0; accepted < kAcceptBatch; ++accepted) {
+        if (conns.size() >= options_.max_connections &&
+            FindSheddable(conns) == conns.end()) {
+          break;
+        }
         int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE) && Shed(conns)) {
+          // Out of descriptors: an idle connection gives its own to the new one.
+          fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        }
         if (fd < 0) {
           if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
               errno != ECONNABORTED) {
@@ -497,6 +516,9 @@ void HttpServer::Run() {
           }
           break;
         }
+        // Every slot taken: the oldest connection without a complete request goes,
+        // not the new one, so idle and slow clients cannot lock out a probe.
+        if (conns.size() >= options_.max_connections) Shed(conns);
         auto conn = std::make_unique<Connection>(fd, next_connection_id_++);
         conn->deadline = absl::Now() + options_.read_timeout;  // handshake included
         if (tls_enabled_) {
@@ -524,7 +546,8 @@ long HttpServer::ReadSome(Connection& conn, char* buf, size_t len) {
   // Lingering reads only drop bytes: TLS records need no decrypting for that.
   if (conn.ssl && conn.state != Connection::State::kLingering) {
     conn.want = 0;
-    int n = SSL_read(conn.ssl.get(), buf, static_cast<int>(std::min<size_t>(len, 1 << 30)));
+    int n =
+        SSL_read(conn.ssl.get(), buf, static_cast<int>(std::min<size_t>(len, 1 << 30)));
     if (n > 0) return n;
     int err = SSL_get_error(conn.ssl.get(), n);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
@@ -562,6 +585,35 @@ long HttpServer::WriteSome(Connection& conn, const char* data, size_t len) {
     if (errno == EINTR) continue;
     return errno == EAGAIN || errno == EWOULDBLOCK ? kWouldBlock : kFailed;
   }
+}
+
+bool HttpServer::Sheddable(const Connection& conn) {
+  return conn.state == Connection::State::kHandshaking ||
+         conn.state == Connection::State::kReading ||
+         conn.state == Connection::State::kLingering;
+}
+
+std::vector<std::unique_ptr<HttpServer::Connection>>::iterator HttpServer::FindSheddable(
+    std::vector<std::unique_ptr<Connection>>& conns) {
+  // `conns` is in accept order. A connection still reading goes before one lingering
+  // after its response (most likely a client that got its answer and is closing).
+  auto reading = std::find_if(conns.begin(), conns.end(), [](const auto& conn) {
+    return conn->state == Connection::State::kHandshaking ||
+           conn->state == Connection::State::kReading;
+  });
+  if (reading != conns.end()) return reading;
+  return std::find_if(conns.begin(), conns.end(), [](const auto& conn) {
+    return conn->state == Connection::State::kLingering;
+  });
+}
+
+bool HttpServer::Shed(std::vector<std::unique_ptr<Connection>>& conns) {
+  auto it = FindSheddable(conns);
+  if (it == conns.end()) return false;
+  if (stats_ && (*it)->state != Connection::State::kLingering)
+    stats_->Refused("shed").Inc();
+  conns.erase(it);  // closes it
+  return true;
 }
 
 bool HttpServer::OnHandshake(Connection& conn) {

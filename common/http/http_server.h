@@ -60,12 +60,16 @@ struct TlsCredentials {
 // thread.
 //
 // Hostile clients: each connection must deliver its whole request within
-// Options::read_timeout, the TLS handshake included (slowloris-safe: a slow client
-// holds one slot for at most that long and never blocks others); a failed handshake
-// (e.g. plaintext to an HTTPS port) closes the connection; headers are capped (431),
-// bodies are capped (413),
-// anything unparsable gets 400, unsupported methods 405, chunked bodies 501, unknown
-// paths 404. When every slot is taken, new connections wait in the kernel backlog.
+// Options::read_timeout, the TLS handshake included; a failed handshake (e.g. plaintext
+// to an HTTPS port) closes the connection; headers are capped (431), bodies are capped
+// (413), anything unparsable gets 400, unsupported methods 405, chunked bodies 501,
+// unknown paths 404. Idle and slow clients cannot lock others out: the loop accepts
+// eagerly, and when all Options::max_connections slots are taken (or the process is out
+// of descriptors) it closes the oldest connection that has not delivered a complete
+// request yet (counted as refused, reason "shed"), else the oldest one lingering after
+// its response, to make room for the new one. A connection whose request is being
+// answered (deferred or writing) is never shed; only when every slot holds one do new
+// connections wait in the kernel backlog.
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
@@ -82,7 +86,10 @@ class HttpServer {
     uint16_t port = 0;  // 0 picks a free port; see port()
     size_t max_header_bytes = 8 * 1024;
     size_t max_body_bytes = 64 * 1024;
-    size_t max_connections = 64;
+    // Open connections at most. Idle ones are shed for new ones (see the class
+    // comment), so this bounds memory and descriptors (some 12 KiB and one descriptor
+    // each), not how many clients are served.
+    size_t max_connections = 1024;
     absl::Duration read_timeout = absl::Seconds(2);   // whole request, from accept
     absl::Duration write_timeout = absl::Seconds(5);  // whole response
     // How long a deferred handler may take to call its Responder; then the client gets
@@ -93,7 +100,7 @@ class HttpServer {
     // outlive the server), labelled server=`name`:
     //   tandem_http_requests_total{server,code}
     //   tandem_http_refused_total{server,reason}  (reason: malformed, header_too_large,
-    //     body_too_large, timeout, method, unsupported, tls_handshake)
+    //     body_too_large, timeout, method, unsupported, tls_handshake, shed)
     //   tandem_http_tls_credentials_total{server,result}  (HTTPS only; result:
     //     accepted, bad_certificate, bad_key, key_mismatch, expired)
     metrics::Registry* registry = nullptr;
@@ -145,6 +152,15 @@ class HttpServer {
   void Run();
   // Return false when the connection is done and must be closed.
   bool OnHandshake(Connection& conn);
+  // Whether a connection may be closed to make room: it has no complete request yet
+  // (handshaking, reading) or has been answered (lingering).
+  static bool Sheddable(const Connection& conn);
+  // The connection to shed first: the oldest without a complete request, else the
+  // oldest lingering; end() if none.
+  static std::vector<std::unique_ptr<Connection>>::iterator FindSheddable(
+      std::vector<std::unique_ptr<Connection>>& conns);
+  // Closes FindSheddable's connection; false if there is none.
+  bool Shed(std::vector<std::unique_ptr<Connection>>& conns);
   bool OnReadable(Connection& conn);
   bool OnWritable(Connection& conn);
   // Plaintext or TLS reads and writes: bytes moved (> 0), 0 at the end of the stream,

@@ -250,19 +250,28 @@ TEST_F(HttpServerTest, SlowClientTimesOutWithoutBlockingOthers) {
   EXPECT_EQ(Refused("timeout"), 1u);
 }
 
-TEST_F(HttpServerTest, ConnectionLimitQueuesExtraClientsUntilSlotsFree) {
+// With every slot taken by clients that never finish a request, a new client is still
+// served at once: the oldest incomplete connection is closed for it, and counted.
+TEST_F(HttpServerTest, ShedsTheOldestIncompleteConnectionForANewOne) {
   HttpServer::Options options;
   options.max_connections = 2;
-  options.read_timeout = absl::Milliseconds(300);
+  options.read_timeout = absl::Seconds(30);  // only shedding frees a slot here
   StartServer(options);
-  Client idle1(server_->port());
-  Client idle2(server_->port());
-  ASSERT_TRUE(idle1.connected() && idle2.connected());
-  absl::Time start = absl::Now();
-  // Queued in the backlog, then served once the idle clients time out.
+  // Accepted in connect order (the kernel's accept queue is FIFO).
+  Client idle(server_->port());
+  Client partial(server_->port());
+  ASSERT_TRUE(idle.connected() && partial.connected());
+  ASSERT_TRUE(partial.Send("GET /hel"));
   EXPECT_EQ(StatusLine(Fetch(server_->port(), "GET /hello HTTP/1.1\r\n\r\n")),
             "HTTP/1.1 200 OK");
-  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_EQ(idle.ReadUntilClose(), "");  // closed without a response
+  EXPECT_FALSE(idle.timed_out());
+  EXPECT_EQ(Refused("shed"), 1u);
+  // `partial`, the younger, kept its slot and its bytes.
+  ASSERT_TRUE(partial.Send("lo HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(StatusLine(partial.ReadUntilClose()), "HTTP/1.1 200 OK");
+  EXPECT_EQ(Refused("shed"), 1u);
+  EXPECT_EQ(Refused("timeout"), 0u);
 }
 
 TEST_F(HttpServerTest, StopClosesOpenConnectionsAndJoins) {
@@ -327,12 +336,33 @@ TEST_F(HttpServerTest, DeferredHandlerAnswersFromAnotherThreadWhileOthersAreServ
   EXPECT_EQ(Body(response), "late\n");
 }
 
+// A connection whose request is being answered is never shed: with every slot held by
+// one, new clients wait in the backlog and are served once a slot frees.
+TEST_F(HttpServerTest, NeverShedsAConnectionWhoseRequestIsBeingAnswered) {
+  HttpServer::Options options;
+  options.max_connections = 1;
+  options.read_timeout = absl::Seconds(30);
+  StartServer(options);
+  PendingResponders pending;
+  server_->HandleDeferred("/slow", pending.Handler());
+  Client slow(server_->port());
+  ASSERT_TRUE(slow.Send("GET /slow HTTP/1.1\r\n\r\n"));
+  HttpServer::Responder respond = pending.Await(1);
+  Client next(server_->port());
+  ASSERT_TRUE(next.connected());
+  ASSERT_TRUE(next.Send("GET /hello HTTP/1.1\r\n\r\n"));
+  respond(HttpResponse{200, "text/plain", "late\n"});
+  EXPECT_EQ(Body(slow.ReadUntilClose()), "late\n");
+  EXPECT_EQ(StatusLine(next.ReadUntilClose()), "HTTP/1.1 200 OK");
+  EXPECT_EQ(Refused("shed"), 0u);
+}
+
 TEST_F(HttpServerTest, DeferredHandlerMayAnswerAtOnce) {
   StartServer();
-  server_->HandleDeferred("/now", [](const HttpRequest& request,
-                                     HttpServer::Responder responder) {
-    responder(HttpResponse{503, "text/plain", "now " + request.query + "\n"});
-  });
+  server_->HandleDeferred(
+      "/now", [](const HttpRequest& request, HttpServer::Responder responder) {
+        responder(HttpResponse{503, "text/plain", "now " + request.query + "\n"});
+      });
   std::string response = Fetch(server_->port(), "GET /now?x HTTP/1.1\r\n\r\n");
   EXPECT_EQ(StatusLine(response), "HTTP/1.1 503 Service Unavailable");
   EXPECT_EQ(Body(response), "now x\n");
@@ -359,7 +389,7 @@ TEST_F(HttpServerTest, ResponderOutlivesTheServer) {
   ASSERT_TRUE(waiting.Send("GET /later HTTP/1.1\r\n\r\n"));
   HttpServer::Responder responder = pending.Await(1);
   server_.reset();
-  EXPECT_EQ(waiting.ReadUntilClose(), "");  // closed unanswered
+  EXPECT_EQ(waiting.ReadUntilClose(), "");                         // closed unanswered
   responder(HttpResponse{200, "text/plain", "nobody listens\n"});  // dropped, no crash
 }
 
@@ -555,8 +585,9 @@ TEST_F(HttpsServerTest, CarriesLargeBodiesBothWays) {
   // buffers, so the server's writes wait for POLLOUT (SSL_ERROR_WANT_WRITE).
   std::string body(64 * 1024, 'x');
   for (size_t i = 0; i < body.size(); i += 7) body[i] = static_cast<char>('a' + i % 26);
-  std::string response = Fetch("POST /echo HTTP/1.1\r\nContent-Length: " +
-                               std::to_string(body.size()) + "\r\n\r\n" + body);
+  std::string response =
+      Fetch("POST /echo HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\n\r\n" + body);
   EXPECT_EQ(StatusLine(response), "HTTP/1.1 201 Created");
   EXPECT_TRUE(Body(response) == body);
 
@@ -573,10 +604,10 @@ TEST_F(HttpsServerTest, CurlVerifiesTheServerByName) {
   std::filesystem::path dir = ::testing::TempDir();
   std::string ca_file = (dir / "https_test_ca.pem").string();
   std::ofstream(ca_file) << ca_.root().ToPem();
-  std::string command = absl::StrCat(
-      "curl -sS --max-time 10 --cacert ", ca_file, " --resolve ", kServerName, ":",
-      server_->port(), ":127.0.0.1 https://", kServerName, ":", server_->port(),
-      "/hello?curl=1 2>&1");
+  std::string command =
+      absl::StrCat("curl -sS --max-time 10 --cacert ", ca_file, " --resolve ",
+                   kServerName, ":", server_->port(), ":127.0.0.1 https://", kServerName,
+                   ":", server_->port(), "/hello?curl=1 2>&1");
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string out;
@@ -638,8 +669,7 @@ TEST_F(HttpsServerTest, SwappedCertificateServesNextConnectionAndOpenOneKeepsOld
 TEST_F(HttpsServerTest, RefusesBadCredentialsAndKeepsServingTheOld) {
   StartHttps();
   TlsCredentials other = MakeServing(ca_);
-  TlsCredentials expired =
-      MakeServing(ca_, absl::Now() - absl::Hours(3), absl::Hours(1));
+  TlsCredentials expired = MakeServing(ca_, absl::Now() - absl::Hours(3), absl::Hours(1));
   struct Case {
     TlsCredentials credentials;
     std::string error;
@@ -649,8 +679,11 @@ TEST_F(HttpsServerTest, RefusesBadCredentialsAndKeepsServingTheOld) {
        "TLS credentials: the private key does not match the certificate",
        "key_mismatch"},
       {{"not a certificate", serving_.key_pem},
-       "TLS credentials: certificate chain: ", "bad_certificate"},
-      {{serving_.cert_chain_pem, "not a key"}, "TLS credentials: private key: ", "bad_key"},
+       "TLS credentials: certificate chain: ",
+       "bad_certificate"},
+      {{serving_.cert_chain_pem, "not a key"},
+       "TLS credentials: private key: ",
+       "bad_key"},
       {expired, "TLS credentials: the certificate expired at ", "expired"},
   };
   for (const Case& c : cases) {
