@@ -3,6 +3,7 @@
 #include "agent/agent.h"
 
 #include <grpcpp/grpcpp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,8 +26,8 @@
 #include "envoy/secret.pb.h"
 #include "gtest/gtest.h"
 #include "proxy/sds_client.h"
-#include "tests/integration/subprocess.h"
 #include "tests/integration/recording_secret_sink.h"
+#include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"
 
 namespace tandem::agent {
@@ -59,8 +60,13 @@ class AgentTest : public ::testing::Test {
   }
   void StartCa() { ASSERT_TRUE(ca_->Start().ok()); }
   void StartSds() {
-    absl::StatusOr<std::unique_ptr<SdsServer>> sds =
-        SdsServer::Create({sds_path_, {}, &registry_, {}});
+    SdsServerOptions options;
+    options.socket_path = sds_path_;
+    options.allowed_uids = {};
+    options.registry = &registry_;
+    options.first_bytes_timeout = first_bytes_timeout_;
+    options.max_silent_connections = max_silent_connections_;
+    absl::StatusOr<std::unique_ptr<SdsServer>> sds = SdsServer::Create(options);
     ASSERT_TRUE(sds.ok()) << sds.status();
     sds_ = *std::move(sds);
     ASSERT_TRUE(sds_->Start().ok());
@@ -93,6 +99,8 @@ class AgentTest : public ::testing::Test {
         absl::StrCat("tandem_agent_rotation_failures_total{reason=\"", reason, "\"}"));
   }
 
+  absl::Duration first_bytes_timeout_ = absl::Seconds(5);
+  size_t max_silent_connections_ = 64;
   tandem::testing::TempDir temp_{"tandem-agent-test"};
   std::string dir_ = temp_.path(), sds_path_, token_file_;
   metrics::Registry registry_;
@@ -305,6 +313,62 @@ TEST_F(AgentTest, RefusesSdsPeerWithAnotherUid) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_TRUE(WaitFor([&] { return sds_->refused_peers() == 1; }, absl::Seconds(5)));
   EXPECT_EQ(Metric("tandem_agent_sds_refused_peers_total{reason=\"uid\"}"), 1);
+}
+
+// Connects to the SDS socket and sends nothing; -1 on failure.
+int ConnectSilently(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True when the agent closed `fd` within `timeout`.
+bool ClosedByAgent(int fd, absl::Duration timeout) {
+  pollfd p{fd, POLLIN, 0};
+  char c;
+  return poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) > 0 &&
+         recv(fd, &c, 1, MSG_DONTWAIT) == 0;
+}
+
+// Connections that never speak are not gRPC's: with `max_silent_connections` waiting,
+// the oldest is closed for a new one, and the proxy that does speak is served.
+TEST_F(AgentTest, ShedsTheOldestSilentSdsConnectionAndServesTheProxy) {
+  max_silent_connections_ = 2;
+  first_bytes_timeout_ = absl::Seconds(60);  // only shedding closes one here
+  StartCa();
+  StartAgent();
+  int first = ConnectSilently(sds_path_);
+  int second = ConnectSilently(sds_path_);
+  int third = ConnectSilently(sds_path_);
+  ASSERT_TRUE(first >= 0 && second >= 0 && third >= 0);
+  EXPECT_TRUE(ClosedByAgent(first, absl::Seconds(5)));
+  StartProxyClient();
+  EXPECT_TRUE(WaitFor([&] { return sink_.count() >= 1; }, absl::Seconds(10)));
+  // The proxy's connection, the newest, shed `second`.
+  EXPECT_TRUE(ClosedByAgent(second, absl::Seconds(5)));
+  EXPECT_EQ(Metric("tandem_agent_sds_silent_closed_total{reason=\"shed\"}"), 2);
+  for (int fd : {first, second, third}) close(fd);
+}
+
+// A silent connection is closed at first_bytes_timeout.
+TEST_F(AgentTest, ClosesASilentSdsConnectionAtTheFirstBytesTimeout) {
+  first_bytes_timeout_ = absl::Milliseconds(200);
+  StartSds();
+  int fd = ConnectSilently(sds_path_);
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(ClosedByAgent(fd, absl::Seconds(5)));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Metric("tandem_agent_sds_silent_closed_total{reason=\"timeout\"}") == 1;
+      },
+      absl::Seconds(5)));
+  close(fd);
 }
 
 }  // namespace
