@@ -47,9 +47,13 @@ using CvWaitTimeFn = bool (*)(absl::CondVar*, absl::Mutex*, absl::Time);
 struct TsanCondition {
   const absl::Condition* inner;
   absl::Mutex* mu;
+  // Released again after: the waiter evaluates it under the lock before it blocks,
+  // after Await's own release, and the thread that next locks must see that read.
   static bool Eval(TsanCondition* self) {
     __tsan_acquire(self->mu);
-    return self->inner->Eval();
+    bool result = self->inner->Eval();
+    __tsan_release(self->mu);
+    return result;
   }
   absl::Condition Wrap() { return absl::Condition(&TsanCondition::Eval, this); }
 };
