@@ -307,8 +307,10 @@ int OpenConnections(int admin_port) {
 TEST_F(MeshFaultTest, RefusesConnectionsOverTheLimitAndKeepsTheOthersServed) {
   StartMesh(", \"max_connections\": 4, \"handshake_timeout_ms\": 60000");
   TrafficReport long_lived;
+  // Long enough that the refusals below happen while both are still open, even on a
+  // slow machine (the waits take milliseconds there).
   std::thread traffic(
-      [&] { long_lived = RunEchoTraffic(client_.outbound, absl::Seconds(3), 0, 2); });
+      [&] { long_lived = RunEchoTraffic(client_.outbound, absl::Seconds(6), 0, 2); });
   // Two long-lived connections hold two slots; two idle ones fill the rest.
   bool two_open =
       WaitFor([&] { return OpenConnections(server_.admin) == 2; },
