@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -306,7 +306,8 @@ TEST_F(ProxyPairTest, RefusesMtlsAndIsNotReadyOnceItsOwnCertificateExpired) {
   pki::WorkloadCredentials short_lived =
       MakeWorkload(*ca_, kServerId, absl::Seconds(63), absl::Now() - absl::Seconds(60));
   ASSERT_TRUE(server_->tls().UpdateSecret(ToPem(short_lived)).ok());
-  ASSERT_TRUE(tandem::testing::WaitFor([&] { return !server_->ready(); }, absl::Seconds(10)))
+  ASSERT_TRUE(
+      tandem::testing::WaitFor([&] { return !server_->ready(); }, absl::Seconds(10)))
       << "the certificate's own lifetime passed";
   EXPECT_EQ(EchoOnce(client_outbound_, "x"), "");
   EXPECT_TRUE(tandem::testing::WaitFor(

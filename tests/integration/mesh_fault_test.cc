@@ -226,9 +226,9 @@ TEST_F(MeshFaultTest, SurvivesDescriptorExhaustionWithoutSpinningAndServesAfterw
   Sockets idle;
   Connect(server_.inbound, 64, "", &idle);  // far more than the 8 spare descriptors
   // (Its metrics endpoint has no descriptor to answer with: the count comes from /proc.)
-  ASSERT_TRUE(WaitFor(
-      [&] { return OpenFdCount(pid) >= static_cast<int>(limit.rlim_cur); },
-      absl::Seconds(10)))
+  ASSERT_TRUE(
+      WaitFor([&] { return OpenFdCount(pid) >= static_cast<int>(limit.rlim_cur); },
+              absl::Seconds(10)))
       << "the proxy should have taken every descriptor it may: " << OpenFdCount(pid)
       << " of " << limit.rlim_cur;
   absl::Duration cpu_before = ProcessCpuTime(pid);

@@ -32,7 +32,8 @@ TEST(TrafficHarnessTest, CountsFailuresWhenNothingListens) {
   socklen_t len = sizeof(addr);
   ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  TrafficReport report = RunEchoTraffic(ntohs(addr.sin_port), absl::Milliseconds(100), 1, 1);
+  TrafficReport report =
+      RunEchoTraffic(ntohs(addr.sin_port), absl::Milliseconds(100), 1, 1);
   close(fd);
   EXPECT_GT(report.short_failed, 0);
   EXPECT_EQ(report.long_failed, 1);
