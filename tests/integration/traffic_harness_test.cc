@@ -1,11 +1,8 @@
 // Checks the harness itself, so a mesh test failure means the mesh, not the harness.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 
 #include "gtest/gtest.h"
+#include "tests/integration/closed_port.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/traffic.h"
 
@@ -24,17 +21,9 @@ TEST(TrafficHarnessTest, VerifiesEchoTrafficDirectly) {
 }
 
 TEST(TrafficHarnessTest, CountsFailuresWhenNothingListens) {
-  // A port bound but not listening refuses connections, and stays ours meanwhile.
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  TrafficReport report =
-      RunEchoTraffic(ntohs(addr.sin_port), absl::Milliseconds(100), 1, 1);
-  close(fd);
+  ClosedPort closed;
+  ASSERT_GT(closed.port(), 0);
+  TrafficReport report = RunEchoTraffic(closed.port(), absl::Milliseconds(100), 1, 1);
   EXPECT_GT(report.short_failed, 0);
   EXPECT_EQ(report.long_failed, 1);
   ASSERT_FALSE(report.errors.empty());
