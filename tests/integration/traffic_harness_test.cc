@@ -4,6 +4,7 @@
 #include "gtest/gtest.h"
 #include "tests/integration/closed_port.h"
 #include "tests/integration/subprocess.h"
+#include "tests/integration/tcp_forwarder.h"
 #include "tests/integration/traffic.h"
 
 namespace tandem::testing {
@@ -31,6 +32,26 @@ TEST(TrafficHarnessTest, CountsFailuresWhenNothingListens) {
                       "short #0: connect failed: Connection refused"),
             report.errors.end())
       << report.errors.front();
+}
+
+TEST(TcpForwarderTest, RelaysToTheTargetOfTheMomentAndClosesWithoutOne) {
+  TcpForwarder forwarder;
+  TrafficReport none = RunEchoTraffic(forwarder.port(), absl::Milliseconds(50), 1, 0);
+  EXPECT_EQ(none.short_ok, 0) << "no target: connections are closed at once";
+  EXPECT_GT(none.short_failed, 0);
+  EchoServer first, second;
+  forwarder.set_target_port(first.port());
+  TrafficReport to_first = RunEchoTraffic(forwarder.port(), absl::Milliseconds(100), 1, 1);
+  EXPECT_EQ(to_first.short_failed + to_first.long_failed, 0);
+  EXPECT_GT(to_first.short_ok, 0);
+  // A restarted server on a new port: new connections go there.
+  forwarder.set_target_port(second.port());
+  TrafficReport to_second = RunEchoTraffic(forwarder.port(), absl::Milliseconds(100), 1, 0);
+  EXPECT_EQ(to_second.short_failed, 0);
+  EXPECT_EQ(second.connections(), to_second.short_ok);
+  forwarder.Stop();
+  first.Stop();
+  second.Stop();
 }
 
 TEST(TrafficHarnessTest, ReadsPrometheusSamples) {
