@@ -122,7 +122,9 @@ TEST_F(AgentTest, DeliversAVerifiedCertificateOverSdsAndTheProxyAcks) {
   EXPECT_TRUE(check.ok()) << check.status();
   EXPECT_EQ(secret.trust_bundle, test_ca_->root_pem());
   EXPECT_TRUE(WaitFor([&] { return sds_->acks() >= 1; }, absl::Seconds(5)));
-  EXPECT_EQ(agent_->state(), CertState::kValid);
+  // The agent publishes its state after the push the proxy may already have read.
+  EXPECT_TRUE(
+      WaitFor([&] { return agent_->state() == CertState::kValid; }, absl::Seconds(5)));
   EXPECT_TRUE(agent_->ready());
   EXPECT_EQ(Metric("tandem_agent_certificate_state{state=\"valid\"}"), 1);
   EXPECT_EQ(Metric("tandem_agent_certificate_state{state=\"no_certificate\"}"), 0);
