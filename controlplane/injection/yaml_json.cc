@@ -51,6 +51,20 @@ Json ResolvePlain(const std::string& s) {
   return s;
 }
 
+// True when `s` survives a "|" block scalar unchanged: one final newline (clip
+// chomping keeps exactly one), no leading blank or space (the first line sets the
+// indentation), no trailing spaces on a line, only printable characters.
+bool ReadsBackAsLiteral(const std::string& s) {
+  if (s.size() < 2 || s.back() != '\n' || s[s.size() - 2] == '\n') return false;
+  if (s.front() == ' ' || s.front() == '\n' || s.find(" \n") != std::string::npos) {
+    return false;
+  }
+  for (unsigned char c : s) {
+    if ((c < 0x20 && c != '\n') || c == 0x7f) return false;
+  }
+  return true;
+}
+
 class Converter {
  public:
   explicit Converter(absl::string_view source) : source_(source) {}
@@ -130,9 +144,7 @@ void Emit(const Json& value, YAML::Emitter& out) {
     case Json::value_t::string: {
       const std::string& s = value.get_ref<const std::string&>();
       bool multi_line = s.find('\n') != std::string::npos;
-      if (multi_line && s.front() != ' ' && s.front() != '\n' &&
-          s.find_first_of("\r\t") == std::string::npos &&
-          s.find(" \n") == std::string::npos) {
+      if (multi_line && ReadsBackAsLiteral(s)) {
         out << YAML::Literal << s;
       } else if (multi_line || !ResolvePlain(s).is_string()) {
         // Would read back as a number, bool or null (or spans lines): quote it.

@@ -99,6 +99,26 @@ TEST(YamlJsonTest, EmitsStringsThatLookLikeOtherTypesQuoted) {
   EXPECT_EQ((*back)[0], doc);
 }
 
+TEST(YamlJsonTest, EveryStringReadsBackAsItself) {
+  const std::string kStrings[] = {
+      "a\nb",        "a\nb\n\n",   "\nlead", " lead\nx\n", "trail \nx\n", "tab\tx\n",
+      "- item",      "key: value", "#hash",  "*alias",     "&anchor",     "!tag",
+      "'single'",    "\"double\"", "{flow}", "[flow]",     "0x1F",        "0o17",
+      "1e3",         ".5",         "+1",     "~",          "NULL",        "True",
+      "yes",         "trail ",     " lead",  "",           "a\rb",        "\x01ctl",
+      "caf\xc3\xa9", "%directive", "@at",    "`tick",      "a #b",        "?q",
+  };
+  for (const std::string& s : kStrings) {
+    Json doc = {{"s", s}, {s, 1}};
+    absl::StatusOr<std::string> text = EmitYamlDocument(doc);
+    ASSERT_TRUE(text.ok()) << text.status();
+    absl::StatusOr<std::vector<Json>> back = ParseYamlDocuments(*text, "out.yaml");
+    ASSERT_TRUE(back.ok()) << back.status() << "\n" << *text;
+    ASSERT_EQ(back->size(), 1u) << *text;
+    EXPECT_EQ((*back)[0], doc) << *text;
+  }
+}
+
 TEST(YamlJsonTest, ParseJsonRefusesNonJsonAndDeepNesting) {
   EXPECT_EQ(ParseJson("{").status().message(), "is not JSON");
   EXPECT_EQ(ParseJson(std::string(70, '[') + std::string(70, ']')).status().message(),
