@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
-#include <regex>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -14,9 +13,59 @@
 namespace tandem::injection {
 namespace {
 
-// Bounds the work one document may cause: aliases let a few bytes of YAML name an
-// exponentially large tree ("billion laughs").
-constexpr int64_t kMaxNodes = 1'000'000;
+// Bounds the work one stream may cause: aliases let a few bytes of YAML name an
+// exponentially large tree ("billion laughs"). A 200,000-node stream is a manifest of
+// several megabytes.
+constexpr int64_t kMaxNodes = 200'000;
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+// Consumes [0-9]+ from s[*i]; false if there is none.
+bool Digits(const std::string& s, size_t* i) {
+  size_t start = *i;
+  while (*i < s.size() && IsDigit(s[*i])) ++*i;
+  return *i > start;
+}
+
+// [-+]?[0-9]+
+bool IsDecimal(const std::string& s) {
+  size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  return Digits(s, &i) && i == s.size();
+}
+
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool IsFloat(const std::string& s) {
+  size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!Digits(s, &i)) return false;
+  } else {
+    if (!Digits(s, &i)) return false;
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      Digits(s, &i);
+    }
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    if (!Digits(s, &i)) return false;
+  }
+  return i == s.size();
+}
+
+// 0o[0-7]+ or 0x[0-9a-fA-F]+
+bool IsOctalOrHex(const std::string& s) {
+  if (s.size() < 3 || s[0] != '0' || (s[1] != 'o' && s[1] != 'x')) return false;
+  for (size_t i = 2; i < s.size(); ++i) {
+    char c = s[i];
+    bool ok = s[1] == 'o'
+                  ? (c >= '0' && c <= '7')
+                  : (IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'));
+    if (!ok) return false;
+  }
+  return true;
+}
 
 // Resolves a plain scalar the way YAML 1.2's core schema does. Infinity and NaN have
 // no JSON form and stay strings.
@@ -24,12 +73,8 @@ Json ResolvePlain(const std::string& s) {
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
-  static const std::regex kDecimal("[-+]?[0-9]+");
-  static const std::regex kOctal("0o[0-7]+");
-  static const std::regex kHex("0x[0-9a-fA-F]+");
-  static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
-  if (s.size() > 64) return s;  // no number is this long; keeps regex work bounded
-  if (std::regex_match(s, kDecimal)) {
+  if (s.size() > 64) return s;  // no number is this long
+  if (IsDecimal(s)) {
     int64_t i = 0;
     if (absl::SimpleAtoi(s, &i)) return i;
     uint64_t u = 0;
@@ -38,17 +83,31 @@ Json ResolvePlain(const std::string& s) {
     if (absl::SimpleAtod(s, &d)) return d;
     return s;
   }
-  if (std::regex_match(s, kOctal) || std::regex_match(s, kHex)) {
+  if (IsOctalOrHex(s)) {
     errno = 0;
     uint64_t u = std::strtoull(s.c_str() + 2, nullptr, s[1] == 'o' ? 8 : 16);
     if (errno == ERANGE) return s;
     return u;
   }
-  if (std::regex_match(s, kFloat)) {
+  if (IsFloat(s)) {
     double d = 0;
     if (absl::SimpleAtod(s, &d)) return d;
   }
   return s;
+}
+
+// True when `s` survives a "|" block scalar unchanged: one final newline (clip
+// chomping keeps exactly one), no leading blank or space (the first line sets the
+// indentation), no trailing spaces on a line, only printable characters.
+bool ReadsBackAsLiteral(const std::string& s) {
+  if (s.size() < 2 || s.back() != '\n' || s[s.size() - 2] == '\n') return false;
+  if (s.front() == ' ' || s.front() == '\n' || s.find(" \n") != std::string::npos) {
+    return false;
+  }
+  for (unsigned char c : s) {
+    if ((c < 0x20 && c != '\n') || c == 0x7f) return false;
+  }
+  return true;
 }
 
 class Converter {
@@ -130,9 +189,7 @@ void Emit(const Json& value, YAML::Emitter& out) {
     case Json::value_t::string: {
       const std::string& s = value.get_ref<const std::string&>();
       bool multi_line = s.find('\n') != std::string::npos;
-      if (multi_line && s.front() != ' ' && s.front() != '\n' &&
-          s.find_first_of("\r\t") == std::string::npos &&
-          s.find(" \n") == std::string::npos) {
+      if (multi_line && ReadsBackAsLiteral(s)) {
         out << YAML::Literal << s;
       } else if (multi_line || !ResolvePlain(s).is_string()) {
         // Would read back as a number, bool or null (or spans lines): quote it.
