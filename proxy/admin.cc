@@ -207,10 +207,9 @@ void ProxyEndpoints::HandleAdmin(const std::string& path,
 
 absl::Status ProxyEndpoints::Start() {
   const ProxyOptions& o = proxy_->options();
-  for (auto [server, address, name] :
-       {std::tuple{metrics_.get(), &o.metrics, "metrics"},
-        std::tuple{admin_.get(), &o.admin, "admin"},
-        std::tuple{health_.get(), &o.health, "health"}}) {
+  for (auto [server, address, name] : {std::tuple{metrics_.get(), &o.metrics, "metrics"},
+                                       std::tuple{admin_.get(), &o.admin, "admin"},
+                                       std::tuple{health_.get(), &o.health, "health"}}) {
     if (absl::Status s = server->Start(); !s.ok()) return s;
     log::Listening("proxy", name, address->text, server->port());
   }

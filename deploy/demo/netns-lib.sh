@@ -14,7 +14,9 @@
 
 : "${TANDEM_BUILD:?set TANDEM_BUILD to the build directory}"
 TANDEM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-MESH_ID="${MESH_ID:-$(printf '%04x' $((RANDOM % 65536)))}"
+# From our pid (6 hex digits hold any Linux pid), so meshes built at the same time never
+# share names; "v<id>plain" stays within the 15 characters of an interface name.
+MESH_ID="${MESH_ID:-$(printf '%06x' $(($$ % 16777216)))}"
 MESH_DIR="${MESH_DIR:-/tmp/tandem-mesh-$MESH_ID}"
 NS_NET="t$MESH_ID-net"
 PROXY_UID=1337

@@ -36,14 +36,23 @@ B="${POD_IP[b]}"
 check "meshed app-to-app request is answered" \
   test "$(send_from a "$B" 8080 hello-mesh)" == hello-mesh
 
-# What an eavesdropper on pod b's wire sees.
-in_ns b timeout 20 tcpdump -i eth0 -U -w "$MESH_DIR/e2e.pcap" tcp port 8080 2>/dev/null &
-sleep 1
+# What an eavesdropper on pod b's wire sees. tcpdump says "listening on eth0" once it
+# captures; the capture holds the whole exchange once it holds the connection's first
+# FIN or RST (packets are written in order as they come, -U).
+in_ns b timeout 60 tcpdump -i eth0 -U -w "$MESH_DIR/e2e.pcap" tcp port 8080 \
+  2>"$MESH_DIR/tcpdump.log" &
+tcpdump_pid=$!
+wait_for 20 grep -q "listening on" "$MESH_DIR/tcpdump.log" ||
+  echo "tcpdump did not start: $(cat "$MESH_DIR/tcpdump.log")"
 check "payload is delivered under capture" \
   test "$(send_from a "$B" 8080 TOP-SECRET-PAYLOAD-4711)" == TOP-SECRET-PAYLOAD-4711
-sleep 1
-pkill -f "tcpdump -i eth0 -U -w $MESH_DIR/e2e.pcap" || true
-sleep 0.5
+captured_end() {
+  in_ns b tcpdump -r "$MESH_DIR/e2e.pcap" 'tcp[tcpflags] & (tcp-fin|tcp-rst) != 0' \
+    2>/dev/null | grep -q .
+}
+wait_for 20 captured_end || echo "the capture never saw the connection end"
+kill "$tcpdump_pid" 2>/dev/null
+wait "$tcpdump_pid" 2>/dev/null
 hex="$(in_ns b tcpdump -r "$MESH_DIR/e2e.pcap" -x 2>/dev/null)"
 ascii="$(in_ns b tcpdump -r "$MESH_DIR/e2e.pcap" -A 2>/dev/null)"
 check "the capture holds packets" test -n "$hex"
@@ -77,7 +86,7 @@ check "no request lost while certificates rotated" test "$lost" -eq 0
 check "certificates rotated during the traffic" test $((rot_after - rot_before)) -ge 2
 
 if ((failures)); then
-  echo "--- logs"; tail -n 20 "$MESH_DIR"/*/proxy.log "$MESH_DIR"/*/agent.log
+  echo "--- logs"; tail -n 100 "$MESH_DIR"/ca.log "$MESH_DIR"/*/proxy.log "$MESH_DIR"/*/agent.log
   echo "$failures e2e checks failed"
   exit 1
 fi
