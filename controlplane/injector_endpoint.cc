@@ -103,7 +103,8 @@ void InjectorEndpoint::RenewLoop() {
     absl::Time next = agent::NextRenewal(options_.renewal, issued_at_, not_after_,
                                          absl::Now(), failures, uniform(rng));
     if (mu_.AwaitWithDeadline(absl::Condition(&stopping_), next)) return;
-    mu_.Unlock();  // issuing takes milliseconds: Stop() and serving_serial() must not wait
+    mu_.Unlock();  // issuing takes milliseconds: Stop() and serving_serial() must not
+                   // wait
     const absl::Time issued_at = absl::Now();
     absl::StatusOr<ServingCertificate> fresh =
         core_->IssueServing(options_.dns_names, options_.certificate_ttl, issued_at);
@@ -128,8 +129,8 @@ void InjectorEndpoint::RenewLoop() {
     }
     log::Info("ca", "injector certificate renewed",
               {{"serial", serial_},
-               {"not_after", absl::FormatTime(absl::RFC3339_sec, not_after_,
-                                              absl::UTCTimeZone())}});
+               {"not_after",
+                absl::FormatTime(absl::RFC3339_sec, not_after_, absl::UTCTimeZone())}});
   }
 }
 

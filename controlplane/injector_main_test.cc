@@ -99,7 +99,8 @@ TEST_F(InjectorMainTest, ServesInjectAndPublishesItsRootAsTheCaBundle) {
             "tandem-sidecar-injector");
   EXPECT_EQ(requests[1].authorization, "Bearer ca-token");
   EXPECT_TRUE(absl::StrContains(
-      requests[1].body, absl::StrCat("\"caBundle\":\"", absl::Base64Escape(bundle), "\"")))
+      requests[1].body,
+      absl::StrCat("\"caBundle\":\"", absl::Base64Escape(bundle), "\"")))
       << requests[1].body;
 
   // The API server's view: the bundle it was given verifies the webhook's name.

@@ -392,7 +392,7 @@ void HttpServer::Run() {
     fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});
     int timeout_ms = accept_paused ? MillisUntil(accept_paused_until, now) : -1;
     for (auto& conn : conns) {
-      short events = conn->want != 0                                ? conn->want
+      short events = conn->want != 0                              ? conn->want
                      : conn->state == Connection::State::kWriting ? POLLOUT
                                                                   : POLLIN;
       fds.push_back({conn->fd, events, 0});
