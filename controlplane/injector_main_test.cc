@@ -11,8 +11,10 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/file_util.h"
 #include "controlplane/fake_https_server.h"
 #include "gtest/gtest.h"
 #include "tests/integration/subprocess.h"
@@ -56,8 +58,8 @@ class InjectorMainTest : public ::testing::Test {
             "serve",
             "--root-dir=" + dir_ + "/root",
             "--listen=127.0.0.1:0",
-            absl::StrCat("--metrics=127.0.0.1:", metrics_port_),
-            absl::StrCat("--injector-listen=127.0.0.1:", injector_port_),
+            "--metrics=",
+            "--injector-listen=127.0.0.1:0",
             absl::StrCat("--kube-api-server=127.0.0.1:", server_->port()),
             "--kube-ca-file=" + dir_ + "/kube-ca.pem",
             "--kube-token-file=" + dir_ + "/token"};
@@ -69,8 +71,6 @@ class InjectorMainTest : public ::testing::Test {
 
   tandem::testing::TempDir temp_{"tandem-injector-main-test"};
   std::string dir_ = temp_.path();
-  int metrics_port_ = tandem::testing::PickUnusedPort();
-  int injector_port_ = tandem::testing::PickUnusedPort();
   absl::Mutex mu_;
   std::string object_ ABSL_GUARDED_BY(mu_) = kConfig;
   std::vector<FakeHttpsRequest> requests_ ABSL_GUARDED_BY(mu_);
@@ -80,17 +80,25 @@ class InjectorMainTest : public ::testing::Test {
 TEST_F(InjectorMainTest, ServesInjectAndPublishesItsRootAsTheCaBundle) {
   tandem::testing::Subprocess ca("tandem-ca", Flags(), dir_ + "/ca.log");
   ASSERT_TRUE(ca.Start());
-  std::string bundle;
+  // The injector binds port 0 and logs the port; the PUT comes once it serves.
+  const std::string kServing = "injector webhook serving address=127.0.0.1:0 port=";
   ASSERT_TRUE(tandem::testing::WaitFor(
       [&] {
-        bundle = tandem::testing::HttpGet(metrics_port_, "/trust-bundle");
-        return !bundle.empty() &&
-               tandem::testing::MetricValue(
-                   tandem::testing::HttpGet(metrics_port_, "/metrics"),
-                   "tandem_ca_webhook_ca_bundle_syncs_total{result=\"updated\"}") == 1;
+        absl::MutexLock lock(&mu_);
+        return absl::StrContains(ca.Log(), kServing) && requests_.size() >= 2;
       },
       absl::Seconds(20)))
       << ca.Log();
+  const std::string log = ca.Log();
+  const size_t port_at = log.find(kServing) + kServing.size();
+  int injector_port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(
+      absl::string_view(log).substr(port_at, log.find('\n', port_at) - port_at),
+      &injector_port))
+      << log;
+  // The root tandem-ca made on first start is its whole bundle (no --extra-roots).
+  absl::StatusOr<std::string> bundle = ReadFileToString(dir_ + "/root/ca-cert.pem");
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
   std::vector<FakeHttpsRequest> requests = Requests();
   ASSERT_GE(requests.size(), 2u) << ca.Log();
   EXPECT_EQ(requests[1].method, "PUT");
@@ -100,16 +108,16 @@ TEST_F(InjectorMainTest, ServesInjectAndPublishesItsRootAsTheCaBundle) {
   EXPECT_EQ(requests[1].authorization, "Bearer ca-token");
   EXPECT_TRUE(absl::StrContains(
       requests[1].body,
-      absl::StrCat("\"caBundle\":\"", absl::Base64Escape(bundle), "\"")))
+      absl::StrCat("\"caBundle\":\"", absl::Base64Escape(*bundle), "\"")))
       << requests[1].body;
 
   // The API server's view: the bundle it was given verifies the webhook's name.
-  std::ofstream(dir_ + "/bundle.pem") << bundle;
+  std::ofstream(dir_ + "/bundle.pem") << *bundle;
   auto [status, out] = RunShell(absl::StrCat(
       "curl -sS --max-time 10 --cacert ", dir_, "/bundle.pem --resolve ",
-      "tandem-injector.tandem-system.svc:", injector_port_,
+      "tandem-injector.tandem-system.svc:", injector_port,
       ":127.0.0.1 -X POST -H 'Content-Type: application/json' -d '{}' ",
-      "https://tandem-injector.tandem-system.svc:", injector_port_, "/inject"));
+      "https://tandem-injector.tandem-system.svc:", injector_port, "/inject"));
   EXPECT_EQ(status, 0) << out << ca.Log();
   EXPECT_EQ(out, "injector not configured\n");
 }
