@@ -81,6 +81,7 @@ void InjectorEndpoint::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
+    stop_cv_.Signal();
   }
   if (renewer_.joinable()) renewer_.join();
   server_->Stop();
@@ -102,7 +103,11 @@ void InjectorEndpoint::RenewLoop() {
     // past.
     absl::Time next = agent::NextRenewal(options_.renewal, issued_at_, not_after_,
                                          absl::Now(), failures, uniform(rng));
-    if (mu_.AwaitWithDeadline(absl::Condition(&stopping_), next)) return;
+    // A CondVar, not an absl::Condition: Abseil may evaluate a Condition in the
+    // unlocking thread, which TSan cannot order with this stack frame (Debian's Abseil
+    // is uninstrumented).
+    while (!stopping_ && absl::Now() < next) stop_cv_.WaitWithDeadline(&mu_, next);
+    if (stopping_) return;
     mu_.Unlock();  // issuing takes milliseconds: Stop() and serving_serial() must not
                    // wait
     const absl::Time issued_at = absl::Now();

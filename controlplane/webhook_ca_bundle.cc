@@ -231,8 +231,11 @@ void WebhookCaBundlePublisher::Start() {
             return false;
           }
           absl::MutexLock lock(&mu_);
-          mu_.AwaitWithTimeout(absl::Condition(&stop_requested_),
-                               options_.resync_interval);
+          // A CondVar rather than an absl::Condition (injector_endpoint.cc says why).
+          const absl::Time until = absl::Now() + options_.resync_interval;
+          while (!stop_requested_ && absl::Now() < until) {
+            stop_cv_.WaitWithDeadline(&mu_, until);
+          }
           return true;
         },
         options_.max_backoff);
@@ -243,6 +246,7 @@ void WebhookCaBundlePublisher::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stop_requested_ = true;
+    stop_cv_.Signal();
   }
   stopping_.store(true);
   if (thread_.joinable()) thread_.join();

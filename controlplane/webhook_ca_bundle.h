@@ -105,6 +105,7 @@ class WebhookCaBundlePublisher {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   absl::Mutex mu_;
+  absl::CondVar stop_cv_;  // signalled by Stop()
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
 };
 
