@@ -12,6 +12,9 @@ namespace tandem::controlplane {
 
 absl::StatusOr<std::unique_ptr<InjectorEndpoint>> InjectorEndpoint::Create(
     Options options, const CaCore* core, http::HttpServer::Handler inject) {
+  if (!inject) {
+    return absl::InvalidArgumentError("the injector endpoint needs an inject function");
+  }
   if (options.dns_names.empty()) {
     return absl::InvalidArgumentError("injector: at least one DNS name is required");
   }
@@ -37,11 +40,6 @@ absl::StatusOr<std::unique_ptr<InjectorEndpoint>> InjectorEndpoint::Create(
   absl::StatusOr<std::unique_ptr<http::HttpServer>> server =
       http::HttpServer::Create(std::move(http));
   if (!server.ok()) return server.status();
-  if (!inject) {
-    inject = [](const http::HttpRequest&) {
-      return http::HttpResponse{503, "text/plain", "injector not configured\n"};
-    };
-  }
   (*server)->Handle("/inject", std::move(inject));
   return std::unique_ptr<InjectorEndpoint>(new InjectorEndpoint(
       std::move(options), core, *std::move(server), *std::move(first), issued_at));

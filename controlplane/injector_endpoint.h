@@ -55,8 +55,8 @@ class InjectorEndpoint {
   };
 
   // Issues the first certificate and binds. `inject` answers POST /inject (the
-  // injection library's function, wired in main); when null, /inject answers 503
-  // "injector not configured". `core` must outlive the endpoint.
+  // injection library's function, wired in main); InvalidArgument when it is empty.
+  // `core` must outlive the endpoint.
   static absl::StatusOr<std::unique_ptr<InjectorEndpoint>> Create(
       Options options, const CaCore* core, http::HttpServer::Handler inject);
   ~InjectorEndpoint();  // Stop()s

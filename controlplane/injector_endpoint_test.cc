@@ -141,17 +141,17 @@ TEST_F(InjectorEndpointTest, ServesInjectWithACertificateFromTheMeshCa) {
             std::string::npos);
 }
 
-TEST_F(InjectorEndpointTest, AnswersNotConfiguredWithoutAnInjectFunction) {
-  StartEndpoint(nullptr);
-  Fetched got = Fetch(endpoint_->port(), core_->trust_bundle_pem(), Post("{}"));
-  ASSERT_EQ(got.error, "");
-  EXPECT_TRUE(absl::StartsWith(got.response, "HTTP/1.1 503 Service Unavailable\r\n"));
-  EXPECT_TRUE(absl::EndsWith(got.response, "\r\n\r\ninjector not configured\n"));
+TEST_F(InjectorEndpointTest, RefusesToBeMadeWithoutAnInjectFunction) {
+  absl::StatusOr<std::unique_ptr<InjectorEndpoint>> made =
+      InjectorEndpoint::Create(options_, core_.get(), nullptr);
+  ASSERT_FALSE(made.ok());
+  EXPECT_EQ(made.status(),
+            absl::InvalidArgumentError("the injector endpoint needs an inject function"));
 }
 
 TEST_F(InjectorEndpointTest, RenewsItsCertificateAtHalfLifeWithoutRestarting) {
   options_.certificate_ttl = absl::Seconds(2);  // renewed after 0.8-1 s
-  StartEndpoint(nullptr);
+  StartEndpoint([](const http::HttpRequest&) { return http::HttpResponse{}; });
   const std::string first = endpoint_->serving_serial();
   ASSERT_EQ(Fetch(endpoint_->port(), core_->trust_bundle_pem(), Post("{}")).serial,
             first);
@@ -170,16 +170,17 @@ TEST_F(InjectorEndpointTest, RenewsItsCertificateAtHalfLifeWithoutRestarting) {
 }
 
 TEST_F(InjectorEndpointTest, RefusesBadOptions) {
+  auto answer = [](const http::HttpRequest&) { return http::HttpResponse{}; };
   options_.dns_names = {};
-  EXPECT_EQ(InjectorEndpoint::Create(options_, core_.get(), nullptr).status().message(),
+  EXPECT_EQ(InjectorEndpoint::Create(options_, core_.get(), answer).status().message(),
             "injector: at least one DNS name is required");
   options_.dns_names = {"bad name"};
-  absl::Status status = InjectorEndpoint::Create(options_, core_.get(), nullptr).status();
+  absl::Status status = InjectorEndpoint::Create(options_, core_.get(), answer).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(), "injector certificate: bad DNS name \"bad name\"");
   options_.dns_names = {kServiceName};
   options_.listen_address = "nowhere";
-  EXPECT_EQ(InjectorEndpoint::Create(options_, core_.get(), nullptr).status().code(),
+  EXPECT_EQ(InjectorEndpoint::Create(options_, core_.get(), answer).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 

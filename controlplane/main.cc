@@ -11,7 +11,11 @@
 //                   [--policy-file=FILE [--policy-poll=1s]]       (mesh policy stream)
 //                   [--state-dir=DIR [--admin=127.0.0.1:15010]]   (revocations)
 //                   [--injector-listen=0.0.0.0:15017 [--injector-dns-names=a,b]
-//                    [--webhook-config=tandem-sidecar-injector]]  (injection webhook)
+//                    [--webhook-config=tandem-sidecar-injector]
+//                    [--template=/etc/tandem/injection/sidecar-template.yaml]
+//                    [--proxy-image=tandem/proxy:dev]
+//                    [--sidecar-ca-address=tandem-ca.tandem-system.svc:15012]]
+//                                                                 (injection webhook)
 //                   [--log-level=info] [--log-format=text|json]
 //   tandem-ca revoke --admin=ADDR (--cert=FILE | --serial=HEX --not-after=RFC3339 |
 //                    --spiffe-id=ID) [--reason=TEXT]
@@ -41,6 +45,7 @@
 #include "common/process.h"
 #include "controlplane/admin_client.h"
 #include "controlplane/ca_server.h"
+#include "controlplane/injection/admission_review.h"
 #include "controlplane/injector_endpoint.h"
 #include "controlplane/jwt.h"
 #include "controlplane/policy_watcher.h"
@@ -184,6 +189,7 @@ int Serve(const tandem::Flags& flags) {
   absl::StatusOr<std::unique_ptr<CaServer>> server = CaServer::Create(options);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   if (absl::Status s = (*server)->Start(); !s.ok()) return Fail(std::string(s.message()));
+  tandem::log::Listening("ca", "grpc", options.listen_address, (*server)->port());
   using tandem::http::HttpRequest;
   using tandem::http::HttpResponse;
   std::unique_ptr<tandem::http::HttpServer> metrics;
@@ -216,6 +222,7 @@ int Serve(const tandem::Flags& flags) {
     if (absl::Status st = metrics->Start(); !st.ok()) {
       return Fail("--metrics: " + std::string(st.message()));
     }
+    tandem::log::Listening("ca", "metrics", address, metrics->port());
   }
   using tandem::controlplane::InjectorEndpoint;
   using tandem::controlplane::WebhookCaBundlePublisher;
@@ -229,9 +236,32 @@ int Serve(const tandem::Flags& flags) {
       injector_options.dns_names =
           absl::StrSplit(get("injector-dns-names", ""), ',', absl::SkipEmpty());
     }
-    // No injection function is linked yet: /inject answers 503 until it is.
-    absl::StatusOr<std::unique_ptr<InjectorEndpoint>> created =
-        InjectorEndpoint::Create(injector_options, &(*server)->core(), nullptr);
+    // The same library and template as `tandemctl kube-inject` (docs/injection.md).
+    tandem::injection::InjectorOptions inject_options;
+    inject_options.template_name =
+        get("template", "/etc/tandem/injection/sidecar-template.yaml");
+    absl::StatusOr<std::string> template_yaml =
+        tandem::ReadFileToString(inject_options.template_name);
+    if (!template_yaml.ok()) {
+      return Fail("--template: " + std::string(template_yaml.status().message()));
+    }
+    inject_options.template_yaml = *std::move(template_yaml);
+    inject_options.proxy_image = get("proxy-image", inject_options.proxy_image);
+    // Where injected agents dial this CA; their TLS check keeps the Service's name.
+    inject_options.ca_address = get("sidecar-ca-address", inject_options.ca_address);
+    absl::StatusOr<std::unique_ptr<tandem::injection::Injector>> made =
+        tandem::injection::Injector::Create(std::move(inject_options));
+    if (!made.ok()) return Fail("--template: " + std::string(made.status().message()));
+    // Shared: the handler is a copyable std::function; the Injector is immutable.
+    std::shared_ptr<const tandem::injection::Injector> injection = *std::move(made);
+    absl::StatusOr<std::unique_ptr<InjectorEndpoint>> created = InjectorEndpoint::Create(
+        injector_options, &(*server)->core(),
+        [injection](const HttpRequest& request) {
+          tandem::injection::AdmissionResult review =
+              tandem::injection::ReviewAdmission(request.body, *injection);
+          return HttpResponse{review.http_status, std::move(review.content_type),
+                              std::move(review.body)};
+        });
     if (!created.ok()) {
       return Fail("--injector-listen: " + std::string(created.status().message()));
     }
@@ -272,10 +302,13 @@ int Serve(const tandem::Flags& flags) {
       ca_bundle = *std::move(publisher);
       ca_bundle->Start();
     }
-    tandem::log::Info("ca", "injector webhook serving",
-                      {{"address", address}, {"port", injector->port()}});
-  } else if (flags.Has("webhook-config") || flags.Has("injector-dns-names")) {
-    return Fail("--webhook-config and --injector-dns-names need --injector-listen");
+    tandem::log::Listening("ca", "injector", address, injector->port());
+  } else if (flags.Has("webhook-config") || flags.Has("injector-dns-names") ||
+             flags.Has("template") || flags.Has("proxy-image") ||
+             flags.Has("sidecar-ca-address")) {
+    return Fail(
+        "--webhook-config, --injector-dns-names, --template, --proxy-image and "
+        "--sidecar-ca-address need --injector-listen");
   }
   std::unique_ptr<RevocationAdmin> admin;
   if (std::string address = get("admin", "127.0.0.1:15010");
@@ -291,6 +324,7 @@ int Serve(const tandem::Flags& flags) {
       });
     }
     if (absl::Status s = admin->Start(); !s.ok()) return Fail(std::string(s.message()));
+    tandem::log::Listening("ca", "admin", address, admin->port());
     tandem::log::Info("ca", "revocation admin serving",
                       {{"address", address}, {"port", admin->port()}});
   }
@@ -388,6 +422,9 @@ int main(int argc, char** argv) {
         "injector-listen",
         "injector-dns-names",
         "webhook-config",
+        "template",
+        "proxy-image",
+        "sidecar-ca-address",
         "log-level",
         "log-format"}},
       {"gen-signing-key", {"out"}},

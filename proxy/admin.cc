@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <tuple>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -117,7 +119,8 @@ std::string EffectiveConfigJson(const ProxyOptions& o) {
       ", \"admin_address\": ", Quote(o.admin.text),
       ", \"metrics_address\": ", Quote(o.metrics.text),
       ", \"health_address\": ", Quote(o.health.text), ", \"workers\": ", o.workers,
-      ", \"app_host\": ", Quote(o.app_host), ", \"outbound_fixed_destination\": ",
+      ", \"app_host\": ", o.app_host.length ? Quote(o.app_host.text) : "null",
+      ", \"outbound_fixed_destination\": ",
       o.has_fixed_destination ? Quote(o.fixed_destination.text) : "null",
       ", \"inbound_fixed_app\": ", o.has_fixed_app ? Quote(o.fixed_app.text) : "null",
       ", \"policy\": ", policy,
@@ -139,6 +142,7 @@ std::string EffectiveConfigJson(const ProxyOptions& o) {
 absl::StatusOr<std::unique_ptr<ProxyEndpoints>> ProxyEndpoints::Create(
     Proxy* proxy, std::function<std::string()> extra_metrics) {
   std::unique_ptr<ProxyEndpoints> e(new ProxyEndpoints());
+  e->proxy_ = proxy;
   const ProxyOptions& o = proxy->options();
   absl::StatusOr<std::unique_ptr<http::HttpServer>> metrics =
       NewServer(o.metrics, "metrics");
@@ -202,8 +206,13 @@ void ProxyEndpoints::HandleAdmin(const std::string& path,
 }
 
 absl::Status ProxyEndpoints::Start() {
-  for (http::HttpServer* server : {metrics_.get(), admin_.get(), health_.get()}) {
+  const ProxyOptions& o = proxy_->options();
+  for (auto [server, address, name] :
+       {std::tuple{metrics_.get(), &o.metrics, "metrics"},
+        std::tuple{admin_.get(), &o.admin, "admin"},
+        std::tuple{health_.get(), &o.health, "health"}}) {
     if (absl::Status s = server->Start(); !s.ok()) return s;
+    log::Listening("proxy", name, address->text, server->port());
   }
   return absl::OkStatus();
 }

@@ -32,6 +32,7 @@ class ProxyEndpoints {
 
   // Adds an admin-only GET endpoint (before Start()).
   void HandleAdmin(const std::string& path, http::HttpServer::Handler handler);
+  // Serves, and logs each listener's bound address (log::Listening).
   absl::Status Start();
   void Stop();
 
@@ -42,6 +43,7 @@ class ProxyEndpoints {
  private:
   ProxyEndpoints() = default;
 
+  Proxy* proxy_ = nullptr;
   std::unique_ptr<http::HttpServer> metrics_;
   std::unique_ptr<http::HttpServer> admin_;
   std::unique_ptr<http::HttpServer> health_;

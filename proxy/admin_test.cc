@@ -1,6 +1,5 @@
 #include "proxy/admin.h"
 
-#include "absl/strings/str_cat.h"
 #include "common/log/log.h"
 #include "common/pki/test_util.h"
 #include "google/protobuf/struct.pb.h"
@@ -21,14 +20,14 @@ bool IsJson(const std::string& text) {
 class AdminTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto address = [] { return absl::StrCat("127.0.0.1:", testing::PickUnusedPort()); };
-    absl::StatusOr<ProxyOptions> options = ParseProxyConfig(absl::StrCat(
-        "{\"outbound_address\": \"", address(), "\", \"inbound_address\": \"", address(),
-        "\", \"admin_address\": \"", address(), "\", \"metrics_address\": \"", address(),
-        "\", \"health_address\": \"", address(),
-        "\", \"workers\": 1, \"mesh_cidrs\": [\"10.0.0.0/8\"], \"inbound_ports\": "
+    // Port 0 everywhere: the endpoints say which ports they got.
+    absl::StatusOr<ProxyOptions> options = ParseProxyConfig(
+        "{\"outbound_address\": \"127.0.0.1:0\", \"inbound_address\": \"127.0.0.1:0\", "
+        "\"admin_address\": \"127.0.0.1:0\", \"metrics_address\": \"127.0.0.1:0\", "
+        "\"health_address\": \"127.0.0.1:0\", "
+        "\"workers\": 1, \"mesh_cidrs\": [\"10.0.0.0/8\"], \"inbound_ports\": "
         "[{\"port\": 8080, \"allowed_identities\": "
-        "[\"spiffe://cluster.local/ns/a/*\"]}]}"));
+        "[\"spiffe://cluster.local/ns/a/*\"]}]}");
     ASSERT_TRUE(options.ok()) << options.status();
     absl::StatusOr<std::unique_ptr<Proxy>> proxy = Proxy::Create(*options);
     ASSERT_TRUE(proxy.ok());

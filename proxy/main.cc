@@ -125,6 +125,10 @@ int main(int argc, char** argv) {
   if (absl::Status s = (*proxy)->Start(); !s.ok()) return Fail(1, "cannot listen", s);
 
   Proxy* p = proxy->get();
+  log::Listening("proxy", "outbound", p->options().outbound.text,
+                 p->options().outbound.port());
+  log::Listening("proxy", "inbound", p->options().inbound.text,
+                 p->options().inbound.port());
   absl::StatusOr<std::unique_ptr<tandem::proxy::ProxyEndpoints>> endpoints =
       tandem::proxy::ProxyEndpoints::Create(p, [&sds, &policy]() {
         std::string extra;
@@ -136,13 +140,7 @@ int main(int argc, char** argv) {
   if (absl::Status s = (*endpoints)->Start(); !s.ok()) {
     return Fail(1, "cannot serve metrics/admin", s);
   }
-  log::Info("proxy", "started",
-            {{"outbound", options->outbound.text},
-             {"inbound", options->inbound.text},
-             {"metrics", options->metrics.text},
-             {"health", options->health.text},
-             {"admin", options->admin.text},
-             {"workers", options->workers}});
+  log::Info("proxy", "started", {{"workers", options->workers}});
 
   while (true) {
     int sig = 0;

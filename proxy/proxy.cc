@@ -42,6 +42,11 @@ Proxy::~Proxy() { Stop(); }
 absl::Status Proxy::Start() {
   for (auto& worker : workers_) {
     if (absl::Status s = worker->Listen(); !s.ok()) return s;
+    // The first worker resolves port 0; the others join its SO_REUSEPORT group, and
+    // the outbound listener's self-connection check compares against the real port.
+    // No worker thread runs yet, so the workers read the updated options.
+    options_.outbound = worker->ListenAddress(Direction::kOutbound);
+    options_.inbound = worker->ListenAddress(Direction::kInbound);
   }
   for (auto& worker : workers_) worker->Start();
   listening_.store(true);

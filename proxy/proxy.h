@@ -25,7 +25,9 @@ class Proxy : public PolicySink {
   static absl::StatusOr<std::unique_ptr<Proxy>> Create(ProxyOptions options);
   ~Proxy() override;
 
-  // Opens the listeners on every worker and starts their threads.
+  // Opens the listeners on every worker and starts their threads. A listener on port 0
+  // gets a free port, which every worker shares; options().outbound and .inbound hold
+  // the bound addresses from then on.
   absl::Status Start();
   // Stops accepting, waits up to the drain timeout for open connections to finish,
   // then stops the workers (closing what is left). Returns the connections cut off.
@@ -53,7 +55,8 @@ class Proxy : public PolicySink {
  private:
   explicit Proxy(ProxyOptions options);
 
-  const ProxyOptions options_;
+  // Constant once Start() has resolved the listeners' port 0.
+  ProxyOptions options_;
   TlsContextManager tls_;
   MeshPolicyHolder policy_;
   std::atomic<uint64_t> policy_accepted_{0};

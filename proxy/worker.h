@@ -25,6 +25,8 @@ class Worker {
   // Main thread, before Start(): opens this worker's listening sockets.
   absl::Status Listen();
   void Start();
+  // Main thread, after Listen(): the address the `direction` listener is bound to.
+  SocketAddress ListenAddress(Direction direction) const;
   // Stops accepting (closes the listeners); open connections continue.
   void StopAccepting();
   // Ends the loop; remaining connections are closed when the Worker is destroyed.

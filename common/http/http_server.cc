@@ -68,6 +68,8 @@ const char* ReasonPhrase(int status) {
       return "Not Implemented";
     case 503:
       return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
     default:
       return "Status";
   }
@@ -186,17 +188,20 @@ absl::StatusOr<std::shared_ptr<const HttpServer::TlsContext>> HttpServer::TlsCon
 }
 
 struct HttpServer::Connection {
-  enum class State { kHandshaking, kReading, kWriting, kLingering };
-  explicit Connection(int fd) : fd(fd) {}
+  // kDeferred: the request went to a deferred handler, whose Responder has not been
+  // called yet; the connection is polled only for errors and hang-ups.
+  enum class State { kHandshaking, kReading, kDeferred, kWriting, kLingering };
+  Connection(int fd, uint64_t id) : fd(fd), id(id) {}
   ~Connection() {
     ssl.reset();
     close(fd);
   }
 
   const int fd;
+  const uint64_t id;  // names the connection to Responders; never reused
   bssl::UniquePtr<SSL> ssl;  // HTTPS only
   // Poll events a TLS operation is waiting for (SSL_ERROR_WANT_READ/WRITE); 0: the
-  // state's own (POLLOUT when writing, else POLLIN).
+  // state's own (POLLOUT when writing, none when deferred, else POLLIN).
   short want = 0;
   State state = State::kReading;
   absl::Time deadline;
@@ -260,6 +265,36 @@ struct HttpServer::Stats {
   std::map<std::string_view, metrics::Counter*> tls_credentials;  // keys: literals
 };
 
+// Carries deferred responses from any thread to the serving thread. Responders hold it
+// by shared_ptr, so a late response after the server is gone finds it closed.
+struct HttpServer::Mailbox {
+  explicit Mailbox(int wake_fd) : wake_fd(wake_fd) {}
+
+  void Post(uint64_t connection_id, HttpResponse response) {
+    absl::MutexLock lock(&mu);
+    if (closed) return;
+    responses.emplace_back(connection_id, std::move(response));
+    uint64_t one = 1;
+    while (write(wake_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+  }
+  std::vector<std::pair<uint64_t, HttpResponse>> Take() {
+    absl::MutexLock lock(&mu);
+    return std::exchange(responses, {});
+  }
+  // After this, Post() drops its response and no longer touches wake_fd.
+  void Close() {
+    absl::MutexLock lock(&mu);
+    closed = true;
+    responses.clear();
+  }
+
+  const int wake_fd;  // owned by the server; valid until Close()
+  absl::Mutex mu;
+  bool closed ABSL_GUARDED_BY(mu) = false;
+  std::vector<std::pair<uint64_t, HttpResponse>> responses ABSL_GUARDED_BY(mu);
+};
+
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options) {
   if (options.max_connections == 0) {
     return absl::InvalidArgumentError("max_connections must be at least 1");
@@ -288,6 +323,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options) 
   if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr)) {
+    // [::] serves IPv4 too, whatever net.ipv6.bindv6only says.
+    int zero = 0;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+  }
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 128) != 0 ||
       getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
     int err = errno;
@@ -321,10 +361,11 @@ HttpServer::HttpServer(Options options, int listen_fd, int wake_fd, uint16_t por
       tls_enabled_(tls),
       stats_(options_.registry == nullptr
                  ? nullptr
-                 : std::make_unique<Stats>(*options_.registry, options_.name, tls)) {}
+                 : std::make_unique<Stats>(*options_.registry, options_.name, tls)),
+      mailbox_(std::make_shared<Mailbox>(wake_fd)) {}
 
 HttpServer::~HttpServer() {
-  Stop();
+  Stop();  // closes the mailbox, so no Responder writes to wake_fd_ after this
   close(listen_fd_);
   close(wake_fd_);
 }
@@ -347,7 +388,12 @@ absl::Status HttpServer::SetTlsCredentials(const TlsCredentials& credentials) {
 
 void HttpServer::Handle(std::string path, Handler handler) {
   absl::MutexLock lock(&mu_);
-  handlers_[std::move(path)] = std::move(handler);
+  handlers_[std::move(path)] = Route{std::move(handler), nullptr};
+}
+
+void HttpServer::HandleDeferred(std::string path, DeferredHandler handler) {
+  absl::MutexLock lock(&mu_);
+  handlers_[std::move(path)] = Route{nullptr, std::move(handler)};
 }
 
 absl::Status HttpServer::Start() {
@@ -365,6 +411,7 @@ void HttpServer::Stop() {
   while (write(wake_fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
   }
   if (thread_.joinable()) thread_.join();
+  mailbox_->Close();
 }
 
 void HttpServer::Run() {
@@ -373,9 +420,15 @@ void HttpServer::Run() {
   absl::Time accept_paused_until = absl::InfinitePast();
   while (true) {
     absl::Time now = absl::Now();
-    // Expire connections past their deadline.
+    // Expire connections past their deadline; a deferred handler that never answered
+    // gets 504 sent for it.
     for (auto& conn : conns) {
       if (conn->deadline > now) continue;
+      if (conn->state == Connection::State::kDeferred) {
+        Respond(*conn, HttpResponse{504, "text/plain", "Gateway Timeout\n"});
+        if (!OnWritable(*conn)) conn.reset();
+        continue;
+      }
       if ((conn->state == Connection::State::kReading ||
            conn->state == Connection::State::kHandshaking) &&
           stats_) {
@@ -392,28 +445,47 @@ void HttpServer::Run() {
     fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});
     int timeout_ms = accept_paused ? MillisUntil(accept_paused_until, now) : -1;
     for (auto& conn : conns) {
-      short events = conn->want != 0                              ? conn->want
-                     : conn->state == Connection::State::kWriting ? POLLOUT
-                                                                  : POLLIN;
+      short events = conn->want != 0                                 ? conn->want
+                     : conn->state == Connection::State::kWriting  ? POLLOUT
+                     : conn->state == Connection::State::kDeferred ? 0
+                                                                   : POLLIN;
       fds.push_back({conn->fd, events, 0});
       int ms = MillisUntil(conn->deadline, now);
       timeout_ms = timeout_ms < 0 ? ms : std::min(timeout_ms, ms);
     }
     int n = poll(fds.data(), fds.size(), timeout_ms);
     if (n < 0 && errno != EINTR) break;  // cannot happen with valid fds
-    if (stopping_.load() || (fds[0].revents & POLLIN)) break;
+    if (stopping_.load()) break;
     if (n <= 0) continue;
 
     for (size_t i = 0; i < conns.size(); ++i) {
       short revents = fds[i + 2].revents;
       if (revents == 0) continue;
       Connection& conn = *conns[i];
-      bool keep = conn.state == Connection::State::kHandshaking ? OnHandshake(conn)
-                  : conn.state == Connection::State::kWriting   ? OnWritable(conn)
-                                                                : OnReadable(conn);
+      bool keep;
+      switch (conn.state) {
+        case Connection::State::kHandshaking:
+          keep = OnHandshake(conn);
+          break;
+        case Connection::State::kWriting:
+          keep = OnWritable(conn);
+          break;
+        case Connection::State::kDeferred:
+          keep = false;  // polled for no event: an error or hang-up; nobody to answer
+          break;
+        default:
+          keep = OnReadable(conn);
+      }
       if (!keep) conns[i].reset();
     }
     std::erase(conns, nullptr);
+
+    if (fds[0].revents & POLLIN) {
+      uint64_t count;
+      while (read(wake_fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
+      }
+      DeliverDeferred(conns);
+    }
 
     if (fds[1].revents & POLLIN) {
       while (conns.size() < options_.max_connections) {
@@ -425,7 +497,7 @@ void HttpServer::Run() {
           }
           break;
         }
-        auto conn = std::make_unique<Connection>(fd);
+        auto conn = std::make_unique<Connection>(fd, next_connection_id_++);
         conn->deadline = absl::Now() + options_.read_timeout;  // handshake included
         if (tls_enabled_) {
           std::shared_ptr<const TlsContext> tls;
@@ -612,7 +684,7 @@ bool HttpServer::OnReadable(Connection& conn) {
     if (conn.in.size() - conn.header_end >= conn.content_length) {
       conn.request.body = conn.in.substr(conn.header_end, conn.content_length);
       Dispatch(conn, std::move(conn.request));
-      return OnWritable(conn);
+      return conn.state == Connection::State::kDeferred || OnWritable(conn);
     }
   }
 }
@@ -622,17 +694,41 @@ void HttpServer::Dispatch(Connection& conn, HttpRequest request) {
     Refuse(conn, 405, "method");
     return;
   }
-  Handler handler;
+  Route route;
   {
     absl::MutexLock lock(&mu_);
     auto it = handlers_.find(request.path);
-    if (it != handlers_.end()) handler = it->second;
+    if (it != handlers_.end()) route = it->second;
   }
-  if (!handler) {
+  if (route.deferred) {
+    conn.state = Connection::State::kDeferred;
+    conn.deadline = absl::Now() + options_.deferred_timeout;
+    conn.in.clear();
+    conn.in.shrink_to_fit();
+    route.deferred(request, [mailbox = mailbox_, id = conn.id](HttpResponse response) {
+      mailbox->Post(id, std::move(response));
+    });
+    return;
+  }
+  if (!route.handler) {
     Respond(conn, HttpResponse{404, "text/plain", "not found\n"});
     return;
   }
-  Respond(conn, handler(request));
+  Respond(conn, route.handler(request));
+}
+
+void HttpServer::DeliverDeferred(std::vector<std::unique_ptr<Connection>>& conns) {
+  for (auto& [id, response] : mailbox_->Take()) {
+    // Only the first response finds its connection deferred; later ones, and those for
+    // a connection that hung up or timed out, are dropped.
+    auto it = std::find_if(conns.begin(), conns.end(), [id = id](const auto& conn) {
+      return conn && conn->id == id && conn->state == Connection::State::kDeferred;
+    });
+    if (it == conns.end()) continue;
+    Respond(**it, response);
+    if (!OnWritable(**it)) it->reset();
+  }
+  std::erase(conns, nullptr);
 }
 
 void HttpServer::Refuse(Connection& conn, int status, const char* reason) {

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -51,9 +52,12 @@ struct TlsCredentials {
 //
 // Threading: one background thread runs a poll(2) loop over the listener and up to
 // Options::max_connections non-blocking connections, and calls the handlers, so a
-// handler must be quick and must not call Stop(). Handle() may be called from any
-// thread at any time; Create/Start/Stop/destructor from the owning thread; port() from
-// any thread.
+// handler must be quick and must not call Stop(). A handler whose answer takes time
+// (e.g. an app health probe bounded by seconds) registers with HandleDeferred() and
+// answers later, from any thread, through its Responder: the loop keeps serving other
+// connections meanwhile. Handle() and HandleDeferred() may be called from any thread
+// at any time; Create/Start/Stop/destructor from the owning thread; port() from any
+// thread.
 //
 // Hostile clients: each connection must deliver its whole request within
 // Options::read_timeout, the TLS handshake included (slowloris-safe: a slow client
@@ -65,6 +69,11 @@ struct TlsCredentials {
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
+  // Delivers a deferred handler's response. Callable from any thread, also after the
+  // server is stopped or destroyed (the response is then dropped); only its first call
+  // counts. Copyable: every copy answers the same request.
+  using Responder = std::function<void(HttpResponse)>;
+  using DeferredHandler = std::function<void(const HttpRequest&, Responder)>;
 
   struct Options {
     // Where to listen. Admin endpoints keep the loopback default; the caller passes
@@ -76,6 +85,10 @@ class HttpServer {
     size_t max_connections = 64;
     absl::Duration read_timeout = absl::Seconds(2);   // whole request, from accept
     absl::Duration write_timeout = absl::Seconds(5);  // whole response
+    // How long a deferred handler may take to call its Responder; then the client gets
+    // 504 and a later response is dropped. A bound on the slot, not a normal path: the
+    // deferred handler is expected to answer within its own deadline first.
+    absl::Duration deferred_timeout = absl::Seconds(30);
     // When set, counts requests by code and refusals by reason (the registry must
     // outlive the server), labelled server=`name`:
     //   tandem_http_requests_total{server,code}
@@ -101,6 +114,9 @@ class HttpServer {
 
   // Routes an exact path (no query) to `handler`, replacing any earlier one. Any thread.
   void Handle(std::string path, Handler handler);
+  // Routes an exact path to a handler that answers through its Responder, now or later
+  // (see the class comment); replaces any earlier handler of the path. Any thread.
+  void HandleDeferred(std::string path, DeferredHandler handler);
 
   // Starts the serving thread. FailedPrecondition if already started or stopped.
   absl::Status Start();
@@ -119,6 +135,11 @@ class HttpServer {
   struct Connection;
   struct Stats;
   struct TlsContext;  // a built SSL_CTX (BoringSSL stays in the .cc)
+  struct Mailbox;
+  struct Route {
+    Handler handler;
+    DeferredHandler deferred;  // set instead of `handler` for HandleDeferred()
+  };
 
   HttpServer(Options options, int listen_fd, int wake_fd, uint16_t port, bool tls);
   void Run();
@@ -135,19 +156,24 @@ class HttpServer {
   void Respond(Connection& conn, const HttpResponse& response);
   void Refuse(Connection& conn, int status, const char* reason);
   void Dispatch(Connection& conn, HttpRequest request);
+  // Sends the deferred responses that arrived, to the connections still waiting.
+  void DeliverDeferred(std::vector<std::unique_ptr<Connection>>& conns);
 
   const Options options_;
   const int listen_fd_;
-  const int wake_fd_;  // eventfd: Stop() wakes the loop
+  const int wake_fd_;  // eventfd: Stop() and Responders wake the loop
   const uint16_t port_;
   const bool tls_enabled_;
   std::unique_ptr<Stats> stats_;  // null without a registry
   std::thread thread_;
   bool started_ = false;  // owning thread only
   std::atomic<bool> stopping_{false};
+  uint64_t next_connection_id_ = 1;  // serving thread only
+  // Shared with every Responder, which may outlive the server.
+  const std::shared_ptr<Mailbox> mailbox_;
 
   absl::Mutex mu_;
-  std::map<std::string, Handler, std::less<>> handlers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Route, std::less<>> handlers_ ABSL_GUARDED_BY(mu_);
   // HTTPS only: the context new connections use; the lock is held to copy or swap.
   mutable absl::Mutex tls_mu_;
   std::shared_ptr<const TlsContext> tls_ ABSL_GUARDED_BY(tls_mu_);

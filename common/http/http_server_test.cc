@@ -13,9 +13,13 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/metrics/registry.h"
 #include "common/pki/test_util.h"
@@ -276,6 +280,87 @@ TEST_F(HttpServerTest, StopClosesOpenConnectionsAndJoins) {
   EXPECT_EQ(idle.ReadUntilClose(absl::Seconds(2)), "");
   EXPECT_FALSE(idle.timed_out());
   server_->Stop();  // idempotent
+}
+
+// Holds the Responders a deferred handler received, for the test to answer.
+class PendingResponders {
+ public:
+  HttpServer::DeferredHandler Handler() {
+    return [this](const HttpRequest&, HttpServer::Responder responder) {
+      absl::MutexLock lock(&mu_);
+      responders_.push_back(std::move(responder));
+    };
+  }
+  // Waits until `n` requests have reached the handler; returns the n-th Responder.
+  HttpServer::Responder Await(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return responders_.size() >= n;
+    };
+    mu_.Await(absl::Condition(&enough));
+    return responders_[n - 1];
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<HttpServer::Responder> responders_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(HttpServerTest, DeferredHandlerAnswersFromAnotherThreadWhileOthersAreServed) {
+  StartServer();
+  PendingResponders pending;
+  server_->HandleDeferred("/later", pending.Handler());
+  Client waiting(server_->port());
+  ASSERT_TRUE(waiting.Send("GET /later HTTP/1.1\r\n\r\n"));
+  HttpServer::Responder responder = pending.Await(1);
+
+  // The serving thread is free while /later waits for its answer.
+  EXPECT_EQ(StatusLine(Fetch(server_->port(), "GET /hello HTTP/1.1\r\n\r\n")),
+            "HTTP/1.1 200 OK");
+
+  std::thread([responder] {
+    responder(HttpResponse{200, "text/plain", "late\n"});
+    responder(HttpResponse{500, "text/plain", "second\n"});  // dropped
+  }).join();
+  std::string response = waiting.ReadUntilClose();
+  EXPECT_EQ(StatusLine(response), "HTTP/1.1 200 OK");
+  EXPECT_EQ(Body(response), "late\n");
+}
+
+TEST_F(HttpServerTest, DeferredHandlerMayAnswerAtOnce) {
+  StartServer();
+  server_->HandleDeferred("/now", [](const HttpRequest& request,
+                                     HttpServer::Responder responder) {
+    responder(HttpResponse{503, "text/plain", "now " + request.query + "\n"});
+  });
+  std::string response = Fetch(server_->port(), "GET /now?x HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(StatusLine(response), "HTTP/1.1 503 Service Unavailable");
+  EXPECT_EQ(Body(response), "now x\n");
+}
+
+TEST_F(HttpServerTest, DeferredHandlerThatNeverAnswersGets504) {
+  HttpServer::Options options;
+  options.deferred_timeout = absl::Milliseconds(200);
+  StartServer(options);
+  PendingResponders pending;
+  server_->HandleDeferred("/never", pending.Handler());
+  EXPECT_EQ(StatusLine(Fetch(server_->port(), "GET /never HTTP/1.1\r\n\r\n")),
+            "HTTP/1.1 504 Gateway Timeout");
+  pending.Await(1)(HttpResponse{200, "text/plain", "too late\n"});  // dropped
+  EXPECT_EQ(StatusLine(Fetch(server_->port(), "GET /hello HTTP/1.1\r\n\r\n")),
+            "HTTP/1.1 200 OK");
+}
+
+TEST_F(HttpServerTest, ResponderOutlivesTheServer) {
+  StartServer();
+  PendingResponders pending;
+  server_->HandleDeferred("/later", pending.Handler());
+  Client waiting(server_->port());
+  ASSERT_TRUE(waiting.Send("GET /later HTTP/1.1\r\n\r\n"));
+  HttpServer::Responder responder = pending.Await(1);
+  server_.reset();
+  EXPECT_EQ(waiting.ReadUntilClose(), "");  // closed unanswered
+  responder(HttpResponse{200, "text/plain", "nobody listens\n"});  // dropped, no crash
 }
 
 TEST_F(HttpServerTest, StartTwiceFails) {

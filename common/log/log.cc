@@ -28,6 +28,13 @@ bool LogLimited(RateLimiter& limiter, Level level, std::string_view component,
   return LogLimited(Logger::Default(), limiter, level, component, message, fields);
 }
 
+void Listening(std::string_view component, std::string_view listener,
+               std::string_view address, int bound_port) {
+  std::string_view host = address.substr(0, address.rfind(':'));
+  Info(component, "listening",
+       {{"listener", listener}, {"address", absl::StrCat(std::string(host), ":", bound_port)}});
+}
+
 absl::Status ConfigureDefault(std::string_view level, std::string_view format) {
   if (!level.empty()) {
     absl::StatusOr<Level> parsed = ParseLevel(level);

@@ -51,6 +51,14 @@ bool LogLimited(Logger& logger, RateLimiter& limiter, Level level,
 bool LogLimited(RateLimiter& limiter, Level level, std::string_view component,
                 std::string_view message, absl::Span<const Field> fields = {});
 
+// Logs at info where a listener is bound once any port 0 is resolved, e.g.
+// "listening listener=metrics address=127.0.0.1:41234" (JSON: "listener":"metrics",
+// "address":"..."): one line per listener, which tests and operators read the bound
+// address from. `address` is the configured "host:port" or "[v6]:port"; its port is
+// replaced by `bound_port`.
+void Listening(std::string_view component, std::string_view listener,
+               std::string_view address, int bound_port);
+
 // Applies the --log-level / --log-format flags every tandem binary takes to the
 // process-wide logger; an empty value keeps the default (info, text).
 // InvalidArgument names the flag and the accepted values.

@@ -78,6 +78,22 @@ TEST(LogTest, FreeFunctionsWriteToDefaultLogger) {
   EXPECT_NE(lines[2].find(" ERROR test: broken"), std::string::npos);
 }
 
+TEST(LogTest, ListeningLineNamesTheListenerAndItsBoundAddress) {
+  Default().SetLevel(Level::kInfo);
+  StderrCapture capture;
+  Listening("proxy", "outbound", "127.0.0.1:0", 41234);
+  Listening("proxy", "admin", "[::1]:15000", 15000);
+  std::vector<std::string> lines = Lines(capture.Finish());
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find(" INFO proxy: listening listener=outbound "
+                          "address=127.0.0.1:41234"),
+            std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[1].find(" listening listener=admin address=[::1]:15000"),
+            std::string::npos)
+      << lines[1];
+}
+
 TEST(LogTest, EveryNSecMacroLimitsAFloodFromOneCallSite) {
   Default().SetLevel(Level::kInfo);
   StderrCapture capture;

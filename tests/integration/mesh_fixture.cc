@@ -4,7 +4,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -12,16 +11,6 @@
 #include "controlplane/jwt.h"
 
 namespace tandem::testing {
-namespace {
-
-// The start and the end of a process log: how it came up, and how it ended.
-std::string LogExcerpt(const std::string& log) {
-  constexpr size_t kHalf = 2000;
-  if (log.size() <= 2 * kHalf) return log;
-  return absl::StrCat(log.substr(0, kHalf), "\n[...]\n", log.substr(log.size() - kHalf));
-}
-
-}  // namespace
 
 void MeshTest::SetUp() {
   char tmpl[] = "/tmp/tandem-mesh-XXXXXX";
@@ -29,31 +18,18 @@ void MeshTest::SetUp() {
   signing_key_ =
       NewCredentialRequest("spiffe://cluster.local/ns/k/sa/k")->private_key_pem;
   Write(dir_ + "/token-key.pub", *controlplane::PublicKeyPemOf(signing_key_));
-  ca_port_ = NewPort();
-  ca_metrics_ = NewPort();
 }
 
 void MeshTest::TearDown() {
+  // Each Subprocess prints its log as it goes if the test failed.
   for (Pod* pod : {&client_, &server_}) {
-    if (HasFailure() && pod->proxy) std::cerr << LogExcerpt(pod->proxy->Log());
-    if (HasFailure() && pod->agent) std::cerr << LogExcerpt(pod->agent->Log());
     pod->proxy.reset();
     pod->agent.reset();
   }
-  if (HasFailure() && ca_) std::cerr << LogExcerpt(ca_->Log());
   ca_.reset();
+  ca_service_.Stop();
   echo_.Stop();
   std::filesystem::remove_all(dir_);
-}
-
-int MeshTest::NewPort() {
-  // A port is free when picked but not reserved: a later pick may return it again.
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    int port = PickUnusedPort();
-    if (ports_.insert(port).second) return port;
-  }
-  ADD_FAILURE() << "no new free port in 100 picks";
-  return 0;
 }
 
 void MeshTest::Write(const std::string& path, const std::string& text) {
@@ -65,8 +41,8 @@ void MeshTest::StartCa(const std::string& root_dir, const std::string& extra_roo
   std::vector<std::string> args = {TANDEM_CA_BIN,
                                    "serve",
                                    "--root-dir=" + dir_ + "/" + root_dir,
-                                   absl::StrCat("--listen=127.0.0.1:", ca_port_),
-                                   absl::StrCat("--metrics=127.0.0.1:", ca_metrics_),
+                                   "--listen=127.0.0.1:0",
+                                   "--metrics=127.0.0.1:0",
                                    "--token-public-key=" + dir_ + "/token-key.pub",
                                    "--default-ttl=3s",
                                    "--max-ttl=1h"};
@@ -74,6 +50,10 @@ void MeshTest::StartCa(const std::string& root_dir, const std::string& extra_roo
   args.insert(args.end(), extra_ca_args_.begin(), extra_ca_args_.end());
   ca_ = std::make_unique<Subprocess>("tandem-ca", args, dir_ + "/" + root_dir + ".log");
   ASSERT_TRUE(ca_->Start());
+  int grpc = WaitForListeningPort(*ca_, "grpc");
+  ca_metrics_ = WaitForListeningPort(*ca_, "metrics");
+  ASSERT_TRUE(grpc > 0 && ca_metrics_ > 0) << "tandem-ca did not come up";
+  ca_service_.set_target_port(grpc);
   ASSERT_TRUE(WaitFor([&] { return !HttpGet(ca_metrics_, "/healthz/ready").empty(); },
                       absl::Seconds(20)))
       << ca_->Log();
@@ -82,11 +62,6 @@ void MeshTest::StartCa(const std::string& root_dir, const std::string& extra_roo
 
 void MeshTest::StartPod(Pod& pod, const std::string& ns, const std::string& sa,
                         const std::string& config) {
-  pod.outbound = NewPort();
-  pod.inbound = NewPort();
-  pod.metrics = NewPort();
-  pod.admin = NewPort();
-  pod.agent_metrics = NewPort();
   std::string pod_dir = dir_ + "/" + pod.name;
   std::filesystem::create_directories(pod_dir);
   Write(pod_dir + "/token",
@@ -95,21 +70,23 @@ void MeshTest::StartPod(Pod& pod, const std::string& ns, const std::string& sa,
   pod.agent = std::make_unique<Subprocess>(
       "tandem-agent",
       std::vector<std::string>{
-          TANDEM_AGENT_BIN, absl::StrCat("--ca-address=127.0.0.1:", ca_port_),
+          TANDEM_AGENT_BIN, absl::StrCat("--ca-address=127.0.0.1:", ca_service_.port()),
           "--ca-root=" + dir_ + "/ca-root.pem", "--token-file=" + pod_dir + "/token",
           "--namespace=" + ns, "--service-account=" + sa,
           "--sds-socket=" + pod_dir + "/sds/sds.sock",
           absl::StrCat("--proxy-uid=", getuid()), "--validity=3s",
-          absl::StrCat("--metrics=127.0.0.1:", pod.agent_metrics), extra_agent_flag_},
+          "--metrics=127.0.0.1:0", extra_agent_flag_},
       pod_dir + "/agent.log");
   ASSERT_TRUE(pod.agent->Start());
+  pod.agent_metrics = WaitForListeningPort(*pod.agent, "metrics");
+  ASSERT_GT(pod.agent_metrics, 0) << "tandem-agent did not come up";
   Write(pod_dir + "/proxy.json",
-        absl::StrCat("{\"outbound_address\": \"127.0.0.1:", pod.outbound,
-                     "\", \"inbound_address\": \"127.0.0.1:", pod.inbound,
-                     "\", \"metrics_address\": \"127.0.0.1:", pod.metrics,
-                     "\", \"health_address\": \"127.0.0.1:", NewPort(),
-                     "\", \"admin_address\": \"127.0.0.1:", pod.admin,
-                     "\", \"workers\": 2, \"socket_mark\": 0, \"sds_socket\": \"",
+        absl::StrCat("{\"outbound_address\": \"127.0.0.1:0\", "
+                     "\"inbound_address\": \"127.0.0.1:0\", "
+                     "\"metrics_address\": \"127.0.0.1:0\", "
+                     "\"health_address\": \"127.0.0.1:0\", "
+                     "\"admin_address\": \"127.0.0.1:0\", "
+                     "\"workers\": 2, \"socket_mark\": 0, \"sds_socket\": \"",
                      pod_dir, "/sds/sds.sock\"", config, extra_proxy_json_, "}"));
   StartProxy(pod);
 }
@@ -122,6 +99,12 @@ void MeshTest::StartProxy(Pod& pod, const std::vector<std::string>& wrapper) {
   pod.proxy.reset();  // a running proxy is killed first
   pod.proxy = std::make_unique<Subprocess>("tandem-proxy", argv, pod_dir + "/proxy.log");
   ASSERT_TRUE(pod.proxy->Start());
+  pod.outbound = WaitForListeningPort(*pod.proxy, "outbound");
+  pod.inbound = WaitForListeningPort(*pod.proxy, "inbound");
+  pod.metrics = WaitForListeningPort(*pod.proxy, "metrics");
+  pod.admin = WaitForListeningPort(*pod.proxy, "admin");
+  ASSERT_TRUE(pod.outbound > 0 && pod.inbound > 0 && pod.metrics > 0 && pod.admin > 0)
+      << "tandem-proxy did not come up";
 }
 
 void MeshTest::StartMesh(const std::string& server_config) {

@@ -2,17 +2,18 @@
 #define TANDEM_TESTS_INTEGRATION_MESH_FIXTURE_H_
 
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/integration/subprocess.h"
+#include "tests/integration/tcp_forwarder.h"
 #include "tests/integration/traffic.h"
 
 namespace tandem::testing {
 
-// One pod of the loopback mesh: its agent and proxy processes and their ports.
+// One pod of the loopback mesh: its agent and proxy processes and the ports they bound
+// (port 0, read back from their logs).
 struct Pod {
   std::string name;
   int outbound = 0, inbound = 0, metrics = 0, admin = 0, agent_metrics = 0;
@@ -21,15 +22,16 @@ struct Pod {
 
 // The mesh with its three real processes on loopback: tandem-ca (3-second
 // certificates), and per pod a tandem-agent and a tandem-proxy, in a temp dir removed
-// afterwards; logs are printed when a test fails. Main test thread only.
+// afterwards; logs are printed when a test fails. Every process binds port 0 and the
+// fixture reads the ports back from its log; the agents reach the CA through a stable
+// forwarder (like a Kubernetes Service), so a restarted CA may bind a new port. Main
+// test thread only.
 class MeshTest : public ::testing::Test {
  protected:
   void SetUp() override;
   void TearDown() override;
 
   static void Write(const std::string& path, const std::string& text);
-  // Returns a free loopback port that this test has not handed out before.
-  int NewPort();
   // Starts tandem-ca with its root in dir_/<root_dir> (made on first start), also
   // publishing the roots in `extra_roots` (a PEM file) when set. Writes the bundle it
   // serves to dir_/ca-root.pem unless `keep_ca_root`.
@@ -40,7 +42,8 @@ class MeshTest : public ::testing::Test {
   void StartPod(Pod& pod, const std::string& ns, const std::string& sa,
                 const std::string& config);
   // Starts (or restarts) the pod's proxy with the config StartPod wrote, its command
-  // line prefixed by `wrapper` (e.g. prlimit) when given.
+  // line prefixed by `wrapper` (e.g. prlimit) when given, and reads its ports back: a
+  // restarted proxy has new ones.
   void StartProxy(Pod& pod, const std::vector<std::string>& wrapper = {});
   // Starts the CA, a server pod in front of the echo server and a client pod routed
   // to it (plus `server_config` for the server's proxy), and waits until both are ready.
@@ -55,11 +58,11 @@ class MeshTest : public ::testing::Test {
   // More tandem-ca flags, and more fields for every proxy's config (", \"name\": value").
   std::vector<std::string> extra_ca_args_;
   std::string extra_proxy_json_;
-  int ca_port_ = 0, ca_metrics_ = 0;
+  TcpForwarder ca_service_;  // the agents' CA address; relays to the running CA
+  int ca_metrics_ = 0;       // the running CA's
   std::unique_ptr<Subprocess> ca_;
   EchoServer echo_;
   Pod client_, server_;
-  std::set<int> ports_;  // handed out by NewPort
 };
 
 }  // namespace tandem::testing

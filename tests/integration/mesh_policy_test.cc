@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iostream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -30,10 +31,8 @@ class MeshPolicyTest : public MeshTest {
   void SetUp() override {
     MeshTest::SetUp();
     policy_file_ = dir_ + "/mesh-policy.yaml";
-    ca_admin_ = PickUnusedPort();
     extra_ca_args_ = {"--policy-file=" + policy_file_, "--policy-poll=200ms",
-                      "--state-dir=" + dir_ + "/state",
-                      absl::StrCat("--admin=127.0.0.1:", ca_admin_)};
+                      "--state-dir=" + dir_ + "/state", "--admin=127.0.0.1:0"};
     extra_proxy_json_ = ", \"policy_from_agent\": true";
   }
   // Writes a policy file whose server workload admits `allowed` on the app's port;
@@ -65,16 +64,21 @@ class MeshPolicyTest : public MeshTest {
                    absl::Seconds(20));
   }
 
-  // Revokes `spiffe_id` the way an operator does, with the CA's CLI.
+  // Revokes `spiffe_id` the way an operator does, with the CA's CLI, at the admin
+  // port the running CA logged.
   bool Revoke(const std::string& spiffe_id) {
-    std::string command = absl::StrCat(
-        TANDEM_CA_BIN, " revoke --admin=127.0.0.1:", ca_admin_,
-        " --spiffe-id=", spiffe_id, " --reason=test > ", dir_, "/revoke.log 2>&1");
-    return system(command.c_str()) == 0;
+    int admin = WaitForListeningPort(*ca_, "admin");
+    std::string log = dir_ + "/revoke.log";
+    std::string command =
+        absl::StrCat(TANDEM_CA_BIN, " revoke --admin=127.0.0.1:", admin,
+                     " --spiffe-id=", spiffe_id, " --reason=test > ", log, " 2>&1");
+    if (admin > 0 && system(command.c_str()) == 0) return true;
+    std::ifstream in(log);
+    std::cerr << "tandem-ca revoke failed: " << in.rdbuf() << "\n";
+    return false;
   }
 
   std::string policy_file_;
-  int ca_admin_ = 0;
 };
 
 TEST_F(MeshPolicyTest, PolicyChangeDeniesAPeerThatWasAllowedAndAllowsItAgain) {

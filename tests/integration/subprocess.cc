@@ -9,12 +9,16 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 
 namespace tandem::testing {
 
@@ -22,9 +26,29 @@ Subprocess::Subprocess(std::string name, std::vector<std::string> argv,
                        std::string log_path)
     : name_(std::move(name)), argv_(std::move(argv)), log_path_(std::move(log_path)) {}
 
-Subprocess::~Subprocess() { Kill(); }
+namespace {
+
+// The start and the end of a process log: how it came up, and how it ended.
+std::string LogExcerpt(const std::string& log) {
+  constexpr size_t kHalf = 4000;
+  if (log.size() <= 2 * kHalf) return log;
+  return absl::StrCat(log.substr(0, kHalf), "\n[...]\n", log.substr(log.size() - kHalf));
+}
+
+}  // namespace
+
+Subprocess::~Subprocess() {
+  Kill();
+  if (::testing::Test::HasFailure()) {
+    std::cerr << "--- log of " << name_ << " (" << log_path_ << ") ---\n"
+              << LogExcerpt(Log()) << "--- end of the log of " << name_ << " ---\n";
+  }
+}
 
 bool Subprocess::Start() {
+  std::error_code ignored;
+  uintmax_t size = std::filesystem::file_size(log_path_, ignored);
+  log_start_ = size == static_cast<uintmax_t>(-1) ? 0 : size;
   int log_fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (log_fd < 0) return false;
   pid_ = fork();
@@ -81,18 +105,60 @@ std::string Subprocess::Log() const {
   return ss.str();
 }
 
-int PickUnusedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+std::string Subprocess::LogSinceStart() const {
+  std::string log = Log();
+  return log.size() > log_start_ ? log.substr(log_start_) : "";
+}
+
+namespace {
+
+// The port of the first "<marker>HOST:PORT" in `log`, the address ending at a space,
+// quote or line end; 0 if there is none (yet).
+int LoggedPort(const std::string& log, const std::string& marker) {
+  size_t at = log.find(marker);
+  if (at == std::string::npos) return 0;
+  size_t start = at + marker.size();
+  size_t end = log.find_first_of(" \"\n", start);
+  if (end == std::string::npos) return 0;  // the line is still being written
+  std::string address = log.substr(start, end - start);
+  size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port)) {
+    return 0;
   }
-  close(fd);
+  return port;
+}
+
+}  // namespace
+
+int WaitForLoggedPort(Subprocess& process, const std::string& marker,
+                      absl::Duration timeout) {
+  int port = 0;
+  WaitFor(
+      [&] {
+        // A process that exited may still have logged the line before dying.
+        bool running = process.Running();
+        port = LoggedPort(process.LogSinceStart(), marker);
+        return port != 0 || !running;
+      },
+      timeout);
+  return port;
+}
+
+int WaitForListeningPort(Subprocess& process, const std::string& listener,
+                         absl::Duration timeout) {
+  const std::string text = "listening listener=" + listener + " address=";
+  const std::string json = "\"listener\":\"" + listener + "\",\"address\":\"";
+  int port = 0;
+  WaitFor(
+      [&] {
+        bool running = process.Running();
+        std::string log = process.LogSinceStart();
+        port = LoggedPort(log, text);
+        if (port == 0) port = LoggedPort(log, json);
+        return port != 0 || !running;
+      },
+      timeout);
   return port;
 }
 

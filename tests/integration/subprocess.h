@@ -11,8 +11,10 @@
 
 namespace tandem::testing {
 
-// A child process started from a test: stdout+stderr go to a log file that the test
-// prints on failure. The destructor kills (SIGKILL) and reaps it. Main test thread only.
+// A child process started from a test: stdout+stderr go to a log file. The destructor
+// kills (SIGKILL) and reaps it, and prints the log (its start and its end) when the
+// running test has failed, so every failure shows the logs of the processes involved.
+// Main test thread only.
 class Subprocess {
  public:
   Subprocess(std::string name, std::vector<std::string> argv, std::string log_path);
@@ -26,7 +28,10 @@ class Subprocess {
   // waitpid) or -1 on timeout.
   int Signal(int sig, absl::Duration timeout);
   void Kill();
+  // The whole log file (earlier runs under the same path included).
   std::string Log() const;
+  // The part of the log this run wrote (since Start()).
+  std::string LogSinceStart() const;
   const std::string& name() const { return name_; }
   pid_t pid() const { return pid_; }
 
@@ -35,10 +40,18 @@ class Subprocess {
   std::vector<std::string> argv_;
   std::string log_path_;
   pid_t pid_ = -1;
+  size_t log_start_ = 0;  // size of the log file when Start() ran
 };
 
-// Returns a TCP port on 127.0.0.1 that was free a moment ago.
-int PickUnusedPort();
+// Waits up to `timeout` for this run of `process` to log a line containing `marker`
+// followed by HOST:PORT and returns that port; 0 when the line does not come (the
+// process died, or the timeout passed). E.g. marker "ACCEPT " for openssl s_server.
+int WaitForLoggedPort(Subprocess& process, const std::string& marker,
+                      absl::Duration timeout = absl::Seconds(20));
+// The same for a tandem binary's log::Listening line for `listener` (text or JSON log
+// format): servers under test bind port 0 and tests read the port back from there.
+int WaitForListeningPort(Subprocess& process, const std::string& listener,
+                         absl::Duration timeout = absl::Seconds(20));
 // Polls `condition` every 20 ms until it holds or `timeout` passes.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout);
 // Status and body of one HTTP exchange; status 0 when there was no HTTP answer.

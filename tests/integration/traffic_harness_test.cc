@@ -1,4 +1,10 @@
 // Checks the harness itself, so a mesh test failure means the mesh, not the harness.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+
 #include "gtest/gtest.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/traffic.h"
@@ -18,11 +24,23 @@ TEST(TrafficHarnessTest, VerifiesEchoTrafficDirectly) {
 }
 
 TEST(TrafficHarnessTest, CountsFailuresWhenNothingListens) {
-  int port = PickUnusedPort();
-  TrafficReport report = RunEchoTraffic(port, absl::Milliseconds(100), 1, 1);
+  // A port bound but not listening refuses connections, and stays ours meanwhile.
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  TrafficReport report = RunEchoTraffic(ntohs(addr.sin_port), absl::Milliseconds(100), 1, 1);
+  close(fd);
   EXPECT_GT(report.short_failed, 0);
   EXPECT_EQ(report.long_failed, 1);
-  EXPECT_FALSE(report.errors.empty());
+  ASSERT_FALSE(report.errors.empty());
+  EXPECT_NE(std::find(report.errors.begin(), report.errors.end(),
+                      "short #0: connect failed: Connection refused"),
+            report.errors.end())
+      << report.errors.front();
 }
 
 TEST(TrafficHarnessTest, ReadsPrometheusSamples) {
