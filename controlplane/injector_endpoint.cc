@@ -106,8 +106,8 @@ void InjectorEndpoint::RenewLoop() {
     // is uninstrumented).
     while (!stopping_ && absl::Now() < next) stop_cv_.WaitWithDeadline(&mu_, next);
     if (stopping_) return;
-    mu_.Unlock();  // issuing takes milliseconds: Stop() and serving_serial() must not
-                   // wait
+    // Issuing takes milliseconds: Stop() and serving_serial() must not wait for it.
+    mu_.Unlock();
     const absl::Time issued_at = absl::Now();
     absl::StatusOr<ServingCertificate> fresh =
         core_->IssueServing(options_.dns_names, options_.certificate_ttl, issued_at);
