@@ -111,11 +111,17 @@ pl_pod_ip() {
   podman inspect --format "{{(index .NetworkSettings.Networks \"$PL_NET\").IPAddress}}" "$infra"
 }
 
+# pl_netns_pid POD: a process in the pod's network namespace (its infra container's).
+pl_netns_pid() {
+  local infra
+  infra="$(podman pod inspect --format '{{.InfraContainerID}}' "$1")" || return 1
+  podman inspect --format '{{.State.Pid}}' "$infra"
+}
+
 # pl_exec_netns POD CMD...: runs a host command in the pod's network namespace.
 pl_exec_netns() {
-  local pod="$1" infra pid; shift
-  infra="$(podman pod inspect --format '{{.InfraContainerID}}' "$pod")" || return 1
-  pid="$(podman inspect --format '{{.State.Pid}}' "$infra")" || return 1
+  local pod="$1" pid; shift
+  pid="$(pl_netns_pid "$pod")" || return 1
   nsenter --target "$pid" --net -- "$@"
 }
 
