@@ -132,7 +132,8 @@ bool SocketAddress::is_wildcard() const {
            htonl(INADDR_ANY);
   }
   return family() == AF_INET6 &&
-         IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr);
+         IN6_IS_ADDR_UNSPECIFIED(
+             &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr);
 }
 
 absl::StatusOr<Cidr> Cidr::Parse(const std::string& text) {
@@ -178,7 +179,7 @@ SocketAddress AppAddress(const ProxyOptions& options, const SocketAddress& desti
   SocketAddress app = options.app_host;
   if (app.length == 0) {
     app = *SocketAddress::Parse(destination.family() == AF_INET6 ? "[::1]:0"
-                                                                  : "127.0.0.1:0");
+                                                                 : "127.0.0.1:0");
   }
   app.set_port(destination.port());
   return app;
@@ -208,13 +209,10 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
   for (const AddressField& f :
        {AddressField{"outbound_address", pb.outbound_address(), any + ":15001",
                      &o.outbound},
-        AddressField{"inbound_address", pb.inbound_address(), any + ":15006",
-                     &o.inbound},
+        AddressField{"inbound_address", pb.inbound_address(), any + ":15006", &o.inbound},
         AddressField{"admin_address", pb.admin_address(), "127.0.0.1:15000", &o.admin},
-        AddressField{"metrics_address", pb.metrics_address(), any + ":15090",
-                     &o.metrics},
-        AddressField{"health_address", pb.health_address(), any + ":15021",
-                     &o.health}}) {
+        AddressField{"metrics_address", pb.metrics_address(), any + ":15090", &o.metrics},
+        AddressField{"health_address", pb.health_address(), any + ":15021", &o.health}}) {
     absl::StatusOr<SocketAddress> a =
         SocketAddress::Parse(f.value.empty() ? f.fallback : f.value);
     if (!a.ok()) return FieldError(f.name, std::string(a.status().message()));
@@ -236,10 +234,9 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!pb.app_host().empty()) {
     const std::string& host = pb.app_host();
-    absl::StatusOr<SocketAddress> a = SocketAddress::Parse(
-        absl::StrCat(host.find(':') == std::string::npos || host[0] == '[' ? host
-                                                                           : "[" + host + "]",
-                     ":0"));
+    absl::StatusOr<SocketAddress> a = SocketAddress::Parse(absl::StrCat(
+        host.find(':') == std::string::npos || host[0] == '[' ? host : "[" + host + "]",
+        ":0"));
     if (!a.ok()) return FieldError("app_host", "must be an IP address");
     o.app_host = *a;
     o.app_host.text = host;  // as written, for the effective config

@@ -2,7 +2,7 @@
 """Checks what the mesh relies on in what `kubectl kustomize deploy/kubernetes` and the
 example overlay render (tests/kustomize_render.py): the objects of a complete install,
 least-privilege RBAC, the CA's hardening, the webhook wiring, and the example app's
-namespace. Also the sidecar's hardening in injection/sidecar-patch.yaml. Schema
+namespace. Also the sidecar's hardening in injection/sidecar-template.yaml. Schema
 validation is deploy_schema_test.py's job."""
 import base64
 import json
@@ -251,28 +251,34 @@ check("the client calls the server's Service",
       client_args[:2] == ["client", "--url"] and
       client_args[2].startswith("http://$(SERVER_SERVICE_HOST):$(SERVER_SERVICE_PORT)/"))
 
-# --- The sidecar, as the hand-applied patch (the injector's template is checked where
-# it is written).
-patch = yaml.safe_load((kustomize_render.KUBERNETES_DIR / "injection" /
-                        "sidecar-patch.yaml").read_text())
-ppod = patch["spec"]["template"]["spec"]
-inits = {c["name"]: c for c in ppod["initContainers"]}
-check("init container adds NET_ADMIN",
-      "NET_ADMIN" in inits["tandem-init"]["securityContext"]["capabilities"]["add"])
+# --- The sidecar template the injector renders (docs/injection.md).
+template = yaml.safe_load((kustomize_render.KUBERNETES_DIR / "injection" /
+                           "sidecar-template.yaml").read_text())
+inits = {c["name"]: c for c in template["initContainers"]}
+sidecars = {c["name"]: c for c in template["sidecars"]}
+check("init container adds NET_ADMIN", "NET_ADMIN" in
+      inits["tandem-init"]["securityContext"]["capabilities"]["add"])
+check("init container keeps the agent's app-health port 15020 uncaptured",
+      any(e["name"] == "TANDEM_EXCLUDE_INBOUND_PORTS" and e["value"] == "{{exclude_inbound_ports}}"
+          for e in inits["tandem-init"]["env"]))
 for side in ("tandem-agent", "tandem-proxy"):
-    c = inits[side]
-    check(f"{side} is a native sidecar", c.get("restartPolicy") == "Always")
+    c = sidecars[side]
     check(f"{side} runs as uid 1337", c["securityContext"]["runAsUser"] == 1337)
     check(f"{side} drops all capabilities", c["securityContext"]["capabilities"]["drop"] == ["ALL"])
     check(f"{side} has a read-only root", c["securityContext"]["readOnlyRootFilesystem"])
-proxy = inits["tandem-proxy"]
+    check(f"{side} runs from the one sidecar image", c["image"] == "{{proxy_image}}")
+agent_args = sidecars["tandem-agent"]["args"]
+check("agent serves app health on 15020 and metrics on 127.0.0.1:15019",
+      "--app-health=0.0.0.0:15020" in agent_args and "--metrics=127.0.0.1:15019" in agent_args)
+proxy = sidecars["tandem-proxy"]
 check("readiness probes 15021", proxy["readinessProbe"]["httpGet"]["port"] == 15021)
 check("app held until the proxy is ready (startupProbe)", "startupProbe" in proxy)
-token = next(v for v in ppod["volumes"] if v["name"] == "tandem-token")
+check("classic mode holds the app with a postStart hook",
+      "--wait-ready=127.0.0.1:15021" in
+      template["classicProxyLifecycle"]["postStart"]["exec"]["command"])
+token = next(v for v in template["volumes"] if v["name"] == "tandem-token")
 src = token["projected"]["sources"][0]["serviceAccountToken"]
 check("projected token has the CA audience", src["audience"] == "istio-ca")
-check("metrics scraping is annotated",
-      patch["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "15090")
-
+check("metrics scraping is annotated", template["podAnnotations"]["prometheus.io/port"] == "15090")
 print(f"{len(failures)} failed" if failures else "all manifest checks passed")
 sys.exit(1 if failures else 0)

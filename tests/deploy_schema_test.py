@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Validates every object that `kubectl kustomize deploy/kubernetes` and the example
-overlay render (and the sidecar of injection/sidecar-patch.yaml, applied to a Pod)
+overlay render (and the example's workloads after `tandemctl kube-inject`, with native
+and with classic sidecars)
 against the Kubernetes API of one named version, with kubectl
 --validate=strict's semantics: an unknown field, a wrong type, a missing required
 field, a value outside an enum or an int32, or an unknown kind is an error.
@@ -127,14 +128,27 @@ entries = []
 for build, objects in builds.items():
     for obj in objects:
         entries.append((f"{build}: {label(obj)}", obj))
-# The sidecar, as injection/sidecar-patch.yaml adds it to a pod with one app container.
-patch = kustomize_render.yaml.safe_load(
-    (kustomize_render.KUBERNETES_DIR / "injection" / "sidecar-patch.yaml").read_text())
-entries.append(("injection/sidecar-patch.yaml on a Pod", {
-    "apiVersion": "v1", "kind": "Pod",
-    "metadata": {"name": "app", **patch["spec"]["template"]["metadata"]},
-    "spec": {"containers": [{"name": "app", "image": "app:1"}],
-             **patch["spec"]["template"]["spec"]}}))
+# The sidecar as the injector adds it: the example's workloads through `tandemctl
+# kube-inject` (the webhook's code path), in both container layouts.
+if len(sys.argv) < 2:
+    print("usage: deploy_schema_test.py TANDEMCTL")
+    sys.exit(2)
+workloads = [o for o in builds["example"] if o["metadata"].get("namespace") == "tandem-example"
+             and o["kind"] in ("Deployment", "Job")]
+for mode in ("native", "classic"):
+    marked = copy.deepcopy(workloads)
+    for w in marked:
+        w["spec"]["template"].setdefault("metadata", {}).setdefault("annotations", {})[
+            "sidecar.tandem.dev/sidecar-mode"] = mode
+    injected = subprocess.run(
+        [sys.argv[1], "kube-inject", "-f", "-",
+         f"--template={kustomize_render.KUBERNETES_DIR / 'injection' / 'sidecar-template.yaml'}"],
+        input="\n---\n".join(json.dumps(w) for w in marked), capture_output=True, text=True)
+    check(f"tandemctl kube-inject ({mode} sidecars) succeeds", injected.returncode == 0,
+          injected.stderr)
+    for obj in kustomize_render.yaml.safe_load_all(injected.stdout):
+        if obj:
+            entries.append((f"injected, {mode} sidecars: {label(obj)}", obj))
 
 ca = next(o for o in builds["install"] if o["kind"] == "Deployment" and
           o["metadata"]["name"] == "tandem-ca")

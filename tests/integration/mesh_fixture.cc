@@ -4,7 +4,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -12,16 +11,6 @@
 #include "controlplane/jwt.h"
 
 namespace tandem::testing {
-namespace {
-
-// The start and the end of a process log: how it came up, and how it ended.
-std::string LogExcerpt(const std::string& log) {
-  constexpr size_t kHalf = 2000;
-  if (log.size() <= 2 * kHalf) return log;
-  return absl::StrCat(log.substr(0, kHalf), "\n[...]\n", log.substr(log.size() - kHalf));
-}
-
-}  // namespace
 
 void MeshTest::SetUp() {
   char tmpl[] = "/tmp/tandem-mesh-XXXXXX";
@@ -32,13 +21,11 @@ void MeshTest::SetUp() {
 }
 
 void MeshTest::TearDown() {
+  // Each Subprocess prints its log as it goes if the test failed.
   for (Pod* pod : {&client_, &server_}) {
-    if (HasFailure() && pod->proxy) std::cerr << LogExcerpt(pod->proxy->Log());
-    if (HasFailure() && pod->agent) std::cerr << LogExcerpt(pod->agent->Log());
     pod->proxy.reset();
     pod->agent.reset();
   }
-  if (HasFailure() && ca_) std::cerr << LogExcerpt(ca_->Log());
   ca_.reset();
   ca_service_.Stop();
   echo_.Stop();

@@ -11,11 +11,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 
 namespace tandem::testing {
 
@@ -23,7 +26,24 @@ Subprocess::Subprocess(std::string name, std::vector<std::string> argv,
                        std::string log_path)
     : name_(std::move(name)), argv_(std::move(argv)), log_path_(std::move(log_path)) {}
 
-Subprocess::~Subprocess() { Kill(); }
+namespace {
+
+// The start and the end of a process log: how it came up, and how it ended.
+std::string LogExcerpt(const std::string& log) {
+  constexpr size_t kHalf = 4000;
+  if (log.size() <= 2 * kHalf) return log;
+  return absl::StrCat(log.substr(0, kHalf), "\n[...]\n", log.substr(log.size() - kHalf));
+}
+
+}  // namespace
+
+Subprocess::~Subprocess() {
+  Kill();
+  if (::testing::Test::HasFailure()) {
+    std::cerr << "--- log of " << name_ << " (" << log_path_ << ") ---\n"
+              << LogExcerpt(Log()) << "--- end of the log of " << name_ << " ---\n";
+  }
+}
 
 bool Subprocess::Start() {
   std::error_code ignored;

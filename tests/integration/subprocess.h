@@ -11,8 +11,10 @@
 
 namespace tandem::testing {
 
-// A child process started from a test: stdout+stderr go to a log file that the test
-// prints on failure. The destructor kills (SIGKILL) and reaps it. Main test thread only.
+// A child process started from a test: stdout+stderr go to a log file. The destructor
+// kills (SIGKILL) and reaps it, and prints the log (its start and its end) when the
+// running test has failed, so every failure shows the logs of the processes involved.
+// Main test thread only.
 class Subprocess {
  public:
   Subprocess(std::string name, std::vector<std::string> argv, std::string log_path);
