@@ -4,12 +4,15 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/agent.h"
+#include "agent/app_probe_spec.h"
+#include "agent/app_prober.h"
 #include "agent/ca_client.h"
 #include "agent/policy_relay.h"
 #include "agent/sds_server.h"
@@ -28,10 +31,14 @@ constexpr char kUsage[] =
     "                    [--ca-server-name=tandem-ca] [--trust-domain=cluster.local]\n"
     "                    [--sds-socket=/var/run/tandem/sds.sock] [--proxy-uid=1337]\n"
     "                    [--validity=24h] [--renew-fraction=0.5] [--extra-roots=FILE]\n"
-    "                    [--metrics=127.0.0.1:15020] [--policy-relay=true|false]\n"
+    "                    [--metrics=127.0.0.1:15019] [--app-health=HOST:PORT]\n"
+    "                    [--policy-relay=true|false]\n"
     "                    [--log-level=debug|info|warn|error] [--log-format=text|json]\n"
     "  --policy-relay (default true) also relays the workload's mesh policy from the\n"
-    "  CA (MeshPolicyService) to the proxy on the SDS socket. --metrics= serves none.\n";
+    "  CA (MeshPolicyService) to the proxy on the SDS socket. --metrics= serves none.\n"
+    "  --app-health (default off; injected pods: 0.0.0.0:15020) answers the kubelet's\n"
+    "  probes of the app, /app-health/<container>/<livez|readyz|startupz>, by running\n"
+    "  the original probes in the environment variable TANDEM_APP_PROBES (JSON).\n";
 
 int Fail(const std::string& message) {
   tandem::log::Error("agent", message);
@@ -48,12 +55,12 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
-  absl::StatusOr<tandem::Flags> parsed =
-      tandem::Flags::Parse(argc, argv, 1,
-                           {"ca-address", "ca-root", "ca-server-name", "token-file",
-                            "namespace", "service-account", "trust-domain", "sds-socket",
-                            "proxy-uid", "validity", "renew-fraction", "extra-roots",
-                            "metrics", "policy-relay", "log-level", "log-format"});
+  absl::StatusOr<tandem::Flags> parsed = tandem::Flags::Parse(
+      argc, argv, 1,
+      {"ca-address", "ca-root", "ca-server-name", "token-file", "namespace",
+       "service-account", "trust-domain", "sds-socket", "proxy-uid", "validity",
+       "renew-fraction", "extra-roots", "metrics", "app-health", "policy-relay",
+       "log-level", "log-format"});
   if (!parsed.ok()) {
     return Fail(std::string(parsed.status().message()) + " (see --help)");
   }
@@ -86,6 +93,34 @@ int main(int argc, char** argv) {
   std::string policy_relay_flag = get("policy-relay", "true");
   if (policy_relay_flag != "true" && policy_relay_flag != "false") {
     return Fail("--policy-relay: true or false");
+  }
+  // The app's probes come from the pod spec (through the injector): a pod whose probes
+  // cannot be served must not start, or the kubelet would only see them fail.
+  tandem::agent::AppProbeTable app_probes;
+  if (const char* env = getenv("TANDEM_APP_PROBES"); env != nullptr && *env != '\0') {
+    absl::StatusOr<tandem::agent::AppProbeTable> parsed_probes =
+        tandem::agent::ParseAppProbes(env);
+    if (!parsed_probes.ok()) {
+      return Fail("TANDEM_APP_PROBES: " + std::string(parsed_probes.status().message()));
+    }
+    app_probes = *std::move(parsed_probes);
+  }
+  tandem::http::HttpServer::Options app_health_options;
+  app_health_options.name =
+      "app_health";  // tandem_http_requests_total{server="app_health"}
+  app_health_options.registry = &tandem::metrics::Registry::Default();
+  std::string app_health_address = get("app-health", "");
+  if (app_health_address.empty() && !app_probes.empty()) {
+    return Fail(
+        absl::StrCat("TANDEM_APP_PROBES names ", app_probes.size(),
+                     " probes but --app-health is off: nothing would answer them"));
+  }
+  if (!app_health_address.empty()) {
+    if (absl::Status s =
+            tandem::http::SetListenAddress(app_health_address, &app_health_options);
+        !s.ok()) {
+      return Fail("--app-health: " + std::string(s.message()));
+    }
   }
 
   tandem::agent::CaClientOptions ca_options;
@@ -141,7 +176,7 @@ int main(int argc, char** argv) {
   using tandem::http::HttpRequest;
   using tandem::http::HttpResponse;
   std::unique_ptr<tandem::http::HttpServer> http;
-  if (std::string address = get("metrics", "127.0.0.1:15020"); !address.empty()) {
+  if (std::string address = get("metrics", "127.0.0.1:15019"); !address.empty()) {
     tandem::http::HttpServer::Options http_options;
     http_options.name = "agent";
     if (absl::Status s = tandem::http::SetListenAddress(address, &http_options);
@@ -173,6 +208,29 @@ int main(int argc, char** argv) {
     if (absl::Status s = http->Start(); !s.ok()) return Fail(std::string(s.message()));
     tandem::log::Listening("agent", "metrics", address, http->port());
   }
+
+  // A server of its own, apart from --metrics: a scrape storm cannot delay a probe, and
+  // its handlers answer from the prober's workers, so a slow app holds no other path.
+  std::unique_ptr<tandem::agent::AppProber> prober;
+  std::unique_ptr<tandem::http::HttpServer> app_health;
+  if (!app_health_address.empty()) {
+    prober = std::make_unique<tandem::agent::AppProber>(std::move(app_probes));
+    app_health_options.deferred_timeout = prober->max_timeout() + absl::Seconds(5);
+    absl::StatusOr<std::unique_ptr<tandem::http::HttpServer>> server =
+        tandem::http::HttpServer::Create(app_health_options);
+    if (!server.ok()) {
+      return Fail("--app-health: " + std::string(server.status().message()));
+    }
+    app_health = *std::move(server);
+    prober->Serve(*app_health);
+    prober->Start();
+    if (absl::Status s = app_health->Start(); !s.ok()) {
+      return Fail(std::string(s.message()));
+    }
+    tandem::log::Listening("agent", "app_health", app_health_address, app_health->port());
+    tandem::log::Info("agent", "serving app probes",
+                      {{"probes", static_cast<int>(prober->size())}});
+  }
   tandem::log::Info(
       "agent", "serving SDS",
       {{"socket", sds_options.socket_path},
@@ -182,6 +240,8 @@ int main(int argc, char** argv) {
   sigwait(&signals, &sig);
   agent.Stop();
   if (http) http->Stop();
+  if (app_health) app_health->Stop();  // before the prober its handlers call
+  if (prober) prober->Stop();
   (*sds)->Stop();
   if (relay) relay->Stop();
   return 0;

@@ -16,9 +16,9 @@ absl::Time NextRenewal(const RenewalPolicy& policy, absl::Time not_before,
     backoff = std::min(backoff, policy.max_backoff);
     absl::Time next = now + backoff * (0.5 + 0.5 * random01);
     if (have_cert && not_after > now) {
-      // Keep retrying often enough to renew before the current cert runs out.
-      absl::Time latest = now + (not_after - now) * 0.9;
-      next = std::min(next, latest);
+      absl::Duration cap = std::max(
+          (not_after - now) * policy.max_retry_fraction_of_remaining, policy.min_retry);
+      next = std::min(next, now + cap);
     }
     return next;
   }

@@ -161,23 +161,42 @@ absl::StatusOr<std::unique_ptr<CaCore>> CaCore::Create(CaCoreOptions options,
   }
   for (const pki::Certificate& c : roots) state->chain_tail.push_back(c.ToPem());
 
-  // The CA's own serving certificate, from its own key pair, valid as long as the CA.
-  absl::StatusOr<pki::PrivateKey> server_key = pki::PrivateKey::GenerateP256();
-  if (!server_key.ok()) return server_key.status();
-  absl::StatusOr<SpiffeId> server_id =
-      SpiffeId::ForWorkload(options.trust_domain, "tandem-system", "tandem-ca");
-  if (!server_id.ok()) return server_id.status();
-  absl::StatusOr<pki::Certificate> server_cert =
-      state->ca->IssueServer(*server_key, *server_id, options.server_dns_names,
-                             options.server_ips, absl::Hours(24 * 365), now);
-  if (!server_cert.ok()) return server_cert.status();
-  state->server_key_pem = *server_key->ToPem();
-  state->server_chain_pem = server_cert->ToPem();
-  for (const pki::Certificate& c : state->ca->IntermediatesForLeaf()) {
-    state->server_chain_pem += c.ToPem();
-  }
+  // The CA's own gRPC serving certificate, valid as long as the CA.
   state->options = std::move(options);
-  return std::unique_ptr<CaCore>(new CaCore(std::move(state)));
+  auto core = std::unique_ptr<CaCore>(new CaCore(std::move(state)));
+  absl::StatusOr<ServingCertificate> server =
+      core->IssueServingWithIps(core->state_->options.server_dns_names,
+                         core->state_->options.server_ips, absl::Hours(24 * 365), now);
+  if (!server.ok()) return server.status();
+  core->state_->server_key_pem = std::move(server->key_pem);
+  core->state_->server_chain_pem = std::move(server->chain_pem);
+  return core;
+}
+
+absl::StatusOr<ServingCertificate> CaCore::IssueServing(
+    const std::vector<std::string>& dns_names, absl::Duration ttl, absl::Time now) const {
+  return IssueServingWithIps(dns_names, {}, ttl, now);
+}
+
+absl::StatusOr<ServingCertificate> CaCore::IssueServingWithIps(
+    const std::vector<std::string>& dns_names, const std::vector<std::string>& ips,
+    absl::Duration ttl, absl::Time now) const {
+  absl::StatusOr<pki::PrivateKey> key = pki::PrivateKey::GenerateP256();
+  if (!key.ok()) return key.status();
+  absl::StatusOr<SpiffeId> id =
+      SpiffeId::ForWorkload(state_->options.trust_domain, "tandem-system", "tandem-ca");
+  if (!id.ok()) return id.status();
+  absl::StatusOr<pki::Certificate> cert =
+      state_->ca->IssueServer(*key, *id, dns_names, ips, ttl, now);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key_pem = key->ToPem();
+  if (!key_pem.ok()) return key_pem.status();
+  ServingCertificate serving{*std::move(key_pem), cert->ToPem(), cert->SerialHex(),
+                             cert->not_before(), cert->not_after()};
+  for (const pki::Certificate& c : state_->ca->IntermediatesForLeaf()) {
+    serving.chain_pem += c.ToPem();
+  }
+  return serving;
 }
 
 absl::StatusOr<std::vector<std::string>> CaCore::Issue(const std::string& csr_pem,

@@ -37,6 +37,15 @@ struct CaCoreOptions {
   std::string extra_roots_pem;
 };
 
+// A TLS serving certificate tandem-ca issues to itself, as PEM strings.
+struct ServingCertificate {
+  std::string key_pem;    // made in memory for this certificate; never written to disk
+  std::string chain_pem;  // leaf, then intermediates
+  std::string serial_hex;
+  absl::Time not_before;
+  absl::Time not_after;
+};
+
 // The signing core of tandem-ca: CA key material, CSR checks, issuance, and client
 // certificate authentication for renewals. Immutable after Create; any thread may call
 // its methods. The header names no BoringSSL type, so gRPC code may include it.
@@ -62,6 +71,13 @@ class CaCore {
       const std::string& chain_pem, absl::Time now,
       std::string* serial_hex = nullptr) const;
 
+  // Issues a fresh serving certificate for the CA's own endpoints (the injector's
+  // webhook): a new P-256 key, the URI SAN of tandem-ca's identity, `dns_names`, valid
+  // for `ttl` (clamped to the CA's own lifetime). kInvalidArgument for a bad name.
+  absl::StatusOr<ServingCertificate> IssueServing(const std::vector<std::string>& dns_names,
+                                                  absl::Duration ttl,
+                                                  absl::Time now) const;
+
   const std::string& server_key_pem() const;
   const std::string& server_chain_pem() const;
   // Every root clients should trust (ours first, then extra roots).
@@ -72,6 +88,10 @@ class CaCore {
 
  private:
   explicit CaCore(std::unique_ptr<State> state);
+  absl::StatusOr<ServingCertificate> IssueServingWithIps(const std::vector<std::string>& dns_names,
+                                                  const std::vector<std::string>& ips,
+                                                  absl::Duration ttl,
+                                                  absl::Time now) const;
   std::unique_ptr<State> state_;
 };
 

@@ -137,6 +137,7 @@ void FakeHttpsServer::Serve(int fd) {
         std::string value(absl::StripAsciiWhitespace(lines[i].substr(colon + 1)));
         if (name == "content-length") (void)absl::SimpleAtoi(value, &content_length);
         if (name == "authorization") request.authorization = value;
+        if (name == "content-type") request.content_type = value;
       }
     }
     if (raw.size() >= head_end + 4 + content_length) break;

@@ -15,6 +15,7 @@ struct FakeHttpsRequest {
   std::string method;
   std::string path;
   std::string authorization;  // the Authorization header's value
+  std::string content_type;
   std::string body;
 };
 

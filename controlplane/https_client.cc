@@ -254,6 +254,18 @@ absl::StatusOr<std::unique_ptr<HttpsClient>> HttpsClient::Create(Options options
 absl::StatusOr<HttpsResponse> HttpsClient::Post(
     const std::string& path, const std::string& content_type, const std::string& body,
     const std::vector<std::pair<std::string, std::string>>& headers) const {
+  return Send("POST", path, content_type, body, headers);
+}
+
+absl::StatusOr<HttpsResponse> HttpsClient::Send(
+    const std::string& method, const std::string& path, const std::string& content_type,
+    const std::string& body,
+    const std::vector<std::pair<std::string, std::string>>& headers) const {
+  if (method.empty() || path.empty() || path[0] != '/' ||
+      (method + path).find_first_of(" \r\n") != std::string::npos ||
+      content_type.find_first_of("\r\n") != std::string::npos) {
+    return absl::InvalidArgumentError("bad method, path or content type");
+  }
   const absl::Time deadline = absl::Now() + options_.timeout;
   absl::StatusOr<int> fd_or = Connect(host_, port_, deadline);
   if (!fd_or.ok()) return fd_or.status();
@@ -287,9 +299,12 @@ absl::StatusOr<HttpsResponse> HttpsClient::Post(
   }
 
   std::string request =
-      absl::StrCat("POST ", path, " HTTP/1.1\r\nHost: ", options_.address,
-                   "\r\nContent-Type: ", content_type, "\r\nAccept: application/json\r\n",
-                   "Content-Length: ", body.size(), "\r\nConnection: close\r\n");
+      absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", options_.address,
+                   "\r\nAccept: application/json\r\nConnection: close\r\n");
+  if (method != "GET") {
+    absl::StrAppend(&request, "Content-Type: ", content_type,
+                    "\r\nContent-Length: ", body.size(), "\r\n");
+  }
   for (const auto& [name, value] : headers) {
     if (name.find_first_of("\r\n:") != std::string::npos ||
         value.find_first_of("\r\n") != std::string::npos) {

@@ -20,7 +20,8 @@ struct HttpsResponse {
 // Kubernetes API server: one connection per request (Connection: close), the server
 // verified against `ca_pem` and its name (DNS or IP SAN), TLS 1.2+, every request
 // bounded by `timeout` as a whole and the response by `max_response_bytes`.
-// Immutable after Create; any thread may call Post (each call has its own connection).
+// Immutable after Create; any thread may call Post/Send (each call has its own
+// connection).
 // The process must ignore SIGPIPE (tandem-ca's main does): a server that closes early
 // would otherwise kill it on write.
 // The header names no BoringSSL type, so gRPC code may include it.
@@ -40,6 +41,12 @@ class HttpsClient {
   // kDeadlineExceeded); any HTTP status is returned as a response.
   absl::StatusOr<HttpsResponse> Post(
       const std::string& path, const std::string& content_type, const std::string& body,
+      const std::vector<std::pair<std::string, std::string>>& headers) const;
+  // Like Post, with any method ("GET", "PUT", ...); a GET sends no body and no
+  // Content-Type.
+  absl::StatusOr<HttpsResponse> Send(
+      const std::string& method, const std::string& path, const std::string& content_type,
+      const std::string& body,
       const std::vector<std::pair<std::string, std::string>>& headers) const;
 
   struct Tls;

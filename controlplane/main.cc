@@ -10,6 +10,12 @@
 //                   [--extra-roots=FILE] [--dns-names=a,b] [--ip-addresses=127.0.0.1]
 //                   [--policy-file=FILE [--policy-poll=1s]]       (mesh policy stream)
 //                   [--state-dir=DIR [--admin=127.0.0.1:15010]]   (revocations)
+//                   [--injector-listen=0.0.0.0:15017 [--injector-dns-names=a,b]
+//                    [--webhook-config=tandem-sidecar-injector]
+//                    [--template=/etc/tandem/injection/sidecar-template.yaml]
+//                    [--proxy-image=tandem/proxy:dev]
+//                    [--sidecar-ca-address=tandem-ca.tandem-system.svc:15012]]
+//                                                                 (injection webhook)
 //                   [--log-level=info] [--log-format=text|json]
 //   tandem-ca revoke --admin=ADDR (--cert=FILE | --serial=HEX --not-after=RFC3339 |
 //                    --spiffe-id=ID) [--reason=TEXT]
@@ -35,15 +41,19 @@
 #include "common/flags.h"
 #include "common/http/http_server.h"
 #include "common/log/log.h"
+#include "common/metrics/registry.h"
 #include "common/process.h"
 #include "controlplane/admin_client.h"
 #include "controlplane/ca_server.h"
+#include "controlplane/injection/admission_review.h"
+#include "controlplane/injector_endpoint.h"
 #include "controlplane/jwt.h"
 #include "controlplane/policy_watcher.h"
 #include "controlplane/revocation_admin.h"
 #include "controlplane/revocation_store.h"
 #include "controlplane/signing_key.h"
 #include "controlplane/token_review_authenticator.h"
+#include "controlplane/webhook_ca_bundle.h"
 
 namespace {
 
@@ -107,34 +117,39 @@ int Serve(const tandem::Flags& flags) {
       !ReadFile(get("token-jwks", ""), &options.token_jwks_json)) {
     return Fail("--token-jwks: cannot read " + get("token-jwks", ""));
   }
-  if (flags.Has("token-review")) {
-    using tandem::controlplane::TokenReviewAuthenticator;
-    TokenReviewAuthenticator::Options review;
+  // How to reach the Kubernetes API server (TokenReview, the webhook's caBundle).
+  using tandem::controlplane::TokenReviewAuthenticator;
+  auto kube_api = [&]() -> absl::StatusOr<TokenReviewAuthenticator::Options> {
+    TokenReviewAuthenticator::Options api;
     if (!flags.Has("kube-api-server")) {
       // In a pod: the API server, its CA and our token come from the environment.
       absl::StatusOr<TokenReviewAuthenticator::Options> in_cluster =
           TokenReviewAuthenticator::InClusterOptions();
       if (!in_cluster.ok()) {
-        return Fail("--token-review: " + std::string(in_cluster.status().message()) +
-                    " (outside a pod give --kube-api-server, --kube-ca-file and "
-                    "--kube-token-file)");
+        return absl::FailedPreconditionError(
+            std::string(in_cluster.status().message()) +
+            " (outside a pod give --kube-api-server, --kube-ca-file and "
+            "--kube-token-file)");
       }
-      review = *std::move(in_cluster);
+      api = *std::move(in_cluster);
     } else {
-      review.api_server = get("kube-api-server", "");
-      review.credential_token_path =
+      api.api_server = get("kube-api-server", "");
+      api.credential_token_path =
           get("kube-token-file", TokenReviewAuthenticator::kInClusterTokenPath);
       std::string ca_file =
           get("kube-ca-file", TokenReviewAuthenticator::kInClusterCaPath);
-      if (!ReadFile(ca_file, &review.ca_pem)) {
-        return Fail("--kube-ca-file: cannot read " + ca_file);
+      if (!ReadFile(ca_file, &api.ca_pem)) {
+        return absl::NotFoundError("--kube-ca-file: cannot read " + ca_file);
       }
     }
-    if (flags.Has("kube-token-file")) {
-      review.credential_token_path = get("kube-token-file", "");
-    }
-    if (flags.Has("kube-server-name")) review.server_name = get("kube-server-name", "");
-    options.token_review = std::move(review);
+    if (flags.Has("kube-token-file")) api.credential_token_path = get("kube-token-file", "");
+    if (flags.Has("kube-server-name")) api.server_name = get("kube-server-name", "");
+    return api;
+  };
+  if (flags.Has("token-review")) {
+    absl::StatusOr<TokenReviewAuthenticator::Options> review = kube_api();
+    if (!review.ok()) return Fail("--token-review: " + std::string(review.status().message()));
+    options.token_review = *std::move(review);
   }
   if (flags.Has("extra-roots") &&
       !ReadFile(get("extra-roots", ""), &options.core.extra_roots_pem)) {
@@ -191,8 +206,9 @@ int Serve(const tandem::Flags& flags) {
     metrics = *std::move(http);
     CaServer* s = server->get();
     metrics->Handle("/metrics", [s](const HttpRequest&) {
-      return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
-                          s->RenderMetrics()};
+      return HttpResponse{
+          200, "text/plain; version=0.0.4; charset=utf-8",
+          s->RenderMetrics() + tandem::metrics::Registry::Default().RenderPrometheus()};
     });
     metrics->Handle("/healthz/ready", [](const HttpRequest&) {
       return HttpResponse{200, "text/plain", "ready\n"};
@@ -207,6 +223,92 @@ int Serve(const tandem::Flags& flags) {
       return Fail("--metrics: " + std::string(st.message()));
     }
     tandem::log::Listening("ca", "metrics", address, metrics->port());
+  }
+  using tandem::controlplane::InjectorEndpoint;
+  using tandem::controlplane::WebhookCaBundlePublisher;
+  std::unique_ptr<InjectorEndpoint> injector;
+  std::unique_ptr<WebhookCaBundlePublisher> ca_bundle;
+  if (std::string address = get("injector-listen", ""); !address.empty()) {
+    InjectorEndpoint::Options injector_options;
+    injector_options.listen_address = address;
+    injector_options.registry = &tandem::metrics::Registry::Default();
+    if (flags.Has("injector-dns-names")) {
+      injector_options.dns_names =
+          absl::StrSplit(get("injector-dns-names", ""), ',', absl::SkipEmpty());
+    }
+    // The same library and template as `tandemctl kube-inject` (docs/injection.md).
+    tandem::injection::InjectorOptions inject_options;
+    inject_options.template_name =
+        get("template", "/etc/tandem/injection/sidecar-template.yaml");
+    absl::StatusOr<std::string> template_yaml =
+        tandem::ReadFileToString(inject_options.template_name);
+    if (!template_yaml.ok()) {
+      return Fail("--template: " + std::string(template_yaml.status().message()));
+    }
+    inject_options.template_yaml = *std::move(template_yaml);
+    inject_options.proxy_image = get("proxy-image", inject_options.proxy_image);
+    // Where injected agents dial this CA; their TLS check keeps the Service's name.
+    inject_options.ca_address = get("sidecar-ca-address", inject_options.ca_address);
+    absl::StatusOr<std::unique_ptr<tandem::injection::Injector>> made =
+        tandem::injection::Injector::Create(std::move(inject_options));
+    if (!made.ok()) return Fail("--template: " + std::string(made.status().message()));
+    // Shared: the handler is a copyable std::function; the Injector is immutable.
+    std::shared_ptr<const tandem::injection::Injector> injection = *std::move(made);
+    absl::StatusOr<std::unique_ptr<InjectorEndpoint>> created = InjectorEndpoint::Create(
+        injector_options, &(*server)->core(),
+        [injection](const HttpRequest& request) {
+          tandem::injection::AdmissionResult review =
+              tandem::injection::ReviewAdmission(request.body, *injection);
+          return HttpResponse{review.http_status, std::move(review.content_type),
+                              std::move(review.body)};
+        });
+    if (!created.ok()) {
+      return Fail("--injector-listen: " + std::string(created.status().message()));
+    }
+    injector = *std::move(created);
+    if (absl::Status s = injector->Start(); !s.ok()) {
+      return Fail("--injector-listen: " + std::string(s.message()));
+    }
+    if (std::string config = get("webhook-config", "tandem-sidecar-injector");
+        !config.empty()) {
+      // The API server dials the webhook's Service as <name>.<namespace>.svc: the
+      // first DNS name says which Service our webhook entries point to.
+      std::vector<std::string> labels =
+          absl::StrSplit(injector_options.dns_names.front(), '.');
+      if (labels.size() < 3 || labels[2] != "svc") {
+        return Fail("--injector-dns-names: the first name must be <service>.<namespace>.svc"
+                    " to fill --webhook-config's caBundle (or give --webhook-config=)");
+      }
+      absl::StatusOr<TokenReviewAuthenticator::Options> api = kube_api();
+      if (!api.ok()) {
+        return Fail("--webhook-config: " + std::string(api.status().message()) +
+                    "; --webhook-config= leaves the caBundle to someone else");
+      }
+      WebhookCaBundlePublisher::Options publish;
+      publish.api_server = api->api_server;
+      publish.ca_pem = api->ca_pem;
+      publish.server_name = api->server_name;
+      publish.credential_token_path = api->credential_token_path;
+      publish.credential_token = api->credential_token;
+      publish.config_name = config;
+      publish.service = {labels[0], labels[1]};
+      publish.ca_bundle_pem = (*server)->core().trust_bundle_pem();
+      publish.registry = &tandem::metrics::Registry::Default();
+      absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>> publisher =
+          WebhookCaBundlePublisher::Create(publish);
+      if (!publisher.ok()) {
+        return Fail("--webhook-config: " + std::string(publisher.status().message()));
+      }
+      ca_bundle = *std::move(publisher);
+      ca_bundle->Start();
+    }
+    tandem::log::Listening("ca", "injector", address, injector->port());
+  } else if (flags.Has("webhook-config") || flags.Has("injector-dns-names") ||
+             flags.Has("template") || flags.Has("proxy-image") ||
+             flags.Has("sidecar-ca-address")) {
+    return Fail(
+        "--webhook-config, --injector-dns-names, --template, --proxy-image and "
+        "--sidecar-ca-address need --injector-listen");
   }
   std::unique_ptr<RevocationAdmin> admin;
   if (std::string address = get("admin", "127.0.0.1:15010");
@@ -239,6 +341,8 @@ int Serve(const tandem::Flags& flags) {
   sigwait(&signals, &sig);
   tandem::log::Info("ca", "shutting down");
   if (admin) admin->Stop();
+  if (ca_bundle) ca_bundle->Stop();
+  if (injector) injector->Stop();
   if (metrics) metrics->Stop();
   (*server)->Stop();
   return 0;
@@ -315,6 +419,12 @@ int main(int argc, char** argv) {
         "policy-poll",
         "state-dir",
         "admin",
+        "injector-listen",
+        "injector-dns-names",
+        "webhook-config",
+        "template",
+        "proxy-image",
+        "sidecar-ca-address",
         "log-level",
         "log-format"}},
       {"gen-signing-key", {"out"}},

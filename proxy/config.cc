@@ -1,6 +1,7 @@
 #include "proxy/config.h"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <thread>
@@ -20,6 +21,18 @@ namespace {
 // Linux's default per-process descriptor ceiling (fs.nr_open): no more connections
 // can be open at once, and larger values would overflow the int the workers count in.
 constexpr uint32_t kMaxConnectionsLimit = 1 << 20;
+
+// Whether this kernel can make IPv6 sockets (not booted with ipv6.disable=1), probed
+// once: the listeners' default wildcard is [::] then, else 0.0.0.0.
+bool KernelHasIpv6() {
+  static const bool has = [] {
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    close(fd);
+    return true;
+  }();
+  return has;
+}
 
 absl::Status FieldError(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat("config field ", field, ": ", what));
@@ -70,6 +83,15 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(const std::string& host_port)
 
 SocketAddress SocketAddress::FromSockaddr(const sockaddr* sa, socklen_t len) {
   SocketAddress out;
+  if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6) &&
+      IN6_IS_ADDR_V4MAPPED(&reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr)) {
+    const auto* mapped = reinterpret_cast<const sockaddr_in6*>(sa);
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);
+    v4->sin_family = AF_INET;
+    v4->sin_port = mapped->sin6_port;
+    std::memcpy(&v4->sin_addr, &mapped->sin6_addr.s6_addr[12], 4);
+    return FromSockaddr(reinterpret_cast<const sockaddr*>(v4), sizeof(sockaddr_in));
+  }
   std::memcpy(&out.storage, sa, std::min<size_t>(len, sizeof(out.storage)));
   out.length = len;
   char host[INET6_ADDRSTRLEN] = "?";
@@ -93,6 +115,25 @@ uint16_t SocketAddress::port() const {
     return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
   }
   return 0;
+}
+
+void SocketAddress::set_port(uint16_t port) {
+  if (family() == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&storage)->sin_port = htons(port);
+  } else if (family() == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port = htons(port);
+  }
+  *this = FromSockaddr(get(), length);  // the text follows
+}
+
+bool SocketAddress::is_wildcard() const {
+  if (family() == AF_INET) {
+    return reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr.s_addr ==
+           htonl(INADDR_ANY);
+  }
+  return family() == AF_INET6 &&
+         IN6_IS_ADDR_UNSPECIFIED(
+             &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr);
 }
 
 absl::StatusOr<Cidr> Cidr::Parse(const std::string& text) {
@@ -133,6 +174,17 @@ bool Cidr::Contains(const SocketAddress& address) const {
   return (addr[full] & mask) == (bytes[full] & mask);
 }
 
+SocketAddress AppAddress(const ProxyOptions& options, const SocketAddress& destination) {
+  if (options.has_fixed_app) return options.fixed_app;
+  SocketAddress app = options.app_host;
+  if (app.length == 0) {
+    app = *SocketAddress::Parse(destination.family() == AF_INET6 ? "[::1]:0"
+                                                                 : "127.0.0.1:0");
+  }
+  app.set_port(destination.port());
+  return app;
+}
+
 absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
   config::ProxyConfig pb;
   google::protobuf::util::JsonParseOptions parse_options;
@@ -150,19 +202,17 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
   struct AddressField {
     const char* name;
     const std::string& value;
-    const char* fallback;
+    std::string fallback;
     SocketAddress* out;
   };
+  const std::string any = KernelHasIpv6() ? "[::]" : "0.0.0.0";
   for (const AddressField& f :
-       {AddressField{"outbound_address", pb.outbound_address(), "0.0.0.0:15001",
+       {AddressField{"outbound_address", pb.outbound_address(), any + ":15001",
                      &o.outbound},
-        AddressField{"inbound_address", pb.inbound_address(), "0.0.0.0:15006",
-                     &o.inbound},
+        AddressField{"inbound_address", pb.inbound_address(), any + ":15006", &o.inbound},
         AddressField{"admin_address", pb.admin_address(), "127.0.0.1:15000", &o.admin},
-        AddressField{"metrics_address", pb.metrics_address(), "0.0.0.0:15090",
-                     &o.metrics},
-        AddressField{"health_address", pb.health_address(), "0.0.0.0:15021",
-                     &o.health}}) {
+        AddressField{"metrics_address", pb.metrics_address(), any + ":15090", &o.metrics},
+        AddressField{"health_address", pb.health_address(), any + ":15021", &o.health}}) {
     absl::StatusOr<SocketAddress> a =
         SocketAddress::Parse(f.value.empty() ? f.fallback : f.value);
     if (!a.ok()) return FieldError(f.name, std::string(a.status().message()));
@@ -183,10 +233,13 @@ absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json) {
                   ? static_cast<int>(pb.workers())
                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!pb.app_host().empty()) {
-    if (!SocketAddress::Parse(pb.app_host() + ":1").ok()) {
-      return FieldError("app_host", "must be an IP address");
-    }
-    o.app_host = pb.app_host();
+    const std::string& host = pb.app_host();
+    absl::StatusOr<SocketAddress> a = SocketAddress::Parse(absl::StrCat(
+        host.find(':') == std::string::npos || host[0] == '[' ? host : "[" + host + "]",
+        ":0"));
+    if (!a.ok()) return FieldError("app_host", "must be an IP address");
+    o.app_host = *a;
+    o.app_host.text = host;  // as written, for the effective config
   }
   if (!pb.outbound_fixed_destination().empty()) {
     absl::StatusOr<SocketAddress> a =

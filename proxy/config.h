@@ -20,9 +20,13 @@ struct SocketAddress {
   std::string text;
 
   static absl::StatusOr<SocketAddress> Parse(const std::string& host_port);
+  // An IPv4-mapped IPv6 address (what a dual-stack socket reports for an IPv4 peer)
+  // becomes the plain IPv4 address, so CIDRs, policies and logs see one form.
   static SocketAddress FromSockaddr(const sockaddr* sa, socklen_t len);
   int family() const { return storage.ss_family; }
   uint16_t port() const;
+  void set_port(uint16_t port);
+  bool is_wildcard() const;  // 0.0.0.0 or ::
   const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
 };
 
@@ -64,7 +68,9 @@ struct ProxyOptions {
   SocketAddress metrics;
   SocketAddress health;
   int workers = 1;
-  std::string app_host = "127.0.0.1";
+  // Where inbound connections go (with the original destination port). Unset
+  // (length 0): the loopback address of the connection's own family, 127.0.0.1 or ::1.
+  SocketAddress app_host;
   bool has_fixed_destination = false;
   SocketAddress fixed_destination;
   bool has_fixed_app = false;
@@ -88,8 +94,14 @@ struct ProxyOptions {
   bool policy_from_agent = false;
 };
 
+// The app address an inbound connection to `destination` is relayed to: the fixed app,
+// or app_host (else the loopback of destination's family) with destination's port.
+SocketAddress AppAddress(const ProxyOptions& options, const SocketAddress& destination);
+
 // Parses the JSON config file text (schema: proto/tandem/proxy_config.proto) and
-// validates every field. Errors are kInvalidArgument naming the field.
+// validates every field. Errors are kInvalidArgument naming the field. Listener
+// addresses default to [::] (dual-stack: IPv4 and IPv6) where the kernel has IPv6,
+// else 0.0.0.0.
 absl::StatusOr<ProxyOptions> ParseProxyConfig(const std::string& json);
 
 }  // namespace tandem::proxy

@@ -1,6 +1,10 @@
 #include "proxy/config.h"
 
+#include <arpa/inet.h>
+#include <unistd.h>
+
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "proxy/mesh_policy.h"
 
@@ -25,6 +29,64 @@ TEST(ProxyConfigTest, AppliesSecureDefaults) {
   EXPECT_FALSE(o->policy_from_agent);
   EXPECT_FALSE(o->allow_tls12);
   EXPECT_EQ(o->socket_mark, 1337u);
+}
+
+TEST(ProxyConfigTest, ListensDualStackByDefaultWhereTheKernelHasIpv6) {
+  int probe = socket(AF_INET6, SOCK_STREAM, 0);
+  bool has_ipv6 = probe >= 0;
+  if (has_ipv6) close(probe);
+  absl::StatusOr<ProxyOptions> o = ParseProxyConfig("{}");
+  ASSERT_TRUE(o.ok()) << o.status();
+  const char* any = has_ipv6 ? "[::]" : "0.0.0.0";
+  EXPECT_EQ(o->outbound.text, absl::StrCat(any, ":15001"));
+  EXPECT_EQ(o->inbound.text, absl::StrCat(any, ":15006"));
+  EXPECT_EQ(o->metrics.text, absl::StrCat(any, ":15090"));
+  EXPECT_EQ(o->health.text, absl::StrCat(any, ":15021"));
+  EXPECT_TRUE(o->outbound.is_wildcard());
+  EXPECT_FALSE(SocketAddress::Parse("[::1]:1")->is_wildcard());
+  EXPECT_FALSE(SocketAddress::Parse("127.0.0.1:1")->is_wildcard());
+  EXPECT_TRUE(SocketAddress::Parse("0.0.0.0:1")->is_wildcard());
+}
+
+TEST(ProxyConfigTest, SendsInboundToTheLoopbackOfTheConnectionsFamily) {
+  absl::StatusOr<ProxyOptions> o = ParseProxyConfig("{}");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(AppAddress(*o, *SocketAddress::Parse("10.77.0.12:8080")).text,
+            "127.0.0.1:8080");
+  EXPECT_EQ(AppAddress(*o, *SocketAddress::Parse("[fd77:77::12]:8080")).text,
+            "[::1]:8080");
+}
+
+TEST(ProxyConfigTest, SendsInboundToTheConfiguredAppHostOrFixedApp) {
+  for (const char* host : {"::1", "[::1]"}) {
+    absl::StatusOr<ProxyOptions> o =
+        ParseProxyConfig(absl::StrCat(R"({"app_host": ")", host, R"("})"));
+    ASSERT_TRUE(o.ok()) << o.status();
+    EXPECT_EQ(o->app_host.text, host);
+    EXPECT_EQ(AppAddress(*o, *SocketAddress::Parse("10.0.0.1:80")).text, "[::1]:80");
+  }
+  absl::StatusOr<ProxyOptions> o = ParseProxyConfig(R"({"app_host": "10.1.1.1"})");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(AppAddress(*o, *SocketAddress::Parse("[fd00::1]:81")).text, "10.1.1.1:81");
+  o = ParseProxyConfig(R"({"app_host": "10.1.1.1", "inbound_fixed_app": "[::1]:9"})");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(AppAddress(*o, *SocketAddress::Parse("10.0.0.1:80")).text, "[::1]:9");
+}
+
+TEST(SocketAddressTest, ReadsIpv4MappedAddressesAsIpv4) {
+  sockaddr_in6 mapped{};
+  mapped.sin6_family = AF_INET6;
+  mapped.sin6_port = htons(8080);
+  ASSERT_EQ(inet_pton(AF_INET6, "::ffff:10.77.0.12", &mapped.sin6_addr), 1);
+  SocketAddress a =
+      SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&mapped), sizeof(mapped));
+  EXPECT_EQ(a.family(), AF_INET);
+  EXPECT_EQ(a.length, sizeof(sockaddr_in));
+  EXPECT_EQ(a.text, "10.77.0.12:8080");
+  ASSERT_EQ(inet_pton(AF_INET6, "fd77:77::12", &mapped.sin6_addr), 1);
+  a = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&mapped), sizeof(mapped));
+  EXPECT_EQ(a.family(), AF_INET6);
+  EXPECT_EQ(a.text, "[fd77:77::12]:8080");
 }
 
 TEST(ProxyConfigTest, ParsesPoliciesAndMeshRanges) {
@@ -73,6 +135,8 @@ TEST(ProxyConfigTest, RefusesEachInvalidFieldByName) {
   ExpectRefused(R"({"connect_timeout_ms": 1})", "connect_timeout_ms");
   ExpectRefused(R"({"cert_chain_file": "/x"})", "private_key_file");
   ExpectRefused(R"({"workers": 1000})", "workers");
+  ExpectRefused(R"({"app_host": "app.local"})", "app_host: must be an IP address");
+  ExpectRefused(R"({"app_host": "[::1"})", "app_host: must be an IP address");
   // Above INT_MAX these used to turn negative (fuzz_proxy_config checks for it).
   ExpectRefused(R"({"workers": 4294967295})", "workers");
   ExpectRefused(R"({"max_connections": 4294967295})", "max_connections");

@@ -148,15 +148,7 @@ void Connection::Sniff() {
   }
   mode_ = Mode::kPlaintext;
   SetInterest(downstream_, 0);
-  absl::StatusOr<SocketAddress> app =
-      ctx_.options->has_fixed_app
-          ? absl::StatusOr<SocketAddress>(ctx_.options->fixed_app)
-          : SocketAddress::Parse(absl::StrCat(ctx_.options->app_host, ":", port));
-  if (!app.ok()) {
-    Refuse(FailReason::kMalformed, "bad app address");
-    return;
-  }
-  ConnectUpstream(*app);
+  ConnectUpstream(AppAddress(*ctx_.options, destination_));
 }
 
 void Connection::ConnectUpstream(const SocketAddress& target) {
@@ -297,15 +289,7 @@ void Connection::ContinueHandshake() {
     return;
   }
   SetInterest(downstream_, 0);
-  absl::StatusOr<SocketAddress> app =
-      ctx_.options->has_fixed_app
-          ? absl::StatusOr<SocketAddress>(ctx_.options->fixed_app)
-          : SocketAddress::Parse(absl::StrCat(ctx_.options->app_host, ":", port));
-  if (!app.ok()) {
-    Refuse(FailReason::kMalformed, "bad app address");
-    return;
-  }
-  ConnectUpstream(*app);
+  ConnectUpstream(AppAddress(*ctx_.options, destination_));
 }
 
 void Connection::StartPumping() {

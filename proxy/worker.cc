@@ -50,6 +50,12 @@ absl::StatusOr<int> OpenListener(const SocketAddress& address, bool reuse_port) 
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (address.family() == AF_INET6 && address.is_wildcard()) {
+    // [::] takes IPv4 too (as IPv4-mapped), whatever net.ipv6.bindv6only says: one
+    // listener serves a dual-stack pod.
+    int zero = 0;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+  }
   if (bind(fd, address.get(), address.length) != 0 || listen(fd, 4096) != 0) {
     int err = errno;
     close(fd);

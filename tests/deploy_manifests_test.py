@@ -1,17 +1,16 @@
 #!/usr/bin/env python3
-"""Parses every Kubernetes manifest in deploy/kubernetes and checks what the mesh relies
-on: valid YAML, required fields per object, and the sidecar's security settings.
-Exit 77 (skipped) without python3-yaml."""
-import pathlib
+"""Checks what the mesh relies on in what `kubectl kustomize deploy/kubernetes` and the
+example overlay render (tests/kustomize_render.py): the objects of a complete install,
+least-privilege RBAC, the CA's hardening, the webhook wiring, and the example app's
+namespace. Also the sidecar's hardening in injection/sidecar-template.yaml. Schema
+validation is deploy_schema_test.py's job."""
+import base64
+import json
 import sys
 
-try:
-    import yaml
-except ImportError:
-    print("SKIP: python3-yaml is not installed")
-    sys.exit(77)
+import kustomize_render
+import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent / "deploy" / "kubernetes"
 failures = []
 
 
@@ -21,72 +20,265 @@ def check(what, ok):
         failures.append(what)
 
 
-objects = []
-for path in sorted(ROOT.rglob("*.yaml")):
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except yaml.YAMLError as e:
-        check(f"{path.name} parses ({e})", False)
-        continue
-    check(f"{path.name} parses ({len(docs)} documents)", True)
-    for doc in docs:
-        objects.append((path.name, doc))
+def find(objects, kind, name, namespace=None):
+    for o in objects:
+        meta = o["metadata"]
+        if o["kind"] == kind and meta["name"] == name and meta.get("namespace") == namespace:
+            return o
+    check(f"a {kind} {namespace + '/' if namespace else ''}{name} is rendered", False)
+    print(f"{len(failures)} failed")
+    sys.exit(1)
 
-for name, doc in objects:
-    if name == "sidecar-patch.yaml":
-        continue  # a patch, not an object
-    ok = all(k in doc for k in ("apiVersion", "kind", "metadata")) and "name" in doc["metadata"]
-    check(f"{name}: {doc.get('kind')} has apiVersion, kind, metadata.name", ok)
 
-kinds = {doc.get("kind") for _, doc in objects}
-for kind in ("Namespace", "Deployment", "Service", "ServiceAccount", "ClusterRole",
-             "ClusterRoleBinding", "MutatingWebhookConfiguration", "ConfigMap"):
-    check(f"a {kind} is defined", kind in kinds)
+def flag(args, name):
+    """The value of --name=VALUE in args, or None."""
+    return next((a.split("=", 1)[1] for a in args if a.startswith(f"--{name}=")), None)
 
-role = next(d for _, d in objects if d.get("kind") == "ClusterRole")
-check("the CA may create tokenreviews",
-      any("tokenreviews" in r["resources"] and "create" in r["verbs"] for r in role["rules"]))
 
-ca = next(d for _, d in objects if d.get("kind") == "Deployment" and
-          d["metadata"]["name"] == "tandem-ca")
-ca_spec = ca["spec"]["template"]["spec"]
-ca_args = ca_spec["containers"][0]["args"]
-ca_volumes = {v["name"]: v for v in ca_spec["volumes"]}
-check("the CA serves a mesh policy file from a ConfigMap",
-      "--policy-file=/etc/tandem/policy/mesh-policy.yaml" in ca_args and
-      ca_volumes["policy"]["configMap"]["name"] == "tandem-mesh-policy")
-check("the CA keeps revocations on a persistent volume",
-      any(a.startswith("--state-dir=/var/lib/tandem-ca-state") for a in ca_args) and
-      "persistentVolumeClaim" in ca_volumes["state"])
+def mount_of(container, pod, path):
+    """The volume whose mount holds path (the longest matching mountPath)."""
+    mounts = [m for m in container["volumeMounts"]
+              if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")]
+    if not mounts:
+        return None
+    name = max(mounts, key=lambda m: len(m["mountPath"]))["name"]
+    return next(v for v in pod["volumes"] if v["name"] == name)
+
+
+def hardened(what, pod, containers):
+    ctx = pod.get("securityContext", {})
+    check(f"{what} runs as non-root", ctx.get("runAsNonRoot") is True)
+    check(f"{what} uses the RuntimeDefault seccomp profile",
+          ctx.get("seccompProfile", {}).get("type") == "RuntimeDefault")
+    for c in containers:
+        sc = c.get("securityContext", {})
+        check(f"{what}/{c['name']}: read-only root FS", sc.get("readOnlyRootFilesystem") is True)
+        check(f"{what}/{c['name']}: no privilege escalation",
+              sc.get("allowPrivilegeEscalation") is False)
+        check(f"{what}/{c['name']}: drops ALL capabilities, adds none",
+              sc.get("capabilities", {}).get("drop") == ["ALL"] and
+              not sc.get("capabilities", {}).get("add"))
+        check(f"{what}/{c['name']}: memory limit and requests",
+              "memory" in c.get("resources", {}).get("limits", {}) and
+              c.get("resources", {}).get("requests"))
+
+
+builds = kustomize_render.render_builds()
+install = builds["install"]
+
+# --- Every object is complete, and the install holds what the docs promise.
+for build, objects in builds.items():
+    names = set()
+    for o in objects:
+        meta = o.get("metadata", {})
+        ok = o.get("apiVersion") and o.get("kind") and meta.get("name")
+        check(f"{build}: {o.get('kind')} {meta.get('name')} has apiVersion, kind, name", ok)
+        names.add((o.get("kind"), meta.get("namespace"), meta.get("name")))
+    check(f"{build}: no object is rendered twice", len(names) == len(objects))
+check("the install is labelled part-of tandem",
+      all(o["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "tandem"
+          for o in install))
+
+ns = find(install, "Namespace", "tandem-system")
+check("tandem-system enforces Pod Security 'restricted'",
+      ns["metadata"]["labels"].get("pod-security.kubernetes.io/enforce") == "restricted")
+
+# --- RBAC: exactly TokenReviews and the one webhook, no wildcards.
+sa = find(install, "ServiceAccount", "tandem-ca", "tandem-system")
+role = find(install, "ClusterRole", "tandem-ca")
+binding = find(install, "ClusterRoleBinding", "tandem-ca")
+rules = role["rules"]
+check("no RBAC rule uses a wildcard",
+      not any("*" in r.get(k, []) for r in rules
+              for k in ("apiGroups", "resources", "verbs", "resourceNames")))
+check("the CA may create tokenreviews, nothing else there",
+      {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"],
+       "verbs": ["create"]} in rules)
+check("the CA may get and update only its own webhook configuration",
+      {"apiGroups": ["admissionregistration.k8s.io"],
+       "resources": ["mutatingwebhookconfigurations"],
+       "resourceNames": ["tandem-sidecar-injector"], "verbs": ["get", "update"]} in rules)
+check("the ClusterRole has those two rules only", len(rules) == 2)
+check("the binding gives the ClusterRole to the CA's service account",
+      binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                             "name": "tandem-ca"} and
+      binding["subjects"] == [{"kind": "ServiceAccount", "name": "tandem-ca",
+                               "namespace": "tandem-system"}])
+check("no Role, RoleBinding or other ClusterRole",
+      [o["kind"] for o in install if o["kind"] in
+       ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")] ==
+      ["ClusterRole", "ClusterRoleBinding"])
+
+# --- The CA Deployment.
+ca = find(install, "Deployment", "tandem-ca", "tandem-system")
+pod = ca["spec"]["template"]["spec"]
+container = pod["containers"][0]
+args = container["args"]
+ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+check("the CA runs as its service account", pod["serviceAccountName"] == sa["metadata"]["name"])
+hardened("tandem-ca", pod, pod["containers"])
+check("the CA's image is tandem/ca:dev (kustomize images: retags it)",
+      container["image"] == "tandem/ca:dev")
+for probe in ("readinessProbe", "livenessProbe"):
+    get = container.get(probe, {}).get("httpGet", {})
+    check(f"the CA's {probe} asks its health endpoint on the metrics port",
+          get.get("path", "").startswith("/healthz/") and
+          ports.get(get.get("port"), get.get("port")) == 15014)
+check("Recreate: one pod at a time holds the ReadWriteOnce state volume",
+      ca["spec"]["strategy"]["type"] == "Recreate")
+root_volume = mount_of(container, pod, flag(args, "root-dir"))
+check("the root key is the Secret tandem-ca-root, mounted 0400, read in secret-volume mode",
+      flag(args, "root-dir-mode") == "secret-volume" and root_volume is not None and
+      root_volume.get("secret", {}).get("secretName") == "tandem-ca-root" and
+      root_volume["secret"].get("defaultMode") == 0o400)
+policy_volume = mount_of(container, pod, flag(args, "policy-file") or "")
+check("the CA serves the mesh policy from the ConfigMap tandem-mesh-policy",
+      policy_volume is not None and
+      policy_volume.get("configMap", {}).get("name") == "tandem-mesh-policy")
+state_volume = mount_of(container, pod, flag(args, "state-dir") or "")
+check("the CA keeps revocations on the PVC tandem-ca-state",
+      state_volume is not None and
+      state_volume.get("persistentVolumeClaim", {}).get("claimName") == "tandem-ca-state")
+find(install, "PersistentVolumeClaim", "tandem-ca-state", "tandem-system")
 check("the CA's admin endpoint is on loopback",
-      any(a.startswith("--admin=127.0.0.1:") for a in ca_args))
-policy_map = next(d for _, d in objects if d.get("kind") == "ConfigMap" and
-                  d["metadata"]["name"] == "tandem-mesh-policy")
+      (flag(args, "admin") or "").startswith("127.0.0.1:"))
+check("tokens are checked with TokenReview", "--token-review" in args)
+template_volume = mount_of(container, pod, flag(args, "template") or "")
+template_map = template_volume and template_volume.get("configMap", {}).get("name", "")
+check("the sidecar template comes from the generated ConfigMap tandem-sidecar-template-<hash>",
+      bool(template_map) and template_map.startswith("tandem-sidecar-template-"))
+find(install, "ConfigMap", template_map or "?", "tandem-system")
+
+# --- The webhook, the injector Service and the CA agree with each other.
+hook_config = find(install, "MutatingWebhookConfiguration", "tandem-sidecar-injector")
+hooks = hook_config["webhooks"]
+check("one webhook", len(hooks) == 1)
+hook = hooks[0]
+check("the CA manages this webhook's caBundle (--webhook-config) and none is committed",
+      flag(args, "webhook-config") == hook_config["metadata"]["name"] and
+      "caBundle" not in hook["clientConfig"])
+check("failurePolicy Fail, sideEffects None, admission v1, a timeout under 30 s",
+      hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None" and
+      hook["admissionReviewVersions"] == ["v1"] and 0 < hook["timeoutSeconds"] <= 30)
+check("reinvocationPolicy is set", hook.get("reinvocationPolicy") in ("Never", "IfNeeded"))
+exprs = hook["namespaceSelector"]["matchExpressions"]
+check("only namespaces labelled tandem-injection=enabled",
+      {"key": "tandem-injection", "operator": "In", "values": ["enabled"]} in exprs)
+check("never tandem-system or kube-system",
+      any(e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn" and
+          {"tandem-system", "kube-system"} <= set(e["values"]) for e in exprs))
+check("pods labelled sidecar.tandem.dev/inject=false are skipped",
+      {"key": "sidecar.tandem.dev/inject", "operator": "NotIn", "values": ["false"]} in
+      hook["objectSelector"]["matchExpressions"])
+check("only pod CREATE is intercepted",
+      hook["rules"] == [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                         "resources": ["pods"], "scope": "Namespaced"}])
+svc_ref = hook["clientConfig"]["service"]
+injector = find(install, "Service", svc_ref["name"], svc_ref["namespace"])
+injector_port = next((p for p in injector["spec"]["ports"] if p["port"] == svc_ref["port"]), {})
+listen_port = int((flag(args, "injector-listen") or ":0").rsplit(":", 1)[1])
+check("the webhook's Service port reaches the CA's --injector-listen port",
+      injector["spec"]["selector"] == ca["spec"]["selector"]["matchLabels"] and
+      ports.get(injector_port.get("targetPort"), injector_port.get("targetPort")) ==
+      listen_port != 0)
+check("the injector's certificate names the Service the API server dials",
+      f"{injector['metadata']['name']}.{injector['metadata']['namespace']}.svc" in
+      (flag(args, "injector-dns-names") or "").split(","))
+ca_svc = find(install, "Service", "tandem-ca", "tandem-system")
+check("Service tandem-ca exposes the CA's 15012 and metrics 15014",
+      sorted(p["port"] for p in ca_svc["spec"]["ports"]) == [15012, 15014])
+
+# --- Disruption budget: covers the CA and never blocks a drain.
+pdb = find(install, "PodDisruptionBudget", "tandem-ca", "tandem-system")
+spec = pdb["spec"]
+check("the PodDisruptionBudget selects the CA's pods",
+      spec["selector"]["matchLabels"] == ca["spec"]["selector"]["matchLabels"])
+check("the PodDisruptionBudget lets a drain evict the CA",
+      spec.get("maxUnavailable", 0) >= 1 or
+      spec.get("minAvailable", ca["spec"]["replicas"]) < ca["spec"]["replicas"])
+
+# --- Root, policy, proxy config.
+secret = find(install, "Secret", "tandem-ca-root", "tandem-system")
+root_pem = base64.b64decode(secret["data"]["ca-cert.pem"]).decode()
+check("the root Secret holds ca-key.pem and ca-cert.pem",
+      sorted(secret["data"]) == ["ca-cert.pem", "ca-key.pem"] and
+      "BEGIN CERTIFICATE" in root_pem)
+trust = find(install, "ConfigMap", "tandem-ca-root", "tandem-system")
+check("the public trust root holds the Secret's certificate and no key",
+      trust["data"] == {"ca-cert.pem": root_pem})
+policy = find(install, "ConfigMap", "tandem-mesh-policy", "tandem-system")
 check("the mesh policy ConfigMap holds YAML",
-      isinstance(yaml.safe_load(policy_map["data"]["mesh-policy.yaml"]), dict))
-proxy_map = next(d for _, d in objects if d.get("kind") == "ConfigMap" and
-                 d["metadata"]["name"] == "tandem-proxy-config")
+      isinstance(yaml.safe_load(policy["data"]["mesh-policy.yaml"]), dict))
+proxy_config = find(install, "ConfigMap", "tandem-proxy-config", "tandem-system")
 check("sidecars take the mesh policy from their agent",
-      '"policy_from_agent": true' in proxy_map["data"]["proxy.json"])
-patch = next(d for n, d in objects if n == "sidecar-patch.yaml")
-pod = patch["spec"]["template"]["spec"]
-inits = {c["name"]: c for c in pod["initContainers"]}
+      json.loads(proxy_config["data"]["proxy.json"]).get("policy_from_agent") is True)
+
+# --- The example app.
+example = builds["example"]
+check("the example overlay holds the whole install",
+      {(o["kind"], o["metadata"]["name"]) for o in install} <=
+      {(o["kind"], o["metadata"]["name"]) for o in example})
+app_ns = find(example, "Namespace", "tandem-example")
+check("the example namespace is labelled for injection",
+      app_ns["metadata"]["labels"].get("tandem-injection") == "enabled")
+for name, source in (("tandem-ca-root", trust), ("tandem-proxy-config", proxy_config)):
+    copy = find(example, "ConfigMap", name, "tandem-example")
+    check(f"the example namespace's {name} is the install's", copy["data"] == source["data"])
+server = find(example, "Deployment", "server", "tandem-example")
+client = find(example, "Job", "client", "tandem-example")
+service = find(example, "Service", "server", "tandem-example")
+for what, workload in (("server", server), ("client", client)):
+    wpod = workload["spec"]["template"]["spec"]
+    hardened(f"example {what}", wpod, wpod["containers"])
+    check(f"example {what} runs tandem/testapp:dev with its own service account",
+          wpod["containers"][0]["image"] == "tandem/testapp:dev" and
+          find(example, "ServiceAccount", wpod["serviceAccountName"], "tandem-example"))
+    check(f"example {what} does not opt out of injection",
+          workload["spec"]["template"]["metadata"].get("labels", {})
+          .get("sidecar.tandem.dev/inject") != "false")
+server_container = server["spec"]["template"]["spec"]["containers"][0]
+server_ports = {p["name"]: p["containerPort"] for p in server_container["ports"]}
+ready = server_container["readinessProbe"]["httpGet"]
+serve_args = server_container["args"]
+check("the server is ready on GET /ready on the port it serves",
+      ready["path"] == "/ready" and serve_args[:2] == ["serve", "--port"] and
+      server_ports.get(ready["port"], ready["port"]) == int(serve_args[2]))
+check("the Service selects the server and targets its port",
+      service["spec"]["selector"] == server["spec"]["selector"]["matchLabels"] and
+      server_ports.get(service["spec"]["ports"][0]["targetPort"]) == int(serve_args[2]))
+client_args = client["spec"]["template"]["spec"]["containers"][0]["args"]
+check("the client calls the server's Service",
+      client_args[:2] == ["client", "--url"] and
+      client_args[2].startswith("http://$(SERVER_SERVICE_HOST):$(SERVER_SERVICE_PORT)/"))
+
+# --- The sidecar template the injector renders (docs/injection.md).
+template = yaml.safe_load((kustomize_render.KUBERNETES_DIR / "injection" /
+                           "sidecar-template.yaml").read_text())
+inits = {c["name"]: c for c in template["initContainers"]}
+sidecars = {c["name"]: c for c in template["sidecars"]}
 check("init container adds NET_ADMIN", "NET_ADMIN" in
       inits["tandem-init"]["securityContext"]["capabilities"]["add"])
+check("init container keeps the agent's app-health port 15020 uncaptured",
+      any(e["name"] == "TANDEM_EXCLUDE_INBOUND_PORTS" and e["value"] == "{{exclude_inbound_ports}}"
+          for e in inits["tandem-init"]["env"]))
 for side in ("tandem-agent", "tandem-proxy"):
-    c = inits[side]
-    check(f"{side} is a native sidecar", c.get("restartPolicy") == "Always")
+    c = sidecars[side]
     check(f"{side} runs as uid 1337", c["securityContext"]["runAsUser"] == 1337)
     check(f"{side} drops all capabilities", c["securityContext"]["capabilities"]["drop"] == ["ALL"])
     check(f"{side} has a read-only root", c["securityContext"]["readOnlyRootFilesystem"])
-proxy = inits["tandem-proxy"]
+    check(f"{side} runs from the one sidecar image", c["image"] == "{{proxy_image}}")
+agent_args = sidecars["tandem-agent"]["args"]
+check("agent serves app health on 15020 and metrics on 127.0.0.1:15019",
+      "--app-health=0.0.0.0:15020" in agent_args and "--metrics=127.0.0.1:15019" in agent_args)
+proxy = sidecars["tandem-proxy"]
 check("readiness probes 15021", proxy["readinessProbe"]["httpGet"]["port"] == 15021)
 check("app held until the proxy is ready (startupProbe)", "startupProbe" in proxy)
-token = next(v for v in pod["volumes"] if v["name"] == "tandem-token")
+check("classic mode holds the app with a postStart hook",
+      "--wait-ready=127.0.0.1:15021" in
+      template["classicProxyLifecycle"]["postStart"]["exec"]["command"])
+token = next(v for v in template["volumes"] if v["name"] == "tandem-token")
 src = token["projected"]["sources"][0]["serviceAccountToken"]
 check("projected token has the CA audience", src["audience"] == "istio-ca")
-check("metrics scraping is annotated",
-      patch["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "15090")
-
+check("metrics scraping is annotated", template["podAnnotations"]["prometheus.io/port"] == "15090")
 print(f"{len(failures)} failed" if failures else "all manifest checks passed")
 sys.exit(1 if failures else 0)

@@ -1,7 +1,10 @@
+// BoringSSL code: never include gRPC headers here.
 #include "common/http/http_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -19,6 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/metrics/registry.h"
+#include "common/pki/certificate.h"
+#include "common/pki/private_key.h"
 
 namespace tandem::http {
 namespace {
@@ -63,6 +68,8 @@ const char* ReasonPhrase(int status) {
       return "Not Implemented";
     case 503:
       return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
     default:
       return "Status";
   }
@@ -86,6 +93,24 @@ size_t FindHeaderEnd(std::string_view in, size_t from) {
 
 absl::string_view Av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
+// Selects http/1.1 when the client offers it; a client offering only other protocols
+// (e.g. h2 alone) gets no ALPN answer and may still speak HTTP/1.1.
+int SelectHttp11(SSL*, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
+                 unsigned in_len, void*) {
+  static constexpr std::string_view kHttp11 = "http/1.1";
+  for (unsigned i = 0; i < in_len;) {
+    uint8_t len = in[i];
+    if (i + 1 + len > in_len) break;
+    if (std::string_view(reinterpret_cast<const char*>(in + i + 1), len) == kHttp11) {
+      *out = in + i + 1;
+      *out_len = len;
+      return SSL_TLSEXT_ERR_OK;
+    }
+    i += 1 + len;
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
 int MillisUntil(absl::Time deadline, absl::Time now) {
   if (deadline <= now) return 0;
   // Rounds up so the loop does not wake just before a deadline and spin.
@@ -95,12 +120,89 @@ int MillisUntil(absl::Time deadline, absl::Time now) {
 
 }  // namespace
 
+// One published HTTPS context. Immutable after Build; each SSL holds its own reference
+// to the SSL_CTX, so a swap never touches an open connection.
+struct HttpServer::TlsContext {
+  // `result` receives the metric label: accepted or why the credentials were refused.
+  static absl::StatusOr<std::shared_ptr<const TlsContext>> Build(
+      const TlsCredentials& credentials, absl::Time now, const char** result);
+
+  bssl::UniquePtr<SSL_CTX> ctx;
+};
+
+absl::StatusOr<std::shared_ptr<const HttpServer::TlsContext>> HttpServer::TlsContext::Build(
+    const TlsCredentials& credentials, absl::Time now, const char** result) {
+  absl::StatusOr<std::vector<pki::Certificate>> chain =
+      pki::Certificate::ChainFromPem(credentials.cert_chain_pem);
+  if (!chain.ok()) {
+    *result = "bad_certificate";
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS credentials: certificate chain: ", chain.status().message()));
+  }
+  absl::StatusOr<pki::PrivateKey> key = pki::PrivateKey::FromPem(credentials.key_pem);
+  if (!key.ok()) {
+    *result = "bad_key";
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS credentials: private key: ", key.status().message()));
+  }
+  const pki::Certificate& leaf = chain->front();
+  if (!leaf.MatchesKey(*key)) {
+    *result = "key_mismatch";
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TLS credentials: the private key does not match the certificate (serial ",
+        leaf.SerialHex(), ")"));
+  }
+  if (leaf.not_after() <= now) {
+    *result = "expired";
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS credentials: the certificate expired at ",
+                     absl::FormatTime(absl::RFC3339_sec, leaf.not_after(),
+                                      absl::UTCTimeZone())));
+  }
+  auto context = std::make_shared<TlsContext>();
+  context->ctx.reset(SSL_CTX_new(TLS_method()));
+  SSL_CTX* ctx = context->ctx.get();
+  // TLS 1.3 only, like every other tandem endpoint. The kube-apiserver's webhook
+  // client is Go's crypto/tls, which offers TLS 1.3 by default since Go 1.13 (client-go
+  // sets only a TLS 1.2 minimum), so the API server can call us.
+  bool ok = ctx != nullptr && SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) &&
+            SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) &&
+            SSL_CTX_set1_curves_list(ctx, "X25519:P-256") &&
+            SSL_CTX_use_certificate(ctx, leaf.get()) &&
+            SSL_CTX_use_PrivateKey(ctx, key->get());
+  for (size_t i = 1; ok && i < chain->size(); ++i) {
+    ok = SSL_CTX_add1_chain_cert(ctx, (*chain)[i].get());
+  }
+  ERR_clear_error();
+  if (!ok) {
+    *result = "bad_certificate";
+    return absl::InvalidArgumentError("TLS credentials: BoringSSL refused the certificate");
+  }
+  SSL_CTX_set_alpn_select_cb(ctx, SelectHttp11, nullptr);
+  // Partial writes: a response larger than the socket buffer goes out across POLLOUTs.
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
+  *result = "accepted";
+  return context;
+}
+
 struct HttpServer::Connection {
-  enum class State { kReading, kWriting, kLingering };
-  explicit Connection(int fd) : fd(fd) {}
-  ~Connection() { close(fd); }
+  // kDeferred: the request went to a deferred handler, whose Responder has not been
+  // called yet; the connection is polled only for errors and hang-ups.
+  enum class State { kHandshaking, kReading, kDeferred, kWriting, kLingering };
+  Connection(int fd, uint64_t id) : fd(fd), id(id) {}
+  ~Connection() {
+    ssl.reset();
+    close(fd);
+  }
 
   const int fd;
+  const uint64_t id;  // names the connection to Responders; never reused
+  bssl::UniquePtr<SSL> ssl;  // HTTPS only
+  // Poll events a TLS operation is waiting for (SSL_ERROR_WANT_READ/WRITE); 0: the
+  // state's own (POLLOUT when writing, none when deferred, else POLLIN).
+  short want = 0;
   State state = State::kReading;
   absl::Time deadline;
   std::string in;
@@ -113,14 +215,28 @@ struct HttpServer::Connection {
 };
 
 // Counters, looked up once each and cached. Filled by Create() (the refusal reasons),
-// then used by the serving thread only.
+// then used by the serving thread only, except `tls_credentials`: filled here, then
+// only read (any thread, SetTlsCredentials).
 struct HttpServer::Stats {
-  Stats(metrics::Registry& registry, std::string name)
+  Stats(metrics::Registry& registry, std::string name, bool tls)
       : registry(registry), name(std::move(name)) {
     for (const char* reason : {"malformed", "header_too_large", "body_too_large",
                                "timeout", "method", "unsupported"}) {
       Refused(reason);
     }
+    if (!tls) return;
+    Refused("tls_handshake");
+    for (const char* result :
+         {"accepted", "bad_certificate", "bad_key", "key_mismatch", "expired"}) {
+      tls_credentials[result] = &registry.GetCounter(
+          "tandem_http_tls_credentials_total",
+          "HTTPS certificate updates, by result (accepted or why refused).",
+          {{"server", this->name}, {"result", result}});
+    }
+  }
+  void CountTlsCredentials(std::string_view result) const {
+    auto it = tls_credentials.find(result);
+    if (it != tls_credentials.end()) it->second->Inc();
   }
   metrics::Counter& Requests(int code) {
     metrics::Counter*& c = by_code[code];
@@ -146,6 +262,37 @@ struct HttpServer::Stats {
   const std::string name;
   std::map<int, metrics::Counter*> by_code;
   std::map<std::string_view, metrics::Counter*> by_reason;  // keys: literals
+  std::map<std::string_view, metrics::Counter*> tls_credentials;  // keys: literals
+};
+
+// Carries deferred responses from any thread to the serving thread. Responders hold it
+// by shared_ptr, so a late response after the server is gone finds it closed.
+struct HttpServer::Mailbox {
+  explicit Mailbox(int wake_fd) : wake_fd(wake_fd) {}
+
+  void Post(uint64_t connection_id, HttpResponse response) {
+    absl::MutexLock lock(&mu);
+    if (closed) return;
+    responses.emplace_back(connection_id, std::move(response));
+    uint64_t one = 1;
+    while (write(wake_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+  }
+  std::vector<std::pair<uint64_t, HttpResponse>> Take() {
+    absl::MutexLock lock(&mu);
+    return std::exchange(responses, {});
+  }
+  // After this, Post() drops its response and no longer touches wake_fd.
+  void Close() {
+    absl::MutexLock lock(&mu);
+    closed = true;
+    responses.clear();
+  }
+
+  const int wake_fd;  // owned by the server; valid until Close()
+  absl::Mutex mu;
+  bool closed ABSL_GUARDED_BY(mu) = false;
+  std::vector<std::pair<uint64_t, HttpResponse>> responses ABSL_GUARDED_BY(mu);
 };
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options) {
@@ -176,6 +323,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options) 
   if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr)) {
+    // [::] serves IPv4 too, whatever net.ipv6.bindv6only says.
+    int zero = 0;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+  }
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 128) != 0 ||
       getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
     int err = errno;
@@ -190,28 +342,58 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options) 
     close(fd);
     return absl::ErrnoToStatus(err, "eventfd");
   }
-  return std::unique_ptr<HttpServer>(
-      new HttpServer(std::move(options), fd, wake_fd, port));
+  std::optional<TlsCredentials> tls = std::move(options.tls);
+  options.tls.reset();  // the server keeps the built context, not the key's PEM
+  auto server = std::unique_ptr<HttpServer>(
+      new HttpServer(std::move(options), fd, wake_fd, port, tls.has_value()));
+  if (tls.has_value()) {
+    if (absl::Status s = server->SetTlsCredentials(*tls); !s.ok()) return s;
+  }
+  return server;
 }
 
-HttpServer::HttpServer(Options options, int listen_fd, int wake_fd, uint16_t port)
+HttpServer::HttpServer(Options options, int listen_fd, int wake_fd, uint16_t port,
+                       bool tls)
     : options_(std::move(options)),
       listen_fd_(listen_fd),
       wake_fd_(wake_fd),
       port_(port),
+      tls_enabled_(tls),
       stats_(options_.registry == nullptr
                  ? nullptr
-                 : std::make_unique<Stats>(*options_.registry, options_.name)) {}
+                 : std::make_unique<Stats>(*options_.registry, options_.name, tls)),
+      mailbox_(std::make_shared<Mailbox>(wake_fd)) {}
 
 HttpServer::~HttpServer() {
-  Stop();
+  Stop();  // closes the mailbox, so no Responder writes to wake_fd_ after this
   close(listen_fd_);
   close(wake_fd_);
 }
 
+absl::Status HttpServer::SetTlsCredentials(const TlsCredentials& credentials) {
+  if (!tls_enabled_) {
+    return absl::FailedPreconditionError(
+        "TLS credentials for a plaintext server (set Options::tls at Create)");
+  }
+  const char* result = "accepted";
+  absl::StatusOr<std::shared_ptr<const TlsContext>> built =
+      TlsContext::Build(credentials, absl::Now(), &result);
+  if (stats_) stats_->CountTlsCredentials(result);
+  if (!built.ok()) return built.status();
+  std::shared_ptr<const TlsContext> old;  // freed after the lock is released
+  absl::MutexLock lock(&tls_mu_);
+  old = std::exchange(tls_, *std::move(built));
+  return absl::OkStatus();
+}
+
 void HttpServer::Handle(std::string path, Handler handler) {
   absl::MutexLock lock(&mu_);
-  handlers_[std::move(path)] = std::move(handler);
+  handlers_[std::move(path)] = Route{std::move(handler), nullptr};
+}
+
+void HttpServer::HandleDeferred(std::string path, DeferredHandler handler) {
+  absl::MutexLock lock(&mu_);
+  handlers_[std::move(path)] = Route{nullptr, std::move(handler)};
 }
 
 absl::Status HttpServer::Start() {
@@ -229,6 +411,7 @@ void HttpServer::Stop() {
   while (write(wake_fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
   }
   if (thread_.joinable()) thread_.join();
+  mailbox_->Close();
 }
 
 void HttpServer::Run() {
@@ -237,10 +420,18 @@ void HttpServer::Run() {
   absl::Time accept_paused_until = absl::InfinitePast();
   while (true) {
     absl::Time now = absl::Now();
-    // Expire connections past their deadline.
+    // Expire connections past their deadline; a deferred handler that never answered
+    // gets 504 sent for it.
     for (auto& conn : conns) {
       if (conn->deadline > now) continue;
-      if (conn->state == Connection::State::kReading && stats_) {
+      if (conn->state == Connection::State::kDeferred) {
+        Respond(*conn, HttpResponse{504, "text/plain", "Gateway Timeout\n"});
+        if (!OnWritable(*conn)) conn.reset();
+        continue;
+      }
+      if ((conn->state == Connection::State::kReading ||
+           conn->state == Connection::State::kHandshaking) &&
+          stats_) {
         stats_->Refused("timeout").Inc();
       }
       conn.reset();
@@ -254,25 +445,47 @@ void HttpServer::Run() {
     fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});
     int timeout_ms = accept_paused ? MillisUntil(accept_paused_until, now) : -1;
     for (auto& conn : conns) {
-      short events = conn->state == Connection::State::kWriting ? POLLOUT : POLLIN;
+      short events = conn->want != 0                                 ? conn->want
+                     : conn->state == Connection::State::kWriting  ? POLLOUT
+                     : conn->state == Connection::State::kDeferred ? 0
+                                                                   : POLLIN;
       fds.push_back({conn->fd, events, 0});
       int ms = MillisUntil(conn->deadline, now);
       timeout_ms = timeout_ms < 0 ? ms : std::min(timeout_ms, ms);
     }
     int n = poll(fds.data(), fds.size(), timeout_ms);
     if (n < 0 && errno != EINTR) break;  // cannot happen with valid fds
-    if (stopping_.load() || (fds[0].revents & POLLIN)) break;
+    if (stopping_.load()) break;
     if (n <= 0) continue;
 
     for (size_t i = 0; i < conns.size(); ++i) {
       short revents = fds[i + 2].revents;
       if (revents == 0) continue;
       Connection& conn = *conns[i];
-      bool keep =
-          conn.state == Connection::State::kWriting ? OnWritable(conn) : OnReadable(conn);
+      bool keep;
+      switch (conn.state) {
+        case Connection::State::kHandshaking:
+          keep = OnHandshake(conn);
+          break;
+        case Connection::State::kWriting:
+          keep = OnWritable(conn);
+          break;
+        case Connection::State::kDeferred:
+          keep = false;  // polled for no event: an error or hang-up; nobody to answer
+          break;
+        default:
+          keep = OnReadable(conn);
+      }
       if (!keep) conns[i].reset();
     }
     std::erase(conns, nullptr);
+
+    if (fds[0].revents & POLLIN) {
+      uint64_t count;
+      while (read(wake_fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
+      }
+      DeliverDeferred(conns);
+    }
 
     if (fds[1].revents & POLLIN) {
       while (conns.size() < options_.max_connections) {
@@ -284,8 +497,22 @@ void HttpServer::Run() {
           }
           break;
         }
-        auto conn = std::make_unique<Connection>(fd);
-        conn->deadline = absl::Now() + options_.read_timeout;
+        auto conn = std::make_unique<Connection>(fd, next_connection_id_++);
+        conn->deadline = absl::Now() + options_.read_timeout;  // handshake included
+        if (tls_enabled_) {
+          std::shared_ptr<const TlsContext> tls;
+          {
+            absl::MutexLock lock(&tls_mu_);
+            tls = tls_;
+          }
+          conn->ssl.reset(SSL_new(tls->ctx.get()));  // holds its own SSL_CTX reference
+          if (!conn->ssl || !SSL_set_fd(conn->ssl.get(), fd)) {
+            ERR_clear_error();
+            continue;  // out of memory: drop this one
+          }
+          SSL_set_accept_state(conn->ssl.get());
+          conn->state = Connection::State::kHandshaking;
+        }
         conns.push_back(std::move(conn));
       }
     }
@@ -293,15 +520,76 @@ void HttpServer::Run() {
   conns.clear();  // closes every connection
 }
 
+long HttpServer::ReadSome(Connection& conn, char* buf, size_t len) {
+  // Lingering reads only drop bytes: TLS records need no decrypting for that.
+  if (conn.ssl && conn.state != Connection::State::kLingering) {
+    conn.want = 0;
+    int n = SSL_read(conn.ssl.get(), buf, static_cast<int>(std::min<size_t>(len, 1 << 30)));
+    if (n > 0) return n;
+    int err = SSL_get_error(conn.ssl.get(), n);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      conn.want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+      return kWouldBlock;
+    }
+    ERR_clear_error();
+    return err == SSL_ERROR_ZERO_RETURN ? 0 : kFailed;
+  }
+  while (true) {
+    ssize_t n = read(conn.fd, buf, len);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? kWouldBlock : kFailed;
+  }
+}
+
+long HttpServer::WriteSome(Connection& conn, const char* data, size_t len) {
+  if (conn.ssl) {
+    conn.want = 0;
+    int n =
+        SSL_write(conn.ssl.get(), data, static_cast<int>(std::min<size_t>(len, 1 << 30)));
+    if (n > 0) return n;
+    int err = SSL_get_error(conn.ssl.get(), n);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      conn.want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+      return kWouldBlock;
+    }
+    ERR_clear_error();
+    return kFailed;
+  }
+  while (true) {
+    ssize_t n = send(conn.fd, data, len, MSG_NOSIGNAL);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? kWouldBlock : kFailed;
+  }
+}
+
+bool HttpServer::OnHandshake(Connection& conn) {
+  conn.want = 0;
+  int rc = SSL_do_handshake(conn.ssl.get());
+  if (rc == 1) {
+    conn.state = Connection::State::kReading;
+    // The request may have arrived with the client's last handshake flight.
+    return OnReadable(conn);
+  }
+  int err = SSL_get_error(conn.ssl.get(), rc);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    conn.want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+    return true;
+  }
+  ERR_clear_error();
+  // A protocol failure (plaintext, no shared version or cipher) is counted; a client
+  // that just closed is not.
+  if (err == SSL_ERROR_SSL && stats_) stats_->Refused("tls_handshake").Inc();
+  return false;
+}
+
 bool HttpServer::OnReadable(Connection& conn) {
   char buf[4096];
   while (true) {
-    ssize_t n = read(conn.fd, buf, sizeof(buf));
-    if (n == 0) return false;  // the client is gone (or done, when lingering)
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno == EAGAIN || errno == EWOULDBLOCK;
-    }
+    long n = ReadSome(conn, buf, sizeof(buf));
+    if (n == 0 || n == kFailed) return false;  // the client is gone (or done, lingering)
+    if (n == kWouldBlock) return true;
     if (conn.state == Connection::State::kLingering) continue;  // dropped
     conn.in.append(buf, static_cast<size_t>(n));
     if (conn.header_end == std::string::npos) {
@@ -396,7 +684,7 @@ bool HttpServer::OnReadable(Connection& conn) {
     if (conn.in.size() - conn.header_end >= conn.content_length) {
       conn.request.body = conn.in.substr(conn.header_end, conn.content_length);
       Dispatch(conn, std::move(conn.request));
-      return OnWritable(conn);
+      return conn.state == Connection::State::kDeferred || OnWritable(conn);
     }
   }
 }
@@ -406,17 +694,41 @@ void HttpServer::Dispatch(Connection& conn, HttpRequest request) {
     Refuse(conn, 405, "method");
     return;
   }
-  Handler handler;
+  Route route;
   {
     absl::MutexLock lock(&mu_);
     auto it = handlers_.find(request.path);
-    if (it != handlers_.end()) handler = it->second;
+    if (it != handlers_.end()) route = it->second;
   }
-  if (!handler) {
+  if (route.deferred) {
+    conn.state = Connection::State::kDeferred;
+    conn.deadline = absl::Now() + options_.deferred_timeout;
+    conn.in.clear();
+    conn.in.shrink_to_fit();
+    route.deferred(request, [mailbox = mailbox_, id = conn.id](HttpResponse response) {
+      mailbox->Post(id, std::move(response));
+    });
+    return;
+  }
+  if (!route.handler) {
     Respond(conn, HttpResponse{404, "text/plain", "not found\n"});
     return;
   }
-  Respond(conn, handler(request));
+  Respond(conn, route.handler(request));
+}
+
+void HttpServer::DeliverDeferred(std::vector<std::unique_ptr<Connection>>& conns) {
+  for (auto& [id, response] : mailbox_->Take()) {
+    // Only the first response finds its connection deferred; later ones, and those for
+    // a connection that hung up or timed out, are dropped.
+    auto it = std::find_if(conns.begin(), conns.end(), [id = id](const auto& conn) {
+      return conn && conn->id == id && conn->state == Connection::State::kDeferred;
+    });
+    if (it == conns.end()) continue;
+    Respond(**it, response);
+    if (!OnWritable(**it)) it->reset();
+  }
+  std::erase(conns, nullptr);
 }
 
 void HttpServer::Refuse(Connection& conn, int status, const char* reason) {
@@ -446,15 +758,19 @@ void HttpServer::Respond(Connection& conn, const HttpResponse& response) {
 
 bool HttpServer::OnWritable(Connection& conn) {
   while (conn.out_offset < conn.out.size()) {
-    ssize_t n = send(conn.fd, conn.out.data() + conn.out_offset,
-                     conn.out.size() - conn.out_offset, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno == EAGAIN || errno == EWOULDBLOCK;  // wait for POLLOUT
-    }
+    long n = WriteSome(conn, conn.out.data() + conn.out_offset,
+                       conn.out.size() - conn.out_offset);
+    if (n == kFailed) return false;
+    if (n == kWouldBlock) return true;  // wait for the poll events asked for
     conn.out_offset += static_cast<size_t>(n);
   }
-  // Sent: half-close, then drop what the client still sends until it closes.
+  // Sent: half-close, then drop what the client still sends until it closes. Over TLS
+  // a close_notify first, best effort: the response is already framed by its length.
+  if (conn.ssl) {
+    SSL_shutdown(conn.ssl.get());
+    ERR_clear_error();
+    conn.want = 0;
+  }
   shutdown(conn.fd, SHUT_WR);
   conn.out.clear();
   conn.out.shrink_to_fit();

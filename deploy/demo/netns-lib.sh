@@ -3,7 +3,12 @@
 # namespaces on this machine — a CA pod, two meshed pods (app + tandem-agent +
 # tandem-proxy + the real iptables capture), and a plain pod without a sidecar — all
 # joined by a bridge that lives in a namespace of its own. Only addresses inside these
-# namespaces (10.77.0.0/24) are ever used. Source it; call mesh_up, then mesh_down.
+# namespaces (10.77.0.0/24, and fd77:77::/64 with MESH_IPV6=1) are ever used. Source
+# it; call mesh_up, then mesh_down.
+#
+# MESH_IPV6=1 makes the pods dual-stack: each also gets an address of our own ULA
+# prefix, the capture is installed for ip6tables too (--ipv6 on), and the echo apps
+# listen on both families.
 #
 # Needs: root, iproute2, iptables, setpriv (util-linux), socat, curl.
 
@@ -16,7 +21,9 @@ MESH_DIR="${MESH_DIR:-/tmp/tandem-mesh-$MESH_ID}"
 NS_NET="t$MESH_ID-net"
 PROXY_UID=1337
 CERT_TTL="${CERT_TTL:-20s}"
+MESH_IPV6="${MESH_IPV6:-0}"
 declare -A POD_IP=([ca]=10.77.0.10 [a]=10.77.0.11 [b]=10.77.0.12 [plain]=10.77.0.13)
+declare -A POD_IP6=([ca]=fd77:77::10 [a]=fd77:77::11 [b]=fd77:77::12 [plain]=fd77:77::13)
 
 ns() { echo "t$MESH_ID-$1"; }
 in_ns() { local n="$1"; shift; ip netns exec "$(ns "$n")" "$@"; }
@@ -53,6 +60,10 @@ mesh_up() {
     ip -n "$NS_NET" link set "v$MESH_ID$pod" master br0 up
     in_ns $pod ip link set lo up
     in_ns $pod ip addr add "${POD_IP[$pod]}/24" dev eth0
+    if [[ $MESH_IPV6 == 1 ]]; then
+      # nodad: usable at once, no duplicate-address detection to wait for.
+      in_ns $pod ip -6 addr add "${POD_IP6[$pod]}/64" dev eth0 nodad || return 1
+    fi
     in_ns $pod ip link set eth0 up
   done
   # The CA: its own pod, a token signing key (the API server's role), owner-only root.
@@ -69,6 +80,8 @@ mesh_up() {
 
 # start_pod POD NAMESPACE SERVICEACCOUNT MODE(STRICT|PERMISSIVE) [EXCLUDED_INBOUND_PORTS]
 #           [EXTRA_PROXY_JSON, e.g. ', "inbound_ports": [...]']
+# With APP_PROBES='{"/app-health/...": {...}}' before the call, the pod's agent serves
+# those app probes on 15020 (docs/agent.md#app-probes-app-health-issue-14).
 start_pod() {
   local pod="$1" kns="$2" sa="$3" mode="$4" exclude="${5:-}" extra="${6:-}"
   local dir="$MESH_DIR/$pod" b="$TANDEM_BUILD"
@@ -77,33 +90,48 @@ start_pod() {
     --service-account="$sa" --ttl=2h >"$dir/token"
   cat >"$dir/proxy.json" <<JSON
 {"trust_domain": "cluster.local", "workers": 2, "socket_mark": 0,
- "mesh_cidrs": ["10.77.0.0/24"], "default_inbound_mode": "$mode",
+ "mesh_cidrs": ["10.77.0.0/24", "fd77:77::/64"], "default_inbound_mode": "$mode",
  "sds_socket": "$dir/sds/sds.sock", "metrics_address": "0.0.0.0:15090" $extra}
 JSON
   chown -R $PROXY_UID:$PROXY_UID "$dir"
   chmod 700 "$dir/sds"
-  local excl="15000,15001,15006,15020,15021,15090${exclude:+,$exclude}"
-  in_ns "$pod" "$TANDEM_ROOT/deploy/iptables/tandem-iptables.sh" \
-    --exclude-inbound-ports "$excl" >"$dir/iptables.log" 2>&1
-  spawn "$pod" "$dir/agent.log" "${AS_PROXY[@]}" "$b/agent/tandem-agent" \
+  local excl="15000,15001,15006,15020,15021,15090${exclude:+,$exclude}" ipv6=auto
+  [[ $MESH_IPV6 == 1 ]] && ipv6=on
+  in_ns "$pod" "$TANDEM_ROOT/deploy/iptables/tandem-iptables.sh" --ipv6 "$ipv6" \
+    --exclude-inbound-ports "$excl" >"$dir/iptables.log" 2>&1 ||
+    { echo "pod $pod: capture not installed:"; cat "$dir/iptables.log"; return 1; }
+  # The agent answers the kubelet's rewritten probes on 15020 (excluded from capture,
+  # as in the injected pod): APP_PROBES, set for this call, is its TANDEM_APP_PROBES.
+  spawn "$pod" "$dir/agent.log" "${AS_PROXY[@]}" env TANDEM_APP_PROBES="${APP_PROBES:-}" \
+    "$b/agent/tandem-agent" --app-health=0.0.0.0:15020 \
     --ca-address="${POD_IP[ca]}:15012" --ca-root="$MESH_DIR/ca-root.pem" \
     --token-file="$dir/token" --namespace="$kns" --service-account="$sa" \
     --sds-socket="$dir/sds/sds.sock" --proxy-uid=$PROXY_UID --validity="$CERT_TTL" \
-    --metrics=127.0.0.1:15020
+    --metrics=127.0.0.1:15019
   spawn "$pod" "$dir/proxy.log" "${AS_PROXY[@]}" "$b/proxy/tandem-proxy" --config="$dir/proxy.json"
   wait_for 20 in_ns "$pod" curl -sf http://127.0.0.1:15090/healthz/ready ||
     { echo "pod $pod not ready:"; cat "$dir/agent.log" "$dir/proxy.log"; return 1; }
 }
 
-# An echo app on PORT in POD (socat, one process per connection).
+# An echo app on PORT in POD (socat, one process per connection); both families with
+# MESH_IPV6=1.
 start_echo_app() {
-  spawn "$1" "$MESH_DIR/$1-app-$2.log" socat "TCP-LISTEN:$2,reuseaddr,fork" EXEC:cat
+  local listen="TCP-LISTEN:$2,reuseaddr,fork"
+  [[ $MESH_IPV6 == 1 ]] && listen="TCP6-LISTEN:$2,ipv6only=0,reuseaddr,fork"
+  spawn "$1" "$MESH_DIR/$1-app-$2.log" socat "$listen" EXEC:cat
   wait_for 10 in_ns "$1" bash -c "ss -ltn | grep -q ':$2 '"
 }
 
-# Sends MESSAGE from POD to IP:PORT and prints the echo (empty on failure).
+# socat's address for IP (v4 or v6) and PORT.
+tcp_address() {
+  if [[ $1 == *:* ]]; then echo "TCP6:[$1]:$2"; else echo "TCP:$1:$2"; fi
+}
+
+# Sends MESSAGE from POD to IP:PORT (IPv4 or IPv6) and prints the echo (empty on
+# failure).
 send_from() {
-  in_ns "$1" timeout 5 socat -t 2 - "TCP:$2:$3,connect-timeout=3" <<<"$4" 2>/dev/null || true
+  in_ns "$1" timeout 5 socat -t 2 - "$(tcp_address "$2" "$3"),connect-timeout=3" \
+    <<<"$4" 2>/dev/null || true
 }
 
 metric() {  # metric POD PORT SAMPLE

@@ -31,6 +31,15 @@ for backend in nft legacy; do
   check "$backend: exempts the proxy uid" grep -q -- '--uid-owner 1337 -j RETURN' <<<"$first"
   check "$backend: excludes the configured port" grep -q -- '--dport 22 -j RETURN' <<<"$first"
   check "$backend: v6 CIDRs stay out of the v4 table" bash -c "! grep -q fd00 <<<\"\$0\"" "$first"
+  if [[ -e /proc/net/if_inet6 ]] && ip netns exec "$NS" "ip6tables-$backend" -t nat -S >/dev/null 2>&1; then
+    first6="$(save6)"
+    check "$backend: IPv6 outbound goes to 15001" grep -q -- '-A TANDEM_REDIRECT -p tcp -j REDIRECT --to-ports 15001' <<<"$first6"
+    check "$backend: IPv6 inbound goes to 15006" grep -q -- '-A TANDEM_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006' <<<"$first6"
+    check "$backend: IPv6 exempts the proxy uid" grep -q -- '--uid-owner 1337 -j RETURN' <<<"$first6"
+    check "$backend: IPv6 loopback is not captured" grep -q -- '-d ::1/128 -j RETURN' <<<"$first6"
+    check "$backend: v6 CIDRs are excluded in the v6 table" grep -q -- '-d fd00::/8 -j RETURN' <<<"$first6"
+    check "$backend: v4 CIDRs stay out of the v6 table" bash -c "! grep -q 10.9.0.0 <<<\"\$0\"" "$first6"
+  fi
   ip netns exec "$NS" "$SCRIPT" --backend "$backend" --exclude-outbound-ports 22 \
     --exclude-outbound-cidrs 10.9.0.0/16,fd00::/8 >/dev/null 2>&1
   check "$backend: a second run changes nothing (idempotent)" test "$first" == "$(save)"

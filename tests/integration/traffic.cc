@@ -14,18 +14,39 @@
 #include "absl/time/clock.h"
 
 namespace tandem::testing {
-int ConnectLoopback(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+namespace {
+
+// The loopback address of `family` with `port`.
+sockaddr_storage LoopbackAddress(int family, int port, socklen_t* len) {
+  sockaddr_storage ss{};
+  if (family == AF_INET6) {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    v6->sin6_addr = in6addr_loopback;
+    *len = sizeof(*v6);
+  } else {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *len = sizeof(*v4);
+  }
+  return ss;
+}
+
+}  // namespace
+
+int ConnectLoopback(int port, int family) {
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   timeval tv{5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  socklen_t len;
+  sockaddr_storage addr = LoopbackAddress(family, port, &len);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
     close(fd);
     return -1;
   }
@@ -74,18 +95,17 @@ bool EchoRound(int fd, const std::string& payload, std::string* error) {
 
 }  // namespace
 
-EchoServer::EchoServer() {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+EchoServer::EchoServer(int family) {
+  listen_fd_ = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len;
+  sockaddr_storage addr = LoopbackAddress(family, 0, &len);
+  bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len);
   listen(listen_fd_, 512);
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
+  port_ = ntohs(family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                                   : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
 

@@ -1,6 +1,8 @@
 #ifndef TANDEM_TESTS_INTEGRATION_TRAFFIC_H_
 #define TANDEM_TESTS_INTEGRATION_TRAFFIC_H_
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -14,12 +16,13 @@
 
 namespace tandem::testing {
 
-// A TCP echo server on 127.0.0.1 (port 0): one detached thread per connection, each
-// echoing until EOF, then half-closing back. Stop() shuts every connection down and
-// waits for their threads to finish. Threads: its own; Stop() from the test thread.
+// A TCP echo server on 127.0.0.1 (or ::1 for AF_INET6; port 0): one detached thread
+// per connection, each echoing until EOF, then half-closing back. Stop() shuts every
+// connection down and waits for their threads to finish. Threads: its own; Stop() from
+// the test thread.
 class EchoServer {
  public:
-  EchoServer();
+  explicit EchoServer(int family = AF_INET);
   ~EchoServer();
   int port() const { return port_; }
   int64_t connections() const { return connections_.load(); }
@@ -44,9 +47,9 @@ class EchoServer {
   std::shared_ptr<Connections> conns_ = std::make_shared<Connections>();
 };
 
-// Connects to 127.0.0.1:port with TCP_NODELAY and 5 s read/write timeouts; -1 on
-// failure.
-int ConnectLoopback(int port);
+// Connects to 127.0.0.1:port (::1 for AF_INET6) with TCP_NODELAY and 5 s read/write
+// timeouts; -1 on failure.
+int ConnectLoopback(int port, int family = AF_INET);
 
 // Result of a traffic run: every byte sent must come back, in order.
 struct TrafficReport {

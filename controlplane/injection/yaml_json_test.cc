@@ -1,0 +1,139 @@
+#include "controlplane/injection/yaml_json.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace tandem::injection {
+namespace {
+
+Json One(const std::string& text) {
+  absl::StatusOr<std::vector<Json>> docs = ParseYamlDocuments(text, "in.yaml");
+  EXPECT_TRUE(docs.ok()) << docs.status();
+  return docs.ok() && docs->size() == 1 ? (*docs)[0] : Json();
+}
+
+TEST(YamlJsonTest, ResolvesPlainScalarsLikeTheCoreSchema) {
+  Json doc =
+      One("a: 1\nb: -7\nc: 0x1f\nd: 0o17\ne: 1.5\nf: true\ng: False\nh: ~\ni: null\nj:\n"
+          "k: hello\nl: .inf\nm: 1e3\nn: 99999999999999999999\no: 1.\np: .5e-3\nq: 1e\n"
+          "r: 0x\ns: 0o8\nt: +12\nu: 1.2.3\nv: 0xFFFFFFFFFFFFFFFFFF\n");
+  EXPECT_EQ(doc["a"], 1);
+  EXPECT_EQ(doc["b"], -7);
+  EXPECT_EQ(doc["c"], 31);
+  EXPECT_EQ(doc["d"], 15);
+  EXPECT_EQ(doc["e"], 1.5);
+  EXPECT_EQ(doc["f"], true);
+  EXPECT_EQ(doc["g"], false);
+  EXPECT_TRUE(doc["h"].is_null());
+  EXPECT_TRUE(doc["i"].is_null());
+  EXPECT_TRUE(doc["j"].is_null());
+  EXPECT_EQ(doc["k"], "hello");
+  EXPECT_EQ(doc["l"], ".inf");  // no JSON form
+  EXPECT_EQ(doc["m"], 1000.0);
+  EXPECT_TRUE(doc["n"].is_number());
+  EXPECT_EQ(doc["o"], 1.0);
+  EXPECT_EQ(doc["p"], 0.0005);
+  EXPECT_EQ(doc["q"], "1e");
+  EXPECT_EQ(doc["r"], "0x");
+  EXPECT_EQ(doc["s"], "0o8");
+  EXPECT_EQ(doc["t"], 12);
+  EXPECT_EQ(doc["u"], "1.2.3");
+  EXPECT_EQ(doc["v"], "0xFFFFFFFFFFFFFFFFFF");  // too big for any integer
+}
+
+TEST(YamlJsonTest, QuotedAndBlockScalarsStayStrings) {
+  Json doc = One("a: \"1\"\nb: 'true'\nc: !!str 15\nd: |\n  line\ne: \"null\"\n");
+  EXPECT_EQ(doc["a"], "1");
+  EXPECT_EQ(doc["b"], "true");
+  EXPECT_EQ(doc["c"], "15");
+  EXPECT_EQ(doc["d"], "line\n");
+  EXPECT_EQ(doc["e"], "null");
+}
+
+TEST(YamlJsonTest, KeepsKeyOrderAndDropsEmptyDocuments) {
+  absl::StatusOr<std::vector<Json>> docs =
+      ParseYamlDocuments("---\nz: 1\na: 2\n---\n---\nb: [1, {c: d}]\n", "in.yaml");
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  ASSERT_EQ(docs->size(), 2u);
+  EXPECT_EQ((*docs)[0].dump(), R"({"z":1,"a":2})");
+  EXPECT_EQ((*docs)[1].dump(), R"({"b":[1,{"c":"d"}]})");
+}
+
+TEST(YamlJsonTest, RefusesASyntaxErrorNamingTheLine) {
+  absl::StatusOr<std::vector<Json>> docs = ParseYamlDocuments("a: 1\nb: [\n", "in.yaml");
+  EXPECT_EQ(docs.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(docs.status().message(), "in.yaml:3: end of sequence flow not found");
+}
+
+TEST(YamlJsonTest, RefusesANonScalarKey) {
+  absl::StatusOr<std::vector<Json>> docs = ParseYamlDocuments("? [a]\n: 1\n", "in.yaml");
+  EXPECT_EQ(docs.status().message(), "in.yaml:1: a mapping key is not a scalar");
+}
+
+TEST(YamlJsonTest, RefusesDeepNesting) {
+  std::string text = std::string(100, '[') + std::string(100, ']');
+  absl::StatusOr<std::vector<Json>> docs = ParseYamlDocuments(text, "in.yaml");
+  EXPECT_EQ(docs.status().message(), "in.yaml:1: nests deeper than 64 levels");
+}
+
+TEST(YamlJsonTest, RefusesAnAliasBomb) {
+  std::string text = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  char prev = 'a';
+  for (char c = 'b'; c <= 'h'; ++c) {
+    text += std::string(1, c) + ": &" + c + " [";
+    for (int i = 0; i < 10; ++i) text += std::string(i ? ", *" : "*") + prev;
+    text += "]\n";
+    prev = c;
+  }
+  absl::StatusOr<std::vector<Json>> docs = ParseYamlDocuments(text, "in.yaml");
+  EXPECT_EQ(docs.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(docs.status().message().find("has more than 200000 nodes"),
+            absl::string_view::npos)
+      << docs.status();
+}
+
+TEST(YamlJsonTest, EmitsStringsThatLookLikeOtherTypesQuoted) {
+  Json doc = Json::parse(
+      R"({"port":"15090","on":"true","none":"null","n":15090,"b":false,"s":"plain",)"
+      R"("multi":"a\nb\n","empty":"","f":0.5,"z":null,"list":[],"map":{}})");
+  absl::StatusOr<std::string> text = EmitYamlDocument(doc);
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ(
+      *text,
+      "port: \"15090\"\non: \"true\"\nnone: \"null\"\nn: 15090\nb: false\ns: plain\n"
+      "multi: |\n  a\n  b\n\nempty: \"\"\nf: 0.5\nz: ~\nlist: []\nmap: {}\n");
+  absl::StatusOr<std::vector<Json>> back = ParseYamlDocuments(*text, "out.yaml");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ((*back)[0], doc);
+}
+
+TEST(YamlJsonTest, EveryStringReadsBackAsItself) {
+  const std::string kStrings[] = {
+      "a\nb",        "a\nb\n\n",   "\nlead", " lead\nx\n", "trail \nx\n", "tab\tx\n",
+      "- item",      "key: value", "#hash",  "*alias",     "&anchor",     "!tag",
+      "'single'",    "\"double\"", "{flow}", "[flow]",     "0x1F",        "0o17",
+      "1e3",         ".5",         "+1",     "~",          "NULL",        "True",
+      "yes",         "trail ",     " lead",  "",           "a\rb",        "\x01ctl",
+      "caf\xc3\xa9", "%directive", "@at",    "`tick",      "a #b",        "?q",
+  };
+  for (const std::string& s : kStrings) {
+    Json doc = {{"s", s}, {s, 1}};
+    absl::StatusOr<std::string> text = EmitYamlDocument(doc);
+    ASSERT_TRUE(text.ok()) << text.status();
+    absl::StatusOr<std::vector<Json>> back = ParseYamlDocuments(*text, "out.yaml");
+    ASSERT_TRUE(back.ok()) << back.status() << "\n" << *text;
+    ASSERT_EQ(back->size(), 1u) << *text;
+    EXPECT_EQ((*back)[0], doc) << *text;
+  }
+}
+
+TEST(YamlJsonTest, ParseJsonRefusesNonJsonAndDeepNesting) {
+  EXPECT_EQ(ParseJson("{").status().message(), "is not JSON");
+  EXPECT_EQ(ParseJson(std::string(70, '[') + std::string(70, ']')).status().message(),
+            "nests deeper than 64 levels");
+  EXPECT_TRUE(ParseJson(R"({"a":[1,2]})").ok());
+}
+
+}  // namespace
+}  // namespace tandem::injection
