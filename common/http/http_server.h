@@ -39,7 +39,7 @@ struct HttpResponse {
 };
 
 // A serving certificate for HTTPS, as PEM strings so that files including gRPC headers
-// never see a BoringSSL type (README, "Building beside gRPC").
+// never see a BoringSSL type (docs/building.md, "BoringSSL beside gRPC").
 struct TlsCredentials {
   std::string cert_chain_pem;  // leaf first, then intermediates
   std::string key_pem;
