@@ -14,5 +14,4 @@ std::shared_ptr<grpc::Channel> NewCaChannel(const CaClientOptions& options) {
   return grpc::CreateCustomChannel(options.address, grpc::SslCredentials(ssl), args);
 }
 
-
 }  // namespace tandem::agent
