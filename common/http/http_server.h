@@ -153,6 +153,9 @@ class HttpServer {
   static constexpr long kFailed = -2;
   long ReadSome(Connection& conn, char* buf, size_t len);
   long WriteSome(Connection& conn, const char* data, size_t len);
+  // The same for an SSL_read (`reading`) or SSL_write result `n`, setting conn.want
+  // when it waits.
+  static long TlsResult(Connection& conn, int n, bool reading);
   void Respond(Connection& conn, const HttpResponse& response);
   void Refuse(Connection& conn, int status, const char* reason);
   void Dispatch(Connection& conn, HttpRequest request);
