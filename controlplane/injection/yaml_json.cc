@@ -14,9 +14,9 @@ namespace tandem::injection {
 namespace {
 
 // Bounds the work one stream may cause: aliases let a few bytes of YAML name an
-// exponentially large tree ("billion laughs"). A 200,000-node stream is a manifest of
-// several megabytes.
-constexpr int64_t kMaxNodes = 200'000;
+// exponentially large tree ("billion laughs"). Without aliases every node takes at least
+// one byte of the text, so a bound proportional to its size refuses only alias growth.
+int64_t MaxNodes(size_t text_size) { return 2 * static_cast<int64_t>(text_size) + 1024; }
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
@@ -112,14 +112,16 @@ bool ReadsBackAsLiteral(const std::string& s) {
 
 class Converter {
  public:
-  explicit Converter(absl::string_view source) : source_(source) {}
+  Converter(absl::string_view source, int64_t max_nodes)
+      : source_(source), max_nodes_(max_nodes) {}
 
   absl::StatusOr<Json> Convert(const YAML::Node& node, int depth) {
     if (depth > kMaxJsonDepth) {
       return Error(node, absl::StrCat("nests deeper than ", kMaxJsonDepth, " levels"));
     }
-    if (++nodes_ > kMaxNodes) {
-      return Error(node, absl::StrCat("has more than ", kMaxNodes, " nodes"));
+    if (++nodes_ > max_nodes_) {
+      return Error(
+          node, absl::StrCat("aliases expand the stream beyond ", max_nodes_, " nodes"));
     }
     switch (node.Type()) {
       case YAML::NodeType::Undefined:
@@ -164,6 +166,7 @@ class Converter {
   }
 
   absl::string_view source_;
+  const int64_t max_nodes_;
   int64_t nodes_ = 0;
 };
 
@@ -231,7 +234,7 @@ absl::StatusOr<std::vector<Json>> ParseYamlDocuments(absl::string_view text,
                          : absl::StrCat(source, ":", e.mark.line + 1, ": ", e.msg));
   }
   std::vector<Json> documents;
-  Converter converter(source);
+  Converter converter(source, MaxNodes(text.size()));
   for (const YAML::Node& node : nodes) {
     absl::StatusOr<Json> document = converter.Convert(node, 0);
     if (!document.ok()) return document.status();

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace tandem::injection {
@@ -88,7 +89,8 @@ TEST(YamlJsonTest, RefusesAnAliasBomb) {
   }
   absl::StatusOr<std::vector<Json>> docs = ParseYamlDocuments(text, "in.yaml");
   EXPECT_EQ(docs.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(docs.status().message().find("has more than 200000 nodes"),
+  EXPECT_NE(docs.status().message().find(absl::StrCat("aliases expand the stream beyond ",
+                                                      2 * text.size() + 1024, " nodes")),
             absl::string_view::npos)
       << docs.status();
 }
