@@ -96,6 +96,13 @@ Json ResolvePlain(const std::string& s) {
   return s;
 }
 
+bool HasControlCharacter(const std::string& s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
 // True when `s` survives a "|" block scalar unchanged: one final newline (clip
 // chomping keeps exactly one), no leading blank or space (the first line sets the
 // indentation), no trailing spaces on a line, only printable characters.
@@ -194,8 +201,9 @@ void Emit(const Json& value, YAML::Emitter& out) {
       bool multi_line = s.find('\n') != std::string::npos;
       if (multi_line && ReadsBackAsLiteral(s)) {
         out << YAML::Literal << s;
-      } else if (multi_line || !ResolvePlain(s).is_string()) {
-        // Would read back as a number, bool or null (or spans lines): quote it.
+      } else if (multi_line || HasControlCharacter(s) || !ResolvePlain(s).is_string()) {
+        // Would read back as a number, bool or null, or not at all (yaml-cpp writes a
+        // lone carriage return plain): quote it.
         out << YAML::DoubleQuoted << s;
       } else {
         out << s;

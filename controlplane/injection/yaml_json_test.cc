@@ -118,6 +118,7 @@ TEST(YamlJsonTest, EveryStringReadsBackAsItself) {
       "1e3",         ".5",         "+1",     "~",          "NULL",        "True",
       "yes",         "trail ",     " lead",  "",           "a\rb",        "\x01ctl",
       "caf\xc3\xa9", "%directive", "@at",    "`tick",      "a #b",        "?q",
+      "\r",          "x\r",        "\x7f",   "\x1b[0m",
   };
   for (const std::string& s : kStrings) {
     Json doc = {{"s", s}, {s, 1}};
