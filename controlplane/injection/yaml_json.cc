@@ -117,6 +117,31 @@ bool ReadsBackAsLiteral(const std::string& s) {
   return true;
 }
 
+// True when `s` is well-formed UTF-8 (no overlong forms, surrogates or values past
+// U+10FFFF). Kubernetes objects are UTF-8; other bytes would not survive the emitter.
+bool IsUtf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = s[i];
+    int extra = c < 0x80           ? 0
+                : (c >> 5) == 0x6  ? 1
+                : (c >> 4) == 0xe  ? 2
+                : (c >> 3) == 0x1e ? 3
+                                   : -1;
+    if (extra < 0 || i + extra >= s.size() + (extra == 0 ? 1 : 0)) return false;
+    uint32_t cp = extra == 0 ? c : c & (0x3f >> extra);
+    for (int k = 1; k <= extra; ++k) {
+      unsigned char cc = s[i + k];
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
 class Converter {
  public:
   Converter(absl::string_view source, int64_t max_nodes)
@@ -135,6 +160,7 @@ class Converter {
       case YAML::NodeType::Null:
         return nullptr;
       case YAML::NodeType::Scalar:
+        if (!IsUtf8(node.Scalar())) return Error(node, "a scalar is not valid UTF-8");
         // "!" marks a quoted or block scalar; an explicit !!str tag also means string.
         if (node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str") {
           return Json(node.Scalar());
@@ -152,8 +178,11 @@ class Converter {
       case YAML::NodeType::Map: {
         Json object = Json::object();
         for (auto it = node.begin(); it != node.end(); ++it) {
-          if (!it->first.IsScalar())
+          if (!it->first.IsScalar()) {
             return Error(it->first, "a mapping key is not a scalar");
+          }
+          if (!IsUtf8(it->first.Scalar()))
+            return Error(it->first, "a key is not valid UTF-8");
           absl::StatusOr<Json> value = Convert(it->second, depth + 1);
           if (!value.ok()) return value.status();
           object[it->first.Scalar()] = *std::move(value);

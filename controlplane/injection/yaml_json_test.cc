@@ -72,6 +72,17 @@ TEST(YamlJsonTest, RefusesANonScalarKey) {
   EXPECT_EQ(docs.status().message(), "in.yaml:1: a mapping key is not a scalar");
 }
 
+TEST(YamlJsonTest, RefusesInvalidUtf8) {
+  for (const char* text : {"a: \"\xff\xfe\"\n", "a: \xc0\xaf\n", "a: \xed\xa0\x80\n",
+                           "a: \xf4\x90\x80\x80\n", "a: x\xe2\x82\n"}) {
+    absl::StatusOr<std::vector<Json>> docs = ParseYamlDocuments(text, "in.yaml");
+    EXPECT_EQ(docs.status().message(), "in.yaml:1: a scalar is not valid UTF-8") << text;
+  }
+  EXPECT_EQ(ParseYamlDocuments("\xff: 1\n", "in.yaml").status().message(),
+            "in.yaml:1: a key is not valid UTF-8");
+  EXPECT_TRUE(ParseYamlDocuments("a: caf\xc3\xa9 \xf0\x9f\x98\x80\n", "in.yaml").ok());
+}
+
 TEST(YamlJsonTest, RefusesDeepNesting) {
   std::string text = std::string(100, '[') + std::string(100, ']');
   absl::StatusOr<std::vector<Json>> docs = ParseYamlDocuments(text, "in.yaml");
