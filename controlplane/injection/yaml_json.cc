@@ -261,10 +261,26 @@ void Emit(const Json& value, YAML::Emitter& out) {
 
 absl::StatusOr<std::vector<Json>> ParseYamlDocuments(absl::string_view text,
                                                      absl::string_view source) {
+  // YAML streams are printable UTF-8 (YAML 1.2, 5.1). Checked before yaml-cpp sees the
+  // bytes: with a stray control byte its LoadAll can produce empty documents without
+  // end (found by fuzz_kube_inject_yaml: 18 bytes made it allocate gigabytes).
+  const std::string bytes(text);
+  if (!IsUtf8(bytes))
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not UTF-8"));
+  int line = 1;
+  for (unsigned char c : bytes) {
+    if (c == '\n') ++line;
+    // DEL (0x7f) is let through: yaml-cpp's emitter writes it raw, and reads it back.
+    if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source, ":", line, ": control character 0x", absl::Hex(c, absl::kZeroPad2),
+          " (YAML allows only printable characters)"));
+    }
+  }
   std::vector<YAML::Node> nodes;
   // yaml-cpp reports errors by exception; this is the one place they are caught.
   try {
-    nodes = YAML::LoadAll(std::string(text));
+    nodes = YAML::LoadAll(bytes);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
         e.mark.is_null() ? absl::StrCat(source, ": ", e.msg)
