@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace tandem::injection {
@@ -71,6 +72,23 @@ TEST(YamlJsonTest, RefusesANonScalarKey) {
   EXPECT_EQ(docs.status().message(), "in.yaml:1: a mapping key is not a scalar");
 }
 
+TEST(YamlJsonTest, RefusesInvalidUtf8AndControlCharacters) {
+  for (const char* text : {"a: \"\xff\xfe\"\n", "a: \xc0\xaf\n", "a: \xed\xa0\x80\n",
+                           "a: \xf4\x90\x80\x80\n", "a: x\xe2\x82\n", "\xff: 1\n"}) {
+    absl::StatusOr<std::vector<Json>> docs = ParseYamlDocuments(text, "in.yaml");
+    EXPECT_EQ(docs.status().message(), "in.yaml: not UTF-8") << text;
+  }
+  EXPECT_EQ(ParseYamlDocuments("a: 1\nb: x\x01y\n", "in.yaml").status().message(),
+            "in.yaml:2: control character 0x01 (YAML allows only printable characters)");
+  EXPECT_EQ(
+      ParseYamlDocuments("!Y-,L\nA\x01\x86\x9e\xa3U-F\n-\n\n", "in.yaml").status().code(),
+      absl::StatusCode::kInvalidArgument);  // made yaml-cpp's LoadAll run away
+  // An escape in a double-quoted scalar can still name an invalid code point.
+  EXPECT_EQ(ParseYamlDocuments("a: \"\\ud800\"\n", "in.yaml").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(ParseYamlDocuments("a: caf\xc3\xa9 \xf0\x9f\x98\x80\n", "in.yaml").ok());
+}
+
 TEST(YamlJsonTest, RefusesDeepNesting) {
   std::string text = std::string(100, '[') + std::string(100, ']');
   absl::StatusOr<std::vector<Json>> docs = ParseYamlDocuments(text, "in.yaml");
@@ -88,7 +106,8 @@ TEST(YamlJsonTest, RefusesAnAliasBomb) {
   }
   absl::StatusOr<std::vector<Json>> docs = ParseYamlDocuments(text, "in.yaml");
   EXPECT_EQ(docs.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(docs.status().message().find("has more than 200000 nodes"),
+  EXPECT_NE(docs.status().message().find(absl::StrCat("aliases expand the stream beyond ",
+                                                      2 * text.size() + 1024, " nodes")),
             absl::string_view::npos)
       << docs.status();
 }
@@ -116,6 +135,7 @@ TEST(YamlJsonTest, EveryStringReadsBackAsItself) {
       "1e3",         ".5",         "+1",     "~",          "NULL",        "True",
       "yes",         "trail ",     " lead",  "",           "a\rb",        "\x01ctl",
       "caf\xc3\xa9", "%directive", "@at",    "`tick",      "a #b",        "?q",
+      "\r",          "x\r",        "\x7f",   "\x1b[0m",
   };
   for (const std::string& s : kStrings) {
     Json doc = {{"s", s}, {s, 1}};
