@@ -28,6 +28,7 @@
 #include "proxy/sds_client.h"
 #include "tests/integration/recording_secret_sink.h"
 #include "tests/integration/subprocess.h"
+#include "tests/integration/tcp_forwarder.h"
 #include "tests/integration/temp_dir.h"
 
 namespace tandem::agent {
@@ -58,7 +59,11 @@ class AgentTest : public ::testing::Test {
   void WriteToken(const std::string& token) {
     std::ofstream(token_file_) << token << "\n";
   }
-  void StartCa() { ASSERT_TRUE(ca_->Start().ok()); }
+  // (Re)starts the fake CA, on a new port behind the agent's stable CA address.
+  void StartCa() {
+    ASSERT_TRUE(ca_->Start().ok());
+    ca_service_.set_target_port(ca_->port());
+  }
   void StartSds() {
     SdsServerOptions options;
     options.socket_path = sds_path_;
@@ -72,8 +77,7 @@ class AgentTest : public ::testing::Test {
     ASSERT_TRUE(sds_->Start().ok());
   }
   void StartAgent(int64_t validity_seconds = 3600) {
-    ASSERT_NE(ca_->port(), 0) << "start the fake CA once first, to fix its port";
-    ca_client_ = *CaClient::Create({absl::StrCat("127.0.0.1:", ca_->port()),
+    ca_client_ = *CaClient::Create({absl::StrCat("127.0.0.1:", ca_service_.port()),
                                     test_ca_->root_pem(), "tandem-ca", absl::Seconds(2)});
     StartSds();
     AgentOptions options;
@@ -106,6 +110,7 @@ class AgentTest : public ::testing::Test {
   metrics::Registry registry_;
   std::unique_ptr<TestCa> test_ca_;
   std::unique_ptr<FakeCaServer> ca_;
+  tandem::testing::TcpForwarder ca_service_;  // the agent's CA address
   std::unique_ptr<CaClient> ca_client_;
   std::unique_ptr<SdsServer> sds_;
   std::unique_ptr<Agent> agent_;
@@ -125,7 +130,9 @@ TEST_F(AgentTest, DeliversAVerifiedCertificateOverSdsAndTheProxyAcks) {
   EXPECT_TRUE(check.ok()) << check.status();
   EXPECT_EQ(secret.trust_bundle, test_ca_->root_pem());
   EXPECT_TRUE(WaitFor([&] { return sds_->acks() >= 1; }, absl::Seconds(5)));
-  EXPECT_EQ(agent_->state(), CertState::kValid);
+  // The agent publishes its state after the push the proxy may already have read.
+  EXPECT_TRUE(
+      WaitFor([&] { return agent_->state() == CertState::kValid; }, absl::Seconds(5)));
   EXPECT_TRUE(agent_->ready());
   EXPECT_EQ(Metric("tandem_agent_certificate_state{state=\"valid\"}"), 1);
   EXPECT_EQ(Metric("tandem_agent_certificate_state{state=\"no_certificate\"}"), 0);
@@ -160,13 +167,15 @@ TEST_F(AgentTest, RotationPushesEachNewCertificateToTheOpenStream) {
   EXPECT_TRUE(WaitFor([&] { return Metric("tandem_agent_sds_pushes_total") >= 3; },
                       absl::Seconds(5)))
       << "pushes: " << Metric("tandem_agent_sds_pushes_total");
-  EXPECT_GE(Metric("tandem_agent_rotations_total{result=\"success\"}"), 3);
+  // Counted after the push, like the pushes above.
+  EXPECT_TRUE(WaitFor(
+      [&] { return Metric("tandem_agent_rotations_total{result=\"success\"}") >= 3; },
+      absl::Seconds(5)))
+      << "rotations: " << Metric("tandem_agent_rotations_total{result=\"success\"}");
 }
 
 TEST_F(AgentTest, RetriesWithBackoffWhileTheCaIsDownThenSucceedsWhenItAppears) {
-  StartCa();  // fixes the port, then the CA goes away before the agent starts
-  ca_->Stop();
-  StartAgent();
+  StartAgent();  // its CA address has no CA behind it yet
   StartProxyClient();
   ASSERT_TRUE(WaitFor([&] { return Failures("ca") >= 3; }, absl::Seconds(10)));
   EXPECT_EQ(agent_->state(), CertState::kNoCertificate);

@@ -14,17 +14,6 @@ struct CaClient::Impl {
   std::unique_ptr<istio::v1::auth::IstioCertificateService::Stub> stub;
 };
 
-std::shared_ptr<grpc::Channel> NewCaChannel(const CaClientOptions& options) {
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = options.root_pem;
-  grpc::ChannelArguments args;
-  if (!options.server_name.empty()) args.SetSslTargetNameOverride(options.server_name);
-  // Reconnect quickly after a CA restart; callers have their own retry schedules.
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  return grpc::CreateCustomChannel(options.address, grpc::SslCredentials(ssl), args);
-}
-
 absl::StatusOr<std::unique_ptr<CaClient>> CaClient::Create(CaClientOptions options) {
   if (options.root_pem.empty()) {
     return absl::InvalidArgumentError("CA root certificate is required to verify the CA");

@@ -72,21 +72,19 @@ FakeCaServer::FakeCaServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 
 FakeCaServer::~FakeCaServer() { Stop(); }
 
-absl::Status FakeCaServer::Start(int port) {
+absl::Status FakeCaServer::Start() {
   if (impl_->server) return absl::FailedPreconditionError("already serving");
-  if (port == 0) port = impl_->port;
   grpc::SslServerCredentialsOptions ssl;
   ssl.pem_key_cert_pairs.push_back(
       {impl_->ca->server_key_pem(), impl_->ca->server_chain_pem()});
   grpc::ServerBuilder builder;
   int bound = 0;
-  builder.AddListeningPort(absl::StrCat("127.0.0.1:", port),
-                           grpc::SslServerCredentials(ssl), &bound);
+  builder.AddListeningPort("127.0.0.1:0", grpc::SslServerCredentials(ssl), &bound);
   builder.RegisterService(impl_.get());
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || bound == 0) {
     impl_->server.reset();
-    return absl::UnavailableError(absl::StrCat("fake CA cannot listen on port ", port));
+    return absl::UnavailableError("fake CA cannot listen on 127.0.0.1:0");
   }
   impl_->port = bound;
   return absl::OkStatus();

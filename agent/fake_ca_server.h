@@ -13,7 +13,9 @@ namespace tandem::agent {
 // gRPC+TLS on 127.0.0.1, signing with a TestCa. It authenticates callers by an exact
 // `authorization: Bearer <token>` and issues for the one SPIFFE ID that token stands
 // for, as a real CA writes the SAN from the authenticated identity. It can be told to
-// misbehave (see Mode) and can be stopped and started again on the same port.
+// misbehave (see Mode) and can be stopped and started again, on a new port each time
+// (tests reach it through a testing::TcpForwarder, as agents reach a CA restarted
+// behind a Service).
 //
 // Threading: Start/Stop/port from the test's main thread; set_mode and the counters
 // from any thread; gRPC serves requests on its own threads.
@@ -31,8 +33,8 @@ class FakeCaServer {
                                                               std::string spiffe_id);
   ~FakeCaServer();
 
-  // Listens on 127.0.0.1:`port` (0 picks one; later Starts reuse the first port).
-  absl::Status Start(int port = 0);
+  // Listens on 127.0.0.1, on a port of its choosing (see port()).
+  absl::Status Start();
   void Stop();
   int port() const;
 

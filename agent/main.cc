@@ -106,7 +106,8 @@ int main(int argc, char** argv) {
     app_probes = *std::move(parsed_probes);
   }
   tandem::http::HttpServer::Options app_health_options;
-  app_health_options.name = "app_health";
+  app_health_options.name =
+      "app_health";  // tandem_http_requests_total{server="app_health"}
   app_health_options.registry = &tandem::metrics::Registry::Default();
   std::string app_health_address = get("app-health", "");
   if (app_health_address.empty() && !app_probes.empty()) {

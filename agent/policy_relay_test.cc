@@ -19,6 +19,7 @@
 #include "proxy/policy_client.h"
 #include "tests/integration/fake_policy_service.h"
 #include "tests/integration/subprocess.h"
+#include "tests/integration/tcp_forwarder.h"
 #include "tests/integration/temp_dir.h"
 #include "tests/integration/test_grpc_server.h"
 
@@ -43,7 +44,7 @@ class PolicyRelayTest : public ::testing::Test {
     StartUpstream();
 
     PolicyRelayOptions options;
-    options.ca.address = absl::StrCat("127.0.0.1:", upstream_port_);
+    options.ca.address = absl::StrCat("127.0.0.1:", upstream_service_.port());
     options.ca.root_pem = ca_->root_pem();
     options.token_file = dir_ + "/token";
     options.node = "agent-a";
@@ -68,16 +69,16 @@ class PolicyRelayTest : public ::testing::Test {
     if (relay_) relay_->Stop();
     StopUpstream();
   }
-  // Serves the fake CA on 127.0.0.1 (the first call picks the port, later ones reuse it).
+  // Serves the fake CA on a new port of 127.0.0.1 behind the relay's stable CA address.
   void StartUpstream() {
     grpc::SslServerCredentialsOptions ssl;
     ssl.pem_key_cert_pairs.push_back({ca_->server_key_pem(), ca_->server_chain_pem()});
-    auto server = TestGrpcServer<FakePolicyService>::Start(
-        absl::StrCat("127.0.0.1:", upstream_port_), grpc::SslServerCredentials(ssl));
+    auto server = TestGrpcServer<FakePolicyService>::Start("127.0.0.1:0",
+                                                           grpc::SslServerCredentials(ssl));
     ASSERT_TRUE(server.ok()) << server.status();
     upstream_server_ = *std::move(server);
     upstream_ = upstream_server_->service();
-    upstream_port_ = upstream_server_->port();
+    upstream_service_.set_target_port(upstream_server_->port());
   }
   void StopUpstream() {
     upstream_server_.reset();
@@ -102,7 +103,7 @@ class PolicyRelayTest : public ::testing::Test {
   std::unique_ptr<TestCa> ca_;
   std::unique_ptr<TestGrpcServer<FakePolicyService>> upstream_server_;
   FakePolicyService* upstream_ = nullptr;  // owned by upstream_server_
-  int upstream_port_ = 0;
+  tandem::testing::TcpForwarder upstream_service_;  // the relay's CA address
   std::unique_ptr<PolicyRelay> relay_;
   std::unique_ptr<SdsServer> sds_;
   std::vector<std::unique_ptr<proxy::PolicyClient>> proxies_;

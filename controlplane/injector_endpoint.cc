@@ -79,6 +79,7 @@ void InjectorEndpoint::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
+    stop_cv_.Signal();
   }
   if (renewer_.joinable()) renewer_.join();
   server_->Stop();
@@ -100,8 +101,13 @@ void InjectorEndpoint::RenewLoop() {
     // past.
     absl::Time next = agent::NextRenewal(options_.renewal, issued_at_, not_after_,
                                          absl::Now(), failures, uniform(rng));
-    if (mu_.AwaitWithDeadline(absl::Condition(&stopping_), next)) return;
-    mu_.Unlock();  // issuing takes milliseconds: Stop() and serving_serial() must not wait
+    // A CondVar, not an absl::Condition: Abseil may evaluate a Condition in the
+    // unlocking thread, which TSan cannot order with this stack frame (Debian's Abseil
+    // is uninstrumented).
+    while (!stopping_ && absl::Now() < next) stop_cv_.WaitWithDeadline(&mu_, next);
+    if (stopping_) return;
+    // Issuing takes milliseconds: Stop() and serving_serial() must not wait for it.
+    mu_.Unlock();
     const absl::Time issued_at = absl::Now();
     absl::StatusOr<ServingCertificate> fresh =
         core_->IssueServing(options_.dns_names, options_.certificate_ttl, issued_at);
@@ -126,8 +132,8 @@ void InjectorEndpoint::RenewLoop() {
     }
     log::Info("ca", "injector certificate renewed",
               {{"serial", serial_},
-               {"not_after", absl::FormatTime(absl::RFC3339_sec, not_after_,
-                                              absl::UTCTimeZone())}});
+               {"not_after",
+                absl::FormatTime(absl::RFC3339_sec, not_after_, absl::UTCTimeZone())}});
   }
 }
 

@@ -82,6 +82,7 @@ class InjectorEndpoint {
   std::thread renewer_;
 
   mutable absl::Mutex mu_;
+  absl::CondVar stop_cv_;  // signalled by Stop()
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time issued_at_ ABSL_GUARDED_BY(mu_);
   absl::Time not_after_ ABSL_GUARDED_BY(mu_);

@@ -127,8 +127,8 @@ TEST_F(InjectorEndpointTest, ServesInjectWithACertificateFromTheMeshCa) {
                               absl::StrCat("{\"got\":", request.body.size(), "}")};
   });
   // A body over the admin server's 64 KiB default, like a large pod's AdmissionReview.
-  std::string review = "{\"kind\":\"AdmissionReview\",\"pad\":\"" +
-                       std::string(200 * 1024, 'x') + "\"}";
+  std::string review =
+      "{\"kind\":\"AdmissionReview\",\"pad\":\"" + std::string(200 * 1024, 'x') + "\"}";
   Fetched got = Fetch(endpoint_->port(), core_->trust_bundle_pem(), Post(review));
   ASSERT_EQ(got.error, "");
   EXPECT_EQ(got.serial, endpoint_->serving_serial());
@@ -153,7 +153,8 @@ TEST_F(InjectorEndpointTest, RenewsItsCertificateAtHalfLifeWithoutRestarting) {
   options_.certificate_ttl = absl::Seconds(2);  // renewed after 0.8-1 s
   StartEndpoint([](const http::HttpRequest&) { return http::HttpResponse{}; });
   const std::string first = endpoint_->serving_serial();
-  ASSERT_EQ(Fetch(endpoint_->port(), core_->trust_bundle_pem(), Post("{}")).serial, first);
+  ASSERT_EQ(Fetch(endpoint_->port(), core_->trust_bundle_pem(), Post("{}")).serial,
+            first);
   // Waits for the renewal (bounded).
   absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (endpoint_->serving_serial() == first && absl::Now() < deadline) {

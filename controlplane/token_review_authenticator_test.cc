@@ -13,6 +13,7 @@
 #include "controlplane/fake_https_server.h"
 #include "controlplane/refusal_reason.h"
 #include "gtest/gtest.h"
+#include "tests/integration/closed_port.h"
 
 namespace tandem::controlplane {
 namespace {
@@ -175,9 +176,8 @@ TEST_F(TokenReviewTest, RereadsItsOwnTokenFileForEveryReview) {
 
 TEST_F(TokenReviewTest, ReportsUnreachableApiServerAsUnavailable) {
   TokenReviewAuthenticator::Options options = Options();
-  int port = server_->port();
-  server_.reset();  // nothing listens on the port any more
-  options.api_server = absl::StrCat("127.0.0.1:", port);
+  tandem::testing::ClosedPort nothing_listens;
+  options.api_server = absl::StrCat("127.0.0.1:", nothing_listens.port());
   ExpectRefused(
       (*TokenReviewAuthenticator::Create(options))->Authenticate("t", absl::Now()),
       absl::StatusCode::kUnavailable, "token_review_unavailable");

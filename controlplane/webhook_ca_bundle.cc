@@ -17,9 +17,10 @@ namespace {
 // Kubernetes objects nest a dozen levels; the cap keeps nlohmann's recursive dump and
 // comparisons off a deep stack.
 constexpr int kMaxDepth = 64;
-constexpr const char* kResults[] = {"updated",      "unchanged", "not_found",
-                                    "no_matching_webhook", "conflict",  "unauthorized",
-                                    "api_error",    "unavailable", "malformed"};
+constexpr const char* kResults[] = {
+    "updated",  "unchanged",    "not_found", "no_matching_webhook",
+    "conflict", "unauthorized", "api_error", "unavailable",
+    "malformed"};
 
 // True when no array/object in `text` nests deeper than kMaxDepth (strings skipped).
 bool DepthWithinLimit(std::string_view text) {
@@ -76,7 +77,8 @@ absl::StatusOr<CaBundleEdit> SetWebhookCaBundle(std::string_view config_json,
     auto client = hook.find("clientConfig");
     if (client == hook.end() || !client->is_object()) continue;
     auto svc = client->find("service");
-    if (svc == client->end() || !svc->is_object() || !IsString(*svc, "name", service.name) ||
+    if (svc == client->end() || !svc->is_object() ||
+        !IsString(*svc, "name", service.name) ||
         !IsString(*svc, "namespace", service.ns)) {
       continue;
     }
@@ -86,12 +88,13 @@ absl::StatusOr<CaBundleEdit> SetWebhookCaBundle(std::string_view config_json,
     edit.changed = true;
   }
   // `replace`: never throws on invalid UTF-8 (the parser refuses it anyway).
-  edit.object_json = doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  edit.object_json =
+      doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   return edit;
 }
 
-absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>> WebhookCaBundlePublisher::Create(
-    Options options) {
+absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>>
+WebhookCaBundlePublisher::Create(Options options) {
   if (options.config_name.empty() ||
       options.config_name.find_first_of("/?# ") != std::string::npos) {
     return absl::InvalidArgumentError(
@@ -147,9 +150,9 @@ absl::Status WebhookCaBundlePublisher::PublishOnce(const char** result) {
   auto http_error = [&](const char* verb, int status) {
     if (status == 401 || status == 403) {
       *result = "unauthorized";
-      return absl::PermissionDeniedError(absl::StrCat(
-          verb, " ", path_, ": HTTP ", status,
-          " (RBAC: get and update on this mutatingwebhookconfiguration)"));
+      return absl::PermissionDeniedError(
+          absl::StrCat(verb, " ", path_, ": HTTP ", status,
+                       " (RBAC: get and update on this mutatingwebhookconfiguration)"));
     }
     *result = "api_error";
     return absl::UnavailableError(absl::StrCat(verb, " ", path_, ": HTTP ", status));
@@ -158,7 +161,8 @@ absl::Status WebhookCaBundlePublisher::PublishOnce(const char** result) {
     absl::StatusOr<HttpsResponse> got = Call("GET", "");
     if (!got.ok()) {
       *result = "unavailable";
-      return absl::UnavailableError(absl::StrCat("GET ", path_, ": ", got.status().message()));
+      return absl::UnavailableError(
+          absl::StrCat("GET ", path_, ": ", got.status().message()));
     }
     if (got->status == 404) {
       *result = "not_found";
@@ -174,10 +178,10 @@ absl::Status WebhookCaBundlePublisher::PublishOnce(const char** result) {
     }
     if (edit->matched == 0) {
       *result = "no_matching_webhook";
-      return absl::FailedPreconditionError(absl::StrCat(
-          "MutatingWebhookConfiguration \"", options_.config_name,
-          "\" has no webhook whose clientConfig.service is ", options_.service.ns, "/",
-          options_.service.name));
+      return absl::FailedPreconditionError(
+          absl::StrCat("MutatingWebhookConfiguration \"", options_.config_name,
+                       "\" has no webhook whose clientConfig.service is ",
+                       options_.service.ns, "/", options_.service.name));
     }
     if (!edit->changed) {
       *result = "unchanged";
@@ -186,7 +190,8 @@ absl::Status WebhookCaBundlePublisher::PublishOnce(const char** result) {
     absl::StatusOr<HttpsResponse> put = Call("PUT", edit->object_json);
     if (!put.ok()) {
       *result = "unavailable";
-      return absl::UnavailableError(absl::StrCat("PUT ", path_, ": ", put.status().message()));
+      return absl::UnavailableError(
+          absl::StrCat("PUT ", path_, ": ", put.status().message()));
     }
     if (put->status == 200 || put->status == 201) {
       *result = "updated";
@@ -207,7 +212,8 @@ absl::Status WebhookCaBundlePublisher::Publish() {
   absl::Status status = PublishOnce(&result);
   if (metrics::Counter* c = Syncs(result)) c->Inc();
   if (status.ok() && std::string_view(result) == "updated") {
-    log::Info("ca", "webhook caBundle updated", {{"webhook_config", options_.config_name}});
+    log::Info("ca", "webhook caBundle updated",
+              {{"webhook_config", options_.config_name}});
   }
   return status;
 }
@@ -225,7 +231,11 @@ void WebhookCaBundlePublisher::Start() {
             return false;
           }
           absl::MutexLock lock(&mu_);
-          mu_.AwaitWithTimeout(absl::Condition(&stop_requested_), options_.resync_interval);
+          // A CondVar rather than an absl::Condition (injector_endpoint.cc says why).
+          const absl::Time until = absl::Now() + options_.resync_interval;
+          while (!stop_requested_ && absl::Now() < until) {
+            stop_cv_.WaitWithDeadline(&mu_, until);
+          }
           return true;
         },
         options_.max_backoff);
@@ -236,6 +246,7 @@ void WebhookCaBundlePublisher::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stop_requested_ = true;
+    stop_cv_.Signal();
   }
   stopping_.store(true);
   if (thread_.joinable()) thread_.join();

@@ -58,9 +58,9 @@ absl::StatusOr<CaBundleEdit> SetWebhookCaBundle(std::string_view config_json,
 class WebhookCaBundlePublisher {
  public:
   struct Options {
-    std::string api_server;   // "host:port"
-    std::string ca_pem;       // verifies the API server
-    std::string server_name;  // expected in its certificate; default: the host
+    std::string api_server;             // "host:port"
+    std::string ca_pem;                 // verifies the API server
+    std::string server_name;            // expected in its certificate; default: the host
     std::string credential_token_path;  // re-read for every call; or:
     std::string credential_token;
     std::string config_name = "tandem-sidecar-injector";
@@ -76,7 +76,8 @@ class WebhookCaBundlePublisher {
     metrics::Registry* registry = nullptr;
   };
 
-  static absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>> Create(Options options);
+  static absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>> Create(
+      Options options);
   ~WebhookCaBundlePublisher();  // Stop()s
 
   // One round: GET, edit, PUT (retrying conflicts). OK when the caBundle is in place
@@ -104,6 +105,7 @@ class WebhookCaBundlePublisher {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   absl::Mutex mu_;
+  absl::CondVar stop_cv_;  // signalled by Stop()
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
 };
 

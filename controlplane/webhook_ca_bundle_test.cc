@@ -86,8 +86,8 @@ TEST(SetWebhookCaBundleTest, RefusesWhatIsNotAWebhookConfiguration) {
     EXPECT_EQ(edit.status().message(), c.error) << c.json;
   }
   // Brackets inside strings are not nesting.
-  EXPECT_TRUE(SetWebhookCaBundle("{\"x\":\"" + std::string(100, '[') + "\",\"webhooks\":[]}",
-                                 {}, "QUJD")
+  EXPECT_TRUE(SetWebhookCaBundle(
+                  "{\"x\":\"" + std::string(100, '[') + "\",\"webhooks\":[]}", {}, "QUJD")
                   .ok());
 }
 

@@ -508,7 +508,7 @@ void Connection::Pump() {
     // Hit the pass bound with work left (e.g. TLS data buffered inside SSL): finish on
     // the next loop turn rather than starve other connections.
     // Safe to capture `this`: a closed connection is freed only after the loop has
-    // run the tasks posted during the turn it closed in (EventLoop::DeferDelete).
+    // run every task posted before it closed (EventLoop::DeferDelete).
     ctx_.loop->Post([this] {
       if (state_ == State::kPumping) Pump();
     });
@@ -584,8 +584,8 @@ void Connection::Close() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
   // No EPOLL_CTL_DEL: closing a socket takes it out of the epoll set, and the sockets
-  // close (in the destructor) before this loop waits again. Events already in this
-  // turn's batch find the connection closed.
+  // close in the destructor, at the end of this loop turn or (closed by a posted task)
+  // of the next, which does not sleep. Events until then find the connection closed.
   for (Endpoint* e : {&downstream_, &upstream_}) {
     if (e->fd >= 0 && e->reset) {
       SetResetOnClose((e == &downstream_ ? upstream_ : downstream_).fd);
@@ -599,7 +599,7 @@ void Connection::Close() {
         absl::ToDoubleSeconds(absl::Now() - started_));
   }
   if (ctx_.options->access_log) WriteAccessLog();
-  // Sockets close in the destructor, which runs after this loop turn.
+  // Sockets close in the destructor (EventLoop::DeferDelete).
   ctx_.on_closed(this);
 }
 

@@ -57,8 +57,10 @@ void EventLoop::Stop() {
 
 bool EventLoop::RunOnce(absl::Duration timeout) {
   if (stopped_.load()) return false;
-  int n = epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()),
-                     static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  // Objects waiting to be freed (see below) hold sockets: do not sleep on them.
+  int wait_ms =
+      graveyard_.empty() ? static_cast<int>(absl::ToInt64Milliseconds(timeout)) : 0;
+  int n = epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), wait_ms);
   for (int i = 0; i < n; ++i) {
     auto* handler = static_cast<EventHandler*>(events_[i].data.ptr);
     if (handler == nullptr) {
@@ -73,9 +75,13 @@ bool EventLoop::RunOnce(absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
     tasks.swap(posted_);
   }
+  // Objects deferred until now are freed after these tasks, the last that can name
+  // them. One deferred while these run may be named by a task posted meanwhile (which
+  // runs next turn), so it waits for the next turn's tasks.
+  std::vector<std::function<void()>> graves;
+  graves.swap(graveyard_);
   for (auto& task : tasks) task();
-  for (auto& deleter : graveyard_) deleter();
-  graveyard_.clear();
+  for (auto& deleter : graves) deleter();
   return !stopped_.load();
 }
 

@@ -45,7 +45,9 @@ class EventLoop {
   // Loop thread: waits up to `timeout` and dispatches events and posted tasks. Returns
   // false once stopped.
   bool RunOnce(absl::Duration timeout);
-  // Loop thread: frees `deleter`'s object after the current batch of events.
+  // Loop thread: frees `deleter`'s object after the current batch of events and after
+  // every task posted before this call has run (so a task may capture an object that
+  // was alive when it was posted and check whether it has been closed).
   void DeferDelete(std::function<void()> deleter) {
     graveyard_.push_back(std::move(deleter));
   }

@@ -3,6 +3,12 @@
 //
 //   tandem-proxy --config=/etc/tandem/proxy.json [--log-level=info]
 //   [--log-format=text|json]
+//   tandem-proxy --wait-ready=127.0.0.1:15021 [--wait-timeout=120s]
+//     returns 0 once the proxy there answers /healthz/ready with 200 (the postStart hook
+//     that holds a classic-mode pod's app until its proxy is ready; docs/injection.md)
+//
+// Env TANDEM_INBOUND_MODE=STRICT|PERMISSIVE, when set and not empty, overrides the
+// config's default_inbound_mode (the injector sets it per pod from an annotation).
 //
 // Signals: SIGHUP re-reads PEM certificate files; SIGTERM/SIGINT stop accepting, drain
 // open connections for drain_timeout_ms, then exit.
@@ -10,6 +16,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -22,6 +29,7 @@
 #include "proxy/policy_client.h"
 #include "proxy/proxy.h"
 #include "proxy/sds_client.h"
+#include "proxy/wait_ready.h"
 
 namespace {
 
@@ -42,10 +50,13 @@ absl::Status LoadPemFiles(const ProxyOptions& o, Proxy& proxy) {
 }
 
 void Usage() {
-  std::fprintf(stderr,
-               "usage: tandem-proxy --config=FILE [--log-level=debug|info|warn|error]\n"
-               "                    [--log-format=text|json]\n"
-               "  FILE: JSON, schema proto/tandem/proxy_config.proto\n");
+  std::fprintf(
+      stderr,
+      "usage: tandem-proxy --config=FILE [--log-level=debug|info|warn|error]\n"
+      "                    [--log-format=text|json]\n"
+      "       tandem-proxy --wait-ready=HOST:PORT [--wait-timeout=120s]\n"
+      "  FILE: JSON, schema proto/tandem/proxy_config.proto\n"
+      "  env TANDEM_INBOUND_MODE=STRICT|PERMISSIVE overrides default_inbound_mode\n");
 }
 
 int Fail(int code, std::string_view what, const absl::Status& status) {
@@ -63,8 +74,8 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
-  absl::StatusOr<tandem::Flags> flags =
-      tandem::Flags::Parse(argc, argv, 1, {"config", "log-level", "log-format"});
+  absl::StatusOr<tandem::Flags> flags = tandem::Flags::Parse(
+      argc, argv, 1, {"config", "log-level", "log-format", "wait-ready", "wait-timeout"});
   if (!flags.ok()) {
     std::fprintf(stderr, "tandem-proxy: %s\n",
                  std::string(flags.status().message()).c_str());
@@ -77,6 +88,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tandem-proxy: %s\n", std::string(s.message()).c_str());
     return 2;
   }
+  if (flags->Has("wait-ready")) {
+    tandem::proxy::WaitReadyOptions wait;
+    wait.address = flags->Get("wait-ready");
+    absl::StatusOr<absl::Duration> timeout =
+        flags->GetDuration("wait-timeout", wait.timeout, absl::Seconds(1));
+    if (!timeout.ok()) return Fail(2, "invalid --wait-timeout", timeout.status());
+    wait.timeout = *timeout;
+    absl::Status ready = tandem::proxy::WaitUntilReady(wait);
+    if (!ready.ok()) {
+      return Fail(ready.code() == absl::StatusCode::kInvalidArgument ? 2 : 1,
+                  "--wait-ready", ready);
+    }
+    return 0;
+  }
   const std::string config_path = flags->Get("config");
   std::string json = "{}";
   if (!config_path.empty()) {
@@ -86,6 +111,17 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<ProxyOptions> options = tandem::proxy::ParseProxyConfig(json);
   if (!options.ok()) return Fail(2, "invalid configuration", options.status());
+  if (const char* mode = std::getenv("TANDEM_INBOUND_MODE"); mode != nullptr && *mode) {
+    if (std::string_view(mode) == "STRICT") {
+      options->policy.default_inbound_mode = tandem::proxy::InboundMode::kStrict;
+    } else if (std::string_view(mode) == "PERMISSIVE") {
+      options->policy.default_inbound_mode = tandem::proxy::InboundMode::kPermissive;
+    } else {
+      return Fail(
+          2, "invalid configuration",
+          absl::InvalidArgumentError("TANDEM_INBOUND_MODE must be STRICT or PERMISSIVE"));
+    }
+  }
 
   // Signals are taken synchronously by the main thread; block them before any thread
   // starts so no worker ever runs a handler.

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -335,7 +336,8 @@ TEST_F(ProxyPairTest, RefusesMtlsAndIsNotReadyOnceItsOwnCertificateExpired) {
   pki::WorkloadCredentials short_lived =
       MakeWorkload(*ca_, kServerId, absl::Seconds(63), absl::Now() - absl::Seconds(60));
   ASSERT_TRUE(server_->tls().UpdateSecret(ToPem(short_lived)).ok());
-  ASSERT_TRUE(tandem::testing::WaitFor([&] { return !server_->ready(); }, absl::Seconds(10)))
+  ASSERT_TRUE(
+      tandem::testing::WaitFor([&] { return !server_->ready(); }, absl::Seconds(10)))
       << "the certificate's own lifetime passed";
   EXPECT_EQ(EchoOnce(client_outbound_, "x"), "");
   EXPECT_TRUE(tandem::testing::WaitFor(
@@ -900,6 +902,43 @@ namespace {
 
 namespace tandem::proxy {
 namespace {
+
+// Port 0 is resolved once: every worker listens on the port the first one got, and a
+// connection that was not redirected to the outbound listener (its destination is
+// that very port) is refused rather than proxied to itself.
+TEST(ProxyListenTest, WorkersShareTheResolvedPortAndTheLoopCheckUsesIt) {
+  int outbound = 0, inbound = 0;
+  std::unique_ptr<Proxy> proxy = StartProxy("", &outbound, &inbound);
+  ASSERT_GT(outbound, 0);
+  ASSERT_GT(inbound, 0);
+  EXPECT_NE(outbound, inbound);
+  EXPECT_EQ(proxy->options().outbound.text, absl::StrCat("127.0.0.1:", outbound));
+  // Both workers' sockets are in the port's listen group, none elsewhere.
+  std::ifstream tcp("/proc/net/tcp");
+  int listeners = 0;
+  char port_hex[8];
+  std::snprintf(port_hex, sizeof(port_hex), ":%04X", outbound);
+  for (std::string line; std::getline(tcp, line);) {
+    if (line.find(std::string("0100007F") + port_hex + " 00000000:0000 0A") !=
+        std::string::npos) {
+      ++listeners;
+    }
+  }
+  EXPECT_EQ(listeners, 2);
+  int fd = Connect(outbound);
+  ASSERT_GE(fd, 0);
+  char byte;
+  EXPECT_LE(read(fd, &byte, 1), 0) << "closed, not looped back into the proxy";
+  close(fd);
+  EXPECT_TRUE(tandem::testing::WaitFor(
+      [&] {
+        return tandem::testing::MetricValue(
+                   proxy->RenderMetrics(),
+                   "tandem_proxy_handshake_failures_total{direction=\"outbound\","
+                   "reason=\"malformed\"}") == 1;
+      },
+      absl::Seconds(5)));
+}
 
 // Hostile peers: garbage and a stalled handshake are refused and counted, and the
 // proxy keeps serving everyone else.

@@ -43,6 +43,10 @@ int KubeInject(int argc, char** argv) {
   std::vector<char*> rest = {argv[0]};
   for (int i = 2; i < argc; ++i) {
     std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
     if (arg == "-f" || arg == "--filename") {
       if (i + 1 >= argc) return Fail("-f needs a file name (or - for stdin)");
       file = argv[++i];

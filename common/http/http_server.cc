@@ -542,20 +542,25 @@ void HttpServer::Run() {
   conns.clear();  // closes every connection
 }
 
+long HttpServer::TlsResult(Connection& conn, int n, bool reading) {
+  if (n > 0) return n;
+  int err = SSL_get_error(conn.ssl.get(), n);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    conn.want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+    return kWouldBlock;
+  }
+  ERR_clear_error();
+  // A clean close_notify ends a read like EOF; a write that meets it has failed.
+  return reading && err == SSL_ERROR_ZERO_RETURN ? 0 : kFailed;
+}
+
 long HttpServer::ReadSome(Connection& conn, char* buf, size_t len) {
   // Lingering reads only drop bytes: TLS records need no decrypting for that.
   if (conn.ssl && conn.state != Connection::State::kLingering) {
     conn.want = 0;
-    int n =
-        SSL_read(conn.ssl.get(), buf, static_cast<int>(std::min<size_t>(len, 1 << 30)));
-    if (n > 0) return n;
-    int err = SSL_get_error(conn.ssl.get(), n);
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-      conn.want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-      return kWouldBlock;
-    }
-    ERR_clear_error();
-    return err == SSL_ERROR_ZERO_RETURN ? 0 : kFailed;
+    return TlsResult(
+        conn, SSL_read(conn.ssl.get(), buf, static_cast<int>(std::min<size_t>(len, 1 << 30))),
+        /*reading=*/true);
   }
   while (true) {
     ssize_t n = read(conn.fd, buf, len);
@@ -568,16 +573,10 @@ long HttpServer::ReadSome(Connection& conn, char* buf, size_t len) {
 long HttpServer::WriteSome(Connection& conn, const char* data, size_t len) {
   if (conn.ssl) {
     conn.want = 0;
-    int n =
-        SSL_write(conn.ssl.get(), data, static_cast<int>(std::min<size_t>(len, 1 << 30)));
-    if (n > 0) return n;
-    int err = SSL_get_error(conn.ssl.get(), n);
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-      conn.want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-      return kWouldBlock;
-    }
-    ERR_clear_error();
-    return kFailed;
+    return TlsResult(conn,
+                     SSL_write(conn.ssl.get(), data,
+                               static_cast<int>(std::min<size_t>(len, 1 << 30))),
+                     /*reading=*/false);
   }
   while (true) {
     ssize_t n = send(conn.fd, data, len, MSG_NOSIGNAL);

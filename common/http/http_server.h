@@ -39,7 +39,7 @@ struct HttpResponse {
 };
 
 // A serving certificate for HTTPS, as PEM strings so that files including gRPC headers
-// never see a BoringSSL type (README, "Building beside gRPC").
+// never see a BoringSSL type (docs/building.md, "BoringSSL beside gRPC").
 struct TlsCredentials {
   std::string cert_chain_pem;  // leaf first, then intermediates
   std::string key_pem;
@@ -169,6 +169,9 @@ class HttpServer {
   static constexpr long kFailed = -2;
   long ReadSome(Connection& conn, char* buf, size_t len);
   long WriteSome(Connection& conn, const char* data, size_t len);
+  // The same for an SSL_read (`reading`) or SSL_write result `n`, setting conn.want
+  // when it waits.
+  static long TlsResult(Connection& conn, int n, bool reading);
   void Respond(Connection& conn, const HttpResponse& response);
   void Refuse(Connection& conn, int status, const char* reason);
   void Dispatch(Connection& conn, HttpRequest request);

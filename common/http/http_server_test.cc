@@ -298,20 +298,22 @@ class PendingResponders {
     return [this](const HttpRequest&, HttpServer::Responder responder) {
       absl::MutexLock lock(&mu_);
       responders_.push_back(std::move(responder));
+      arrived_.SignalAll();
     };
   }
   // Waits until `n` requests have reached the handler; returns the n-th Responder.
+  // A CondVar, not an absl::Condition: Abseil may evaluate a Condition in the
+  // unlocking thread, and TSan (Debian's Abseil is uninstrumented) then reported the
+  // handler's push_back racing with that evaluation.
   HttpServer::Responder Await(size_t n) {
     absl::MutexLock lock(&mu_);
-    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return responders_.size() >= n;
-    };
-    mu_.Await(absl::Condition(&enough));
+    while (responders_.size() < n) arrived_.Wait(&mu_);
     return responders_[n - 1];
   }
 
  private:
   absl::Mutex mu_;
+  absl::CondVar arrived_;
   std::vector<HttpServer::Responder> responders_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -32,7 +32,8 @@ void Listening(std::string_view component, std::string_view listener,
                std::string_view address, int bound_port) {
   std::string_view host = address.substr(0, address.rfind(':'));
   Info(component, "listening",
-       {{"listener", listener}, {"address", absl::StrCat(std::string(host), ":", bound_port)}});
+       {{"listener", listener},
+        {"address", absl::StrCat(std::string(host), ":", bound_port)}});
 }
 
 absl::Status ConfigureDefault(std::string_view level, std::string_view format) {

@@ -43,17 +43,18 @@ using CvWaitFn = void (*)(absl::CondVar*, absl::Mutex*);
 using CvWaitDurFn = bool (*)(absl::CondVar*, absl::Mutex*, absl::Duration);
 using CvWaitTimeFn = bool (*)(absl::CondVar*, absl::Mutex*, absl::Time);
 
-// A condition evaluated only after acquiring the mutex in TSan's eyes.
+// A condition evaluated inside the mutex in TSan's eyes: after an acquire, and before
+// a release, because Abseil unlocks a waiter's mutex inside Await without telling
+// TSan; without the release, the next holder's writes race the waiter's last
+// evaluation (seen: a condition reading a vector's size, then a push_back under lock).
 struct TsanCondition {
   const absl::Condition* inner;
   absl::Mutex* mu;
-  // Released again after: the waiter evaluates it under the lock before it blocks,
-  // after Await's own release, and the thread that next locks must see that read.
   static bool Eval(TsanCondition* self) {
     __tsan_acquire(self->mu);
-    bool result = self->inner->Eval();
+    bool holds = self->inner->Eval();
     __tsan_release(self->mu);
-    return result;
+    return holds;
   }
   absl::Condition Wrap() { return absl::Condition(&TsanCondition::Eval, this); }
 };

@@ -176,6 +176,14 @@ TEST(KubeInjectTest, RefusesBadYamlNamingTheLine) {
   EXPECT_EQ(out.status().message(), "in.yaml:3: end of sequence flow not found");
 }
 
+TEST(KubeInjectTest, TheBinaryPrintsItsUsage) {
+  for (const char* args : {"--help", "kube-inject --help"}) {
+    CommandRun run = Tandemctl(args);
+    EXPECT_EQ(run.exit_code, 0) << args;
+    EXPECT_EQ(run.out.rfind("usage: tandemctl kube-inject -f FILE|-", 0), 0u) << run.out;
+  }
+}
+
 TEST(KubeInjectTest, TheBinaryRefusesBadUsage) {
   struct Case {
     std::string args;
@@ -191,6 +199,7 @@ TEST(KubeInjectTest, TheBinaryRefusesBadUsage) {
       {"kube-inject -f /nonexistent/in.yaml " + TemplateFlag(),
        "tandemctl: cannot read /nonexistent/in.yaml"},
       {"uninject", "tandemctl: unknown command uninject"},
+      {"", "  (deploy/kubernetes/injection/sidecar-template.yaml in the repository)"},
   };
   for (const Case& c : kCases) {
     CommandRun run = Tandemctl(c.args);

@@ -74,15 +74,24 @@ absl::StatusOr<Json> AgentProbe(const Json& container, const std::string& where,
                                {"value", StringOr(header, "value", "")}});
       }
     }
+    std::string scheme = StringOr(*http, "scheme", "HTTP");
+    if (scheme != "HTTP" && scheme != "HTTPS") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": scheme \"", absl::CHexEscape(scheme), "\" is not HTTP or HTTPS"));
+    }
     handler["httpGet"] = Json{{"path", StringOr(*http, "path", "/")},
                               {"port", *port},
-                              {"scheme", StringOr(*http, "scheme", "HTTP")},
+                              {"scheme", scheme},
                               {"host", StringOr(*http, "host", "")},
                               {"httpHeaders", std::move(headers)}};
   } else if (const Json* tcp = Find(probe, "tcpSocket")) {
     absl::StatusOr<int64_t> port = ResolvePort(container, where, Find(*tcp, "port"));
     if (!port.ok()) return port.status();
     handler["tcpSocket"] = Json{{"port", *port}};
+    // The agent dials loopback unless the probe names a host, as the kubelet would.
+    if (std::string host = StringOr(*tcp, "host", ""); !host.empty()) {
+      handler["tcpSocket"]["host"] = host;
+    }
   } else if (const Json* grpc = Find(probe, "grpc")) {
     // grpc.port is a number only (no names) in the Kubernetes API.
     const Json* port_field = Find(*grpc, "port");

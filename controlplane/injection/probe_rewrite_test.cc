@@ -50,6 +50,8 @@ TEST(ProbeRewriteTest, KeepsHttpsSchemeHostAndGrpcService) {
     httpGet: {port: 8443, scheme: HTTPS, host: 127.0.0.1}
   livenessProbe:
     grpc: {port: 9000, service: health}
+  startupProbe:
+    tcpSocket: {port: 8443, host: 10.0.0.1}
 )");
   absl::StatusOr<Json> probes = RewriteAppProbes(containers);
   ASSERT_TRUE(probes.ok()) << probes.status();
@@ -57,6 +59,8 @@ TEST(ProbeRewriteTest, KeepsHttpsSchemeHostAndGrpcService) {
     {"path": "/", "port": 8443, "scheme": "HTTPS", "host": "127.0.0.1", "httpHeaders": []})"));
   EXPECT_EQ((*probes)["/app-health/api/livez"]["grpc"],
             Json::parse(R"({"port": 9000, "service": "health"})"));
+  EXPECT_EQ((*probes)["/app-health/api/startupz"]["tcpSocket"],
+            Json::parse(R"({"port": 8443, "host": "10.0.0.1"})"));
 }
 
 TEST(ProbeRewriteTest, LeavesExecProbesAlone) {
@@ -98,6 +102,8 @@ TEST(ProbeRewriteTest, RefusesBadPortsNamingContainerAndProbe) {
        R"(container "web": startupProbe: port 70000 is not in 1..65535)"},
       {"{name: web, readinessProbe: {httpGet: {path: /}}}",
        R"(container "web": readinessProbe: port must be a number or a port name)"},
+      {"{name: web, readinessProbe: {httpGet: {port: 80, scheme: https}}}",
+       R"(container "web": readinessProbe: scheme "https" is not HTTP or HTTPS)"},
       {"{name: web, readinessProbe: {grpc: {port: grpc}}}",
        R"(container "web": readinessProbe: grpc port must be a number)"},
   };

@@ -20,8 +20,9 @@ inline constexpr int kMaxJsonDepth = 64;
 
 // Parses every document of a YAML stream (empty documents are dropped) into JSON.
 // Plain scalars resolve like YAML 1.2's core schema (null, bool, int, float); quoted
-// and block scalars stay strings. Refusals are kInvalidArgument "<source>: ...",
-// naming the line of a syntax error. Never throws.
+// and block scalars stay strings. Refusals are kInvalidArgument "<source>:<line>: ...":
+// a syntax error, a non-scalar key, nesting deeper than kMaxJsonDepth, aliases that
+// expand the stream beyond twice its size in nodes. Never throws.
 absl::StatusOr<std::vector<Json>> ParseYamlDocuments(absl::string_view text,
                                                      absl::string_view source);
 

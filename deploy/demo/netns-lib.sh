@@ -14,7 +14,9 @@
 
 : "${TANDEM_BUILD:?set TANDEM_BUILD to the build directory}"
 TANDEM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-MESH_ID="${MESH_ID:-$(printf '%04x' $((RANDOM % 65536)))}"
+# From our pid (6 hex digits hold any Linux pid), so meshes built at the same time never
+# share names; "v<id>plain" stays within the 15 characters of an interface name.
+MESH_ID="${MESH_ID:-$(printf '%06x' $(($$ % 16777216)))}"
 MESH_DIR="${MESH_DIR:-/tmp/tandem-mesh-$MESH_ID}"
 NS_NET="t$MESH_ID-net"
 PROXY_UID=1337
@@ -78,6 +80,8 @@ mesh_up() {
 
 # start_pod POD NAMESPACE SERVICEACCOUNT MODE(STRICT|PERMISSIVE) [EXCLUDED_INBOUND_PORTS]
 #           [EXTRA_PROXY_JSON, e.g. ', "inbound_ports": [...]']
+# With APP_PROBES='{"/app-health/...": {...}}' before the call, the pod's agent serves
+# those app probes on 15020 (docs/agent.md#app-probes-app-health-issue-14).
 start_pod() {
   local pod="$1" kns="$2" sa="$3" mode="$4" exclude="${5:-}" extra="${6:-}"
   local dir="$MESH_DIR/$pod" b="$TANDEM_BUILD"
@@ -96,7 +100,10 @@ JSON
   in_ns "$pod" "$TANDEM_ROOT/deploy/iptables/tandem-iptables.sh" --ipv6 "$ipv6" \
     --exclude-inbound-ports "$excl" >"$dir/iptables.log" 2>&1 ||
     { echo "pod $pod: capture not installed:"; cat "$dir/iptables.log"; return 1; }
-  spawn "$pod" "$dir/agent.log" "${AS_PROXY[@]}" "$b/agent/tandem-agent" \
+  # The agent answers the kubelet's rewritten probes on 15020 (excluded from capture,
+  # as in the injected pod): APP_PROBES, set for this call, is its TANDEM_APP_PROBES.
+  spawn "$pod" "$dir/agent.log" "${AS_PROXY[@]}" env TANDEM_APP_PROBES="${APP_PROBES:-}" \
+    "$b/agent/tandem-agent" --app-health=0.0.0.0:15020 \
     --ca-address="${POD_IP[ca]}:15012" --ca-root="$MESH_DIR/ca-root.pem" \
     --token-file="$dir/token" --namespace="$kns" --service-account="$sa" \
     --sds-socket="$dir/sds/sds.sock" --proxy-uid=$PROXY_UID --validity="$CERT_TTL" \

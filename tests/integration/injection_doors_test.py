@@ -164,6 +164,24 @@ try:
     status, body = post("this is not JSON")
     check("a body that is not an AdmissionReview gets 400 with the reason",
           status == 400 and "JSON" in body, f"{status} {body[:300]}")
+
+    # tandem-ca's refusals of injector flags, before it serves anything.
+    for args, reason in (
+            (["--template=/nonexistent/template.yaml"],
+             "--webhook-config, --injector-dns-names, --template, --proxy-image and "
+             "--sidecar-ca-address need --injector-listen"),
+            (["--injector-listen=127.0.0.1:0", "--webhook-config=",
+              f"--template={work}/missing.yaml"],
+             f"--template: cannot read {work}/missing.yaml"),
+            (["--injector-listen=127.0.0.1:0", "--webhook-config=",
+              f"--template={work}/token.pub"],
+             f"--template: {work}/token.pub: must be one YAML document holding a mapping")):
+        refused = subprocess.run(
+            [CA_BIN, "serve", f"--root-dir={work}/root", "--listen=127.0.0.1:0",
+             "--metrics=", f"--token-public-key={work}/token.pub"] + args,
+            capture_output=True, text=True, timeout=30)
+        check(f"tandem-ca refuses {args[-1]} ({reason.strip()})",
+              refused.returncode == 2 and reason in refused.stderr, refused.stderr)
 finally:
     ca.terminate()
     try:

@@ -44,6 +44,7 @@ TEST_F(MeshTest, ProxyKeepsServingWhenTheAgentDiesAndIsReFedWhenItReturns) {
   double before =
       Metric(client_, "tandem_proxy_secret_updates_total{result=\"accepted\"}");
   ASSERT_TRUE(client_.agent->Start());
+  client_.agent_metrics = WaitForListeningPort(*client_.agent, "metrics");
   EXPECT_TRUE(WaitFor(
       [&] {
         return Metric(client_, "tandem_proxy_secret_updates_total{result=\"accepted\"}") >

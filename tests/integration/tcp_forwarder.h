@@ -3,11 +3,8 @@
 
 #include <atomic>
 #include <memory>
-#include <thread>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
-#include "absl/synchronization/mutex.h"
+#include "tests/integration/loopback_server.h"
 
 namespace tandem::testing {
 
@@ -22,32 +19,21 @@ namespace tandem::testing {
 class TcpForwarder {
  public:
   TcpForwarder();
-  ~TcpForwarder();
   TcpForwarder(const TcpForwarder&) = delete;
   TcpForwarder& operator=(const TcpForwarder&) = delete;
 
-  int port() const { return port_; }
-  void set_target_port(int port) { target_port_.store(port); }
+  int port() const { return server_.port(); }
+  void set_target_port(int port) { target_port_->store(port); }
   // Closes the listener and every relayed connection, and waits for the threads.
-  void Stop();
+  void Stop() { server_.Stop(); }
 
  private:
-  // Shared with the relay threads, so one finishing never touches a destroyed
-  // forwarder.
-  struct Connections {
-    absl::Mutex mu;
-    absl::flat_hash_set<int> open_fds ABSL_GUARDED_BY(mu);
-    int active ABSL_GUARDED_BY(mu) = 0;
-  };
-  void AcceptLoop();
-  static void Relay(std::shared_ptr<Connections> conns, int client_fd, int target_port);
+  static void Relay(int client_fd, int target_port, LoopbackServer::Connections& conns);
 
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<int> target_port_{0};
-  std::atomic<bool> stopping_{false};
-  std::thread acceptor_;
-  std::shared_ptr<Connections> conns_ = std::make_shared<Connections>();
+  // Shared with the relay threads, which read it as each connection arrives.
+  const std::shared_ptr<std::atomic<int>> target_port_ =
+      std::make_shared<std::atomic<int>>(0);
+  LoopbackServer server_;
 };
 
 }  // namespace tandem::testing

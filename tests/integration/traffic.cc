@@ -14,29 +14,6 @@
 #include "absl/time/clock.h"
 
 namespace tandem::testing {
-namespace {
-
-// The loopback address of `family` with `port`.
-sockaddr_storage LoopbackAddress(int family, int port, socklen_t* len) {
-  sockaddr_storage ss{};
-  if (family == AF_INET6) {
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    v6->sin6_addr = in6addr_loopback;
-    *len = sizeof(*v6);
-  } else {
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    *len = sizeof(*v4);
-  }
-  return ss;
-}
-
-}  // namespace
-
 int ConnectLoopback(int port, int family) {
   int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   timeval tv{5, 0};
@@ -95,69 +72,15 @@ bool EchoRound(int fd, const std::string& payload, std::string* error) {
 
 }  // namespace
 
-EchoServer::EchoServer(int family) {
-  listen_fd_ = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  socklen_t len;
-  sockaddr_storage addr = LoopbackAddress(family, 0, &len);
-  bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len);
-  listen(listen_fd_, 512);
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
-                                   : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-  acceptor_ = std::thread([this] { AcceptLoop(); });
-}
-
-EchoServer::~EchoServer() { Stop(); }
-
-void EchoServer::Stop() {
-  if (stopping_.exchange(true)) return;
-  shutdown(listen_fd_, SHUT_RDWR);
-  acceptor_.join();
-  close(listen_fd_);
-  {
-    absl::MutexLock lock(&conns_->mu);
-    for (int fd : conns_->open_fds) shutdown(fd, SHUT_RDWR);
-  }
-  // Bounded wait for the connection threads (shutdown wakes their reads at once).
-  for (int i = 0; i < 1000; ++i) {
-    {
-      absl::MutexLock lock(&conns_->mu);
-      if (conns_->active == 0) return;
-    }
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-}
-
-void EchoServer::AcceptLoop() {
-  while (!stopping_.load()) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (stopping_.load()) return;
-      continue;
-    }
-    connections_.fetch_add(1);
-    absl::MutexLock lock(&conns_->mu);
-    conns_->open_fds.insert(fd);
-    ++conns_->active;
-    std::thread(&EchoServer::Serve, conns_, fd).detach();
-  }
-}
-
-void EchoServer::Serve(std::shared_ptr<Connections> conns, int fd) {
-  char buf[16384];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) {
-    if (!WriteAll(fd, buf, n)) break;
-  }
-  shutdown(fd, SHUT_WR);
-  absl::MutexLock lock(&conns->mu);
-  // Closed under the lock so Stop() never shuts down a reused descriptor number.
-  conns->open_fds.erase(fd);
-  close(fd);
-  --conns->active;
-}
+EchoServer::EchoServer(int family)
+    : server_(family, [](int fd, LoopbackServer::Connections&) {
+        char buf[16384];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof(buf))) > 0) {
+          if (!WriteAll(fd, buf, n)) break;
+        }
+        shutdown(fd, SHUT_WR);
+      }) {}
 
 TrafficReport RunEchoTraffic(int port, absl::Duration duration, int short_workers,
                              int long_connections, size_t payload_bytes,

@@ -10,9 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "tests/integration/loopback_server.h"
 
 namespace tandem::testing {
 
@@ -23,28 +22,12 @@ namespace tandem::testing {
 class EchoServer {
  public:
   explicit EchoServer(int family = AF_INET);
-  ~EchoServer();
-  int port() const { return port_; }
-  int64_t connections() const { return connections_.load(); }
-  void Stop();
+  int port() const { return server_.port(); }
+  int64_t connections() const { return server_.accepted(); }
+  void Stop() { server_.Stop(); }
 
  private:
-  // Shared with the connection threads, so a thread finishing its last unlock never
-  // touches a destroyed server.
-  struct Connections {
-    absl::Mutex mu;
-    absl::flat_hash_set<int> open_fds ABSL_GUARDED_BY(mu);
-    int active ABSL_GUARDED_BY(mu) = 0;
-  };
-  void AcceptLoop();
-  static void Serve(std::shared_ptr<Connections> conns, int fd);
-
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::atomic<int64_t> connections_{0};
-  std::thread acceptor_;
-  std::shared_ptr<Connections> conns_ = std::make_shared<Connections>();
+  LoopbackServer server_;
 };
 
 // Connects to 127.0.0.1:port (::1 for AF_INET6) with TCP_NODELAY and 5 s read/write

@@ -1,12 +1,10 @@
 // Checks the harness itself, so a mesh test failure means the mesh, not the harness.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 
 #include "gtest/gtest.h"
+#include "tests/integration/closed_port.h"
 #include "tests/integration/subprocess.h"
+#include "tests/integration/tcp_forwarder.h"
 #include "tests/integration/traffic.h"
 
 namespace tandem::testing {
@@ -24,16 +22,9 @@ TEST(TrafficHarnessTest, VerifiesEchoTrafficDirectly) {
 }
 
 TEST(TrafficHarnessTest, CountsFailuresWhenNothingListens) {
-  // A port bound but not listening refuses connections, and stays ours meanwhile.
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  TrafficReport report = RunEchoTraffic(ntohs(addr.sin_port), absl::Milliseconds(100), 1, 1);
-  close(fd);
+  ClosedPort closed;
+  ASSERT_GT(closed.port(), 0);
+  TrafficReport report = RunEchoTraffic(closed.port(), absl::Milliseconds(100), 1, 1);
   EXPECT_GT(report.short_failed, 0);
   EXPECT_EQ(report.long_failed, 1);
   ASSERT_FALSE(report.errors.empty());
@@ -41,6 +32,26 @@ TEST(TrafficHarnessTest, CountsFailuresWhenNothingListens) {
                       "short #0: connect failed: Connection refused"),
             report.errors.end())
       << report.errors.front();
+}
+
+TEST(TcpForwarderTest, RelaysToTheTargetOfTheMomentAndClosesWithoutOne) {
+  TcpForwarder forwarder;
+  TrafficReport none = RunEchoTraffic(forwarder.port(), absl::Milliseconds(50), 1, 0);
+  EXPECT_EQ(none.short_ok, 0) << "no target: connections are closed at once";
+  EXPECT_GT(none.short_failed, 0);
+  EchoServer first, second;
+  forwarder.set_target_port(first.port());
+  TrafficReport to_first = RunEchoTraffic(forwarder.port(), absl::Milliseconds(100), 1, 1);
+  EXPECT_EQ(to_first.short_failed + to_first.long_failed, 0);
+  EXPECT_GT(to_first.short_ok, 0);
+  // A restarted server on a new port: new connections go there.
+  forwarder.set_target_port(second.port());
+  TrafficReport to_second = RunEchoTraffic(forwarder.port(), absl::Milliseconds(100), 1, 0);
+  EXPECT_EQ(to_second.short_failed, 0);
+  EXPECT_EQ(second.connections(), to_second.short_ok);
+  forwarder.Stop();
+  first.Stop();
+  second.Stop();
 }
 
 TEST(TrafficHarnessTest, ReadsPrometheusSamples) {

@@ -1,0 +1,59 @@
+// tandem-proxy's command line, run as the binary: the injector's per-pod knobs.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace {
+
+struct Result {
+  int exit_code = -1;
+  std::string err;
+};
+
+Result RunProxy(const std::string& env_and_args) {
+  const std::string err_path = ::testing::TempDir() + "/proxy_main_test.err";
+  std::string command = env_and_args + " >/dev/null 2>" + err_path;
+  int status = std::system(command.c_str());
+  std::ifstream in(err_path);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+          std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>())};
+}
+
+TEST(ProxyMainTest, RefusesABadInboundModeFromTheEnvironment) {
+  Result r = RunProxy(std::string("TANDEM_INBOUND_MODE=strict ") + TANDEM_PROXY_BIN);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("invalid configuration error=\"TANDEM_INBOUND_MODE must be STRICT or "
+                       "PERMISSIVE\""),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(ProxyMainTest, WaitReadyRefusesABadAddress) {
+  Result r = RunProxy(std::string(TANDEM_PROXY_BIN) + " --wait-ready=localhost");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--wait-ready error=\"expected host:port\""), std::string::npos) << r.err;
+}
+
+TEST(ProxyMainTest, WaitReadyFailsWhenNoProxyAnswersInTime) {
+  // Port 1 on loopback: nothing listens there in a test environment.
+  Result r = RunProxy(std::string(TANDEM_PROXY_BIN) +
+                      " --wait-ready=127.0.0.1:1 --wait-timeout=1s");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not ready after 1s (last: connect: Connection refused)"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(ProxyMainTest, WaitTimeoutMustBeADuration) {
+  Result r = RunProxy(std::string(TANDEM_PROXY_BIN) +
+                      " --wait-ready=127.0.0.1:1 --wait-timeout=soon");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("invalid --wait-timeout"), std::string::npos) << r.err;
+}
+
+}  // namespace
