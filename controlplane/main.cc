@@ -143,15 +143,13 @@ int Serve(const tandem::Flags& flags) {
         return absl::NotFoundError("--kube-ca-file: cannot read " + ca_file);
       }
     }
-    if (flags.Has("kube-token-file"))
-      api.credential_token_path = get("kube-token-file", "");
+    if (flags.Has("kube-token-file")) api.credential_token_path = get("kube-token-file", "");
     if (flags.Has("kube-server-name")) api.server_name = get("kube-server-name", "");
     return api;
   };
   if (flags.Has("token-review")) {
     absl::StatusOr<TokenReviewAuthenticator::Options> review = kube_api();
-    if (!review.ok())
-      return Fail("--token-review: " + std::string(review.status().message()));
+    if (!review.ok()) return Fail("--token-review: " + std::string(review.status().message()));
     options.token_review = *std::move(review);
   }
   if (flags.Has("extra-roots") &&
@@ -285,7 +283,8 @@ int Serve(const tandem::Flags& flags) {
     // Shared: the handler is a copyable std::function; the Injector is immutable.
     std::shared_ptr<const tandem::injection::Injector> injection = *std::move(made);
     absl::StatusOr<std::unique_ptr<InjectorEndpoint>> created = InjectorEndpoint::Create(
-        injector_options, &(*server)->core(), [injection](const HttpRequest& request) {
+        injector_options, &(*server)->core(),
+        [injection](const HttpRequest& request) {
           tandem::injection::AdmissionResult review =
               tandem::injection::ReviewAdmission(request.body, *injection);
           return HttpResponse{review.http_status, std::move(review.content_type),
@@ -305,9 +304,8 @@ int Serve(const tandem::Flags& flags) {
       std::vector<std::string> labels =
           absl::StrSplit(injector_options.dns_names.front(), '.');
       if (labels.size() < 3 || labels[2] != "svc") {
-        return Fail(
-            "--injector-dns-names: the first name must be <service>.<namespace>.svc"
-            " to fill --webhook-config's caBundle (or give --webhook-config=)");
+        return Fail("--injector-dns-names: the first name must be <service>.<namespace>.svc"
+                    " to fill --webhook-config's caBundle (or give --webhook-config=)");
       }
       absl::StatusOr<TokenReviewAuthenticator::Options> api = kube_api();
       if (!api.ok()) {
@@ -426,22 +424,39 @@ int main(int argc, char** argv) {
   tandem::PrepareProcess();
   const std::string command = argc > 1 ? argv[1] : "";
   static const std::map<std::string, std::vector<std::string_view>> kFlags = {
-      {"serve", {"root-dir",        "root-dir-mode",
-                 "listen",          "metrics",
-                 "health",          "token-public-key",
-                 "token-jwks",      "token-review",
-                 "kube-api-server", "kube-ca-file",
-                 "kube-token-file", "kube-server-name",
-                 "audience",        "issuer",
-                 "trust-domain",    "default-ttl",
-                 "max-ttl",         "extra-roots",
-                 "dns-names",       "ip-addresses",
-                 "policy-file",     "policy-poll",
-                 "state-dir",       "admin",
-                 "injector-listen", "injector-dns-names",
-                 "webhook-config",  "template",
-                 "proxy-image",     "sidecar-ca-address",
-                 "log-level",       "log-format"}},
+      {"serve",
+       {"root-dir",
+        "root-dir-mode",
+        "listen",
+        "metrics",
+        "health",
+        "token-public-key",
+        "token-jwks",
+        "token-review",
+        "kube-api-server",
+        "kube-ca-file",
+        "kube-token-file",
+        "kube-server-name",
+        "audience",
+        "issuer",
+        "trust-domain",
+        "default-ttl",
+        "max-ttl",
+        "extra-roots",
+        "dns-names",
+        "ip-addresses",
+        "policy-file",
+        "policy-poll",
+        "state-dir",
+        "admin",
+        "injector-listen",
+        "injector-dns-names",
+        "webhook-config",
+        "template",
+        "proxy-image",
+        "sidecar-ca-address",
+        "log-level",
+        "log-format"}},
       {"gen-signing-key", {"out"}},
       {"public-key", {"key"}},
       {"mint-token",

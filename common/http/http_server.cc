@@ -132,9 +132,8 @@ struct HttpServer::TlsContext {
   bssl::UniquePtr<SSL_CTX> ctx;
 };
 
-absl::StatusOr<std::shared_ptr<const HttpServer::TlsContext>>
-HttpServer::TlsContext::Build(const TlsCredentials& credentials, absl::Time now,
-                              const char** result) {
+absl::StatusOr<std::shared_ptr<const HttpServer::TlsContext>> HttpServer::TlsContext::Build(
+    const TlsCredentials& credentials, absl::Time now, const char** result) {
   absl::StatusOr<std::vector<pki::Certificate>> chain =
       pki::Certificate::ChainFromPem(credentials.cert_chain_pem);
   if (!chain.ok()) {
@@ -157,9 +156,10 @@ HttpServer::TlsContext::Build(const TlsCredentials& credentials, absl::Time now,
   }
   if (leaf.not_after() <= now) {
     *result = "expired";
-    return absl::InvalidArgumentError(absl::StrCat(
-        "TLS credentials: the certificate expired at ",
-        absl::FormatTime(absl::RFC3339_sec, leaf.not_after(), absl::UTCTimeZone())));
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS credentials: the certificate expired at ",
+                     absl::FormatTime(absl::RFC3339_sec, leaf.not_after(),
+                                      absl::UTCTimeZone())));
   }
   auto context = std::make_shared<TlsContext>();
   context->ctx.reset(SSL_CTX_new(TLS_method()));
@@ -178,8 +178,7 @@ HttpServer::TlsContext::Build(const TlsCredentials& credentials, absl::Time now,
   ERR_clear_error();
   if (!ok) {
     *result = "bad_certificate";
-    return absl::InvalidArgumentError(
-        "TLS credentials: BoringSSL refused the certificate");
+    return absl::InvalidArgumentError("TLS credentials: BoringSSL refused the certificate");
   }
   SSL_CTX_set_alpn_select_cb(ctx, SelectHttp11, nullptr);
   // Partial writes: a response larger than the socket buffer goes out across POLLOUTs.
@@ -201,7 +200,7 @@ struct HttpServer::Connection {
   }
 
   const int fd;
-  const uint64_t id;         // names the connection to Responders; never reused
+  const uint64_t id;  // names the connection to Responders; never reused
   bssl::UniquePtr<SSL> ssl;  // HTTPS only
   // Poll events a TLS operation is waiting for (SSL_ERROR_WANT_READ/WRITE); 0: the
   // state's own (POLLOUT when writing, none when deferred, else POLLIN).
@@ -264,7 +263,7 @@ struct HttpServer::Stats {
   metrics::Registry& registry;
   const std::string name;
   std::map<int, metrics::Counter*> by_code;
-  std::map<std::string_view, metrics::Counter*> by_reason;        // keys: literals
+  std::map<std::string_view, metrics::Counter*> by_reason;  // keys: literals
   std::map<std::string_view, metrics::Counter*> tls_credentials;  // keys: literals
 };
 

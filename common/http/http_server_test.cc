@@ -361,10 +361,10 @@ TEST_F(HttpServerTest, NeverShedsAConnectionWhoseRequestIsBeingAnswered) {
 
 TEST_F(HttpServerTest, DeferredHandlerMayAnswerAtOnce) {
   StartServer();
-  server_->HandleDeferred(
-      "/now", [](const HttpRequest& request, HttpServer::Responder responder) {
-        responder(HttpResponse{503, "text/plain", "now " + request.query + "\n"});
-      });
+  server_->HandleDeferred("/now", [](const HttpRequest& request,
+                                     HttpServer::Responder responder) {
+    responder(HttpResponse{503, "text/plain", "now " + request.query + "\n"});
+  });
   std::string response = Fetch(server_->port(), "GET /now?x HTTP/1.1\r\n\r\n");
   EXPECT_EQ(StatusLine(response), "HTTP/1.1 503 Service Unavailable");
   EXPECT_EQ(Body(response), "now x\n");
@@ -391,7 +391,7 @@ TEST_F(HttpServerTest, ResponderOutlivesTheServer) {
   ASSERT_TRUE(waiting.Send("GET /later HTTP/1.1\r\n\r\n"));
   HttpServer::Responder responder = pending.Await(1);
   server_.reset();
-  EXPECT_EQ(waiting.ReadUntilClose(), "");                         // closed unanswered
+  EXPECT_EQ(waiting.ReadUntilClose(), "");  // closed unanswered
   responder(HttpResponse{200, "text/plain", "nobody listens\n"});  // dropped, no crash
 }
 
@@ -587,9 +587,8 @@ TEST_F(HttpsServerTest, CarriesLargeBodiesBothWays) {
   // buffers, so the server's writes wait for POLLOUT (SSL_ERROR_WANT_WRITE).
   std::string body(64 * 1024, 'x');
   for (size_t i = 0; i < body.size(); i += 7) body[i] = static_cast<char>('a' + i % 26);
-  std::string response =
-      Fetch("POST /echo HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
-            "\r\n\r\n" + body);
+  std::string response = Fetch("POST /echo HTTP/1.1\r\nContent-Length: " +
+                               std::to_string(body.size()) + "\r\n\r\n" + body);
   EXPECT_EQ(StatusLine(response), "HTTP/1.1 201 Created");
   EXPECT_TRUE(Body(response) == body);
 
@@ -606,10 +605,10 @@ TEST_F(HttpsServerTest, CurlVerifiesTheServerByName) {
   std::filesystem::path dir = ::testing::TempDir();
   std::string ca_file = (dir / "https_test_ca.pem").string();
   std::ofstream(ca_file) << ca_.root().ToPem();
-  std::string command =
-      absl::StrCat("curl -sS --max-time 10 --cacert ", ca_file, " --resolve ",
-                   kServerName, ":", server_->port(), ":127.0.0.1 https://", kServerName,
-                   ":", server_->port(), "/hello?curl=1 2>&1");
+  std::string command = absl::StrCat(
+      "curl -sS --max-time 10 --cacert ", ca_file, " --resolve ", kServerName, ":",
+      server_->port(), ":127.0.0.1 https://", kServerName, ":", server_->port(),
+      "/hello?curl=1 2>&1");
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string out;
@@ -671,7 +670,8 @@ TEST_F(HttpsServerTest, SwappedCertificateServesNextConnectionAndOpenOneKeepsOld
 TEST_F(HttpsServerTest, RefusesBadCredentialsAndKeepsServingTheOld) {
   StartHttps();
   TlsCredentials other = MakeServing(ca_);
-  TlsCredentials expired = MakeServing(ca_, absl::Now() - absl::Hours(3), absl::Hours(1));
+  TlsCredentials expired =
+      MakeServing(ca_, absl::Now() - absl::Hours(3), absl::Hours(1));
   struct Case {
     TlsCredentials credentials;
     std::string error;
@@ -681,11 +681,8 @@ TEST_F(HttpsServerTest, RefusesBadCredentialsAndKeepsServingTheOld) {
        "TLS credentials: the private key does not match the certificate",
        "key_mismatch"},
       {{"not a certificate", serving_.key_pem},
-       "TLS credentials: certificate chain: ",
-       "bad_certificate"},
-      {{serving_.cert_chain_pem, "not a key"},
-       "TLS credentials: private key: ",
-       "bad_key"},
+       "TLS credentials: certificate chain: ", "bad_certificate"},
+      {{serving_.cert_chain_pem, "not a key"}, "TLS credentials: private key: ", "bad_key"},
       {expired, "TLS credentials: the certificate expired at ", "expired"},
   };
   for (const Case& c : cases) {
