@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <memory>
 #include <string>
 #include <thread>
@@ -23,6 +24,14 @@
 
 namespace tandem::agent {
 namespace {
+
+// tandem-agent ignores SIGPIPE (PrepareProcess), so a probe that writes to an app that
+// has already closed gets EPIPE; this test process does the same (under ASan's timing,
+// HTTPS to a plaintext app died of SIGPIPE otherwise).
+[[maybe_unused]] const bool kSigpipeIgnored = [] {
+  std::signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
 
 // A socket on 127.0.0.1 (or ::1) port 0; listening or only bound, so that nothing
 // else can take its port while a test expects it refused.
