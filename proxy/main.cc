@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/flags.h"
@@ -53,10 +54,33 @@ void Usage() {
   std::fprintf(
       stderr,
       "usage: tandem-proxy --config=FILE [--log-level=debug|info|warn|error]\n"
-      "                    [--log-format=text|json]\n"
+      "                    [--log-format=text|json] [--peer-label-sets=1000]\n"
       "       tandem-proxy --wait-ready=HOST:PORT [--wait-timeout=120s]\n"
       "  FILE: JSON, schema proto/tandem/proxy_config.proto\n"
-      "  env TANDEM_INBOUND_MODE=STRICT|PERMISSIVE overrides default_inbound_mode\n");
+      "  env TANDEM_INBOUND_MODE=STRICT|PERMISSIVE overrides default_inbound_mode\n"
+      "  --peer-label-sets: istio_tcp_* label sets kept before peers fold into the\n"
+      "    overflow series (0 to 100000)\n"
+      "  env ISTIO_META_WORKLOAD_NAME, POD_NAMESPACE, TANDEM_APP, TANDEM_VERSION,\n"
+      "    TANDEM_CANONICAL_SERVICE, TANDEM_CANONICAL_REVISION, ISTIO_META_CLUSTER_ID:\n"
+      "    our own workload's istio_tcp_* labels (unset: unknown)\n");
+}
+
+constexpr int kMaxPeerLabelSets = 100000;
+
+// Our own side of the istio_tcp_* labels, as the injector's template sets them.
+tandem::proxy::WorkloadLabels WorkloadFromEnvironment() {
+  tandem::proxy::WorkloadLabels workload;
+  auto read = [](const char* name, std::string& out) {
+    if (const char* value = std::getenv(name); value != nullptr && *value) out = value;
+  };
+  read("ISTIO_META_WORKLOAD_NAME", workload.name);
+  read("POD_NAMESPACE", workload.namespace_);
+  read("TANDEM_APP", workload.app);
+  read("TANDEM_VERSION", workload.version);
+  read("TANDEM_CANONICAL_SERVICE", workload.canonical_service);
+  read("TANDEM_CANONICAL_REVISION", workload.canonical_revision);
+  read("ISTIO_META_CLUSTER_ID", workload.cluster);
+  return workload;
 }
 
 int Fail(int code, std::string_view what, const absl::Status& status) {
@@ -74,8 +98,10 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
-  absl::StatusOr<tandem::Flags> flags = tandem::Flags::Parse(
-      argc, argv, 1, {"config", "log-level", "log-format", "wait-ready", "wait-timeout"});
+  absl::StatusOr<tandem::Flags> flags =
+      tandem::Flags::Parse(argc, argv, 1,
+                           {"config", "log-level", "log-format", "wait-ready",
+                            "wait-timeout", "peer-label-sets"});
   if (!flags.ok()) {
     std::fprintf(stderr, "tandem-proxy: %s\n",
                  std::string(flags.status().message()).c_str());
@@ -111,6 +137,18 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<ProxyOptions> options = tandem::proxy::ParseProxyConfig(json);
   if (!options.ok()) return Fail(2, "invalid configuration", options.status());
+  options->workload = WorkloadFromEnvironment();
+  if (flags->Has("peer-label-sets")) {
+    int limit = 0;
+    if (!absl::SimpleAtoi(flags->Get("peer-label-sets"), &limit) || limit < 0 ||
+        limit > kMaxPeerLabelSets) {
+      return Fail(
+          2, "invalid --peer-label-sets",
+          absl::InvalidArgumentError(absl::StrCat(
+              "--peer-label-sets must be an integer from 0 to ", kMaxPeerLabelSets)));
+    }
+    options->peer_label_sets = static_cast<size_t>(limit);
+  }
   if (const char* mode = std::getenv("TANDEM_INBOUND_MODE"); mode != nullptr && *mode) {
     if (std::string_view(mode) == "STRICT") {
       options->policy.default_inbound_mode = tandem::proxy::InboundMode::kStrict;
