@@ -403,8 +403,8 @@ TEST_F(ProxyPairTest, PolicySwapDeniesNewConnectionsOfAPeerThatWasAllowed) {
   EXPECT_EQ(Metric(*server_, "tandem_proxy_policy_updates_total{result=\"accepted\"}"),
             2);
   EXPECT_EQ(Metric(*server_,
-                   "tandem_proxy_policy_info{version=\"v3\","
-                   "source=\"control plane\"}"),
+                   "tandem_proxy_policy_info{source=\"control plane\","
+                   "version=\"v3\"}"),
             1);
   close(open_fd);
 }
