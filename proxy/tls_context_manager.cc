@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -95,12 +96,27 @@ int NewClientSession(SSL* ssl, SSL_SESSION* session) {
   return 1;  // we took the reference
 }
 
+// Signature schemes accepted from the peer, in preference order: ECDSA for tandem's
+// own keys; RSA-PSS (the only RSA CertificateVerify TLS 1.3 allows) for RSA leaves,
+// e.g. from Istio's agent, which makes RSA-2048 keys by default. PKCS#1 v1.5 is listed
+// because the same list also names the signatures accepted on certificates (RSA CAs
+// sign with sha256WithRSAEncryption) and TLS 1.2 uses it; BoringSSL never accepts it
+// in a TLS 1.3 CertificateVerify.
+constexpr uint16_t kVerifySignatureAlgorithms[] = {
+    SSL_SIGN_ECDSA_SECP256R1_SHA256, SSL_SIGN_RSA_PSS_RSAE_SHA256,
+    SSL_SIGN_RSA_PKCS1_SHA256,       SSL_SIGN_ECDSA_SECP384R1_SHA384,
+    SSL_SIGN_RSA_PSS_RSAE_SHA384,    SSL_SIGN_RSA_PKCS1_SHA384,
+    SSL_SIGN_RSA_PSS_RSAE_SHA512,    SSL_SIGN_RSA_PKCS1_SHA512,
+};
+
 absl::Status ConfigureCommon(SSL_CTX* ctx, const pki::WorkloadCredentials& creds,
                              bool allow_tls12) {
   if (!SSL_CTX_set_min_proto_version(ctx,
                                      allow_tls12 ? TLS1_2_VERSION : TLS1_3_VERSION) ||
       !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
       !SSL_CTX_set1_curves_list(ctx, "X25519:P-256") ||
+      !SSL_CTX_set_verify_algorithm_prefs(ctx, kVerifySignatureAlgorithms,
+                                          std::size(kVerifySignatureAlgorithms)) ||
       !SSL_CTX_use_certificate(ctx, creds.leaf().get()) ||
       !SSL_CTX_use_PrivateKey(ctx, creds.key.get())) {
     ERR_clear_error();
@@ -111,9 +127,12 @@ absl::Status ConfigureCommon(SSL_CTX* ctx, const pki::WorkloadCredentials& creds
       return absl::InternalError("TLS context: chain setup failed");
     }
   }
+  // TLS 1.2 names the certificate's key type in the suite: ECDSA and RSA leaves.
   if (allow_tls12 && !SSL_CTX_set_strict_cipher_list(ctx,
                                                      "ECDHE-ECDSA-AES128-GCM-SHA256:"
-                                                     "ECDHE-ECDSA-CHACHA20-POLY1305")) {
+                                                     "ECDHE-ECDSA-CHACHA20-POLY1305:"
+                                                     "ECDHE-RSA-AES128-GCM-SHA256:"
+                                                     "ECDHE-RSA-CHACHA20-POLY1305")) {
     return absl::InternalError("TLS context: cipher setup failed");
   }
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
