@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iterator>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -72,21 +73,49 @@ ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
   return ssl_verify_ok;
 }
 
-int SelectAlpn(SSL*, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
-               unsigned in_len, void*) {
-  // Prefer ours; accept clients that offer ALPN without it (e.g. openssl s_client) by
-  // not selecting anything.
+// Returns the offered protocol equal to `name` in the ClientHello's ALPN list `in`
+// (BoringSSL has checked its framing), or null.
+const uint8_t* FindAlpn(const uint8_t* in, unsigned in_len, std::string_view name) {
   for (unsigned i = 0; i < in_len;) {
     uint8_t len = in[i];
     if (i + 1 + len > in_len) break;
-    if (len == std::strlen(kMeshAlpn) && std::memcmp(in + i + 1, kMeshAlpn, len) == 0) {
-      *out = in + i + 1;
-      *out_len = len;
-      return SSL_TLSEXT_ERR_OK;
+    if (std::string_view(reinterpret_cast<const char*>(in + i + 1), len) == name) {
+      return in + i + 1;
     }
     i += 1 + len;
   }
+  return nullptr;
+}
+
+// Server preference, whatever the client's order: tandem's own protocol, then Istio's
+// "istio" (every Istio sidecar offers it); "istio-peer-exchange" never (the Istio
+// client would then send its metadata-exchange header into the app's stream). Clients
+// offering neither (openssl s_client, an Istio list of only HTTP values) get no ALPN
+// and are still served: ALPN here labels the peer, it does not change the bytes.
+int SelectAlpn(SSL*, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
+               unsigned in_len, void*) {
+  for (std::string_view name :
+       {std::string_view(kMeshAlpn), std::string_view(kIstioAlpn)}) {
+    if (const uint8_t* found = FindAlpn(in, in_len, name)) {
+      *out = found;
+      *out_len = static_cast<uint8_t>(name.size());
+      return SSL_TLSEXT_ERR_OK;
+    }
+  }
   return SSL_TLSEXT_ERR_NOACK;
+}
+
+// kClientAlpns in wire form: each name prefixed by its length.
+const std::string& ClientAlpnWire() {
+  static const std::string* wire = [] {
+    auto* out = new std::string;
+    for (const char* name : kClientAlpns) {
+      out->push_back(static_cast<char>(std::strlen(name)));
+      out->append(name);
+    }
+    return out;
+  }();
+  return *wire;
 }
 
 int NewClientSession(SSL* ssl, SSL_SESSION* session) {
@@ -209,11 +238,14 @@ absl::StatusOr<std::shared_ptr<TlsSnapshot>> TlsContextManager::Build(
                             VerifyPeer);
   SSL_CTX_set_alpn_select_cb(snapshot->server.get(), SelectAlpn, nullptr);
   SSL_CTX_set_session_cache_mode(snapshot->server.get(), SSL_SESS_CACHE_OFF);
-  // Client: verify the server, offer our ALPN, cache sessions per destination.
+  // Client: verify the server, offer our ALPN list, cache sessions per destination.
   SSL_CTX_set_custom_verify(snapshot->client.get(), SSL_VERIFY_PEER, VerifyPeer);
-  static const uint8_t kAlpnWire[] = {13,  't', 'a', 'n', 'd', 'e', 'm',
-                                      '-', 'm', 't', 'l', 's', '/', '1'};
-  SSL_CTX_set_alpn_protos(snapshot->client.get(), kAlpnWire, sizeof(kAlpnWire));
+  const std::string& alpn = ClientAlpnWire();
+  if (SSL_CTX_set_alpn_protos(snapshot->client.get(),
+                              reinterpret_cast<const uint8_t*>(alpn.data()),
+                              alpn.size()) != 0) {
+    return absl::InternalError("TLS context: ALPN setup failed");
+  }
   SSL_CTX_set_session_cache_mode(snapshot->client.get(),
                                  SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
   SSL_CTX_sess_set_new_cb(snapshot->client.get(), NewClientSession);
