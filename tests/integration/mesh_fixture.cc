@@ -108,7 +108,7 @@ void MeshTest::StartProxy(Pod& pod, const std::vector<std::string>& wrapper) {
 }
 
 void MeshTest::StartMesh(const std::string& server_config) {
-  StartCa();
+  StartCa(mesh_root_dir_);
   client_.name = "client";
   server_.name = "server";
   StartPod(server_, "shop", "server",

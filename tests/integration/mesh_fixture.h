@@ -53,6 +53,9 @@ class MeshTest : public ::testing::Test {
   double AgentMetric(const Pod& pod, const std::string& sample);
 
   std::string dir_, signing_key_;
+  // The root dir StartMesh starts tandem-ca with (under dir_); a test may install a root
+  // of its own there first.
+  std::string mesh_root_dir_ = "ca";
   // One more flag for every agent (a no-op default unless a test sets it).
   std::string extra_agent_flag_ = "--renew-fraction=0.5";
   // More tandem-ca flags, and more fields for every proxy's config (", \"name\": value").
