@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/ca_reachability.h"
 #include "common/credential_request.h"
 #include "common/file_util.h"
 #include "common/log/log.h"
@@ -223,6 +224,7 @@ absl::Status Agent::RenewOnce(RenewalFailure* reason) {
   absl::StatusOr<std::vector<std::string>> chain = ca_->CreateCertificate(
       pending->csr_pem, bearer, options_.requested_validity_seconds);
   metrics_->ca_latency.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  RecordCaCall(metrics_->registry, chain.status().code());
   if (!chain.ok()) {
     metrics_->CaResult(chain.status().code()).Inc();
     *reason = RenewalFailure::kCa;

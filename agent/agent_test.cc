@@ -178,6 +178,7 @@ TEST_F(AgentTest, RetriesWithBackoffWhileTheCaIsDownThenSucceedsWhenItAppears) {
   StartAgent();  // its CA address has no CA behind it yet
   StartProxyClient();
   ASSERT_TRUE(WaitFor([&] { return Failures("ca") >= 3; }, absl::Seconds(10)));
+  EXPECT_EQ(Metric("tandem_agent_ca_reachable"), 0);
   EXPECT_EQ(agent_->state(), CertState::kNoCertificate);
   EXPECT_FALSE(agent_->ready());
   EXPECT_EQ(Metric("tandem_agent_certificate_state{state=\"no_certificate\"}"), 1);
@@ -187,6 +188,7 @@ TEST_F(AgentTest, RetriesWithBackoffWhileTheCaIsDownThenSucceedsWhenItAppears) {
   EXPECT_TRUE(
       WaitFor([&] { return agent_->state() == CertState::kValid; }, absl::Seconds(5)));
   EXPECT_EQ(Metric("tandem_agent_consecutive_failures"), 0);
+  EXPECT_EQ(Metric("tandem_agent_ca_reachable"), 1);
 }
 
 TEST_F(AgentTest, KeepsTheCurrentCertificateWhenTheCaDiesMidLife) {

@@ -93,6 +93,14 @@ std::string Proxy::RenderMetrics() const {
                   "# TYPE tandem_proxy_certificate_expiry_timestamp_seconds gauge\n"
                   "tandem_proxy_certificate_expiry_timestamp_seconds ",
                   snapshot ? absl::ToUnixSeconds(snapshot->leaf.not_after()) : 0, "\n");
+  // With the expiry, the certificate's lifetime: alerts fire on the share of it left.
+  absl::StrAppend(
+      &out,
+      "# HELP tandem_proxy_certificate_not_before_timestamp_seconds Not-before of the "
+      "last accepted certificate (0: none).\n"
+      "# TYPE tandem_proxy_certificate_not_before_timestamp_seconds gauge\n"
+      "tandem_proxy_certificate_not_before_timestamp_seconds ",
+      snapshot ? absl::ToUnixSeconds(snapshot->leaf.not_before()) : 0, "\n");
   absl::StrAppend(&out,
                   "# HELP tandem_proxy_certificate_info The last accepted certificate.\n"
                   "# TYPE tandem_proxy_certificate_info gauge\n");
