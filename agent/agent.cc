@@ -78,6 +78,10 @@ struct Agent::Metrics {
                                   metrics::DefaultLatencyBuckets())),
         expiry(r.GetGauge("tandem_agent_certificate_expiry_timestamp_seconds",
                           "Not-after of the certificate in force (0: none).")),
+        issued(r.GetGauge("tandem_agent_certificate_issued_timestamp_seconds",
+                          "Start of the lifetime renewals are scheduled on: the "
+                          "certificate's not-before, or when the agent asked for it if "
+                          "the CA back-dated not-before (0: none).")),
         consecutive_failures(r.GetGauge("tandem_agent_consecutive_failures",
                                         "Failed renewals since the last success.")) {
     for (RenewalFailure f : kAllFailures) {
@@ -106,6 +110,7 @@ struct Agent::Metrics {
   metrics::Counter& ca_ok;
   metrics::Histogram& ca_latency;
   metrics::Gauge& expiry;
+  metrics::Gauge& issued;
   metrics::Gauge& consecutive_failures;
   metrics::Counter* failures[std::size(kAllFailures)];
   metrics::Gauge* states[std::size(kAllStates)];
@@ -262,6 +267,7 @@ absl::Status Agent::RenewOnce(RenewalFailure* reason) {
   not_after_ = issued->not_after;
   serial_ = issued->serial;
   metrics_->expiry.Set(static_cast<double>(absl::ToUnixSeconds(not_after_)));
+  metrics_->issued.Set(static_cast<double>(absl::ToUnixSeconds(not_before_)));
   log::Info("agent", "certificate installed",
             {{"serial", serial_},
              {"spiffe_id", spiffe_id_},
