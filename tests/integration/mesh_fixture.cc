@@ -38,15 +38,15 @@ void MeshTest::Write(const std::string& path, const std::string& text) {
 
 void MeshTest::StartCa(const std::string& root_dir, const std::string& extra_roots,
                        bool keep_ca_root) {
-  std::vector<std::string> args = {TANDEM_CA_BIN,
-                                   "serve",
-                                   "--root-dir=" + dir_ + "/" + root_dir,
-                                   "--listen=127.0.0.1:0",
-                                   "--metrics=127.0.0.1:0",
-                                   "--token-public-key=" + dir_ + "/token-key.pub",
-                                   absl::StrCat("--default-ttl=",
-                                                absl::ToInt64Seconds(cert_validity_), "s"),
-                                   "--max-ttl=1h"};
+  std::vector<std::string> args = {
+      TANDEM_CA_BIN,
+      "serve",
+      "--root-dir=" + dir_ + "/" + root_dir,
+      "--listen=127.0.0.1:0",
+      "--metrics=127.0.0.1:0",
+      "--token-public-key=" + dir_ + "/token-key.pub",
+      absl::StrCat("--default-ttl=", absl::ToInt64Seconds(cert_validity_), "s"),
+      "--max-ttl=1h"};
   if (!extra_roots.empty()) args.push_back("--extra-roots=" + extra_roots);
   args.insert(args.end(), extra_ca_args_.begin(), extra_ca_args_.end());
   ca_ = std::make_unique<Subprocess>("tandem-ca", args, dir_ + "/" + root_dir + ".log");

@@ -24,11 +24,11 @@ struct Pod {
 };
 
 // The mesh with its three real processes on loopback: tandem-ca (3-second
-// certificates unless cert_validity_ says otherwise), and per pod a tandem-agent and a tandem-proxy, in a temp dir removed
-// afterwards; logs are printed when a test fails. Every process binds port 0 and the
-// fixture reads the ports back from its log; the agents reach the CA through a stable
-// forwarder (like a Kubernetes Service), so a restarted CA may bind a new port. Main
-// test thread only.
+// certificates unless cert_validity_ says otherwise), and per pod a tandem-agent and a
+// tandem-proxy, in a temp dir removed afterwards; logs are printed when a test fails.
+// Every process binds port 0 and the fixture reads the ports back from its log; the
+// agents reach the CA through a stable forwarder (like a Kubernetes Service), so a
+// restarted CA may bind a new port. Main test thread only.
 class MeshTest : public ::testing::Test {
  protected:
   void SetUp() override;

@@ -88,8 +88,7 @@ TrafficReport RunEchoTraffic(int port, const EchoTrafficOptions& o) {
   absl::Time end = absl::Now() + o.duration;
   absl::Time hard_end = end + absl::Seconds(30);
   auto stopped = [&] { return o.stop != nullptr && o.stop->load(); };
-  auto record_failure = [&](TrafficFailure::Kind kind, absl::Time start,
-                            std::string e) {
+  auto record_failure = [&](TrafficFailure::Kind kind, absl::Time start, std::string e) {
     absl::MutexLock lock(&mu);
     if (o.record_failures && report.failures.size() < 100000) {
       report.failures.push_back({kind, start, absl::Now(), e});

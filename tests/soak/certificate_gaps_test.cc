@@ -5,7 +5,9 @@
 namespace tandem::testing {
 namespace {
 
-absl::Time At(double seconds) { return absl::FromUnixMillis(1000000) + absl::Seconds(seconds); }
+absl::Time At(double seconds) {
+  return absl::FromUnixMillis(1000000) + absl::Seconds(seconds);
+}
 
 ServedCertificate Cert(double seen, double not_after) {
   return {At(seen), "", At(not_after)};
@@ -46,7 +48,8 @@ TEST(CertificateGapsTest, AGapIsExcusedOnlyWhenItBeganDuringAnObstacleOrItsAllow
       {"expired before the fault began", 4, 5, 3, false},
   };
   for (const ExcuseCase& c : cases) {
-    std::vector<CertificateGap> gaps = {{.when = {At(c.gap_start), At(c.gap_start + 10)}}};
+    std::vector<CertificateGap> gaps = {
+        {.when = {At(c.gap_start), At(c.gap_start + 10)}}};
     ExcuseGaps({{At(c.obstacle_start), At(c.obstacle_end)}}, absl::Seconds(1), &gaps);
     EXPECT_EQ(gaps[0].excused, c.excused) << c.name;
   }

@@ -91,7 +91,8 @@ class MeshSoak : public MeshTest {
   // Polls both proxies' /certs every 20 ms until `stop`, recording each new serial.
   void PollCertificates(const std::atomic<bool>& stop) {
     while (!stop.load()) {
-      for (auto [pod, log] : {std::pair{&client_, &served_[0]}, {&server_, &served_[1]}}) {
+      for (auto [pod, log] :
+           {std::pair{&client_, &served_[0]}, {&server_, &served_[1]}}) {
         absl::Time now = absl::Now();
         std::string body = HttpGet(pod->admin, "/certs");
         int64_t not_after = 0;
@@ -136,7 +137,8 @@ class MeshSoak : public MeshTest {
     } else if (k <= 3) {
       absl::Duration down = Millis(agent_down(rng));
       f = {"sds", pod.name, {absl::Now(), absl::Now()}};
-      Log(absl::StrCat("sever the ", pod.name, "'s SDS stream for ", FormatDuration(down)));
+      Log(absl::StrCat("sever the ", pod.name, "'s SDS stream for ",
+                       FormatDuration(down)));
       relay.set_blocked(true);
       relay.Sever();
       absl::SleepFor(down);
@@ -169,7 +171,8 @@ TEST_F(MeshSoak, NoConnectionFailsOutsideACertificateGapAFaultExplains) {
   // The proxies reach their agents through relays the schedule can sever.
   client_.name = "client";
   server_.name = "server";
-  for (auto [pod, relay] : {std::pair{&client_, &client_relay_}, {&server_, &server_relay_}}) {
+  for (auto [pod, relay] :
+       {std::pair{&client_, &client_relay_}, {&server_, &server_relay_}}) {
     pod->proxy_sds_socket = absl::StrCat(dir_, "/", pod->name, "-sds-relay.sock");
     *relay = UnixSocketRelay::Create(pod->proxy_sds_socket,
                                      absl::StrCat(dir_, "/", pod->name, "/sds/sds.sock"));
@@ -248,7 +251,9 @@ TEST_F(MeshSoak, NoConnectionFailsOutsideACertificateGapAFaultExplains) {
 
   // The summary.
   auto rel = [&](absl::Time t) { return absl::ToDoubleSeconds(t - run_start_); };
-  auto ms = [](absl::Duration d) { return FormatDuration(absl::Trunc(d, absl::Milliseconds(1))); };
+  auto ms = [](absl::Duration d) {
+    return FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
+  };
   auto gap_summary = [&](int w) {
     int excused = 0;
     absl::Duration longest, latest_expiry = -absl::InfiniteDuration(), recovery;
@@ -259,8 +264,8 @@ TEST_F(MeshSoak, NoConnectionFailsOutsideACertificateGapAFaultExplains) {
       latest_expiry = std::max(latest_expiry, g.expired_after_fault);
       recovery = std::max(recovery, g.recovered_after_fault);
     }
-    std::string text = absl::StrCat(gaps[w].size(), " (", excused, " excused), longest ",
-                                    ms(longest));
+    std::string text =
+        absl::StrCat(gaps[w].size(), " (", excused, " excused), longest ", ms(longest));
     if (excused > 0) {
       absl::StrAppend(&text, "; latest expiry after its fault ended ", ms(latest_expiry),
                       ", longest recovery after it ended ", ms(recovery));
@@ -279,21 +284,18 @@ TEST_F(MeshSoak, NoConnectionFailsOutsideACertificateGapAFaultExplains) {
       "\n| soak summary | |\n|---|---|\n",
       absl::StrFormat("| duration | %.1f s%s |\n", rel(run_end),
                       g_interrupted.load() ? " (interrupted)" : ""),
-      "| seed | ", seed, " |\n",
-      "| certificate lifetime | ", FormatDuration(cert_validity_), " |\n",
-      "| connections | ", connections, " (", report.short_ok + report.short_failed,
-      " short, ", report.long_connections, " keep-alive) |\n",
-      "| keep-alive rounds ok | ", report.long_rounds_ok, " |\n",
-      "| failed inside gaps | ", inside, " |\n",
-      "| failed outside gaps | ", outside.size(), " |\n",
-      "| rotations client / server | ",
+      "| seed | ", seed, " |\n", "| certificate lifetime | ",
+      FormatDuration(cert_validity_), " |\n", "| connections | ", connections, " (",
+      report.short_ok + report.short_failed, " short, ", report.long_connections,
+      " keep-alive) |\n", "| keep-alive rounds ok | ", report.long_rounds_ok, " |\n",
+      "| failed inside gaps | ", inside, " |\n", "| failed outside gaps | ",
+      outside.size(), " |\n", "| rotations client / server | ",
       Accepted(client_metrics) - client_accepted, " / ",
       Accepted(server_metrics) - server_accepted, " |\n",
       "| certificates seen client / server | ", served_[0].certs.size(), " / ",
-      served_[1].certs.size(), " |\n",
-      "| gaps client | ", gap_summary(0), " |\n",
-      "| gaps server | ", gap_summary(1), " |\n",
-      "| bytes verified | ", report.bytes_verified, " (each sent through both proxies and back, compared) |\n",
+      served_[1].certs.size(), " |\n", "| gaps client | ", gap_summary(0), " |\n",
+      "| gaps server | ", gap_summary(1), " |\n", "| bytes verified | ",
+      report.bytes_verified, " (each sent through both proxies and back, compared) |\n",
       "| faults | ", kill_text, " |\n");
   std::cout << table << std::flush;
   for (size_t i = 0; i < outside.size() && i < 20; ++i) {
