@@ -15,11 +15,12 @@ namespace tandem::testing {
 // A workload's *gap* is a time its proxy held no unexpired certificate: from the
 // notAfter of the certificate it held until the proxy was first seen holding the next
 // one (or until the run ended). Facts only: notAfter is read from the certificate the
-// proxy serves (admin /certs), the end is when the soak's poll first saw the next one.
+// proxy serves (admin /certs), the end is when a poll's answer first showed the next.
 //
 // An *obstacle* is a time a fault kept the workload from renewing or from being fed:
 // the CA killed until it serves again (both workloads), the workload's agent killed
-// until it is back, its proxy's SDS stream severed until the relay lets it through.
+// until the restarted one holds a certificate, its proxy's SDS stream severed until
+// the relay lets it through.
 //
 // A gap is *excused* ("no valid certificate could exist") when its certificate ran out
 // during an obstacle, or within `allowance` after one ended: the time a working mesh

@@ -93,8 +93,10 @@ class MeshSoak : public MeshTest {
     while (!stop.load()) {
       for (auto [pod, log] :
            {std::pair{&client_, &served_[0]}, {&server_, &served_[1]}}) {
-        absl::Time now = absl::Now();
         std::string body = HttpGet(pod->admin, "/certs");
+        // The certificate in the answer was served by the time the answer arrived (and
+        // after the previous poll): a gap ends here, never earlier than the fact.
+        absl::Time answered = absl::Now();
         int64_t not_after = 0;
         std::string serial = JsonString(body, "serial");
         absl::MutexLock lock(&served_mu_);
@@ -104,19 +106,24 @@ class MeshSoak : public MeshTest {
           continue;
         }
         if (log->certs.empty() || log->certs.back().serial != serial) {
-          // `now` is when the GET went out: the certificate was served by then at the
-          // latest, and no earlier than the previous poll.
-          log->certs.push_back({now, serial, absl::FromUnixSeconds(not_after)});
+          log->certs.push_back({answered, serial, absl::FromUnixSeconds(not_after)});
         }
       }
       absl::SleepFor(absl::Milliseconds(20));
     }
   }
 
+  // Starts the pod's agent again and returns once it holds a certificate: a restarted
+  // agent has a new key and nothing to serve before the CA answers it, so its fault
+  // ends there (its /healthz/ready), not when the process is up.
   void RestartAgent(Pod& pod) {
     ASSERT_TRUE(pod.agent->Start());
     pod.agent_metrics = WaitForListeningPort(*pod.agent, "metrics");
     ASSERT_GT(pod.agent_metrics, 0) << "the restarted tandem-agent did not come up";
+    ASSERT_TRUE(
+        WaitFor([&] { return !HttpGet(pod.agent_metrics, "/healthz/ready").empty(); },
+                absl::Seconds(20)))
+        << "the restarted tandem-agent got no certificate";
   }
 
   // Runs one fault of the schedule and returns what it did.
