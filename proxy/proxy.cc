@@ -104,6 +104,15 @@ void Proxy::RegisterMetrics() {
                    ? static_cast<double>(absl::ToUnixSeconds(snapshot->leaf.not_after()))
                    : 0.0;
       });
+  // With the expiry, the certificate's lifetime: alerts fire on the share of it left.
+  registry_.AddGaugeFunction(
+      "tandem_proxy_certificate_not_before_timestamp_seconds",
+      "Not-before of the last accepted certificate (0: none).", {}, [this] {
+        std::shared_ptr<TlsSnapshot> snapshot = tls_.Latest();
+        return snapshot
+                   ? static_cast<double>(absl::ToUnixSeconds(snapshot->leaf.not_before()))
+                   : 0.0;
+      });
   for (bool accepted : {true, false}) {
     registry_.AddCounterFunction(
         "tandem_proxy_secret_updates_total", "Secrets offered to the proxy, by result.",
