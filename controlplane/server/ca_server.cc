@@ -8,9 +8,11 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "controlplane/auth/jwt.h"
@@ -160,6 +162,26 @@ struct CaServer::Impl {
   std::unique_ptr<PolicyServer> policy;  // null without policy or revocations
   std::unique_ptr<grpc::Server> server;
   int port = 0;
+  // The reload thread, stopped by `stop_reload`.
+  std::thread reloader;
+  absl::Notification stop_reload;
+  std::atomic<uint64_t> reloads_accepted{0}, reloads_refused{0};
+
+  // Reload thread: re-reads the CA's files until Stop.
+  void ReloadLoop() {
+    while (!stop_reload.WaitForNotificationWithTimeout(options.root_reload_interval)) {
+      absl::StatusOr<bool> swapped = core->Reload(absl::Now());
+      if (!swapped.ok()) {
+        reloads_refused.fetch_add(1, std::memory_order_relaxed);
+        log::Error("ca", "CA files refused; still signing with the previous ones",
+                   {{"error", std::string(swapped.status().message())}});
+      } else if (*swapped) {
+        reloads_accepted.fetch_add(1, std::memory_order_relaxed);
+        log::Info("ca", "CA files reloaded: new issuance uses them",
+                  {{"root_dir", options.core.root_dir}});
+      }
+    }
+  }
 };
 
 absl::StatusOr<std::unique_ptr<CaServer>> CaServer::Create(CaServerOptions options) {
@@ -225,10 +247,17 @@ absl::Status CaServer::Start() {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", impl_->options.listen_address));
   }
+  if (impl_->options.root_reload_interval > absl::ZeroDuration()) {
+    impl_->reloader = std::thread([impl = impl_.get()] { impl->ReloadLoop(); });
+  }
   return absl::OkStatus();
 }
 
 void CaServer::Stop() {
+  if (impl_->reloader.joinable()) {
+    impl_->stop_reload.Notify();
+    impl_->reloader.join();
+  }
   // Policy streams never end by themselves: end them before the server waits for them.
   if (impl_->policy) impl_->policy->Stop();
   if (impl_->server) {
@@ -242,6 +271,14 @@ const CaCore& CaServer::core() const { return *impl_->core; }
 const PolicyServer* CaServer::policy_server() const { return impl_->policy.get(); }
 std::string CaServer::RenderMetrics() const {
   std::string out = impl_->service->RenderMetrics();
+  absl::StrAppend(&out,
+                  "# HELP tandem_ca_root_reloads_total Changes of the CA's key, "
+                  "certificate or extra roots files taken in or refused.\n"
+                  "# TYPE tandem_ca_root_reloads_total counter\n"
+                  "tandem_ca_root_reloads_total{result=\"accepted\"} ",
+                  impl_->reloads_accepted.load(), "\n",
+                  "tandem_ca_root_reloads_total{result=\"refused\"} ",
+                  impl_->reloads_refused.load(), "\n");
   if (impl_->policy) out += impl_->policy->RenderMetrics();
   return out;
 }
