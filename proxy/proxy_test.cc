@@ -371,6 +371,18 @@ TEST_F(ProxyPairTest, HotSwapKeepsOpenConnectionsAndUsesNewCertForNewOnes) {
   close(fd);
 }
 
+TEST_F(ProxyPairTest, ExportsTheLifetimeOfTheCertificateInForce) {
+  // TandemCertificateNearExpiry (deploy/observability/alerts.yaml) reads both ends.
+  pki::WorkloadCredentials creds = MakeWorkload(*ca_, kServerId, absl::Hours(2));
+  ASSERT_TRUE(server_->tls().UpdateSecret(ToPem(creds)).ok());
+  const pki::Certificate& leaf = creds.chain.front();
+  EXPECT_EQ(Metric(*server_, "tandem_proxy_certificate_not_before_timestamp_seconds"),
+            absl::ToUnixSeconds(leaf.not_before()));
+  EXPECT_EQ(Metric(*server_, "tandem_proxy_certificate_expiry_timestamp_seconds"),
+            absl::ToUnixSeconds(leaf.not_after()));
+  EXPECT_GE(leaf.not_after() - leaf.not_before(), absl::Hours(2));
+}
+
 // A control-plane policy whose only rule is an allow-list on `port`.
 policy::v1::WorkloadPolicy AllowOnly(int port, const std::string& identity) {
   policy::v1::WorkloadPolicy policy;
@@ -405,8 +417,8 @@ TEST_F(ProxyPairTest, PolicySwapDeniesNewConnectionsOfAPeerThatWasAllowed) {
   EXPECT_EQ(Metric(*server_, "tandem_proxy_policy_updates_total{result=\"accepted\"}"),
             2);
   EXPECT_EQ(Metric(*server_,
-                   "tandem_proxy_policy_info{version=\"v3\","
-                   "source=\"control plane\"}"),
+                   "tandem_proxy_policy_info{source=\"control plane\","
+                   "version=\"v3\"}"),
             1);
   close(open_fd);
 }
@@ -661,6 +673,10 @@ TEST(ProxyModeTest, RefusesMtlsAndIsNotReadyWithoutCertificate) {
       absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", echo.port(), "\""),
       &outbound, &unused);
   EXPECT_FALSE(proxy->ready());
+  EXPECT_EQ(tandem::testing::MetricValue(
+                proxy->RenderMetrics(),
+                "tandem_proxy_certificate_not_before_timestamp_seconds"),
+            0);
   EXPECT_EQ(EchoOnce(outbound, "x"), "");
   EXPECT_EQ(tandem::testing::MetricValue(
                 proxy->RenderMetrics(),
