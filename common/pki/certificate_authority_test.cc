@@ -4,8 +4,8 @@
 #include <openssl/x509v3.h>
 
 #include "absl/status/status.h"
-#include "common/pki/test_util.h"
 #include "gtest/gtest.h"
+#include "tests/support/pki_test_util.h"
 
 namespace tandem::pki {
 namespace {

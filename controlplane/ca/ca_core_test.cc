@@ -13,8 +13,8 @@
 #include "common/pki/certificate.h"
 #include "common/pki/certificate_authority.h"
 #include "controlplane/auth/refusal_reason.h"
-#include "controlplane/test_csr.h"
 #include "gtest/gtest.h"
+#include "tests/support/test_csr.h"
 
 namespace tandem::controlplane {
 namespace {
