@@ -13,7 +13,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/sds_server.h"
-#include "agent/test_ca.h"
 #include "common/metrics/registry.h"
 #include "gtest/gtest.h"
 #include "proxy/policy_client.h"
@@ -22,6 +21,7 @@
 #include "tests/integration/tcp_forwarder.h"
 #include "tests/integration/temp_dir.h"
 #include "tests/integration/test_grpc_server.h"
+#include "tests/support/test_ca.h"
 
 namespace tandem::agent {
 namespace {

@@ -15,10 +15,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
-#include "controlplane/fake_https_server.h"
 #include "gtest/gtest.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"
+#include "tests/support/fake_https_server.h"
 
 namespace tandem::controlplane {
 namespace {

@@ -13,10 +13,10 @@
 #include "common/pki/certificate.h"
 #include "common/pki/certificate_authority.h"
 #include "controlplane/auth/refusal_reason.h"
-#include "controlplane/test_csr.h"
 #include "gtest/gtest.h"
 #include "tests/integration/openssl_cli.h"
 #include "tests/integration/temp_dir.h"
+#include "tests/support/test_csr.h"
 
 namespace tandem::controlplane {
 namespace {
