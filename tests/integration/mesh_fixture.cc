@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/credential_request.h"
-#include "controlplane/jwt.h"
+#include "controlplane/auth/jwt.h"
 
 namespace tandem::testing {
 
