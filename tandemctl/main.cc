@@ -26,7 +26,7 @@
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/flags.h"
-#include "controlplane/admin_client.h"
+#include "controlplane/revocation/admin_client.h"
 #include "controlplane/injection/injector.h"
 #include "controlplane/injection/kube_inject.h"
 #include "tandemctl/check.h"

@@ -15,7 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/version.h"
-#include "controlplane/ca_core.h"
+#include "controlplane/ca/ca_core.h"
 #include "gtest/gtest.h"
 #include "tests/integration/closed_port.h"
 #include "tests/integration/mesh_fixture.h"
@@ -289,6 +289,22 @@ TEST_F(TandemctlStatusTest, RefusesAdminAddressesOffLoopbackAndMissingRoots) {
       check.output,
       "tandemctl: check needs --ca-root=FILE: the roots the workloads trust"))
       << check.output;
+}
+
+TEST_F(TandemctlStatusTest, CaRefusesAnAdminEndpointWithNothingToServe) {
+  std::string log = dir_ + "/ca-admin.log";
+  std::string command = absl::StrCat(TANDEM_CA_BIN, " serve --root-dir=", dir_,
+                                     "/ca --listen=127.0.0.1:0 --metrics= "
+                                     "--admin=127.0.0.1:0 > ",
+                                     log, " 2>&1");
+  int status = std::system(command.c_str());
+  std::stringstream text;
+  text << std::ifstream(log).rdbuf();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << text.str();
+  EXPECT_TRUE(absl::StrContains(text.str(),
+                                "--admin serves revocations and the policy streams: give "
+                                "--state-dir=DIR or --policy-file=FILE too"))
+      << text.str();
 }
 
 }  // namespace
