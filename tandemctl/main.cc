@@ -26,9 +26,9 @@
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/flags.h"
-#include "controlplane/revocation/admin_client.h"
 #include "controlplane/injection/injector.h"
 #include "controlplane/injection/kube_inject.h"
+#include "controlplane/revocation/admin_client.h"
 #include "tandemctl/check.h"
 #include "tandemctl/proxy_status.h"
 
