@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/pki/trust_bundle.h"
-#include "controlplane/revocation/admin_client.h"
 #include "controlplane/kube/https_client.h"
+#include "controlplane/revocation/admin_client.h"
 #include "tandemctl/proxy_status.h"
 #include "tandemctl/tls_probe.h"
 
