@@ -39,14 +39,16 @@ constexpr char kUsage[] =
     "                             [--namespace=NS] [--ca-address=HOST:PORT]\n"
     "                             [--ca-server-name=NAME] "
     "[--control-plane-namespace=NS]\n"
-    "  --template defaults to /etc/tandem/injection/sidecar-template.yaml\n"
-    "  (deploy/kubernetes/injection/sidecar-template.yaml in the repository)\n"
     "       tandemctl proxy-status [--admin=127.0.0.1:15010]\n"
     "       tandemctl check --ca-root=FILE [--admin=127.0.0.1:15010]\n"
     "                       [--ca-address=127.0.0.1:15012]\n"
     "                       [--injector-address=HOST:PORT "
     "[--injector-server-name=NAME]]\n"
-    "                       [--expiry-warning=10m] [--timeout=5s]\n";
+    "                       [--expiry-warning=10m] [--timeout=5s]\n"
+    "  kube-inject's --template defaults to /etc/tandem/injection/sidecar-template.yaml\n"
+    "  (deploy/kubernetes/injection/sidecar-template.yaml in the repository);\n"
+    "  proxy-status and check read tandem-ca's loopback admin endpoint "
+    "(docs/controlplane.md)\n";
 
 int Fail(absl::string_view message) {
   std::fprintf(stderr, "tandemctl: %.*s\n", static_cast<int>(message.size()),
