@@ -223,11 +223,15 @@ void CheckProxies(const CheckOptions& options, absl::Time now,
       ++failed;
       out->push_back(
           Fail(name,
-               absl::StrCat("certificate ", Printable(s.cert_serial), " expires ",
+               absl::StrCat("certificate ", Printable(s.cert_serial),
+                            s.cert_not_after <= now ? " expired " : " expires ",
                             absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", s.cert_not_after,
                                              absl::UTCTimeZone()),
-                            " (", Until(s.cert_not_after, now), "), within ",
-                            absl::FormatDuration(options.expiry_warning)),
+                            " (", Until(s.cert_not_after, now), ")",
+                            s.cert_not_after <= now
+                                ? ""
+                                : absl::StrCat(", within ", absl::FormatDuration(
+                                                                options.expiry_warning))),
                absl::StrCat(logs,
                             "; tandem_agent_rotation_failures_total on the agent's "
                             ":15019/metrics; is the CA reachable from the pod?")));

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -203,6 +204,27 @@ TEST_F(TandemctlStatusTest, CheckNamesCertificatesNearExpiry) {
     }
   }
   EXPECT_EQ(near, 2) << check.output;
+}
+
+TEST_F(TandemctlStatusTest, CheckNamesACertificateThatExpiredUnrenewed) {
+  extra_agent_flag_ = "--validity=3s";  // the fixture's 3-second certificates
+  StartMeshAndAdmin();
+  ASSERT_TRUE(BothReported());
+  // The client's agent can no longer prove who it is: its renewals fail, while its
+  // policy stream, opened before, stays up and shows the certificate running out.
+  std::filesystem::remove(dir_ + "/client/token");
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(StatusLine(kClient), "s ago)"); },
+                      absl::Seconds(20)))
+      << client_.agent->Log();
+  CommandRun check = Check({"--expiry-warning=0s"});
+  EXPECT_EQ(check.exit_code, 1);
+  bool named = false;
+  for (const std::string& l : Lines(check)) {
+    if (absl::StartsWith(l, "FAIL  proxy ") && absl::StrContains(l, kClient)) {
+      named = absl::StrContains(l, " expired ") && absl::StrContains(l, "s ago); look");
+    }
+  }
+  EXPECT_TRUE(named) << check.output;
 }
 
 TEST_F(TandemctlStatusTest, CheckNamesTheCaDown) {
