@@ -8,7 +8,8 @@
 //                    --kube-token-file=FILE --kube-server-name=NAME]]    (Kubernetes)
 //                   [--audience=istio-ca] [--issuer=ISS]
 //                   [--trust-domain=cluster.local] [--default-ttl=1h] [--max-ttl=24h]
-//                   [--extra-roots=FILE] [--dns-names=a,b] [--ip-addresses=127.0.0.1]
+//                   [--extra-roots=FILE] [--root-reload-interval=5s]
+//                   [--dns-names=a,b] [--ip-addresses=127.0.0.1]
 //                   [--policy-file=FILE [--policy-poll=1s]]       (mesh policy stream)
 //                   [--state-dir=DIR]                             (revocations)
 //                   [--admin=127.0.0.1:15010]   (loopback: revocations, policy streams;
@@ -154,9 +155,16 @@ int Serve(const tandem::Flags& flags) {
     if (!review.ok()) return Fail("--token-review: " + std::string(review.status().message()));
     options.token_review = *std::move(review);
   }
-  if (flags.Has("extra-roots") &&
-      !ReadFile(get("extra-roots", ""), &options.core.extra_roots_pem)) {
-    return Fail("--extra-roots: cannot read " + get("extra-roots", ""));
+  // Re-read with the key and certificate every --root-reload-interval.
+  options.core.extra_roots_file = get("extra-roots", "");
+  if (std::string unused;
+      flags.Has("extra-roots") && !ReadFile(options.core.extra_roots_file, &unused)) {
+    return Fail("--extra-roots: cannot read " + options.core.extra_roots_file);
+  }
+  if (flags.Has("root-reload-interval") && get("root-reload-interval", "") == "0") {
+    options.root_reload_interval = absl::ZeroDuration();
+  } else if (!Duration(flags, "root-reload-interval", &options.root_reload_interval)) {
+    return Fail("--root-reload-interval: not a positive duration (e.g. 5s), or 0");
   }
   using tandem::controlplane::PolicyWatcher;
   using tandem::controlplane::RevocationAdmin;
@@ -324,7 +332,10 @@ int Serve(const tandem::Flags& flags) {
       publish.credential_token = api->credential_token;
       publish.config_name = config;
       publish.service = {labels[0], labels[1]};
-      publish.ca_bundle_pem = (*server)->core().trust_bundle_pem();
+      // Read at every round: tandem-ca's bundle changes when it reloads its root files.
+      publish.ca_bundle_source = [core = &(*server)->core()] {
+        return core->trust_bundle_pem();
+      };
       publish.registry = &tandem::metrics::Registry::Default();
       absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>> publisher =
           WebhookCaBundlePublisher::Create(publish);
@@ -453,6 +464,7 @@ int main(int argc, char** argv) {
         "default-ttl",
         "max-ttl",
         "extra-roots",
+        "root-reload-interval",
         "dns-names",
         "ip-addresses",
         "policy-file",
