@@ -11,7 +11,9 @@
 //                   [--extra-roots=FILE] [--root-reload-interval=5s]
 //                   [--dns-names=a,b] [--ip-addresses=127.0.0.1]
 //                   [--policy-file=FILE [--policy-poll=1s]]       (mesh policy stream)
-//                   [--state-dir=DIR [--admin=127.0.0.1:15010]]   (revocations)
+//                   [--state-dir=DIR]                             (revocations)
+//                   [--admin=127.0.0.1:15010]   (loopback: revocations, policy streams;
+//                                                with --state-dir or --policy-file)
 //                   [--injector-listen=0.0.0.0:15017 [--injector-dns-names=a,b]
 //                    [--webhook-config=tandem-sidecar-injector]
 //                    [--template=/etc/tandem/injection/sidecar-template.yaml]
@@ -186,8 +188,10 @@ int Serve(const tandem::Flags& flags) {
     if (!store.ok()) return Fail("--state-dir: " + std::string(store.status().message()));
     revocations = *std::move(store);
     options.revocations = revocations.get();
-  } else if (flags.Has("admin")) {
-    return Fail("--admin serves revocations: give --state-dir=DIR too");
+  } else if (flags.Has("admin") && !policy) {
+    return Fail(
+        "--admin serves revocations and the policy streams: give --state-dir=DIR or "
+        "--policy-file=FILE too");
   }
   sigset_t signals;
   sigemptyset(&signals);
@@ -351,20 +355,26 @@ int Serve(const tandem::Flags& flags) {
   }
   std::unique_ptr<RevocationAdmin> admin;
   if (std::string address = get("admin", "127.0.0.1:15010");
-      revocations && !address.empty()) {
+      (revocations || policy) && !address.empty()) {
     absl::StatusOr<std::unique_ptr<RevocationAdmin>> created =
         RevocationAdmin::Create({address, revocations.get(), policy.get()});
     if (!created.ok()) return Fail("--admin: " + std::string(created.status().message()));
     admin = *std::move(created);
+    // `tandemctl proxy-status` and `tandemctl check` read these two.
     if (const tandem::controlplane::PolicyServer* streams = (*server)->policy_server()) {
       admin->Handle("/policy-streams", [streams](const tandem::http::HttpRequest&) {
         return tandem::http::HttpResponse{200, "application/json",
                                           streams->StreamsJson()};
       });
     }
+    CaServer* s = server->get();
+    admin->Handle("/trust-bundle", [s](const tandem::http::HttpRequest&) {
+      return tandem::http::HttpResponse{200, "application/x-pem-file",
+                                        s->core().trust_bundle_pem()};
+    });
     if (absl::Status s = admin->Start(); !s.ok()) return Fail(std::string(s.message()));
     tandem::log::Listening("ca", "admin", address, admin->port());
-    tandem::log::Info("ca", "revocation admin serving",
+    tandem::log::Info("ca", "admin serving",
                       {{"address", address}, {"port", admin->port()}});
   }
   const char* mode =
