@@ -374,8 +374,12 @@ absl::StatusOr<std::string> SignEs256Jws(const std::string& private_key_pem,
                                          const std::string& payload_json) {
   absl::StatusOr<pki::PrivateKey> key = pki::PrivateKey::FromPem(private_key_pem);
   if (!key.ok()) return key.status();
+  // PrivateKey also loads P-384 and RSA keys; ES256 is P-256 only.
   const EC_KEY* ec = EVP_PKEY_get0_EC_KEY(key->get());
-  if (ec == nullptr) return absl::InvalidArgumentError("ES256 needs an EC P-256 key");
+  if (ec == nullptr ||
+      EC_GROUP_get_curve_name(EC_KEY_get0_group(ec)) != NID_X9_62_prime256v1) {
+    return absl::InvalidArgumentError("ES256 needs an EC P-256 key");
+  }
   std::string signing_input =
       absl::StrCat(Base64UrlEncode(header_json), ".", Base64UrlEncode(payload_json));
   uint8_t digest[SHA256_DIGEST_LENGTH];

@@ -205,9 +205,7 @@ absl::StatusOr<std::vector<std::string>> CaCore::Issue(const std::string& csr_pe
                                                        absl::Time now) const {
   absl::StatusOr<pki::CertificateRequest> csr = pki::CertificateRequest::FromPem(csr_pem);
   if (!csr.ok()) {
-    return WithRefusalReason(
-        absl::InvalidArgumentError(absl::StrCat("CSR refused: ", csr.status().message())),
-        "bad_csr");
+    return WithRefusalReason(csr.status(), "bad_csr");  // "CSR refused: <why>"
   }
   absl::StatusOr<SpiffeId> id =
       SpiffeId::ForWorkload(state_->options.trust_domain, account.ns, account.name);

@@ -15,6 +15,8 @@
 #include "controlplane/auth/refusal_reason.h"
 #include "controlplane/test_csr.h"
 #include "gtest/gtest.h"
+#include "tests/integration/openssl_cli.h"
+#include "tests/integration/temp_dir.h"
 
 namespace tandem::controlplane {
 namespace {
@@ -127,14 +129,64 @@ TEST_F(CaCoreTest, AcceptsGroupReadableSecretVolumeButNeverGeneratesThere) {
             absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_F(CaCoreTest, RefusesRsaKeyCsrAsBadCsr) {
+TEST_F(CaCoreTest, RefusesWeakRsaKeyCsrAsBadCsr) {
   std::unique_ptr<CaCore> core = *CaCore::Create(options_, absl::Now());
-  std::string csr = MakeRsaCsrPem("spiffe://cluster.local/ns/a/sa/b");
+  std::string csr = MakeRsaCsrPem("spiffe://cluster.local/ns/a/sa/b", 1024);
   ASSERT_FALSE(csr.empty());
   absl::StatusOr<std::vector<std::string>> chain =
       core->Issue(csr, {"a", "b"}, 0, absl::Now());
   ASSERT_EQ(chain.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(chain.status().message(),
+            "CSR refused: RSA-1024 is too weak: RSA keys need at least 2048 bits");
   EXPECT_EQ(RefusalReasonOf(chain.status(), "none"), "bad_csr");
+}
+
+// An operator's RSA root, made by the openssl command-line tool, in the root dir.
+class CaCoreOpensslRootTest : public CaCoreTest {
+ protected:
+  // Makes an openssl root over an `algorithm` key and installs it as the CA's root
+  // (dir 0700, files 0600).
+  void InstallOpensslRoot(const std::string& algorithm) {
+    absl::StatusOr<std::string> key = openssl_.GenerateKey("root", algorithm);
+    ASSERT_TRUE(key.ok()) << key.status();
+    absl::StatusOr<std::string> cert = openssl_.MakeRoot("root");
+    ASSERT_TRUE(cert.ok()) << cert.status();
+    ASSERT_EQ(mkdir(options_.root_dir.c_str(), 0700), 0);
+    Write(options_.root_dir + "/ca-key.pem", *key, 0600);
+    Write(options_.root_dir + "/ca-cert.pem", *cert, 0600);
+  }
+  testing::TempDir openssl_dir_{"tandem-ca-openssl"};
+  testing::OpensslCli openssl_{openssl_dir_.path()};
+};
+
+TEST_F(CaCoreOpensslRootTest, IssuesForAnRsaCsrFromAnRsaRootAndRenewsOverItsChain) {
+  InstallOpensslRoot("RSA:3072");
+  absl::StatusOr<std::unique_ptr<CaCore>> core = CaCore::Create(options_, absl::Now());
+  ASSERT_TRUE(core.ok()) << core.status();
+  // Istio's agent sends RSA-2048 CSRs unless told otherwise.
+  ASSERT_TRUE(openssl_.GenerateKey("istio-agent", "RSA:2048").ok());
+  absl::StatusOr<std::string> csr =
+      openssl_.MakeCsr("istio-agent", "spiffe://cluster.local/ns/a/sa/b");
+  ASSERT_TRUE(csr.ok()) << csr.status();
+  absl::StatusOr<std::vector<std::string>> chain =
+      (*core)->Issue(*csr, {"a", "b"}, 0, absl::Now());
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  ASSERT_EQ(chain->size(), 2u);  // leaf, then the RSA root
+  absl::StatusOr<ServiceAccount> peer =
+      (*core)->AuthenticatePeer((*chain)[0] + (*chain)[1], absl::Now());
+  ASSERT_TRUE(peer.ok()) << peer.status();
+  EXPECT_EQ(peer->ns, "a");
+  EXPECT_EQ(peer->name, "b");
+}
+
+TEST_F(CaCoreOpensslRootTest, RefusesAWeakRsaRootKeyNamingTheReason) {
+  InstallOpensslRoot("RSA:1024");
+  absl::StatusOr<std::unique_ptr<CaCore>> core = CaCore::Create(options_, absl::Now());
+  ASSERT_FALSE(core.ok());
+  EXPECT_EQ(core.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(core.status().message(),
+            "CA files in " + options_.root_dir +
+                ": private key: RSA-1024 is too weak: RSA keys need at least 2048 bits");
 }
 
 TEST_F(CaCoreTest, UsesDefaultTtlWhenNoneIsRequested) {

@@ -6,13 +6,12 @@
 #include <grpcpp/security/server_credentials.h>
 
 #include <array>
-#include <atomic>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/log/log.h"
+#include "common/metrics/registry.h"
 #include "controlplane/auth/jwt.h"
 #include "controlplane/auth/refusal_reason.h"
 #include "controlplane/server/caller_authenticator.h"
@@ -33,14 +32,31 @@ enum Result {
 };
 const char* kResultNames[] = {"issued",      "unauthenticated", "bad_csr",
                               "unavailable", "revoked",         "internal"};
-constexpr std::array<double, 8> kLatencyBounds = {0.001, 0.0025, 0.005, 0.01,
-                                                  0.025, 0.05,   0.1,   1};
+
 class CertificateService final
     : public istio::v1::auth::IstioCertificateService::Service {
  public:
-  // Both outlive the service.
-  CertificateService(const CaCore* core, const CallerAuthenticator* authenticator)
-      : core_(core), authenticator_(authenticator) {}
+  // All three outlive the service.
+  CertificateService(const CaCore* core, const CallerAuthenticator* authenticator,
+                     metrics::Registry* registry)
+      : core_(core),
+        authenticator_(authenticator),
+        issued_(registry->GetCounter("tandem_ca_certificates_issued_total",
+                                     "Workload certificates issued.")),
+        latency_(registry->GetHistogram(
+            "tandem_ca_request_duration_seconds", "CreateCertificate latency.",
+            {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1})) {
+    for (int r = 0; r < kResultCount; ++r) {
+      results_[r] = &registry->GetCounter("tandem_ca_requests_total",
+                                          "CreateCertificate calls, by result.",
+                                          {{"result", kResultNames[r]}});
+    }
+    for (size_t r = 0; r < kRefusalReasonCount; ++r) {
+      refusals_[r] = &registry->GetCounter("tandem_ca_refusals_total",
+                                           "CreateCertificate refusals, by reason.",
+                                           {{"reason", std::string(kRefusalReasons[r])}});
+    }
+  }
 
   grpc::Status CreateCertificate(
       grpc::ServerContext* context,
@@ -48,50 +64,8 @@ class CertificateService final
       istio::v1::auth::IstioCertificateResponse* response) override {
     absl::Time start = absl::Now();
     grpc::Status status = Handle(context, request, response);
-    double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-    size_t bucket = 0;
-    while (bucket < kLatencyBounds.size() && seconds > kLatencyBounds[bucket]) ++bucket;
-    latency_buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
-    latency_micros_.fetch_add(static_cast<uint64_t>(seconds * 1e6),
-                              std::memory_order_relaxed);
+    latency_.Observe(absl::ToDoubleSeconds(absl::Now() - start));
     return status;
-  }
-
-  std::string RenderMetrics() const {
-    std::string out =
-        "# HELP tandem_ca_requests_total CreateCertificate calls, by result.\n"
-        "# TYPE tandem_ca_requests_total counter\n";
-    for (int r = 0; r < kResultCount; ++r) {
-      absl::StrAppend(&out, "tandem_ca_requests_total{result=\"", kResultNames[r], "\"} ",
-                      results_[r].load(), "\n");
-    }
-    absl::StrAppend(&out,
-                    "# HELP tandem_ca_refusals_total CreateCertificate refusals, by "
-                    "reason.\n# TYPE tandem_ca_refusals_total counter\n");
-    for (size_t r = 0; r < kRefusalReasonCount; ++r) {
-      absl::StrAppend(&out, "tandem_ca_refusals_total{reason=\"", kRefusalReasons[r],
-                      "\"} ", refusals_[r].load(), "\n");
-    }
-    absl::StrAppend(
-        &out,
-        "# HELP tandem_ca_certificates_issued_total Workload certificates "
-        "issued.\n# TYPE tandem_ca_certificates_issued_total counter\n"
-        "tandem_ca_certificates_issued_total ",
-        results_[kIssued].load(), "\n",
-        "# HELP tandem_ca_request_duration_seconds CreateCertificate latency.\n"
-        "# TYPE tandem_ca_request_duration_seconds histogram\n");
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < kLatencyBounds.size(); ++i) {
-      cumulative += latency_buckets_[i].load();
-      absl::StrAppend(&out, "tandem_ca_request_duration_seconds_bucket{le=\"",
-                      absl::StrFormat("%g", kLatencyBounds[i]), "\"} ", cumulative, "\n");
-    }
-    cumulative += latency_buckets_[kLatencyBounds.size()].load();
-    absl::StrAppend(&out, "tandem_ca_request_duration_seconds_bucket{le=\"+Inf\"} ",
-                    cumulative, "\ntandem_ca_request_duration_seconds_sum ",
-                    absl::StrFormat("%.6f", latency_micros_.load() / 1e6),
-                    "\ntandem_ca_request_duration_seconds_count ", cumulative, "\n");
-    return out;
   }
 
  private:
@@ -120,8 +94,8 @@ class CertificateService final
         break;
     }
     std::string reason = RefusalReasonOf(status, "internal");
-    results_[result].fetch_add(1, std::memory_order_relaxed);
-    refusals_[RefusalReasonIndex(reason)].fetch_add(1, std::memory_order_relaxed);
+    results_[result]->Inc();
+    refusals_[RefusalReasonIndex(reason)]->Inc();
     log::Warn("ca", "certificate request refused",
               {{"reason", reason}, {"error", std::string(status.message())}});
     return grpc::Status(code, std::string(status.message()));
@@ -137,22 +111,24 @@ class CertificateService final
         core_->Issue(request->csr(), *account, request->validity_duration(), absl::Now());
     if (!chain.ok()) return Refuse(chain.status());
     for (std::string& pem : *chain) response->add_cert_chain(std::move(pem));
-    results_[kIssued].fetch_add(1, std::memory_order_relaxed);
+    results_[kIssued]->Inc();
+    issued_.Inc();
     return grpc::Status::OK;
   }
 
   const CaCore* core_;
   const CallerAuthenticator* authenticator_;
-  std::array<std::atomic<uint64_t>, kResultCount> results_{};
-  std::array<std::atomic<uint64_t>, kRefusalReasonCount> refusals_{};
-  std::array<std::atomic<uint64_t>, kLatencyBounds.size() + 1> latency_buckets_{};
-  std::atomic<uint64_t> latency_micros_{0};
+  std::array<metrics::Counter*, kResultCount> results_{};
+  std::array<metrics::Counter*, kRefusalReasonCount> refusals_{};
+  metrics::Counter& issued_;
+  metrics::Histogram& latency_;
 };
 
 }  // namespace
 
 struct CaServer::Impl {
   CaServerOptions options;
+  metrics::Registry registry;  // the certificate service's; the policy server has one
   std::unique_ptr<CaCore> core;
   std::unique_ptr<TokenAuthenticator> authenticator;
   std::unique_ptr<CallerAuthenticator> callers;
@@ -191,8 +167,8 @@ absl::StatusOr<std::unique_ptr<CaServer>> CaServer::Create(CaServerOptions optio
   }
   impl->callers = std::make_unique<CallerAuthenticator>(
       impl->core.get(), impl->authenticator.get(), options.revocations);
-  impl->service =
-      std::make_unique<CertificateService>(impl->core.get(), impl->callers.get());
+  impl->service = std::make_unique<CertificateService>(
+      impl->core.get(), impl->callers.get(), &impl->registry);
   if (options.policy != nullptr || options.revocations != nullptr) {
     impl->policy = std::make_unique<PolicyServer>(
         PolicyServerOptions{options.core.trust_domain, options.policy,
@@ -241,7 +217,7 @@ int CaServer::port() const { return impl_->port; }
 const CaCore& CaServer::core() const { return *impl_->core; }
 const PolicyServer* CaServer::policy_server() const { return impl_->policy.get(); }
 std::string CaServer::RenderMetrics() const {
-  std::string out = impl_->service->RenderMetrics();
+  std::string out = impl_->registry.RenderPrometheus();
   if (impl_->policy) out += impl_->policy->RenderMetrics();
   return out;
 }

@@ -16,6 +16,8 @@
 #include "controlplane/test_csr.h"
 #include "gtest/gtest.h"
 #include "istio/ca.grpc.pb.h"
+#include "tests/integration/openssl_cli.h"
+#include "tests/integration/temp_dir.h"
 
 namespace tandem::controlplane {
 namespace {
@@ -106,6 +108,26 @@ TEST_F(CaServerTest, IssuesCallersIdentityOverGrpcTls) {
   EXPECT_LE(issued->not_after - absl::Now(), absl::Hours(4));
   EXPECT_NE(server_->RenderMetrics().find("tandem_ca_certificates_issued_total 1"),
             std::string::npos);
+}
+
+// Istio's agent sends an RSA-2048 CSR unless told otherwise; the key and CSR here are
+// made by the openssl command-line tool, and the agent's acceptance check takes the
+// RSA leaf.
+TEST_F(CaServerTest, IssuesForAnOpensslRsa2048CsrAsIstiosAgentSendsIt) {
+  testing::TempDir dir("tandem-ca-rsa-csr");
+  testing::OpensslCli openssl(dir.path());
+  absl::StatusOr<std::string> key = openssl.GenerateKey("agent", "RSA:2048");
+  ASSERT_TRUE(key.ok()) << key.status();
+  absl::StatusOr<std::string> csr =
+      openssl.MakeCsr("agent", "spiffe://cluster.local/ns/shop/sa/cart");
+  ASSERT_TRUE(csr.ok()) << csr.status();
+  istio::v1::auth::IstioCertificateResponse response;
+  grpc::Status status = Call(*Stub(), Token({"shop", "cart"}), *csr, 0, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  absl::StatusOr<IssuedCredential> issued =
+      AcceptCredential(*key, Chain(response), "", "", absl::Now());
+  ASSERT_TRUE(issued.ok()) << issued.status();
+  EXPECT_EQ(issued->spiffe_id, "spiffe://cluster.local/ns/shop/sa/cart");
 }
 
 TEST_F(CaServerTest, RefusesBadTokensAsUnauthenticated) {
@@ -215,12 +237,14 @@ TEST_F(CaServerTest, KeepsIstioWireContract) {
   EXPECT_EQ(response.cert_chain_size(), 2);
 }
 
-TEST_F(CaServerTest, RefusesRsaKeyCsrAsInvalidArgument) {
+TEST_F(CaServerTest, RefusesWeakRsaKeyCsrAsInvalidArgument) {
   istio::v1::auth::IstioCertificateResponse response;
   grpc::Status status =
-      Call(*Stub(), Token({"a", "b"}), MakeRsaCsrPem("spiffe://cluster.local/ns/a/sa/b"),
-           0, &response);
+      Call(*Stub(), Token({"a", "b"}),
+           MakeRsaCsrPem("spiffe://cluster.local/ns/a/sa/b", 1024), 0, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("RSA-1024 is too weak"), std::string::npos)
+      << status.error_message();
   EXPECT_TRUE(MetricsContain(R"(tandem_ca_refusals_total{reason="bad_csr"} 1)"));
   EXPECT_TRUE(MetricsContain(R"(tandem_ca_requests_total{result="bad_csr"} 1)"));
 }

@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/log/log.h"
+#include "common/metrics/registry.h"
 #include "common/spiffe_id.h"
 #include "controlplane/auth/refusal_reason.h"
 #include "tandem/mesh_policy.grpc.pb.h"
@@ -71,14 +72,65 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
   Impl(PolicyServerOptions options, const CallerAuthenticator* authenticator)
       : options(std::move(options)),
         authenticator(authenticator),
-        no_policy(std::make_shared<const PolicyFile>(*PolicyFile::Parse("{}", "none"))) {}
+        no_policy(std::make_shared<const PolicyFile>(*PolicyFile::Parse("{}", "none"))),
+        responses(registry.GetCounter("tandem_ca_policy_responses_total",
+                                      "Policy versions sent on streams.")),
+        acks(registry.GetCounter("tandem_ca_policy_acks_total",
+                                 "Policy versions ACKed by proxies.")),
+        nacks(registry.GetCounter("tandem_ca_policy_nacks_total",
+                                  "Policy versions NACKed by proxies.")) {
+    for (size_t r = 0; r < kRefusalReasonCount; ++r) {
+      refusals[r] = &registry.GetCounter("tandem_ca_policy_stream_refusals_total",
+                                         "StreamPolicy calls refused, by reason.",
+                                         {{"reason", std::string(kRefusalReasons[r])}});
+    }
+    RegisterStateMetrics();
+  }
+
+  // The families read from other state at scrape time.
+  void RegisterStateMetrics() {
+    const PolicyWatcher* watcher = options.policy;
+    for (bool accepted : {true, false}) {
+      registry.AddCounterFunction(
+          "tandem_ca_policy_loads_total", "Policy file loads, by result.",
+          {{"result", accepted ? "accepted" : "refused"}}, [watcher, accepted] {
+            if (watcher == nullptr) return uint64_t{0};
+            return accepted ? watcher->loads_accepted() : watcher->loads_refused();
+          });
+    }
+    registry.AddGaugeFunction("tandem_ca_policy_streams", "Open StreamPolicy streams.",
+                              {}, [this] {
+                                absl::MutexLock lock(&mu);
+                                return static_cast<double>(streams.size());
+                              });
+    metrics::Gauge& serials =
+        registry.GetGauge("tandem_ca_revocations", "Revocations in force, by target.",
+                          {{"target", "serial"}});
+    metrics::Gauge& identities =
+        registry.GetGauge("tandem_ca_revocations", "Revocations in force, by target.",
+                          {{"target", "spiffe_id"}});
+    registry.AddCollector([this, watcher, &serials, &identities] {
+      registry.SetInfo("tandem_ca_policy_info",
+                       "The mesh policy file in force (its version).",
+                       {{"version", watcher != nullptr ? watcher->current()->version()
+                                                       : no_policy->version()}});
+      size_t by_serial = 0, by_identity = 0;
+      if (options.revocations != nullptr) {
+        for (const auto& r : options.revocations->Live(absl::Now())) {
+          ++(r.has_serial_hex() ? by_serial : by_identity);
+        }
+      }
+      serials.Set(static_cast<double>(by_serial));
+      identities.Set(static_cast<double>(by_identity));
+    });
+  }
 
   grpc::Status StreamPolicy(grpc::ServerContext* context, Stream* stream) override {
     absl::StatusOr<ServiceAccount> account =
         authenticator->Authenticate(context, absl::Now());
     if (!account.ok()) {
       std::string reason = RefusalReasonOf(account.status(), "internal");
-      refusals[RefusalReasonIndex(reason)].fetch_add(1, std::memory_order_relaxed);
+      refusals[RefusalReasonIndex(reason)]->Inc();
       log::Warn("ca", "policy stream refused",
                 {{"reason", reason}, {"error", std::string(account.status().message())}});
       return grpc::Status(GrpcCodeOf(account.status().code()),
@@ -124,10 +176,10 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
         }
         if (request.response_nonce() != state->sent_nonce) continue;  // stale answer
         if (request.error_detail().empty()) {
-          acks.fetch_add(1, std::memory_order_relaxed);
+          acks.Inc();
           state->info.acked_version = request.version_info();
         } else {
-          nacks.fetch_add(1, std::memory_order_relaxed);
+          nacks.Inc();
           state->info.last_nack_error = request.error_detail();
           nack_log =
               absl::StrCat("tandem-ca: policy version ", state->info.sent_version,
@@ -173,7 +225,7 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
         state->info.sent_version = response.version_info();
       }
       if (!stream->Write(response)) return grpc::Status::OK;  // the client is gone
-      responses.fetch_add(1, std::memory_order_relaxed);
+      responses.Inc();
     }
   }
 
@@ -234,10 +286,11 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
   uint64_t next_nonce ABSL_GUARDED_BY(mu) = 1;
   std::set<StreamState*> streams ABSL_GUARDED_BY(mu);
 
-  std::atomic<uint64_t> responses{0};
-  std::atomic<uint64_t> acks{0};
-  std::atomic<uint64_t> nacks{0};
-  std::array<std::atomic<uint64_t>, kRefusalReasonCount> refusals{};
+  metrics::Registry registry;  // before the metrics it owns
+  metrics::Counter& responses;
+  metrics::Counter& acks;
+  metrics::Counter& nacks;
+  std::array<metrics::Counter*, kRefusalReasonCount> refusals{};
 };
 
 PolicyServer::PolicyServer(PolicyServerOptions options,
@@ -249,8 +302,8 @@ PolicyServer::~PolicyServer() { Stop(); }
 grpc::Service* PolicyServer::service() { return impl_.get(); }
 
 void PolicyServer::Start() {
-  impl_->poll_thread =
-      std::thread([this, fingerprint = impl_->Fingerprint()] { impl_->Poll(fingerprint); });
+  impl_->poll_thread = std::thread(
+      [this, fingerprint = impl_->Fingerprint()] { impl_->Poll(fingerprint); });
 }
 
 void PolicyServer::Stop() {
@@ -289,61 +342,7 @@ std::string PolicyServer::StreamsJson() const {
 }
 
 std::string PolicyServer::RenderMetrics() const {
-  const PolicyWatcher* watcher = impl_->options.policy;
-  std::string version =
-      watcher != nullptr ? watcher->current()->version() : impl_->no_policy->version();
-  size_t streams;
-  {
-    absl::MutexLock lock(&impl_->mu);
-    streams = impl_->streams.size();
-  }
-  std::string out = absl::StrCat(
-      "# HELP tandem_ca_policy_info The mesh policy file in force (its version).\n"
-      "# TYPE tandem_ca_policy_info gauge\n"
-      "tandem_ca_policy_info{version=\"",
-      version,
-      "\"} 1\n"
-      "# HELP tandem_ca_policy_loads_total Policy file loads, by result.\n"
-      "# TYPE tandem_ca_policy_loads_total counter\n"
-      "tandem_ca_policy_loads_total{result=\"accepted\"} ",
-      watcher != nullptr ? watcher->loads_accepted() : 0,
-      "\ntandem_ca_policy_loads_total{result=\"refused\"} ",
-      watcher != nullptr ? watcher->loads_refused() : 0,
-      "\n# HELP tandem_ca_policy_streams Open StreamPolicy streams.\n"
-      "# TYPE tandem_ca_policy_streams gauge\n"
-      "tandem_ca_policy_streams ",
-      streams,
-      "\n# HELP tandem_ca_policy_responses_total Policy versions sent on streams.\n"
-      "# TYPE tandem_ca_policy_responses_total counter\n"
-      "tandem_ca_policy_responses_total ",
-      impl_->responses.load(),
-      "\n# HELP tandem_ca_policy_acks_total Policy versions ACKed by proxies.\n"
-      "# TYPE tandem_ca_policy_acks_total counter\n"
-      "tandem_ca_policy_acks_total ",
-      impl_->acks.load(),
-      "\n# HELP tandem_ca_policy_nacks_total Policy versions NACKed by proxies.\n"
-      "# TYPE tandem_ca_policy_nacks_total counter\n"
-      "tandem_ca_policy_nacks_total ",
-      impl_->nacks.load(),
-      "\n# HELP tandem_ca_policy_stream_refusals_total StreamPolicy calls refused, by "
-      "reason.\n# TYPE tandem_ca_policy_stream_refusals_total counter\n");
-  for (size_t r = 0; r < kRefusalReasonCount; ++r) {
-    absl::StrAppend(&out, "tandem_ca_policy_stream_refusals_total{reason=\"",
-                    kRefusalReasons[r], "\"} ", impl_->refusals[r].load(), "\n");
-  }
-  size_t serials = 0, identities = 0;
-  if (impl_->options.revocations != nullptr) {
-    for (const auto& r : impl_->options.revocations->Live(absl::Now())) {
-      ++(r.has_serial_hex() ? serials : identities);
-    }
-  }
-  absl::StrAppend(&out,
-                  "# HELP tandem_ca_revocations Revocations in force, by target.\n"
-                  "# TYPE tandem_ca_revocations gauge\n"
-                  "tandem_ca_revocations{target=\"serial\"} ",
-                  serials, "\ntandem_ca_revocations{target=\"spiffe_id\"} ", identities,
-                  "\n");
-  return out;
+  return impl_->registry.RenderPrometheus();
 }
 
 }  // namespace tandem::controlplane
