@@ -24,6 +24,7 @@ Test controls (no authentication), POST with a JSON body:
   /_test/fail               {"method": M, "path": P, "status": S, "count": N}: answer
                             the next N requests M (or "WATCH") whose path starts with P
                             with S (a Status; 409 as a Conflict, 410 as Expired)
+  /_test/clear-failures     drop every /_test/fail rule
   /_test/bookmark           send a BOOKMARK on every open watch now
   /_test/close-watches      end every open watch stream
   GET /_test/requests       [{"method","path","token","status"}...] so far
@@ -354,6 +355,8 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["compacted"] = STATE["rv"] + 1
             elif path == "/_test/fail":
                 STATE["fail"].append(dict(body))
+            elif path == "/_test/clear-failures":
+                STATE["fail"].clear()
             elif path == "/_test/bookmark":
                 STATE["bookmark"] += 1
             elif path == "/_test/close-watches":

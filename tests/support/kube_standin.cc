@@ -74,6 +74,14 @@ std::unique_ptr<KubeStandin> KubeStandin::Start(Options options) {
   return standin;
 }
 
+controlplane::KubeClient::Options KubeStandin::ClientOptions() const {
+  controlplane::KubeClient::Options options;
+  options.api_server = address();
+  options.ca_pem = ca_pem_;
+  options.token_path = token_path_;
+  return options;
+}
+
 std::string KubeStandin::address() const { return absl::StrCat("127.0.0.1:", port_); }
 
 void KubeStandin::SetToken(const std::string& token) {

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "controlplane/https_client.h"
+#include "controlplane/kube/kube_client.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"
 
@@ -33,6 +34,8 @@ class KubeStandin {
   const std::string& ca_path() const { return ca_path_; }
   const std::string& token_path() const { return token_path_; }
   void SetToken(const std::string& token);
+  // Options for a KubeClient of this stand-in (its CA, its token file).
+  controlplane::KubeClient::Options ClientOptions() const;
 
   // Calls the API as an admin (the current token), e.g. ("PUT", path, json).
   absl::StatusOr<controlplane::HttpsResponse> Call(const std::string& method,
