@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/ca_reachability.h"
 #include "common/credential_request.h"
 #include "common/file_util.h"
 #include "common/log/log.h"
@@ -77,6 +78,10 @@ struct Agent::Metrics {
                                   metrics::DefaultLatencyBuckets())),
         expiry(r.GetGauge("tandem_agent_certificate_expiry_timestamp_seconds",
                           "Not-after of the certificate in force (0: none).")),
+        issued(r.GetGauge("tandem_agent_certificate_issued_timestamp_seconds",
+                          "Start of the lifetime renewals are scheduled on: the "
+                          "certificate's not-before, or when the agent asked for it if "
+                          "the CA back-dated not-before (0: none).")),
         consecutive_failures(r.GetGauge("tandem_agent_consecutive_failures",
                                         "Failed renewals since the last success.")) {
     for (RenewalFailure f : kAllFailures) {
@@ -105,6 +110,7 @@ struct Agent::Metrics {
   metrics::Counter& ca_ok;
   metrics::Histogram& ca_latency;
   metrics::Gauge& expiry;
+  metrics::Gauge& issued;
   metrics::Gauge& consecutive_failures;
   metrics::Counter* failures[std::size(kAllFailures)];
   metrics::Gauge* states[std::size(kAllStates)];
@@ -223,6 +229,7 @@ absl::Status Agent::RenewOnce(RenewalFailure* reason) {
   absl::StatusOr<std::vector<std::string>> chain = ca_->CreateCertificate(
       pending->csr_pem, bearer, options_.requested_validity_seconds);
   metrics_->ca_latency.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  RecordCaCall(metrics_->registry, chain.status().code());
   if (!chain.ok()) {
     metrics_->CaResult(chain.status().code()).Inc();
     *reason = RenewalFailure::kCa;
@@ -260,6 +267,7 @@ absl::Status Agent::RenewOnce(RenewalFailure* reason) {
   not_after_ = issued->not_after;
   serial_ = issued->serial;
   metrics_->expiry.Set(static_cast<double>(absl::ToUnixSeconds(not_after_)));
+  metrics_->issued.Set(static_cast<double>(absl::ToUnixSeconds(not_before_)));
   log::Info("agent", "certificate installed",
             {{"serial", serial_},
              {"spiffe_id", spiffe_id_},

@@ -120,6 +120,7 @@ class AgentTest : public ::testing::Test {
 
 TEST_F(AgentTest, DeliversAVerifiedCertificateOverSdsAndTheProxyAcks) {
   StartCa();
+  const int64_t before = absl::ToUnixSeconds(absl::Now());
   StartAgent();
   StartProxyClient();
   ASSERT_TRUE(WaitFor([&] { return sink_.count() >= 1; }, absl::Seconds(10)));
@@ -140,6 +141,12 @@ TEST_F(AgentTest, DeliversAVerifiedCertificateOverSdsAndTheProxyAcks) {
   EXPECT_EQ(Metric("tandem_agent_ca_request_duration_seconds_count"), 1);
   EXPECT_GT(Metric("tandem_agent_certificate_expiry_timestamp_seconds"),
             absl::ToUnixSeconds(absl::Now()));
+  // The lifetime TandemCertificateNearExpiry measures: from the request, not from the
+  // not-before the CA back-dated by a minute.
+  EXPECT_GE(Metric("tandem_agent_certificate_issued_timestamp_seconds"), before);
+  EXPECT_NEAR(Metric("tandem_agent_certificate_expiry_timestamp_seconds") -
+                  Metric("tandem_agent_certificate_issued_timestamp_seconds"),
+              3600, 2);
 }
 
 TEST_F(AgentTest, SocketIsOwnerOnlyInAnOwnerOnlyDirectory) {
@@ -178,6 +185,7 @@ TEST_F(AgentTest, RetriesWithBackoffWhileTheCaIsDownThenSucceedsWhenItAppears) {
   StartAgent();  // its CA address has no CA behind it yet
   StartProxyClient();
   ASSERT_TRUE(WaitFor([&] { return Failures("ca") >= 3; }, absl::Seconds(10)));
+  EXPECT_EQ(Metric("tandem_agent_ca_reachable"), 0);
   EXPECT_EQ(agent_->state(), CertState::kNoCertificate);
   EXPECT_FALSE(agent_->ready());
   EXPECT_EQ(Metric("tandem_agent_certificate_state{state=\"no_certificate\"}"), 1);
@@ -187,6 +195,7 @@ TEST_F(AgentTest, RetriesWithBackoffWhileTheCaIsDownThenSucceedsWhenItAppears) {
   EXPECT_TRUE(
       WaitFor([&] { return agent_->state() == CertState::kValid; }, absl::Seconds(5)));
   EXPECT_EQ(Metric("tandem_agent_consecutive_failures"), 0);
+  EXPECT_EQ(Metric("tandem_agent_ca_reachable"), 1);
 }
 
 TEST_F(AgentTest, KeepsTheCurrentCertificateWhenTheCaDiesMidLife) {

@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/ca_channel.h"
+#include "agent/ca_reachability.h"
 #include "common/file_util.h"
 #include "common/log/log.h"
 #include "common/metrics/registry.h"
@@ -27,7 +28,8 @@ constexpr char kAnswersHelp[] = "Proxies' answers to relayed mesh policies, by r
 
 struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
   explicit Impl(metrics::Registry& r)
-      : upstream_gauge(r.GetGauge("tandem_agent_policy_upstream_up",
+      : registry(r),
+        upstream_gauge(r.GetGauge("tandem_agent_policy_upstream_up",
                                   "1 while the mesh policy stream to the CA is up.")),
         relayed(r.GetCounter("tandem_agent_policy_responses_relayed_total",
                              "Mesh policy responses sent to proxy streams.")),
@@ -39,6 +41,7 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
                                  "Open mesh policy streams from proxies.")) {}
 
   PolicyRelayOptions options;
+  metrics::Registry& registry;
   std::unique_ptr<pb::MeshPolicyService::Stub> stub;
   StreamLoop upstream_loop;
   metrics::Gauge& upstream_gauge;
@@ -170,6 +173,7 @@ bool PolicyRelay::Impl::RunUpstream() {
   bool received = false;
   pb::PolicyResponse response;
   while (opened && stream->Read(&response)) {
+    if (!received) RecordCaCall(registry, absl::StatusCode::kOk);
     received = true;
     upstream_gauge.Set(1);
     absl::MutexLock lock(&mu);
@@ -183,6 +187,10 @@ bool PolicyRelay::Impl::RunUpstream() {
   }
   context.TryCancel();
   grpc::Status status = stream->Finish();
+  // Also a CA without MeshPolicyService (UNIMPLEMENTED) answered: it is reachable.
+  if (!upstream_loop.stopping()) {
+    RecordCaCall(registry, static_cast<absl::StatusCode>(status.error_code()));
+  }
   std::string why = status.ok() ? "closed" : status.error_message();
   // Logged when the reason changes: a CA without MeshPolicyService (UNIMPLEMENTED, e.g.
   // istiod) must not fill the log every few seconds.

@@ -92,6 +92,11 @@ class PolicyRelayTest : public ::testing::Test {
     (*client)->Start();
     proxies_.push_back(*std::move(client));
   }
+  // tandem_agent_ca_reachable; -1 before the first call to the CA ended.
+  double CaReachable() {
+    return tandem::testing::MetricValue(registry_.RenderPrometheus(),
+                                        "tandem_agent_ca_reachable");
+  }
   // Waits for the CA to receive the answer to `nonce`.
   std::optional<policy::v1::PolicyRequest> UpstreamAnswerTo(const std::string& nonce) {
     return upstream_->AnswerTo(nonce, absl::Seconds(10));
@@ -146,8 +151,12 @@ TEST_F(PolicyRelayTest, ServesTheCachedPolicyWhileTheCaIsDownAndResumesAfter) {
   upstream_->Push(PolicyResponseFor("v1", "n1", kClient));
   ASSERT_TRUE(UpstreamAnswerTo("n1").has_value());
 
+  EXPECT_EQ(CaReachable(), 1);
+
   StopUpstream();
   ASSERT_TRUE(WaitFor([&] { return !relay_->upstream_up(); }, absl::Seconds(10)));
+  // The re-opened stream finds no CA: the gauge the TandemCaUnreachable alert reads.
+  EXPECT_TRUE(WaitFor([&] { return CaReachable() == 0; }, absl::Seconds(10)));
   RecordingPolicySink late;  // a proxy that (re)connects while the CA is down
   ConnectProxy(&late);
   EXPECT_TRUE(WaitFor([&] { return late.version() == "v1"; }, absl::Seconds(10)));
@@ -161,6 +170,7 @@ TEST_F(PolicyRelayTest, ServesTheCachedPolicyWhileTheCaIsDownAndResumesAfter) {
   EXPECT_TRUE(WaitFor([&] { return first.version() == "v2" && late.version() == "v2"; },
                       absl::Seconds(10)));
   EXPECT_GE(relay_->responses_relayed(), 4u);
+  EXPECT_EQ(CaReachable(), 1);
 }
 
 }  // namespace

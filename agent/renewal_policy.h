@@ -25,7 +25,9 @@ struct RenewalPolicy {
 //    failed attempts: exponential backoff from `now` (initial * 2^(failures-1), capped),
 //    with full jitter between half and all of it; while a certificate is still valid,
 //    never more than max_retry_fraction_of_remaining of its remaining validity
-//    (floored at min_retry) from `now`.
+//    (floored at min_retry) from `now`; once it has expired, never more than the time
+//    since its expiry (floored at initial_backoff), so the retries double from the
+//    expiry however many failed before it.
 //  - Otherwise: not_before + renew_fraction * lifetime, minus up to jitter_fraction *
 //    lifetime; never before `now`.
 absl::Time NextRenewal(const RenewalPolicy& policy, absl::Time not_before,

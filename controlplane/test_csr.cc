@@ -10,13 +10,13 @@
 
 namespace tandem::controlplane {
 
-std::string MakeRsaCsrPem(const std::string& uri_san) {
+std::string MakeRsaCsrPem(const std::string& uri_san, int bits) {
   bssl::UniquePtr<RSA> rsa(RSA_new());
   bssl::UniquePtr<BIGNUM> e(BN_new());
   BN_set_word(e.get(), RSA_F4);
   bssl::UniquePtr<EVP_PKEY> pkey(EVP_PKEY_new());
   bssl::UniquePtr<X509_REQ> req(X509_REQ_new());
-  if (!RSA_generate_key_ex(rsa.get(), 2048, e.get(), nullptr) ||
+  if (!RSA_generate_key_ex(rsa.get(), bits, e.get(), nullptr) ||
       !EVP_PKEY_assign_RSA(pkey.get(), rsa.release()) ||
       !X509_REQ_set_version(req.get(), 0) ||
       !X509_REQ_set_pubkey(req.get(), pkey.get())) {

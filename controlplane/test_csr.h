@@ -5,10 +5,10 @@
 
 namespace tandem::controlplane {
 
-// Test-only: returns a well-formed, correctly self-signed PEM CSR over an RSA-2048 key
-// asking for `uri_san`: a CSR tandem-ca must refuse (workload keys are P-256 only).
+// Test-only: returns a well-formed, correctly self-signed PEM CSR over an RSA key of
+// `bits` asking for `uri_san` (1024 bits: a CSR tandem-ca must refuse as too weak).
 // Any thread. The header names no BoringSSL type, so gRPC tests may include it.
-std::string MakeRsaCsrPem(const std::string& uri_san);
+std::string MakeRsaCsrPem(const std::string& uri_san, int bits);
 
 }  // namespace tandem::controlplane
 

@@ -1,10 +1,8 @@
 // Policies cross into the data plane only through PolicySink.
 #include "proxy/policy_client.h"
 
-#include <atomic>
-
-#include "absl/strings/str_cat.h"
 #include "common/log/log.h"
+#include "common/metrics/registry.h"
 #include "common/stream_loop.h"
 #include "proxy/grpc_stream.h"
 #include "tandem/mesh_policy.pb.h"
@@ -15,8 +13,12 @@ struct PolicyClient::Impl {
   std::string socket_path;
   std::string node;
   PolicySink* sink;
-  std::atomic<int> connected{0};
-  std::atomic<uint64_t> streams{0};
+  metrics::Registry registry;  // before the metrics it owns
+  metrics::Gauge& connected =
+      registry.GetGauge("tandem_proxy_policy_stream_connected",
+                        "1 while the mesh policy stream to the agent is up.");
+  metrics::Counter& streams = registry.GetCounter("tandem_proxy_policy_streams_total",
+                                                  "Mesh policy streams opened.");
   // The version in force; background thread only.
   std::string applied_version;
   StreamLoop loop;
@@ -48,28 +50,21 @@ void PolicyClient::Start() {
 void PolicyClient::Stop() { impl_->loop.Stop(); }
 
 std::string PolicyClient::RenderMetrics() const {
-  return absl::StrCat(
-      "# HELP tandem_proxy_policy_stream_connected 1 while the mesh policy stream to "
-      "the agent is up.\n# TYPE tandem_proxy_policy_stream_connected gauge\n"
-      "tandem_proxy_policy_stream_connected ",
-      impl_->connected.load(),
-      "\n# HELP tandem_proxy_policy_streams_total Mesh policy streams opened.\n"
-      "# TYPE tandem_proxy_policy_streams_total counter\n"
-      "tandem_proxy_policy_streams_total ",
-      impl_->streams.load(), "\n");
+  return impl_->registry.RenderPrometheus();
 }
 
 bool PolicyClient::Impl::RunStream() {
   absl::StatusOr<std::unique_ptr<GrpcStream>> stream =
       GrpcStream::Open(socket_path, "/tandem.policy.v1.MeshPolicyService/StreamPolicy");
   if (!stream.ok()) {
-    log::Debug("proxy", "policy stream not opened", {{"error", stream.status().ToString()}});
+    log::Debug("proxy", "policy stream not opened",
+               {{"error", stream.status().ToString()}});
     return false;
   }
   GrpcStream* s = stream->get();
   StreamLoop::Attachment attachment = loop.Attach([s] { s->Cancel(); });
   if (!attachment.attached()) return false;
-  streams.fetch_add(1);
+  streams.Inc();
   policy::v1::PolicyRequest request;
   request.set_node(node);
   request.set_version_info(applied_version);
@@ -78,7 +73,7 @@ bool PolicyClient::Impl::RunStream() {
     policy::v1::PolicyResponse response;
     while (s->Read(&response)) {
       received = true;
-      connected.store(1);
+      connected.Set(1);
       absl::Status applied =
           sink->ApplyPolicy(response.policy(), response.version_info());
       policy::v1::PolicyRequest answer;
@@ -98,7 +93,7 @@ bool PolicyClient::Impl::RunStream() {
       if (!s->Write(answer)) break;
     }
   }
-  connected.store(0);
+  connected.Set(0);
   log::Debug("proxy", "policy stream ended", {{"status", s->Finish().ToString()}});
   return received;
 }

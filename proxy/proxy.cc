@@ -5,6 +5,11 @@
 #include "common/metrics/registry.h"
 
 namespace tandem::proxy {
+namespace {
+
+constexpr char kPolicyUpdatesHelp[] = "Mesh policies offered to the proxy, by result.";
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Proxy>> Proxy::Create(ProxyOptions options) {
   if (options.workers < 1) return absl::InvalidArgumentError("workers must be >= 1");
@@ -14,7 +19,13 @@ absl::StatusOr<std::unique_ptr<Proxy>> Proxy::Create(ProxyOptions options) {
 Proxy::Proxy(ProxyOptions options)
     : options_(std::move(options)),
       tls_(TlsContextManager::Options{options_.trust_domain, options_.allow_tls12}),
-      policy_(MeshPolicy::FromOptions(options_)) {
+      policy_(MeshPolicy::FromOptions(options_)),
+      policy_accepted_(registry_.GetCounter("tandem_proxy_policy_updates_total",
+                                            kPolicyUpdatesHelp,
+                                            {{"result", "accepted"}})),
+      policy_refused_(registry_.GetCounter("tandem_proxy_policy_updates_total",
+                                           kPolicyUpdatesHelp, {{"result", "refused"}})) {
+  RegisterMetrics();
   for (int i = 0; i < options_.workers; ++i) {
     workers_.push_back(
         std::make_unique<Worker>(&options_, &tls_, &policy_, &connections_, &next_id_));
@@ -26,11 +37,11 @@ absl::Status Proxy::ApplyPolicy(const policy::v1::WorkloadPolicy& policy,
   absl::StatusOr<std::shared_ptr<const MeshPolicy>> built =
       MeshPolicy::FromProto(policy, version, options_.trust_domain, absl::Now());
   if (!built.ok()) {
-    policy_refused_.fetch_add(1, std::memory_order_relaxed);
+    policy_refused_.Inc();
     return built.status();
   }
   policy_.Publish(*built);
-  policy_accepted_.fetch_add(1, std::memory_order_relaxed);
+  policy_accepted_.Inc();
   if ((*built)->ClosesOpenConnections()) {
     for (auto& worker : workers_) worker->CloseRevoked(*built);
   }
@@ -79,49 +90,54 @@ std::vector<const WorkerStats*> Proxy::worker_stats() const {
   return stats;
 }
 
-std::string Proxy::RenderMetrics() const {
-  std::string out = RenderWorkerStats(worker_stats());
-  std::shared_ptr<TlsSnapshot> snapshot = tls_.Latest();
-  absl::StrAppend(
-      &out,
-      "# HELP tandem_proxy_ready 1 when listeners are up and an unexpired certificate is "
-      "in force.\n# TYPE tandem_proxy_ready gauge\ntandem_proxy_ready ",
-      ready() ? 1 : 0, "\n");
-  absl::StrAppend(&out,
-                  "# HELP tandem_proxy_certificate_expiry_timestamp_seconds Not-after of "
-                  "the last accepted certificate (0: none).\n"
-                  "# TYPE tandem_proxy_certificate_expiry_timestamp_seconds gauge\n"
-                  "tandem_proxy_certificate_expiry_timestamp_seconds ",
-                  snapshot ? absl::ToUnixSeconds(snapshot->leaf.not_after()) : 0, "\n");
-  absl::StrAppend(&out,
-                  "# HELP tandem_proxy_certificate_info The last accepted certificate.\n"
-                  "# TYPE tandem_proxy_certificate_info gauge\n");
-  if (snapshot) {
-    absl::StrAppend(&out, "tandem_proxy_certificate_info{serial=\"",
-                    snapshot->leaf.SerialHex(), "\",spiffe_id=\"",
-                    snapshot->identity.ToString(), "\",generation=\"",
-                    snapshot->generation, "\"} 1\n");
+void Proxy::RegisterMetrics() {
+  registry_.AddGaugeFunction(
+      "tandem_proxy_ready",
+      "1 when listeners are up and an unexpired certificate is in force.", {},
+      [this] { return ready() ? 1.0 : 0.0; });
+  registry_.AddGaugeFunction(
+      "tandem_proxy_certificate_expiry_timestamp_seconds",
+      "Not-after of the last accepted certificate (0: none).", {}, [this] {
+        std::shared_ptr<TlsSnapshot> snapshot = tls_.Latest();
+        return snapshot
+                   ? static_cast<double>(absl::ToUnixSeconds(snapshot->leaf.not_after()))
+                   : 0.0;
+      });
+  // With the expiry, the certificate's lifetime: alerts fire on the share of it left.
+  registry_.AddGaugeFunction(
+      "tandem_proxy_certificate_not_before_timestamp_seconds",
+      "Not-before of the last accepted certificate (0: none).", {}, [this] {
+        std::shared_ptr<TlsSnapshot> snapshot = tls_.Latest();
+        return snapshot
+                   ? static_cast<double>(absl::ToUnixSeconds(snapshot->leaf.not_before()))
+                   : 0.0;
+      });
+  for (bool accepted : {true, false}) {
+    registry_.AddCounterFunction(
+        "tandem_proxy_secret_updates_total", "Secrets offered to the proxy, by result.",
+        {{"result", accepted ? "accepted" : "refused"}}, [this, accepted] {
+          return accepted ? tls_.updates_accepted() : tls_.updates_refused();
+        });
   }
-  absl::StrAppend(
-      &out,
-      "# HELP tandem_proxy_secret_updates_total Secrets offered to the proxy, "
-      "by result.\n# TYPE tandem_proxy_secret_updates_total counter\n"
-      "tandem_proxy_secret_updates_total{result=\"accepted\"} ",
-      tls_.updates_accepted(), "\ntandem_proxy_secret_updates_total{result=\"refused\"} ",
-      tls_.updates_refused(), "\n");
-  std::shared_ptr<const MeshPolicy> policy = policy_.Current();
-  absl::StrAppend(
-      &out,
-      "# HELP tandem_proxy_policy_info The mesh policy in force.\n"
-      "# TYPE tandem_proxy_policy_info gauge\ntandem_proxy_policy_info{version=\"",
-      metrics::EscapeLabelValue(policy->version()), "\",source=\"", policy->source(),
-      "\"} 1\n",
-      "# HELP tandem_proxy_policy_updates_total Mesh policies offered to the proxy, by "
-      "result.\n# TYPE tandem_proxy_policy_updates_total counter\n"
-      "tandem_proxy_policy_updates_total{result=\"accepted\"} ",
-      policy_accepted_.load(), "\ntandem_proxy_policy_updates_total{result=\"refused\"} ",
-      policy_refused_.load(), "\n");
-  return out;
+  registry_.AddCollector([this] {
+    constexpr char kCertificateInfo[] = "tandem_proxy_certificate_info";
+    constexpr char kCertificateHelp[] = "The last accepted certificate.";
+    if (std::shared_ptr<TlsSnapshot> snapshot = tls_.Latest()) {
+      registry_.SetInfo(kCertificateInfo, kCertificateHelp,
+                        {{"serial", snapshot->leaf.SerialHex()},
+                         {"spiffe_id", snapshot->identity.ToString()},
+                         {"generation", absl::StrCat(snapshot->generation)}});
+    } else {
+      registry_.ClearInfo(kCertificateInfo, kCertificateHelp);
+    }
+    std::shared_ptr<const MeshPolicy> policy = policy_.Current();
+    registry_.SetInfo("tandem_proxy_policy_info", "The mesh policy in force.",
+                      {{"version", policy->version()}, {"source", policy->source()}});
+  });
+}
+
+std::string Proxy::RenderMetrics() const {
+  return RenderWorkerStats(worker_stats()) + registry_.RenderPrometheus();
 }
 
 }  // namespace tandem::proxy

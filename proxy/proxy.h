@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/metrics/registry.h"
 #include "proxy/config.h"
 #include "proxy/mesh_policy.h"
 #include "proxy/mesh_policy_holder.h"
@@ -49,18 +50,23 @@ class Proxy : public PolicySink {
   int open_connections() const;
   // Every worker's counters, to fold (metrics, admin). Any thread.
   std::vector<const WorkerStats*> worker_stats() const;
-  // Prometheus text for the data plane and TLS state.
+  // Prometheus text: the workers' data-path counters (folded here) and the registry's
+  // families (TLS and policy state). Any thread.
   std::string RenderMetrics() const;
 
  private:
   explicit Proxy(ProxyOptions options);
+  // Registers the families read from TLS and policy state at scrape time.
+  void RegisterMetrics();
 
   // Constant once Start() has resolved the listeners' port 0.
   ProxyOptions options_;
   TlsContextManager tls_;
   MeshPolicyHolder policy_;
-  std::atomic<uint64_t> policy_accepted_{0};
-  std::atomic<uint64_t> policy_refused_{0};
+  // Everything but the data path; its callbacks read tls_, policy_ and listening_.
+  metrics::Registry registry_;
+  metrics::Counter& policy_accepted_;
+  metrics::Counter& policy_refused_;
   std::atomic<int> connections_{0};
   std::atomic<uint64_t> next_id_{1};
   std::atomic<bool> listening_{false};

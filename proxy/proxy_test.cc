@@ -21,7 +21,9 @@
 #include "common/pki/test_util.h"
 #include "gtest/gtest.h"
 #include "tandem/mesh_policy.pb.h"
+#include "tests/integration/openssl_cli.h"
 #include "tests/integration/subprocess.h"
+#include "tests/integration/temp_dir.h"
 #include "tests/integration/traffic.h"
 
 namespace tandem::proxy {
@@ -369,6 +371,18 @@ TEST_F(ProxyPairTest, HotSwapKeepsOpenConnectionsAndUsesNewCertForNewOnes) {
   close(fd);
 }
 
+TEST_F(ProxyPairTest, ExportsTheLifetimeOfTheCertificateInForce) {
+  // TandemCertificateNearExpiry (deploy/observability/alerts.yaml) reads both ends.
+  pki::WorkloadCredentials creds = MakeWorkload(*ca_, kServerId, absl::Hours(2));
+  ASSERT_TRUE(server_->tls().UpdateSecret(ToPem(creds)).ok());
+  const pki::Certificate& leaf = creds.chain.front();
+  EXPECT_EQ(Metric(*server_, "tandem_proxy_certificate_not_before_timestamp_seconds"),
+            absl::ToUnixSeconds(leaf.not_before()));
+  EXPECT_EQ(Metric(*server_, "tandem_proxy_certificate_expiry_timestamp_seconds"),
+            absl::ToUnixSeconds(leaf.not_after()));
+  EXPECT_GE(leaf.not_after() - leaf.not_before(), absl::Hours(2));
+}
+
 // A control-plane policy whose only rule is an allow-list on `port`.
 policy::v1::WorkloadPolicy AllowOnly(int port, const std::string& identity) {
   policy::v1::WorkloadPolicy policy;
@@ -403,8 +417,8 @@ TEST_F(ProxyPairTest, PolicySwapDeniesNewConnectionsOfAPeerThatWasAllowed) {
   EXPECT_EQ(Metric(*server_, "tandem_proxy_policy_updates_total{result=\"accepted\"}"),
             2);
   EXPECT_EQ(Metric(*server_,
-                   "tandem_proxy_policy_info{version=\"v3\","
-                   "source=\"control plane\"}"),
+                   "tandem_proxy_policy_info{source=\"control plane\","
+                   "version=\"v3\"}"),
             1);
   close(open_fd);
 }
@@ -659,6 +673,10 @@ TEST(ProxyModeTest, RefusesMtlsAndIsNotReadyWithoutCertificate) {
       absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", echo.port(), "\""),
       &outbound, &unused);
   EXPECT_FALSE(proxy->ready());
+  EXPECT_EQ(tandem::testing::MetricValue(
+                proxy->RenderMetrics(),
+                "tandem_proxy_certificate_not_before_timestamp_seconds"),
+            0);
   EXPECT_EQ(EchoOnce(outbound, "x"), "");
   EXPECT_EQ(tandem::testing::MetricValue(
                 proxy->RenderMetrics(),
@@ -971,6 +989,84 @@ TEST_F(ProxyPairTest, RefusesGarbageAndSlowHandshakesAndKeepsServing) {
             1);
   close(slow);
   EXPECT_EQ(EchoOnce(client_outbound_, "still fine"), "still fine");
+}
+
+}  // namespace
+}  // namespace tandem::proxy
+
+namespace tandem::proxy {
+namespace {
+
+// RSA where users have it: a root made by the openssl command-line tool over an RSA
+// key (as an enterprise CA is), an RSA-2048 leaf key as Istio's agent makes by
+// default, and tandem's own P-256 leaves, all in one mesh.
+class RsaPairTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::string> root_key = openssl_.GenerateKey("root", "RSA:3072");
+    ASSERT_TRUE(root_key.ok()) << root_key.status();
+    absl::StatusOr<std::string> root = openssl_.MakeRoot("root");
+    ASSERT_TRUE(root.ok()) << root.status();
+    absl::StatusOr<pki::CertificateAuthority> ca =
+        pki::CertificateAuthority::FromPem(*root_key, *root);
+    ASSERT_TRUE(ca.ok()) << ca.status();
+    ca_ = std::make_unique<pki::CertificateAuthority>(*std::move(ca));
+    int unused;
+    server_ = StartProxy(
+        absl::StrCat(", \"inbound_fixed_app\": \"127.0.0.1:", echo_.port(), "\""),
+        &unused, &server_inbound_);
+    client_ = StartProxy(absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:",
+                                      server_inbound_, "\""),
+                         &client_outbound_, &unused);
+  }
+  void TearDown() override {
+    client_.reset();
+    server_.reset();
+    echo_.Stop();
+  }
+  // Returns the secret for `id` over an openssl-made RSA-2048 key, issued by the RSA
+  // root; also writes <name>.key and <name>.crt.
+  WorkloadSecretPem RsaSecret(const std::string& name, const std::string& id) {
+    absl::StatusOr<std::string> key = openssl_.GenerateKey(name, "RSA:2048");
+    absl::StatusOr<std::string> csr = openssl_.MakeCsr(name, id);
+    EXPECT_TRUE(key.ok() && csr.ok()) << key.status() << csr.status();
+    absl::StatusOr<pki::CertificateRequest> parsed =
+        pki::CertificateRequest::FromPem(csr.value_or(""));
+    EXPECT_TRUE(parsed.ok()) << parsed.status();
+    absl::StatusOr<pki::Certificate> leaf =
+        ca_->IssueWorkload(*parsed, *SpiffeId::Parse(id), absl::Hours(1), absl::Now());
+    EXPECT_TRUE(leaf.ok()) << leaf.status();
+    std::ofstream(openssl_.PathOf(name + ".crt")) << leaf->ToPem();
+    return {*key, leaf->ToPem(), ca_->root().ToPem()};
+  }
+
+  tandem::testing::TempDir dir_{"tandem-rsa-pair"};
+  tandem::testing::OpensslCli openssl_{dir_.path()};
+  std::unique_ptr<pki::CertificateAuthority> ca_;
+  EchoServer echo_;
+  std::unique_ptr<Proxy> server_, client_;
+  int server_inbound_ = 0, client_outbound_ = 0;
+};
+
+TEST_F(RsaPairTest, EchoesBetweenRsaAndP256LeavesUnderAnRsaRoot) {
+  ASSERT_TRUE(server_->tls().UpdateSecret(RsaSecret("server", kServerId)).ok());
+  ASSERT_TRUE(client_->tls().UpdateSecret(ToPem(MakeWorkload(*ca_, kClientId))).ok());
+  EXPECT_EQ(EchoOnce(client_outbound_, "rsa server"), "rsa server");
+  // Both ends RSA now: the server verifies an RSA-PSS CertificateVerify too.
+  ASSERT_TRUE(client_->tls().UpdateSecret(RsaSecret("client", kClientId)).ok());
+  EXPECT_EQ(EchoOnce(client_outbound_, "rsa both"), "rsa both");
+}
+
+TEST_F(RsaPairTest, SignsItsTls13HandshakeWithRsaPssAsOpensslSees) {
+  ASSERT_TRUE(server_->tls().UpdateSecret(RsaSecret("server", kServerId)).ok());
+  RsaSecret("client", kClientId);  // writes client.key and client.crt
+  absl::StatusOr<std::string> out = openssl_.Run(absl::StrCat(
+      "s_client -connect 127.0.0.1:", server_inbound_,
+      " -CAfile root.crt -cert client.crt -key client.key -verify_return_error"));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_NE(out->find("Peer signature type: RSA-PSS"), std::string::npos) << *out;
+  EXPECT_NE(out->find("New, TLSv1.3,"), std::string::npos) << *out;
+  EXPECT_NE(out->find("Verify return code: 0 (ok)"), std::string::npos) << *out;
 }
 
 }  // namespace

@@ -1,10 +1,8 @@
 // Secrets cross into BoringSSL code only as PEM strings through SecretSink.
 #include "proxy/sds_client.h"
 
-#include <atomic>
-
-#include "absl/strings/str_cat.h"
 #include "common/log/log.h"
+#include "common/metrics/registry.h"
 #include "common/stream_loop.h"
 #include "envoy/sds.pb.h"
 #include "proxy/grpc_stream.h"
@@ -17,8 +15,17 @@ namespace discovery = ::envoy::service::discovery::v3;
 struct SdsClient::Impl {
   std::string socket_path;
   SecretSink* sink;
-  std::atomic<uint64_t> accepted{0}, refused{0}, streams{0};
-  std::atomic<int> connected{0};
+  metrics::Registry registry;  // before the metrics it owns
+  metrics::Counter& accepted =
+      registry.GetCounter("tandem_proxy_sds_updates_total",
+                          "SDS secrets received, by result.", {{"result", "accepted"}});
+  metrics::Counter& refused =
+      registry.GetCounter("tandem_proxy_sds_updates_total",
+                          "SDS secrets received, by result.", {{"result", "refused"}});
+  metrics::Gauge& connected = registry.GetGauge(
+      "tandem_proxy_sds_connected", "1 while the SDS stream to the agent is up.");
+  metrics::Counter& streams =
+      registry.GetCounter("tandem_proxy_sds_streams_total", "SDS streams opened.");
   StreamLoop loop;
 
   // Runs one stream until it ends; returns true if it ever received a response.
@@ -47,18 +54,7 @@ void SdsClient::Start() {
 void SdsClient::Stop() { impl_->loop.Stop(); }
 
 std::string SdsClient::RenderMetrics() const {
-  return absl::StrCat(
-      "# HELP tandem_proxy_sds_updates_total SDS secrets received, by result.\n"
-      "# TYPE tandem_proxy_sds_updates_total counter\n"
-      "tandem_proxy_sds_updates_total{result=\"accepted\"} ",
-      impl_->accepted.load(), "\ntandem_proxy_sds_updates_total{result=\"refused\"} ",
-      impl_->refused.load(),
-      "\n# HELP tandem_proxy_sds_connected 1 while the SDS stream to the agent is up.\n"
-      "# TYPE tandem_proxy_sds_connected gauge\ntandem_proxy_sds_connected ",
-      impl_->connected.load(),
-      "\n# HELP tandem_proxy_sds_streams_total SDS streams opened.\n"
-      "# TYPE tandem_proxy_sds_streams_total counter\ntandem_proxy_sds_streams_total ",
-      impl_->streams.load(), "\n");
+  return impl_->registry.RenderPrometheus();
 }
 
 bool SdsClient::Impl::RunStream() {
@@ -71,7 +67,7 @@ bool SdsClient::Impl::RunStream() {
   GrpcStream* s = stream->get();
   StreamLoop::Attachment attachment = loop.Attach([s] { s->Cancel(); });
   if (!attachment.attached()) return false;
-  streams.fetch_add(1);
+  streams.Inc();
   discovery::DiscoveryRequest request;
   request.mutable_node()->set_id("tandem-proxy");
   request.add_resource_names("default");
@@ -86,7 +82,7 @@ bool SdsClient::Impl::RunStream() {
     discovery::DiscoveryResponse response;
     while (s->Read(&response)) {
       received = true;
-      connected.store(1);
+      connected.Set(1);
       std::string error;
       absl::StatusOr<WorkloadSecretPem> merged = ApplySdsResponse(response, held);
       if (!merged.ok()) {
@@ -102,12 +98,12 @@ bool SdsClient::Impl::RunStream() {
       discovery::DiscoveryRequest ack = request;
       ack.set_response_nonce(response.nonce());
       if (error.empty()) {
-        accepted.fetch_add(1);
+        accepted.Inc();
         applied_version = response.version_info();
         ack.set_version_info(applied_version);
       } else {
         ack.set_version_info(applied_version);
-        refused.fetch_add(1);
+        refused.Inc();
         log::Error("proxy", "SDS update refused",
                    {{"version", response.version_info()}, {"error", error}});
         ack.mutable_error_detail()->set_code(
@@ -117,7 +113,7 @@ bool SdsClient::Impl::RunStream() {
       if (!s->Write(ack)) break;
     }
   }
-  connected.store(0);
+  connected.Set(0);
   log::Debug("proxy", "SDS stream ended", {{"status", s->Finish().ToString()}});
   return received;
 }

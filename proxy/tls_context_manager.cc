@@ -7,6 +7,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <iterator>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -71,21 +73,49 @@ ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
   return ssl_verify_ok;
 }
 
-int SelectAlpn(SSL*, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
-               unsigned in_len, void*) {
-  // Prefer ours; accept clients that offer ALPN without it (e.g. openssl s_client) by
-  // not selecting anything.
+// Returns the offered protocol equal to `name` in the ClientHello's ALPN list `in`
+// (BoringSSL has checked its framing), or null.
+const uint8_t* FindAlpn(const uint8_t* in, unsigned in_len, std::string_view name) {
   for (unsigned i = 0; i < in_len;) {
     uint8_t len = in[i];
     if (i + 1 + len > in_len) break;
-    if (len == std::strlen(kMeshAlpn) && std::memcmp(in + i + 1, kMeshAlpn, len) == 0) {
-      *out = in + i + 1;
-      *out_len = len;
-      return SSL_TLSEXT_ERR_OK;
+    if (std::string_view(reinterpret_cast<const char*>(in + i + 1), len) == name) {
+      return in + i + 1;
     }
     i += 1 + len;
   }
+  return nullptr;
+}
+
+// Server preference, whatever the client's order: tandem's own protocol, then Istio's
+// "istio" (every Istio sidecar offers it); "istio-peer-exchange" never (the Istio
+// client would then send its metadata-exchange header into the app's stream). Clients
+// offering neither (openssl s_client, an Istio list of only HTTP values) get no ALPN
+// and are still served: ALPN here labels the peer, it does not change the bytes.
+int SelectAlpn(SSL*, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
+               unsigned in_len, void*) {
+  for (std::string_view name :
+       {std::string_view(kMeshAlpn), std::string_view(kIstioAlpn)}) {
+    if (const uint8_t* found = FindAlpn(in, in_len, name)) {
+      *out = found;
+      *out_len = static_cast<uint8_t>(name.size());
+      return SSL_TLSEXT_ERR_OK;
+    }
+  }
   return SSL_TLSEXT_ERR_NOACK;
+}
+
+// kClientAlpns in wire form: each name prefixed by its length.
+const std::string& ClientAlpnWire() {
+  static const std::string* wire = [] {
+    auto* out = new std::string;
+    for (const char* name : kClientAlpns) {
+      out->push_back(static_cast<char>(std::strlen(name)));
+      out->append(name);
+    }
+    return out;
+  }();
+  return *wire;
 }
 
 int NewClientSession(SSL* ssl, SSL_SESSION* session) {
@@ -95,12 +125,27 @@ int NewClientSession(SSL* ssl, SSL_SESSION* session) {
   return 1;  // we took the reference
 }
 
+// Signature schemes accepted from the peer, in preference order: ECDSA for tandem's
+// own keys; RSA-PSS (the only RSA CertificateVerify TLS 1.3 allows) for RSA leaves,
+// e.g. from Istio's agent, which makes RSA-2048 keys by default. PKCS#1 v1.5 is listed
+// because the same list also names the signatures accepted on certificates (RSA CAs
+// sign with sha256WithRSAEncryption) and TLS 1.2 uses it; BoringSSL never accepts it
+// in a TLS 1.3 CertificateVerify.
+constexpr uint16_t kVerifySignatureAlgorithms[] = {
+    SSL_SIGN_ECDSA_SECP256R1_SHA256, SSL_SIGN_RSA_PSS_RSAE_SHA256,
+    SSL_SIGN_RSA_PKCS1_SHA256,       SSL_SIGN_ECDSA_SECP384R1_SHA384,
+    SSL_SIGN_RSA_PSS_RSAE_SHA384,    SSL_SIGN_RSA_PKCS1_SHA384,
+    SSL_SIGN_RSA_PSS_RSAE_SHA512,    SSL_SIGN_RSA_PKCS1_SHA512,
+};
+
 absl::Status ConfigureCommon(SSL_CTX* ctx, const pki::WorkloadCredentials& creds,
                              bool allow_tls12) {
   if (!SSL_CTX_set_min_proto_version(ctx,
                                      allow_tls12 ? TLS1_2_VERSION : TLS1_3_VERSION) ||
       !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
       !SSL_CTX_set1_curves_list(ctx, "X25519:P-256") ||
+      !SSL_CTX_set_verify_algorithm_prefs(ctx, kVerifySignatureAlgorithms,
+                                          std::size(kVerifySignatureAlgorithms)) ||
       !SSL_CTX_use_certificate(ctx, creds.leaf().get()) ||
       !SSL_CTX_use_PrivateKey(ctx, creds.key.get())) {
     ERR_clear_error();
@@ -111,9 +156,12 @@ absl::Status ConfigureCommon(SSL_CTX* ctx, const pki::WorkloadCredentials& creds
       return absl::InternalError("TLS context: chain setup failed");
     }
   }
+  // TLS 1.2 names the certificate's key type in the suite: ECDSA and RSA leaves.
   if (allow_tls12 && !SSL_CTX_set_strict_cipher_list(ctx,
                                                      "ECDHE-ECDSA-AES128-GCM-SHA256:"
-                                                     "ECDHE-ECDSA-CHACHA20-POLY1305")) {
+                                                     "ECDHE-ECDSA-CHACHA20-POLY1305:"
+                                                     "ECDHE-RSA-AES128-GCM-SHA256:"
+                                                     "ECDHE-RSA-CHACHA20-POLY1305")) {
     return absl::InternalError("TLS context: cipher setup failed");
   }
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
@@ -190,11 +238,14 @@ absl::StatusOr<std::shared_ptr<TlsSnapshot>> TlsContextManager::Build(
                             VerifyPeer);
   SSL_CTX_set_alpn_select_cb(snapshot->server.get(), SelectAlpn, nullptr);
   SSL_CTX_set_session_cache_mode(snapshot->server.get(), SSL_SESS_CACHE_OFF);
-  // Client: verify the server, offer our ALPN, cache sessions per destination.
+  // Client: verify the server, offer our ALPN list, cache sessions per destination.
   SSL_CTX_set_custom_verify(snapshot->client.get(), SSL_VERIFY_PEER, VerifyPeer);
-  static const uint8_t kAlpnWire[] = {13,  't', 'a', 'n', 'd', 'e', 'm',
-                                      '-', 'm', 't', 'l', 's', '/', '1'};
-  SSL_CTX_set_alpn_protos(snapshot->client.get(), kAlpnWire, sizeof(kAlpnWire));
+  const std::string& alpn = ClientAlpnWire();
+  if (SSL_CTX_set_alpn_protos(snapshot->client.get(),
+                              reinterpret_cast<const uint8_t*>(alpn.data()),
+                              alpn.size()) != 0) {
+    return absl::InternalError("TLS context: ALPN setup failed");
+  }
   SSL_CTX_set_session_cache_mode(snapshot->client.get(),
                                  SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
   SSL_CTX_sess_set_new_cb(snapshot->client.get(), NewClientSession);

@@ -21,6 +21,14 @@ namespace tandem::proxy {
 
 // ALPN protocol tandem proxies speak to each other.
 inline constexpr char kMeshAlpn[] = "tandem-mtls/1";
+// ALPN value every Istio sidecar offers on in-mesh mTLS, and which a PERMISSIVE
+// istio-proxy inbound needs to see to terminate mTLS instead of passing the TLS bytes
+// through to its app (docs/istio-interop.md has the sources).
+inline constexpr char kIstioAlpn[] = "istio";
+// What tandem's client offers, in order: its own protocol, then Istio's in-mesh value.
+// Never "istio-peer-exchange": a peer that selects it writes Istio's metadata-exchange
+// header into the byte stream, which tandem does not speak.
+inline constexpr const char* kClientAlpns[] = {kMeshAlpn, kIstioAlpn};
 
 // Client-side TLS session cache for resumption, keyed by destination "ip:port": a
 // small queue of sessions (tickets) per destination, each handed out once. A TLS 1.3

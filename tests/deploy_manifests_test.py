@@ -297,8 +297,8 @@ for side in ("tandem-agent", "tandem-proxy"):
     check(f"{side} has a read-only root", c["securityContext"]["readOnlyRootFilesystem"])
     check(f"{side} runs from the one sidecar image", c["image"] == "{{proxy_image}}")
 agent_args = sidecars["tandem-agent"]["args"]
-check("agent serves app health on 15020 and metrics on 127.0.0.1:15019",
-      "--app-health=0.0.0.0:15020" in agent_args and "--metrics=127.0.0.1:15019" in agent_args)
+check("agent serves app health on 15020 and metrics on 15019 (scraped for the alerts)",
+      "--app-health=0.0.0.0:15020" in agent_args and "--metrics=0.0.0.0:15019" in agent_args)
 proxy = sidecars["tandem-proxy"]
 check("readiness probes 15021", proxy["readinessProbe"]["httpGet"]["port"] == 15021)
 check("app held until the proxy is ready (startupProbe)", "startupProbe" in proxy)

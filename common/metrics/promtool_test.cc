@@ -46,6 +46,12 @@ TEST(PromtoolTest, PromtoolAcceptsRenderedRegistry) {
   for (int i = 0; i < 100; ++i) h.Observe(i * 0.0137);
   registry.GetHistogram("tandem_test_handshake_duration_seconds", "Handshake time.",
                         DefaultLatencyBuckets(), {{"direction", "outbound"}});
+  registry.AddCounterFunction("tandem_test_updates_total", "Updates.",
+                              {{"result", "accepted"}}, [] { return uint64_t{4}; });
+  registry.AddGaugeFunction("tandem_test_expiry_timestamp_seconds", "Expiry.", {},
+                            [] { return 1.8e9; });
+  registry.SetInfo("tandem_test_certificate_info", "The certificate.",
+                   {{"serial", "0a"}, {"spiffe_id", "spiffe://td/ns/a/sa/b"}});
 
   std::string dir = ::testing::TempDir();
   std::string in = dir + "/promtool_in_" + std::to_string(getpid()) + ".txt";

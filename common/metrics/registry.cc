@@ -116,48 +116,39 @@ const char* Registry::TypeName(Type type) {
   return "untyped";
 }
 
-Registry::Series& Registry::GetSeries(Type type, std::string_view name,
-                                      std::string_view help, std::vector<double> buckets,
-                                      const Labels& labels) {
+// Sorts `labels` and returns their names; CHECK-fails on bad or duplicate names.
+std::vector<std::string> CheckLabels(absl::string_view name, bool histogram,
+                                     Labels& sorted) {
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::string> label_names;
+  for (const auto& [label, value] : sorted) {
+    if (!IsLabelName(label) || label.rfind("__", 0) == 0) {
+      Die(absl::StrCat("invalid label name \"", label, "\" on ", name));
+    }
+    if (histogram && label == "le") {
+      Die(absl::StrCat("label \"le\" is reserved on histogram ", name));
+    }
+    if (!label_names.empty() && label_names.back() == label) {
+      Die(absl::StrCat("duplicate label \"", label, "\" on ", name));
+    }
+    label_names.push_back(label);
+  }
+  return label_names;
+}
+
+Registry::Family& Registry::GetFamily(Type type, std::string_view name,
+                                      std::string_view help, bool info) {
   // Debian's Abseil has its own string_view, which StrCat does not take from std.
   const absl::string_view name_av(name.data(), name.size());
   const absl::string_view help_av(help.data(), help.size());
   if (!IsMetricName(name)) Die(absl::StrCat("invalid metric name \"", name_av, "\""));
   if (help.empty()) Die(absl::StrCat("empty help for ", name_av));
-  Labels sorted = labels;
-  std::sort(sorted.begin(), sorted.end());
-  std::vector<std::string> label_names;
-  for (const auto& [label, value] : sorted) {
-    if (!IsLabelName(label) || label.rfind("__", 0) == 0) {
-      Die(absl::StrCat("invalid label name \"", label, "\" on ", name_av));
-    }
-    if (type == Type::kHistogram && label == "le") {
-      Die(absl::StrCat("label \"le\" is reserved on histogram ", name_av));
-    }
-    if (!label_names.empty() && label_names.back() == label) {
-      Die(absl::StrCat("duplicate label \"", label, "\" on ", name_av));
-    }
-    label_names.push_back(label);
-  }
-  if (type == Type::kHistogram) {
-    if (!buckets.empty() && std::isinf(buckets.back()) && buckets.back() > 0) {
-      buckets.pop_back();
-    }
-    for (size_t i = 0; i < buckets.size(); ++i) {
-      if (!std::isfinite(buckets[i]) || (i > 0 && !(buckets[i - 1] < buckets[i]))) {
-        Die(absl::StrCat("histogram ", name_av,
-                         " buckets must be finite and strictly increasing"));
-      }
-    }
-  }
-
   auto it = families_.find(name);
   if (it == families_.end()) {
     Family family;
     family.type = type;
     family.help = std::string(help);
-    family.buckets = buckets;
-    family.label_names = label_names;
+    family.info = info;
     it = families_.emplace(std::string(name), std::move(family)).first;
   }
   Family& family = it->second;
@@ -169,6 +160,37 @@ Registry::Series& Registry::GetSeries(Type type, std::string_view name,
     Die(absl::StrCat(name_av, " registered with help \"", family.help,
                      "\", requested with \"", help_av, "\""));
   }
+  if (family.info != info) {
+    Die(absl::StrCat(name_av,
+                     family.info ? " is an info family" : " is not an info family"));
+  }
+  return family;
+}
+
+Registry::Series& Registry::GetSeries(Type type, std::string_view name,
+                                      std::string_view help, std::vector<double> buckets,
+                                      const Labels& labels) {
+  const absl::string_view name_av(name.data(), name.size());
+  Labels sorted = labels;
+  std::vector<std::string> label_names =
+      CheckLabels(name_av, type == Type::kHistogram, sorted);
+  if (type == Type::kHistogram) {
+    if (!buckets.empty() && std::isinf(buckets.back()) && buckets.back() > 0) {
+      buckets.pop_back();
+    }
+    for (size_t i = 0; i < buckets.size(); ++i) {
+      if (!std::isfinite(buckets[i]) || (i > 0 && !(buckets[i - 1] < buckets[i]))) {
+        Die(absl::StrCat("histogram ", name_av,
+                         " buckets must be finite and strictly increasing"));
+      }
+    }
+  }
+  const bool is_new = families_.find(name) == families_.end();
+  Family& family = GetFamily(type, name, help, /*info=*/false);
+  if (is_new) {
+    family.buckets = buckets;
+    family.label_names = label_names;
+  }
   if (family.buckets != buckets)
     Die(absl::StrCat(name_av, " registered with other buckets"));
   if (family.label_names != label_names) {
@@ -176,38 +198,78 @@ Registry::Series& Registry::GetSeries(Type type, std::string_view name,
                      absl::StrJoin(family.label_names, ","), "}, requested with {",
                      absl::StrJoin(label_names, ","), "}"));
   }
-
-  Series& series = family.series[sorted];
-  switch (type) {
-    case Type::kCounter:
-      if (!series.counter) series.counter = std::make_unique<Counter>();
-      break;
-    case Type::kGauge:
-      if (!series.gauge) series.gauge = std::make_unique<Gauge>();
-      break;
-    case Type::kHistogram:
-      if (!series.histogram) series.histogram = std::make_unique<Histogram>(buckets);
-      break;
-  }
-  return series;
+  return family.series[sorted];
 }
 
 Counter& Registry::GetCounter(std::string_view name, std::string_view help,
                               const Labels& labels) {
   absl::MutexLock lock(&mu_);
-  return *GetSeries(Type::kCounter, name, help, {}, labels).counter;
+  Series& series = GetSeries(Type::kCounter, name, help, {}, labels);
+  if (series.function)
+    Die(absl::StrCat(absl::string_view(name.data(), name.size()),
+                     " is a function series"));
+  if (!series.counter) series.counter = std::make_unique<Counter>();
+  return *series.counter;
 }
 
 Gauge& Registry::GetGauge(std::string_view name, std::string_view help,
                           const Labels& labels) {
   absl::MutexLock lock(&mu_);
-  return *GetSeries(Type::kGauge, name, help, {}, labels).gauge;
+  Series& series = GetSeries(Type::kGauge, name, help, {}, labels);
+  if (series.function)
+    Die(absl::StrCat(absl::string_view(name.data(), name.size()),
+                     " is a function series"));
+  if (!series.gauge) series.gauge = std::make_unique<Gauge>();
+  return *series.gauge;
 }
 
 Histogram& Registry::GetHistogram(std::string_view name, std::string_view help,
                                   std::vector<double> buckets, const Labels& labels) {
   absl::MutexLock lock(&mu_);
-  return *GetSeries(Type::kHistogram, name, help, std::move(buckets), labels).histogram;
+  Series& series = GetSeries(Type::kHistogram, name, help, buckets, labels);
+  if (!series.histogram)
+    series.histogram = std::make_unique<Histogram>(families_.find(name)->second.buckets);
+  return *series.histogram;
+}
+
+void Registry::AddFunction(Type type, std::string_view name, std::string_view help,
+                           const Labels& labels, std::function<double()> fn) {
+  absl::MutexLock lock(&mu_);
+  Series& series = GetSeries(type, name, help, {}, labels);
+  if (series.counter || series.gauge || series.function) {
+    Die(absl::StrCat(absl::string_view(name.data(), name.size()),
+                     " has this series already"));
+  }
+  series.function = std::make_unique<FunctionValue>();
+  series.function->fn = std::move(fn);
+  functions_.push_back(series.function.get());
+}
+
+void Registry::AddCounterFunction(std::string_view name, std::string_view help,
+                                  const Labels& labels, std::function<uint64_t()> fn) {
+  AddFunction(Type::kCounter, name, help, labels,
+              [fn = std::move(fn)] { return static_cast<double>(fn()); });
+}
+
+void Registry::AddGaugeFunction(std::string_view name, std::string_view help,
+                                const Labels& labels, std::function<double()> fn) {
+  AddFunction(Type::kGauge, name, help, labels, std::move(fn));
+}
+
+void Registry::SetInfo(std::string_view name, std::string_view help,
+                       const Labels& labels) {
+  Labels sorted = labels;
+  CheckLabels(absl::string_view(name.data(), name.size()), false, sorted);
+  absl::MutexLock lock(&mu_);
+  Family& family = GetFamily(Type::kGauge, name, help, /*info=*/true);
+  family.series.clear();
+  family.series[sorted].gauge = std::make_unique<Gauge>();
+  family.series[sorted].gauge->Set(1);
+}
+
+void Registry::ClearInfo(std::string_view name, std::string_view help) {
+  absl::MutexLock lock(&mu_);
+  GetFamily(Type::kGauge, name, help, /*info=*/true).series.clear();
 }
 
 void Registry::AddCollector(std::function<void()> collector) {
@@ -224,6 +286,14 @@ std::string Registry::RenderPrometheus() const {
   }
   // Without mu_: collectors may register or look up metrics.
   for (const auto& collector : collectors) collector();
+  std::vector<FunctionValue*> functions;
+  {
+    absl::MutexLock lock(&mu_);
+    functions = functions_;
+  }
+  // Without mu_ too: callbacks may take their owner's locks. scrape_mu_ keeps `value`
+  // to one writer; FunctionValues are never freed while the registry lives.
+  for (FunctionValue* f : functions) f->value = f->fn();
 
   std::string out;
   absl::MutexLock lock(&mu_);
@@ -236,12 +306,21 @@ std::string Registry::RenderPrometheus() const {
         case Type::kCounter:
           out += name;
           AppendLabels(out, labels);
-          absl::StrAppend(&out, " ", series.counter->Value(), "\n");
+          if (series.function) {
+            // Exact as an integer up to 2^53, far beyond any count here.
+            absl::StrAppend(&out, " ", static_cast<uint64_t>(series.function->value),
+                            "\n");
+          } else {
+            absl::StrAppend(&out, " ", series.counter->Value(), "\n");
+          }
           break;
         case Type::kGauge:
           out += name;
           AppendLabels(out, labels);
-          absl::StrAppend(&out, " ", FormatDouble(series.gauge->Value()), "\n");
+          absl::StrAppend(&out, " ",
+                          FormatDouble(series.function ? series.function->value
+                                                       : series.gauge->Value()),
+                          "\n");
           break;
         case Type::kHistogram: {
           Histogram::Snapshot snapshot = series.histogram->Fold();

@@ -47,6 +47,57 @@ TEST(RegistryTest, RendersGoldenTextFormat) {
             "tandem_test_temperature -0.25\n");
 }
 
+TEST(RegistryTest, ReadsFunctionSeriesAtEachScrape) {
+  Registry registry;
+  uint64_t accepted = 7;
+  double temperature = 1.5;
+  registry.AddCounterFunction("tandem_test_updates_total", "Updates.",
+                              {{"result", "accepted"}}, [&] { return accepted; });
+  registry.GetCounter("tandem_test_updates_total", "Updates.", {{"result", "refused"}})
+      .Inc(2);
+  registry.AddGaugeFunction("tandem_test_temperature", "Degrees.", {},
+                            [&] { return temperature; });
+  accepted = 9;
+  EXPECT_EQ(registry.RenderPrometheus(),
+            "# HELP tandem_test_temperature Degrees.\n"
+            "# TYPE tandem_test_temperature gauge\n"
+            "tandem_test_temperature 1.5\n"
+            "# HELP tandem_test_updates_total Updates.\n"
+            "# TYPE tandem_test_updates_total counter\n"
+            "tandem_test_updates_total{result=\"accepted\"} 9\n"
+            "tandem_test_updates_total{result=\"refused\"} 2\n");
+}
+
+TEST(RegistryTest, InfoFamilyKeepsOnlyTheLastLabelSet) {
+  Registry registry;
+  registry.ClearInfo("tandem_test_certificate_info", "The certificate.");
+  EXPECT_EQ(registry.RenderPrometheus(),
+            "# HELP tandem_test_certificate_info The certificate.\n"
+            "# TYPE tandem_test_certificate_info gauge\n");
+  registry.SetInfo("tandem_test_certificate_info", "The certificate.",
+                   {{"serial", "01"}, {"generation", "1"}});
+  registry.SetInfo("tandem_test_certificate_info", "The certificate.",
+                   {{"serial", "02"}, {"generation", "2"}});
+  EXPECT_EQ(registry.RenderPrometheus(),
+            "# HELP tandem_test_certificate_info The certificate.\n"
+            "# TYPE tandem_test_certificate_info gauge\n"
+            "tandem_test_certificate_info{generation=\"2\",serial=\"02\"} 1\n");
+}
+
+TEST(RegistryDeathTest, RefusesGaugeLookupOnInfoFamily) {
+  Registry registry;
+  registry.SetInfo("tandem_test_info", "Info.", {{"v", "1"}});
+  EXPECT_DEATH(registry.GetGauge("tandem_test_info", "Info.", {{"v", "1"}}),
+               "tandem_test_info is an info family");
+}
+
+TEST(RegistryDeathTest, RefusesSecondFunctionForTheSameSeries) {
+  Registry registry;
+  registry.AddGaugeFunction("tandem_test_up", "Up.", {}, [] { return 1.0; });
+  EXPECT_DEATH(registry.AddGaugeFunction("tandem_test_up", "Up.", {}, [] { return 0.0; }),
+               "tandem_test_up has this series already");
+}
+
 TEST(RegistryTest, RendersEmptyRegistryAsEmptyText) {
   Registry registry;
   EXPECT_EQ(registry.RenderPrometheus(), "");

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/pki/key_policy.h"
 
 namespace tandem::pki {
 namespace {
@@ -108,7 +109,7 @@ absl::StatusOr<Certificate> BuildCaCert(const CertificateAuthority::RootOptions&
     if (!s.ok()) return s;
   }
   const PrivateKey& signer = issuer ? issuer->key() : subject_key;
-  if (!X509_sign(x509.get(), signer.get(), EVP_sha256())) {
+  if (!X509_sign(x509.get(), signer.get(), SigningDigestFor(signer.get()))) {
     return absl::InternalError("CA certificate signing failed");
   }
   return Certificate::FromX509(x509.get());
@@ -157,6 +158,12 @@ absl::StatusOr<CertificateAuthority> CertificateAuthority::FromPem(
     return absl::InvalidArgumentError("CA: the key does not match the CA certificate");
   }
   for (size_t i = 0; i < chain->size(); ++i) {
+    bssl::UniquePtr<EVP_PKEY> public_key(X509_get_pubkey((*chain)[i].get()));
+    ERR_clear_error();
+    if (absl::Status s = CheckKeyStrength(public_key.get()); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("CA: certificate ", i, " of the chain: ", s.message()));
+    }
     if (!(*chain)[i].IsCa()) {
       return absl::InvalidArgumentError(
           absl::StrCat("CA: certificate ", i, " of the chain is not a CA certificate"));
@@ -234,7 +241,7 @@ absl::StatusOr<Certificate> CertificateAuthority::IssueLeaf(EVP_PKEY* public_key
         AddExtension(x509.get(), ca.get(), NID_subject_alt_name, san)}) {
     if (!s.ok()) return s;
   }
-  if (!X509_sign(x509.get(), key_.get(), EVP_sha256())) {
+  if (!X509_sign(x509.get(), key_.get(), SigningDigestFor(key_.get()))) {
     return absl::InternalError("workload certificate signing failed");
   }
   return Certificate::FromX509(x509.get());

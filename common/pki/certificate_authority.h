@@ -29,8 +29,10 @@ class CertificateAuthority {
   // Generates a fresh self-signed root.
   static absl::StatusOr<CertificateAuthority> CreateRoot(const RootOptions& options,
                                                          absl::Time now);
-  // Loads a CA from its key and chain (CA cert first). Refuses a key that does not
-  // match the cert, a cert that is not a CA, or a broken chain.
+  // Loads a CA from its key and chain (CA cert first). The key may be ECDSA P-256 or
+  // P-384 or RSA 2048-8192 (key_policy.h); what it signs uses SigningDigestFor. Refuses
+  // a key that does not match the cert, a weak key anywhere in the chain, a cert that
+  // is not a CA, or a broken chain.
   static absl::StatusOr<CertificateAuthority> FromPem(std::string_view key_pem,
                                                       std::string_view chain_pem);
 

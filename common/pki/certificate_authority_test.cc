@@ -3,9 +3,13 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <fstream>
+
 #include "absl/status/status.h"
 #include "common/pki/test_util.h"
 #include "gtest/gtest.h"
+#include "tests/integration/openssl_cli.h"
+#include "tests/integration/temp_dir.h"
 
 namespace tandem::pki {
 namespace {
@@ -167,6 +171,127 @@ TEST(CertificateAuthorityTest, IssuesServerCertificateWithDnsAndIpNames) {
   EXPECT_EQ(
       ca.IssueServer(key, id, {"a,b"}, {}, absl::Hours(1), absl::Now()).status().code(),
       absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace tandem::pki
+
+namespace tandem::pki {
+namespace {
+
+using ::tandem::testing::OpensslCli;
+using ::tandem::testing::TempDir;
+
+constexpr char kUri[] = "spiffe://cluster.local/ns/shop/sa/cart";
+
+// CAs whose keys and certificates the openssl command-line tool made, as an
+// enterprise's or an operator's CA is made; what tandem issues from them is checked by
+// `openssl verify` as well as by tandem.
+class OpensslCaTest : public ::testing::Test {
+ protected:
+  // Makes an openssl root named `name` over a fresh `algorithm` key; returns key and
+  // certificate PEMs.
+  std::pair<std::string, std::string> Root(const std::string& name,
+                                           const std::string& algorithm) {
+    absl::StatusOr<std::string> key = openssl_.GenerateKey(name, algorithm);
+    EXPECT_TRUE(key.ok()) << key.status();
+    absl::StatusOr<std::string> cert = openssl_.MakeRoot(name);
+    EXPECT_TRUE(cert.ok()) << cert.status();
+    return {key.value_or(""), cert.value_or("")};
+  }
+  // Issues a leaf for kUri from `ca` over an openssl-made `algorithm` CSR, and writes
+  // it to leaf.pem.
+  absl::StatusOr<Certificate> IssueOver(const CertificateAuthority& ca,
+                                        const std::string& algorithm) {
+    absl::StatusOr<std::string> key = openssl_.GenerateKey("leaf", algorithm);
+    if (!key.ok()) return key.status();
+    absl::StatusOr<std::string> csr = openssl_.MakeCsr("leaf", kUri);
+    if (!csr.ok()) return csr.status();
+    absl::StatusOr<CertificateRequest> parsed = CertificateRequest::FromPem(*csr);
+    if (!parsed.ok()) return parsed.status();
+    absl::StatusOr<Certificate> leaf =
+        ca.IssueWorkload(*parsed, *SpiffeId::Parse(kUri), absl::Hours(1), absl::Now());
+    if (leaf.ok()) std::ofstream(openssl_.PathOf("leaf.pem")) << leaf->ToPem();
+    return leaf;
+  }
+  // Returns openssl's verdict on leaf.pem against `root` with `untrusted` between.
+  std::string OpensslVerify(const std::string& root, const std::string& untrusted = "") {
+    absl::StatusOr<std::string> out =
+        openssl_.Run("verify -purpose sslclient -CAfile " + root +
+                     (untrusted.empty() ? "" : " -untrusted " + untrusted) + " leaf.pem");
+    return out.ok() ? *out : std::string(out.status().message());
+  }
+
+  TempDir dir_{"tandem-openssl-ca"};
+  OpensslCli openssl_{dir_.path()};
+};
+
+TEST_F(OpensslCaTest, IssuesFromAnRsaRootWithSha256WithRsaThatOpensslVerifies) {
+  auto [key, cert] = Root("root", "RSA:3072");
+  absl::StatusOr<CertificateAuthority> ca = CertificateAuthority::FromPem(key, cert);
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  for (const char* algorithm : {"EC:P-256", "RSA:2048"}) {
+    absl::StatusOr<Certificate> leaf = IssueOver(*ca, algorithm);
+    ASSERT_TRUE(leaf.ok()) << algorithm << ": " << leaf.status();
+    EXPECT_EQ(X509_get_signature_nid(leaf->get()), NID_sha256WithRSAEncryption);
+    EXPECT_EQ(OpensslVerify("root.crt"), "leaf.pem: OK\n") << algorithm;
+    TrustBundle bundle = *TrustBundle::FromCertificates({ca->root()});
+    absl::StatusOr<SpiffeId> id = bundle.Verify({*leaf}, absl::Now());
+    ASSERT_TRUE(id.ok()) << id.status();
+    EXPECT_EQ(id->ToString(), kUri);
+  }
+}
+
+TEST_F(OpensslCaTest, IssuesFromAnRsaIntermediateUnderAnRsaRoot) {
+  Root("root", "RSA:3072");
+  absl::StatusOr<std::string> key = openssl_.GenerateKey("inter", "RSA:2048");
+  ASSERT_TRUE(key.ok()) << key.status();
+  absl::StatusOr<std::string> inter = openssl_.MakeIntermediate("inter", "root");
+  ASSERT_TRUE(inter.ok()) << inter.status();
+  absl::StatusOr<std::string> root = openssl_.Run("x509 -in root.crt");
+  ASSERT_TRUE(root.ok());
+  absl::StatusOr<CertificateAuthority> ca =
+      CertificateAuthority::FromPem(*key, *inter + *root);
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  ASSERT_EQ(ca->IntermediatesForLeaf().size(), 1u);
+  absl::StatusOr<Certificate> leaf = IssueOver(*ca, "RSA:2048");
+  ASSERT_TRUE(leaf.ok()) << leaf.status();
+  EXPECT_EQ(OpensslVerify("root.crt", "inter.crt"), "leaf.pem: OK\n");
+  TrustBundle bundle = *TrustBundle::FromCertificates({ca->root()});
+  EXPECT_TRUE(bundle.Verify({*leaf, ca->IntermediatesForLeaf()[0]}, absl::Now()).ok());
+}
+
+TEST_F(OpensslCaTest, SignsWithSha384UnderAP384Root) {
+  auto [key, cert] = Root("root", "EC:P-384");
+  absl::StatusOr<CertificateAuthority> ca = CertificateAuthority::FromPem(key, cert);
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  absl::StatusOr<Certificate> leaf = IssueOver(*ca, "EC:P-256");
+  ASSERT_TRUE(leaf.ok()) << leaf.status();
+  EXPECT_EQ(X509_get_signature_nid(leaf->get()), NID_ecdsa_with_SHA384);
+  EXPECT_EQ(OpensslVerify("root.crt"), "leaf.pem: OK\n");
+}
+
+TEST_F(OpensslCaTest, RefusesAWeakRsaCaKey) {
+  auto [key, cert] = Root("root", "RSA:1024");
+  absl::StatusOr<CertificateAuthority> ca = CertificateAuthority::FromPem(key, cert);
+  ASSERT_FALSE(ca.ok());
+  EXPECT_EQ(ca.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ca.status().message(),
+            "private key: RSA-1024 is too weak: RSA keys need at least 2048 bits");
+}
+
+TEST_F(OpensslCaTest, RefusesAChainUpToAWeakRoot) {
+  Root("root", "RSA:1024");
+  absl::StatusOr<std::string> key = openssl_.GenerateKey("inter", "RSA:2048");
+  absl::StatusOr<std::string> inter = openssl_.MakeIntermediate("inter", "root");
+  absl::StatusOr<std::string> root = openssl_.Run("x509 -in root.crt");
+  ASSERT_TRUE(key.ok() && inter.ok() && root.ok());
+  absl::StatusOr<CertificateAuthority> ca =
+      CertificateAuthority::FromPem(*key, *inter + *root);
+  ASSERT_FALSE(ca.ok());
+  EXPECT_EQ(ca.status().message(),
+            "CA: certificate 1 of the chain: RSA-1024 is too weak: RSA keys need at "
+            "least 2048 bits");
 }
 
 }  // namespace

@@ -1,8 +1,6 @@
 #include "common/pki/certificate_request.h"
 
 #include <openssl/bio.h>
-#include <openssl/ec.h>
-#include <openssl/ec_key.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/nid.h>
@@ -13,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/pki/key_policy.h"
 
 namespace tandem::pki {
 namespace {
@@ -81,12 +80,7 @@ absl::StatusOr<CertificateRequest> CertificateRequest::FromPem(std::string_view 
   }
   EVP_PKEY* pub = csr.public_key();
   if (pub == nullptr) return Refuse("public key is missing or malformed");
-  if (EVP_PKEY_id(pub) != EVP_PKEY_EC) return Refuse("key must be ECDSA P-256");
-  const EC_KEY* ec = EVP_PKEY_get0_EC_KEY(pub);
-  if (ec == nullptr ||
-      EC_GROUP_get_curve_name(EC_KEY_get0_group(ec)) != NID_X9_62_prime256v1) {
-    return Refuse("key must be on curve P-256");
-  }
+  if (absl::Status s = CheckKeyStrength(pub); !s.ok()) return Refuse(s.message());
   int verified = X509_REQ_verify(raw, pub);
   ERR_clear_error();
   if (verified != 1) return Refuse("signature does not verify");

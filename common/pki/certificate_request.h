@@ -21,8 +21,8 @@ class CertificateRequest {
   static absl::StatusOr<CertificateRequest> Create(const PrivateKey& key,
                                                    const SpiffeId& id);
   // Parses a PEM CSR from an untrusted caller and verifies it: one well-formed request,
-  // a valid self-signature, an ECDSA P-256 public key. Each refusal is
-  // kInvalidArgument naming what is wrong.
+  // a valid self-signature, a public key CheckKeyStrength accepts (ECDSA P-256/P-384,
+  // RSA 2048-8192). Each refusal is kInvalidArgument naming what is wrong.
   static absl::StatusOr<CertificateRequest> FromPem(std::string_view pem);
 
   std::string ToPem() const;

@@ -66,11 +66,11 @@ TEST(CertificateRequestTest, RefusesBadSignature) {
   ExpectRefused(std::string(reinterpret_cast<const char*>(data), data_len), "signature");
 }
 
-TEST(CertificateRequestTest, RefusesRsaKey) {
+TEST(CertificateRequestTest, RefusesWeakRsaKey) {
   bssl::UniquePtr<RSA> rsa(RSA_new());
   bssl::UniquePtr<BIGNUM> e(BN_new());
   BN_set_word(e.get(), RSA_F4);
-  ASSERT_TRUE(RSA_generate_key_ex(rsa.get(), 2048, e.get(), nullptr));
+  ASSERT_TRUE(RSA_generate_key_ex(rsa.get(), 1024, e.get(), nullptr));
   bssl::UniquePtr<EVP_PKEY> pkey(EVP_PKEY_new());
   EVP_PKEY_assign_RSA(pkey.get(), rsa.release());
   bssl::UniquePtr<X509_REQ> req(X509_REQ_new());
@@ -82,7 +82,7 @@ TEST(CertificateRequestTest, RefusesRsaKey) {
   size_t data_len;
   BIO_mem_contents(bio.get(), &data, &data_len);
   ExpectRefused(std::string(reinterpret_cast<const char*>(data), data_len),
-                "ECDSA P-256");
+                "RSA-1024 is too weak");
 }
 
 }  // namespace

@@ -10,18 +10,10 @@
 #include <openssl/pem.h>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/pki/key_policy.h"
 
 namespace tandem::pki {
-namespace {
-
-bool IsP256(EVP_PKEY* key) {
-  if (EVP_PKEY_id(key) != EVP_PKEY_EC) return false;
-  const EC_KEY* ec = EVP_PKEY_get0_EC_KEY(key);
-  return ec != nullptr &&
-         EC_GROUP_get_curve_name(EC_KEY_get0_group(ec)) == NID_X9_62_prime256v1;
-}
-
-}  // namespace
 
 absl::StatusOr<PrivateKey> PrivateKey::GenerateP256() {
   bssl::UniquePtr<EC_KEY> ec(EC_KEY_new_by_curve_name(NID_X9_62_prime256v1));
@@ -38,8 +30,8 @@ absl::StatusOr<PrivateKey> PrivateKey::FromPem(std::string_view pem) {
   bssl::UniquePtr<EVP_PKEY> key(
       PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!key) return absl::InvalidArgumentError("private key: not a PEM private key");
-  if (!IsP256(key.get())) {
-    return absl::InvalidArgumentError("private key: only ECDSA P-256 keys are accepted");
+  if (absl::Status s = CheckKeyStrength(key.get()); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("private key: ", s.message()));
   }
   return PrivateKey(std::move(key));
 }

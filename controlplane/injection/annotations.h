@@ -55,9 +55,10 @@ inline constexpr absl::string_view kAllAnnotations[] = {
 };
 
 // The sidecar's own ports, never captured inbound: admin 15000, outbound 15001,
-// inbound 15006, the agent's app-health 15020, proxy health 15021, proxy metrics 15090.
+// inbound 15006, the agent's metrics 15019 and app-health 15020, proxy health 15021,
+// proxy metrics 15090.
 inline constexpr absl::string_view kSidecarInboundPorts =
-    "15000,15001,15006,15020,15021,15090";
+    "15000,15001,15006,15019,15020,15021,15090";
 
 enum class SidecarMode { kNative, kClassic };
 

@@ -19,7 +19,7 @@ TEST(AnnotationsTest, DefaultsWithoutAnnotations) {
     absl::StatusOr<InjectionSettings> s = ParseInjectionAnnotations(annotations);
     ASSERT_TRUE(s.ok()) << s.status();
     EXPECT_TRUE(s->inject);
-    EXPECT_EQ(s->exclude_inbound_ports, "15000,15001,15006,15020,15021,15090");
+    EXPECT_EQ(s->exclude_inbound_ports, "15000,15001,15006,15019,15020,15021,15090");
     EXPECT_EQ(s->include_inbound_ports, "*");
     EXPECT_EQ(s->exclude_outbound_ports, "");
     EXPECT_EQ(s->exclude_outbound_cidrs, "");
@@ -52,7 +52,7 @@ TEST(AnnotationsTest, ReadsEveryAnnotation) {
   });
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_FALSE(s->inject);
-  EXPECT_EQ(s->exclude_inbound_ports, "15000,15001,15006,15020,15021,15090,8081,9090");
+  EXPECT_EQ(s->exclude_inbound_ports, "15000,15001,15006,15019,15020,15021,15090,8081,9090");
   EXPECT_EQ(s->include_inbound_ports, "80,443");
   EXPECT_EQ(s->exclude_outbound_ports, "5432");
   EXPECT_EQ(s->exclude_outbound_cidrs, "10.0.0.0/8,fd00::/8,169.254.169.254");
@@ -75,7 +75,7 @@ TEST(AnnotationsTest, AcceptsTheOtherSpellingOfEachChoice) {
   EXPECT_EQ(Parse("sidecar.tandem.dev/sidecar-mode", "native")->sidecar_mode,
             SidecarMode::kNative);
   EXPECT_EQ(Parse("sidecar.tandem.dev/exclude-inbound-ports", "")->exclude_inbound_ports,
-            "15000,15001,15006,15020,15021,15090");
+            "15000,15001,15006,15019,15020,15021,15090");
 }
 
 struct Refusal {

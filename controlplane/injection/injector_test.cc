@@ -127,7 +127,7 @@ TEST(InjectorTest, AnnotationsFlowIntoTheInitContainerAndTheProxy) {
   ASSERT_TRUE(injector->InjectPod(pod, "default")->injected);
   const Json& init = *ContainerNamed(pod, "initContainers", "tandem-init");
   EXPECT_EQ(EnvValue(init, "TANDEM_EXCLUDE_INBOUND_PORTS"),
-            "15000,15001,15006,15020,15021,15090,9090");
+            "15000,15001,15006,15019,15020,15021,15090,9090");
   EXPECT_EQ(EnvValue(init, "TANDEM_INCLUDE_INBOUND_PORTS"), "8080");
   EXPECT_EQ(EnvValue(init, "TANDEM_EXCLUDE_OUTBOUND_PORTS"), "5432,6379");
   EXPECT_EQ(EnvValue(init, "TANDEM_EXCLUDE_OUTBOUND_CIDRS"), "10.96.0.0/12");
@@ -144,7 +144,7 @@ TEST(InjectorTest, DefaultsGiveTheScriptsDefaultsAndTheConfigsMode) {
   ASSERT_TRUE(injector->InjectPod(pod, "default")->injected);
   const Json& init = *ContainerNamed(pod, "initContainers", "tandem-init");
   EXPECT_EQ(EnvValue(init, "TANDEM_EXCLUDE_INBOUND_PORTS"),
-            "15000,15001,15006,15020,15021,15090");
+            "15000,15001,15006,15019,15020,15021,15090");
   EXPECT_EQ(EnvValue(init, "TANDEM_INCLUDE_INBOUND_PORTS"), "*");
   const Json& proxy = *ContainerNamed(pod, "initContainers", "tandem-proxy");
   EXPECT_EQ(EnvValue(proxy, "TANDEM_INBOUND_MODE"), "");
@@ -165,7 +165,7 @@ TEST(InjectorTest, RewritesAppProbesForTheAgent) {
       "/app-health/web/readyz": {"httpGet": {"path": "/ready", "port": 8080, "scheme": "HTTP",
           "host": "", "httpHeaders": []}, "timeoutSeconds": 1}})"));
   const Json& args = agent["args"];
-  for (const char* flag : {"--app-health=0.0.0.0:15020", "--metrics=127.0.0.1:15019"}) {
+  for (const char* flag : {"--app-health=0.0.0.0:15020", "--metrics=0.0.0.0:15019"}) {
     EXPECT_NE(std::find(args.begin(), args.end(), flag), args.end()) << flag;
   }
 }

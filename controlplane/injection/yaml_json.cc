@@ -1,11 +1,17 @@
 #include "controlplane/injection/yaml_json.h"
 
+#include <yaml-cpp/anchor.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
+#include <sstream>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -14,9 +20,13 @@ namespace tandem::injection {
 namespace {
 
 // Bounds the work one stream may cause: aliases let a few bytes of YAML name an
-// exponentially large tree ("billion laughs"). Without aliases every node takes at least
-// one byte of the text, so a bound proportional to its size refuses only alias growth.
-int64_t MaxNodes(size_t text_size) { return 2 * static_cast<int64_t>(text_size) + 1024; }
+// exponentially large tree ("billion laughs"), or repeat one long scalar thousands of
+// times. A node costs one unit plus the bytes of its scalar or key. Without aliases
+// every node takes at least one byte of the text and every scalar byte comes from one,
+// so a bound proportional to the text's size refuses only alias growth.
+int64_t MaxExpansion(size_t text_size) {
+  return 2 * static_cast<int64_t>(text_size) + 1024;
+}
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
@@ -142,68 +152,164 @@ bool IsUtf8(const std::string& s) {
   return true;
 }
 
-class Converter {
+// Builds JSON from yaml-cpp's parse events rather than from YAML::LoadAll's nodes:
+// yaml-cpp 0.7's LoadAll loops forever on some malformed streams, making empty
+// documents without end (jbeder/yaml-cpp#1319; fuzz_kube_inject_yaml found 10-byte
+// inputs). Every event spends from a budget proportional to the text, which ends such
+// loops and alias bombs alike: a refusal is thrown out of the parser and caught in
+// ParseYamlDocuments, the only way to stop yaml-cpp midway.
+class JsonBuilder : public YAML::EventHandler {
  public:
-  Converter(absl::string_view source, int64_t max_nodes)
-      : source_(source), max_nodes_(max_nodes) {}
+  struct Refusal {
+    YAML::Mark mark;
+    std::string what;
+  };
 
-  absl::StatusOr<Json> Convert(const YAML::Node& node, int depth) {
-    if (depth > kMaxJsonDepth) {
-      return Error(node, absl::StrCat("nests deeper than ", kMaxJsonDepth, " levels"));
-    }
-    if (++nodes_ > max_nodes_) {
-      return Error(
-          node, absl::StrCat("aliases expand the stream beyond ", max_nodes_, " nodes"));
-    }
-    switch (node.Type()) {
-      case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null:
-        return nullptr;
-      case YAML::NodeType::Scalar:
-        if (!IsUtf8(node.Scalar())) return Error(node, "a scalar is not valid UTF-8");
-        // "!" marks a quoted or block scalar; an explicit !!str tag also means string.
-        if (node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str") {
-          return Json(node.Scalar());
-        }
-        return ResolvePlain(node.Scalar());
-      case YAML::NodeType::Sequence: {
-        Json array = Json::array();
-        for (const YAML::Node& element : node) {
-          absl::StatusOr<Json> value = Convert(element, depth + 1);
-          if (!value.ok()) return value.status();
-          array.push_back(*std::move(value));
-        }
-        return array;
-      }
-      case YAML::NodeType::Map: {
-        Json object = Json::object();
-        for (auto it = node.begin(); it != node.end(); ++it) {
-          if (!it->first.IsScalar()) {
-            return Error(it->first, "a mapping key is not a scalar");
-          }
-          if (!IsUtf8(it->first.Scalar()))
-            return Error(it->first, "a key is not valid UTF-8");
-          absl::StatusOr<Json> value = Convert(it->second, depth + 1);
-          if (!value.ok()) return value.status();
-          object[it->first.Scalar()] = *std::move(value);
-        }
-        return object;
-      }
-    }
-    return nullptr;
+  explicit JsonBuilder(int64_t budget) : budget_(budget) {}
+
+  std::vector<Json> TakeDocuments() { return std::move(documents_); }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    Spend(mark, 1);
+    anchors_.clear();  // yaml-cpp numbers anchors afresh in every document
   }
+
+  void OnDocumentEnd() override {
+    if (!root_.is_null()) documents_.push_back(std::move(root_));
+    root_ = nullptr;
+  }
+
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    Add(mark, anchor, {nullptr, 1, 0});
+  }
+
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    if (anchor >= anchors_.size() || !anchors_[anchor].has_value()) {
+      throw Refusal{mark, "an alias names a node that contains it"};
+    }
+    const Built& named = *anchors_[anchor];
+    Add(mark, YAML::NullAnchor, named);
+  }
+
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& value) override {
+    if (!IsUtf8(value)) throw Refusal{mark, "a scalar is not valid UTF-8"};
+    if (!frames_.empty() && frames_.back().value.is_object() && !frames_.back().key) {
+      Spend(mark, Cost(value) - 1);  // a key's node is its value's
+      frames_.back().key = value;    // keys stay text, whatever they look like
+      frames_.back().cost += Cost(value) - 1;
+      if (anchor != YAML::NullAnchor) Remember(anchor, {Json(value), Cost(value), 0});
+      return;
+    }
+    // "!" marks a quoted or block scalar; an explicit !!str tag also means string.
+    bool text = tag == "!" || tag == "tag:yaml.org,2002:str";
+    Add(mark, anchor, {text ? Json(value) : ResolvePlain(value), Cost(value), 0});
+  }
+
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    Open(mark, anchor, Json::array());
+  }
+  void OnSequenceEnd() override { Close(); }
+
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    Open(mark, anchor, Json::object());
+  }
+  void OnMapEnd() override { Close(); }
 
  private:
-  absl::Status Error(const YAML::Node& node, absl::string_view what) const {
-    YAML::Mark mark = node.Mark();
-    return absl::InvalidArgumentError(
-        mark.is_null() ? absl::StrCat(source_, ": ", what)
-                       : absl::StrCat(source_, ":", mark.line + 1, ": ", what));
+  // A finished node: its value, what it cost (nodes plus scalar bytes, spent again by
+  // every alias to it) and how many levels it nests below itself.
+  struct Built {
+    Json value;
+    int64_t cost = 0;
+    int height = 0;
+  };
+  struct Frame {
+    YAML::Mark mark;
+    YAML::anchor_t anchor;
+    Json value;
+    int64_t cost = 1;
+    int height = 0;
+    std::optional<std::string> key;  // a mapping's key waiting for its value
+  };
+
+  static int64_t Cost(const std::string& scalar) {
+    return 1 + static_cast<int64_t>(scalar.size());
   }
 
-  absl::string_view source_;
-  const int64_t max_nodes_;
-  int64_t nodes_ = 0;
+  void Spend(const YAML::Mark& mark, int64_t cost) {
+    spent_ += cost;
+    if (spent_ > budget_) {
+      throw Refusal{mark, "aliases expand the stream to more than twice its size"};
+    }
+  }
+
+  // Depth is counted the way kMaxJsonDepth means it: the root is at 0.
+  void CheckDepth(const YAML::Mark& mark, int height) const {
+    if (static_cast<int64_t>(frames_.size()) + height > kMaxJsonDepth) {
+      throw Refusal{mark, absl::StrCat("nests deeper than ", kMaxJsonDepth, " levels")};
+    }
+  }
+
+  void Open(const YAML::Mark& mark, YAML::anchor_t anchor, Json empty) {
+    RefuseNonScalarKey(mark);
+    CheckDepth(mark, 0);
+    Spend(mark, 1);
+    frames_.push_back({mark, anchor, std::move(empty), 1, 0, std::nullopt});
+  }
+
+  void Close() {
+    Frame frame = std::move(frames_.back());
+    frames_.pop_back();
+    // The cost was spent as the children came; only the parent's total grows here.
+    Place(frame.anchor, {std::move(frame.value), frame.cost, frame.height});
+  }
+
+  // A scalar, null or alias: spends its cost, then takes its place.
+  void Add(const YAML::Mark& mark, YAML::anchor_t anchor, Built built) {
+    RefuseNonScalarKey(mark);
+    CheckDepth(mark, built.height);
+    Spend(mark, built.cost);
+    Place(anchor, std::move(built));
+  }
+
+  void Place(YAML::anchor_t anchor, Built built) {
+    if (anchor != YAML::NullAnchor) Remember(anchor, built);
+    if (frames_.empty()) {
+      root_ = std::move(built.value);
+      return;
+    }
+    Frame& parent = frames_.back();
+    parent.cost += built.cost;
+    parent.height = std::max(parent.height, built.height + 1);
+    if (parent.value.is_array()) {
+      parent.value.push_back(std::move(built.value));
+    } else {
+      parent.value[*parent.key] = std::move(built.value);
+      parent.key.reset();
+    }
+  }
+
+  void Remember(YAML::anchor_t anchor, const Built& built) {
+    if (anchor >= anchors_.size()) anchors_.resize(anchor + 1);
+    anchors_[anchor] = built;
+  }
+
+  // Kubernetes objects are JSON: a mapping's keys are strings.
+  void RefuseNonScalarKey(const YAML::Mark& mark) const {
+    if (!frames_.empty() && frames_.back().value.is_object() && !frames_.back().key) {
+      throw Refusal{mark, "a mapping key is not a scalar"};
+    }
+  }
+
+  const int64_t budget_;
+  int64_t spent_ = 0;
+  std::vector<Frame> frames_;
+  std::vector<std::optional<Built>> anchors_;  // by yaml-cpp's anchor number
+  Json root_;
+  std::vector<Json> documents_;
 };
 
 void Emit(const Json& value, YAML::Emitter& out) {
@@ -257,13 +363,19 @@ void Emit(const Json& value, YAML::Emitter& out) {
   }
 }
 
+absl::Status Refused(absl::string_view source, const YAML::Mark& mark,
+                     absl::string_view what) {
+  return absl::InvalidArgumentError(
+      mark.is_null() ? absl::StrCat(source, ": ", what)
+                     : absl::StrCat(source, ":", mark.line + 1, ": ", what));
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<Json>> ParseYamlDocuments(absl::string_view text,
                                                      absl::string_view source) {
-  // YAML streams are printable UTF-8 (YAML 1.2, 5.1). Checked before yaml-cpp sees the
-  // bytes: with a stray control byte its LoadAll can produce empty documents without
-  // end (found by fuzz_kube_inject_yaml: 18 bytes made it allocate gigabytes).
+  // YAML streams are printable UTF-8 (YAML 1.2, 5.1): checked first, so that the
+  // refusal names the byte rather than whatever yaml-cpp makes of it.
   const std::string bytes(text);
   if (!IsUtf8(bytes))
     return absl::InvalidArgumentError(absl::StrCat(source, ": not UTF-8"));
@@ -277,23 +389,19 @@ absl::StatusOr<std::vector<Json>> ParseYamlDocuments(absl::string_view text,
           " (YAML allows only printable characters)"));
     }
   }
-  std::vector<YAML::Node> nodes;
+  std::istringstream in(bytes);
+  JsonBuilder builder(MaxExpansion(text.size()));
   // yaml-cpp reports errors by exception; this is the one place they are caught.
   try {
-    nodes = YAML::LoadAll(bytes);
+    YAML::Parser parser(in);
+    while (parser.HandleNextDocument(builder)) {
+    }
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        e.mark.is_null() ? absl::StrCat(source, ": ", e.msg)
-                         : absl::StrCat(source, ":", e.mark.line + 1, ": ", e.msg));
+    return Refused(source, e.mark, e.msg);
+  } catch (const JsonBuilder::Refusal& refusal) {
+    return Refused(source, refusal.mark, refusal.what);
   }
-  std::vector<Json> documents;
-  Converter converter(source, MaxNodes(text.size()));
-  for (const YAML::Node& node : nodes) {
-    absl::StatusOr<Json> document = converter.Convert(node, 0);
-    if (!document.ok()) return document.status();
-    if (!document->is_null()) documents.push_back(*std::move(document));
-  }
-  return documents;
+  return builder.TakeDocuments();
 }
 
 absl::StatusOr<std::string> EmitYamlDocument(const Json& document) {

@@ -22,7 +22,8 @@ inline constexpr int kMaxJsonDepth = 64;
 // Plain scalars resolve like YAML 1.2's core schema (null, bool, int, float); quoted
 // and block scalars stay strings. Refusals are kInvalidArgument "<source>:<line>: ...":
 // a syntax error, a non-scalar key, nesting deeper than kMaxJsonDepth, aliases that
-// expand the stream beyond twice its size in nodes. Never throws.
+// expand the stream to more than twice its size (in nodes plus scalar bytes). Never
+// throws.
 absl::StatusOr<std::vector<Json>> ParseYamlDocuments(absl::string_view text,
                                                      absl::string_view source);
 

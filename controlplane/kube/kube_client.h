@@ -13,7 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "controlplane/https_client.h"
+#include "controlplane/kube/https_client.h"
 #include "controlplane/kube/watch_event_parser.h"
 #include "nlohmann/json.hpp"
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The local mesh demo (./dev demo): a CA pod and two meshed pods in network namespaces,
 # a plain client app in pod "a" talking to a plain echo server in pod "b" through
-# tandem, certificates rotating live, and a status view refreshed every 2 s.
+# tandem, certificates rotating live, and a status view refreshed every 2 s. A
+# Prometheus in pod "plain" scrapes the mesh with deploy/observability/alerts.yaml
+# loaded; the view shows the traffic between the two identities as it sees it.
 #   deploy/demo/mesh.sh BUILD_DIR        (DEMO_SECONDS=60 by default; 0 = until Ctrl-C)
 # Not root: runs the same processes on loopback only, and says so.
 set -euo pipefail
@@ -24,6 +26,8 @@ trap mesh_down EXIT INT TERM
 echo "== building the cluster: bridge namespace + pods ca, a, b, plain (10.77.0.0/24)"
 mesh_up
 echo "== CA up in pod ca (${POD_IP[ca]}:15012); certificates live $CERT_TTL"
+# Prometheus scrapes the agents from pod plain: they serve /metrics beyond loopback.
+command -v prometheus >/dev/null && export AGENT_METRICS=0.0.0.0:15019
 start_pod b shop server STRICT
 start_echo_app b 8080
 start_pod a shop client STRICT
@@ -33,6 +37,11 @@ echo "== pods a (spiffe://cluster.local/ns/shop/sa/client) and b (.../sa/server)
 # nothing about TLS; iptables hands its connection to tandem.
 spawn a "$MESH_DIR/client-app.log" bash -c \
   "for i in \$(seq 1 100000); do echo \"order \$i\" | timeout 3 socat -t 1 - TCP:${POD_IP[b]}:8080 || echo FAIL; sleep 0.5; done"
+
+if [[ -n "${AGENT_METRICS:-}" ]]; then
+  start_prometheus "$HERE/../observability/alerts.yaml"
+  echo "== Prometheus up in pod plain ($PROM_URL there), scraping every second"
+fi
 
 # A packet capture on pod b's wire, to show what an eavesdropper sees.
 spawn b "$MESH_DIR/wire.pcap.log" timeout 100000 tcpdump -i eth0 -U -w "$MESH_DIR/wire.pcap" tcp port 8080
@@ -73,6 +82,40 @@ status() {
   fi
   echo
   echo "  CA: $(metric ca 15014 tandem_ca_certificates_issued_total) certificates issued"
+  if [[ -n "${AGENT_METRICS:-}" ]]; then telemetry; fi
+}
+
+# What Prometheus sees: connections and bytes between workloads over the last 10 s
+# (Istio's TCP metrics, as pod b's proxy reports them) and the alerts firing.
+telemetry() {
+  local by="source_workload_namespace, source_workload, destination_workload_namespace,"
+  by+=" destination_workload" sel='{reporter="destination"}[10s]'
+  echo
+  echo "  Prometheus (pod plain), last 10 s:"
+  python3 - "$(prom_query "sum by ($by) (rate(istio_tcp_connections_opened_total$sel))")" \
+    "$(prom_query "sum by ($by) (rate(istio_tcp_sent_bytes_total$sel))")" \
+    "$(prom_query "sum by ($by) (rate(istio_tcp_received_bytes_total$sel))")" \
+    "$(prom_query 'ALERTS{alertstate="firing"}')" <<'PY' || true
+import json, sys
+def series(answer):
+    try:
+        return json.loads(answer)["data"]["result"]
+    except (ValueError, KeyError):
+        return []
+def key(m):
+    return (f'{m.get("source_workload_namespace", "?")}/{m.get("source_workload", "?")} -> '
+            f'{m.get("destination_workload_namespace", "?")}/{m.get("destination_workload", "?")}')
+rows = {}
+for column, answer in enumerate(sys.argv[1:4]):
+    for s in series(answer):
+        rows.setdefault(key(s["metric"]), [0.0, 0.0, 0.0])[column] = float(s["value"][1])
+for pair, (conns, sent, received) in sorted(rows.items()):
+    print(f"    {pair}: {conns:.1f} conn/s, {sent:.0f} B/s sent, {received:.0f} B/s received")
+if not rows:
+    print("    no traffic scraped yet")
+firing = sorted({s["metric"]["alertname"] for s in series(sys.argv[4])})
+print(f"    alerts firing: {', '.join(firing) or 'none'}")
+PY
 }
 
 end=$((SECONDS + DEMO_SECONDS))

@@ -10,6 +10,10 @@
 # prefix, the capture is installed for ip6tables too (--ipv6 on), and the echo apps
 # listen on both families.
 #
+# CA_ARGS (a bash array, e.g. CA_ARGS=(--policy-file=F)) adds flags to `tandem-ca
+# serve`; AGENT_METRICS (default 127.0.0.1:15019) is where the agents serve /metrics,
+# 0.0.0.0:15019 to let a Prometheus in another pod scrape them.
+#
 # Needs: root, iproute2, iptables, setpriv (util-linux), socat, curl.
 
 : "${TANDEM_BUILD:?set TANDEM_BUILD to the build directory}"
@@ -72,7 +76,8 @@ mesh_up() {
   "$b/controlplane/tandem-ca" public-key --key="$MESH_DIR/token-key.pem" >"$MESH_DIR/token-key.pub"
   spawn ca "$MESH_DIR/ca.log" "$b/controlplane/tandem-ca" serve --root-dir="$MESH_DIR/ca-root" \
     --listen=0.0.0.0:15012 --metrics=0.0.0.0:15014 \
-    --token-public-key="$MESH_DIR/token-key.pub" --default-ttl="$CERT_TTL" --max-ttl=1h
+    --token-public-key="$MESH_DIR/token-key.pub" --default-ttl="$CERT_TTL" --max-ttl=1h \
+    ${CA_ARGS[@]+"${CA_ARGS[@]}"}
   wait_for 20 in_ns ca curl -sf http://127.0.0.1:15014/healthz/ready ||
     { echo "CA did not start:"; cat "$MESH_DIR/ca.log"; return 1; }
   in_ns ca curl -sf http://127.0.0.1:15014/trust-bundle >"$MESH_DIR/ca-root.pem"
@@ -95,7 +100,7 @@ start_pod() {
 JSON
   chown -R $PROXY_UID:$PROXY_UID "$dir"
   chmod 700 "$dir/sds"
-  local excl="15000,15001,15006,15020,15021,15090${exclude:+,$exclude}" ipv6=auto
+  local excl="15000,15001,15006,15019,15020,15021,15090${exclude:+,$exclude}" ipv6=auto
   [[ $MESH_IPV6 == 1 ]] && ipv6=on
   in_ns "$pod" "$TANDEM_ROOT/deploy/iptables/tandem-iptables.sh" --ipv6 "$ipv6" \
     --exclude-inbound-ports "$excl" >"$dir/iptables.log" 2>&1 ||
@@ -107,7 +112,7 @@ JSON
     --ca-address="${POD_IP[ca]}:15012" --ca-root="$MESH_DIR/ca-root.pem" \
     --token-file="$dir/token" --namespace="$kns" --service-account="$sa" \
     --sds-socket="$dir/sds/sds.sock" --proxy-uid=$PROXY_UID --validity="$CERT_TTL" \
-    --metrics=127.0.0.1:15019
+    --metrics="${AGENT_METRICS:-127.0.0.1:15019}"
   spawn "$pod" "$dir/proxy.log" "${AS_PROXY[@]}" "$b/proxy/tandem-proxy" --config="$dir/proxy.json"
   wait_for 20 in_ns "$pod" curl -sf http://127.0.0.1:15090/healthz/ready ||
     { echo "pod $pod not ready:"; cat "$dir/agent.log" "$dir/proxy.log"; return 1; }
@@ -132,6 +137,32 @@ tcp_address() {
 send_from() {
   in_ns "$1" timeout 5 socat -t 2 - "$(tcp_address "$2" "$3"),connect-timeout=3" \
     <<<"$4" 2>/dev/null || true
+}
+
+# Runs Prometheus (Debian's `prometheus`) in pod plain, which has no sidecar and no
+# capture, so its fixed port 9090 is private to that namespace. It scrapes both
+# proxies, both agents (start the pods with AGENT_METRICS=0.0.0.0:15019) and the CA
+# every second and loads the rule file $1 (optional). Query it with prom_query.
+PROM_URL=http://127.0.0.1:9090
+start_prometheus() {
+  local rules="${1:-}" t
+  {
+    printf 'global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n'
+    [[ -n "$rules" ]] && printf 'rule_files: [%s]\n' "$rules"
+    echo 'scrape_configs:'
+    for t in "tandem-proxy ${POD_IP[a]}:15090,${POD_IP[b]}:15090" \
+      "tandem-agent ${POD_IP[a]}:15019,${POD_IP[b]}:15019" "tandem-ca ${POD_IP[ca]}:15014"; do
+      printf '  - job_name: %s\n    static_configs: [{targets: [%s]}]\n' ${t}
+    done
+  } >"$MESH_DIR/prometheus.yml"
+  spawn plain "$MESH_DIR/prometheus.log" prometheus --config.file="$MESH_DIR/prometheus.yml" \
+    --storage.tsdb.path="$MESH_DIR/prometheus-data" --web.listen-address=127.0.0.1:9090
+  wait_for 30 in_ns plain curl -sf "$PROM_URL/-/ready" ||
+    { echo "Prometheus did not start:"; tail -n 30 "$MESH_DIR/prometheus.log"; return 1; }
+}
+
+prom_query() {  # prom_query PROMQL: the JSON answer of /api/v1/query
+  in_ns plain curl -sf "$PROM_URL/api/v1/query" --data-urlencode "query=$1"
 }
 
 metric() {  # metric POD PORT SAMPLE

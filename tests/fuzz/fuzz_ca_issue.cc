@@ -1,4 +1,4 @@
-// Fuzzes tandem-ca's handling of what callers send beyond the token (controlplane/
+// Fuzzes tandem-ca's handling of what callers send beyond the token (controlplane/ca/
 // ca_core.h). The first byte picks what the rest is:
 //   0: a CSR, issued for a fixed service account: an issued leaf must carry that
 //      account's SPIFFE ID whatever the CSR asked for;
@@ -12,7 +12,7 @@
 #include <string>
 
 #include "common/pki/certificate.h"
-#include "controlplane/ca_core.h"
+#include "controlplane/ca/ca_core.h"
 
 using tandem::controlplane::CaCore;
 using tandem::controlplane::CaCoreOptions;

@@ -1,4 +1,4 @@
-// Fuzzes the CA's service-account token checks (controlplane/jwt.h). The first byte
+// Fuzzes the CA's service-account token checks (controlplane/auth/jwt.h). The first byte
 // picks what the rest is:
 //   0: a token as a caller sends it (base64url, header, signature checks);
 //   1: "<header JSON>\n<claims JSON>", signed here with the verifier's own key so the
@@ -10,7 +10,7 @@
 #include <string>
 
 #include "common/pki/private_key.h"
-#include "controlplane/jwt.h"
+#include "controlplane/auth/jwt.h"
 
 using tandem::controlplane::JwtVerifier;
 using tandem::controlplane::ServiceAccount;

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/time/clock.h"
-#include "controlplane/policy_file.h"
+#include "controlplane/policy/policy_file.h"
 #include "proxy/mesh_policy.h"
 
 namespace {

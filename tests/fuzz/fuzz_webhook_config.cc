@@ -1,12 +1,12 @@
 // Fuzzes the caBundle edit of a MutatingWebhookConfiguration as the Kubernetes API
-// server returns it (controlplane/webhook_ca_bundle.h): any input is refused or
+// server returns it (controlplane/injection/webhook_ca_bundle.h): any input is refused or
 // edited without throwing, and an accepted edit is stable: applying it again finds the
 // same webhooks and changes nothing.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
-#include "controlplane/webhook_ca_bundle.h"
+#include "controlplane/injection/webhook_ca_bundle.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const tandem::controlplane::WebhookService service;

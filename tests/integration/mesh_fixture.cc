@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/credential_request.h"
-#include "controlplane/jwt.h"
+#include "controlplane/auth/jwt.h"
 
 namespace tandem::testing {
 
@@ -38,14 +38,15 @@ void MeshTest::Write(const std::string& path, const std::string& text) {
 
 void MeshTest::StartCa(const std::string& root_dir, const std::string& extra_roots,
                        bool keep_ca_root) {
-  std::vector<std::string> args = {TANDEM_CA_BIN,
-                                   "serve",
-                                   "--root-dir=" + dir_ + "/" + root_dir,
-                                   "--listen=127.0.0.1:0",
-                                   "--metrics=127.0.0.1:0",
-                                   "--token-public-key=" + dir_ + "/token-key.pub",
-                                   "--default-ttl=3s",
-                                   "--max-ttl=1h"};
+  std::vector<std::string> args = {
+      TANDEM_CA_BIN,
+      "serve",
+      "--root-dir=" + dir_ + "/" + root_dir,
+      "--listen=127.0.0.1:0",
+      "--metrics=127.0.0.1:0",
+      "--token-public-key=" + dir_ + "/token-key.pub",
+      absl::StrCat("--default-ttl=", absl::ToInt64Seconds(cert_validity_), "s"),
+      "--max-ttl=1h"};
   if (!extra_roots.empty()) args.push_back("--extra-roots=" + extra_roots);
   args.insert(args.end(), extra_ca_args_.begin(), extra_ca_args_.end());
   ca_ = std::make_unique<Subprocess>("tandem-ca", args, dir_ + "/" + root_dir + ".log");
@@ -74,7 +75,8 @@ void MeshTest::StartPod(Pod& pod, const std::string& ns, const std::string& sa,
           "--ca-root=" + dir_ + "/ca-root.pem", "--token-file=" + pod_dir + "/token",
           "--namespace=" + ns, "--service-account=" + sa,
           "--sds-socket=" + pod_dir + "/sds/sds.sock",
-          absl::StrCat("--proxy-uid=", getuid()), "--validity=3s",
+          absl::StrCat("--proxy-uid=", getuid()),
+          absl::StrCat("--validity=", absl::ToInt64Seconds(cert_validity_), "s"),
           "--metrics=127.0.0.1:0", extra_agent_flag_},
       pod_dir + "/agent.log");
   ASSERT_TRUE(pod.agent->Start());
@@ -87,7 +89,9 @@ void MeshTest::StartPod(Pod& pod, const std::string& ns, const std::string& sa,
                      "\"health_address\": \"127.0.0.1:0\", "
                      "\"admin_address\": \"127.0.0.1:0\", "
                      "\"workers\": 2, \"socket_mark\": 0, \"sds_socket\": \"",
-                     pod_dir, "/sds/sds.sock\"", config, extra_proxy_json_, "}"));
+                     pod.proxy_sds_socket.empty() ? pod_dir + "/sds/sds.sock"
+                                                  : pod.proxy_sds_socket,
+                     "\"", config, extra_proxy_json_, "}"));
   StartProxy(pod);
 }
 
@@ -108,7 +112,7 @@ void MeshTest::StartProxy(Pod& pod, const std::vector<std::string>& wrapper) {
 }
 
 void MeshTest::StartMesh(const std::string& server_config) {
-  StartCa();
+  StartCa(mesh_root_dir_);
   client_.name = "client";
   server_.name = "server";
   StartPod(server_, "shop", "server",

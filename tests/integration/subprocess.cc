@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,8 +52,15 @@ bool Subprocess::Start() {
   log_start_ = size == static_cast<uintmax_t>(-1) ? 0 : size;
   int log_fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (log_fd < 0) return false;
+  pid_t parent = getpid();
   pid_ = fork();
   if (pid_ == 0) {
+    // Dies with the test (a crash, a ctest timeout, a second Ctrl-C in a soak run),
+    // and keeps out of the terminal's process group so a Ctrl-C reaches the test alone,
+    // which then ends its children itself.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    setpgid(0, 0);
     dup2(log_fd, 1);
     dup2(log_fd, 2);
     std::vector<char*> args;

@@ -14,7 +14,9 @@ namespace tandem::testing {
 // A child process started from a test: stdout+stderr go to a log file. The destructor
 // kills (SIGKILL) and reaps it, and prints the log (its start and its end) when the
 // running test has failed, so every failure shows the logs of the processes involved.
-// Main test thread only.
+// The child gets SIGKILL when the thread that started it ends (PR_SET_PDEATHSIG), so none
+// outlives a killed test, and runs in a process group of its own, so a terminal's
+// Ctrl-C reaches only the test. Main test thread only.
 class Subprocess {
  public:
   Subprocess(std::string name, std::vector<std::string> argv, std::string log_path);

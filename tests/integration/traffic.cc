@@ -82,28 +82,34 @@ EchoServer::EchoServer(int family)
         shutdown(fd, SHUT_WR);
       }) {}
 
-TrafficReport RunEchoTraffic(int port, absl::Duration duration, int short_workers,
-                             int long_connections, size_t payload_bytes,
-                             int min_short_per_worker) {
+TrafficReport RunEchoTraffic(int port, const EchoTrafficOptions& o) {
   TrafficReport report;
   absl::Mutex mu;
-  absl::Time end = absl::Now() + duration;
+  absl::Time end = absl::Now() + o.duration;
   absl::Time hard_end = end + absl::Seconds(30);
-  auto record_error = [&](std::string e) {
+  auto stopped = [&] { return o.stop != nullptr && o.stop->load(); };
+  auto record_failure = [&](TrafficFailure::Kind kind, absl::Time start, std::string e) {
     absl::MutexLock lock(&mu);
+    if (o.record_failures && report.failures.size() < 100000) {
+      report.failures.push_back({kind, start, absl::Now(), e});
+    }
     if (report.errors.size() < 10) report.errors.push_back(std::move(e));
   };
   std::vector<std::thread> threads;
-  for (int w = 0; w < short_workers; ++w) {
+  for (int w = 0; w < o.short_workers; ++w) {
     threads.emplace_back([&, w] {
       std::mt19937_64 rng(w + 1);
       int64_t ok = 0, failed = 0, bytes = 0;
       // Bounded in time and in count.
-      for (int i = 0; i < 1000000; ++i) {
+      for (int i = 0; i < 10000000; ++i) {
         absl::Time now = absl::Now();
-        if (now >= hard_end || (now >= end && i >= min_short_per_worker)) break;
-        std::string payload(payload_bytes, '\0');
+        if (now >= hard_end || stopped() || (now >= end && i >= o.min_short_per_worker)) {
+          break;
+        }
+        if (i > 0 && o.short_pause > absl::ZeroDuration()) absl::SleepFor(o.short_pause);
+        std::string payload(o.payload_bytes, '\0');
         for (char& c : payload) c = static_cast<char>(rng());
+        absl::Time start = absl::Now();
         int fd = ConnectLoopback(port);
         std::string error;
         if (fd < 0) {
@@ -119,7 +125,8 @@ TrafficReport RunEchoTraffic(int port, absl::Duration duration, int short_worker
           bytes += payload.size();
         } else {
           ++failed;
-          record_error(absl::StrCat("short #", i, ": ", error));
+          record_failure(TrafficFailure::Kind::kShort, start,
+                         absl::StrCat("short #", i, ": ", error));
         }
       }
       absl::MutexLock lock(&mu);
@@ -128,35 +135,67 @@ TrafficReport RunEchoTraffic(int port, absl::Duration duration, int short_worker
       report.bytes_verified += bytes;
     });
   }
-  for (int l = 0; l < long_connections; ++l) {
+  for (int l = 0; l < o.long_connections; ++l) {
     threads.emplace_back([&, l] {
       std::mt19937_64 rng(1000 + l);
-      int fd = ConnectLoopback(port);
-      int64_t rounds = 0, bytes = 0;
-      bool failed = fd < 0;
-      if (failed) record_error(absl::StrCat("long #", l, ": connect failed"));
-      while (!failed && absl::Now() < end && rounds < 100000) {
-        std::string payload(1024, '\0');
-        for (char& c : payload) c = static_cast<char>(rng());
-        std::string error;
-        if (!EchoRound(fd, payload, &error)) {
-          failed = true;
-          record_error(absl::StrCat("long #", l, " round ", rounds, ": ", error));
-          break;
+      int64_t rounds = 0, bytes = 0, failed = 0, connections = 0;
+      // Each pass is one keep-alive connection; a failed one is opened again only
+      // with reconnect_long. Bounded in time and in count.
+      for (int pass = 0; pass < 100000 && absl::Now() < end && !stopped(); ++pass) {
+        if (pass > 0) {
+          if (!o.reconnect_long) break;
+          absl::SleepFor(o.long_interval);
         }
-        ++rounds;
-        bytes += payload.size();
-        absl::SleepFor(absl::Milliseconds(50));
+        ++connections;
+        absl::Time start = absl::Now();
+        int fd = ConnectLoopback(port);
+        if (fd < 0) {
+          ++failed;
+          record_failure(TrafficFailure::Kind::kLongConnect, start,
+                         absl::StrCat("long #", l, ": connect failed"));
+          continue;
+        }
+        for (int64_t r = 0; absl::Now() < end && !stopped() && r < 10000000; ++r) {
+          std::string payload(o.long_payload_bytes, '\0');
+          for (char& c : payload) c = static_cast<char>(rng());
+          absl::Time round_start = absl::Now();
+          std::string error;
+          if (!EchoRound(fd, payload, &error)) {
+            ++failed;
+            // The first round completes the connection (the handshakes happen then).
+            record_failure(r == 0 ? TrafficFailure::Kind::kLongConnect
+                                  : TrafficFailure::Kind::kLongRound,
+                           r == 0 ? start : round_start,
+                           absl::StrCat("long #", l, " round ", r, ": ", error));
+            break;
+          }
+          ++rounds;
+          bytes += payload.size();
+          absl::SleepFor(o.long_interval);
+        }
+        close(fd);
       }
-      if (fd >= 0) close(fd);
       absl::MutexLock lock(&mu);
       report.long_rounds_ok += rounds;
-      report.long_failed += failed ? 1 : 0;
+      report.long_failed += failed;
+      report.long_connections += connections;
       report.bytes_verified += bytes;
     });
   }
   for (std::thread& t : threads) t.join();
   return report;
+}
+
+TrafficReport RunEchoTraffic(int port, absl::Duration duration, int short_workers,
+                             int long_connections, size_t payload_bytes,
+                             int min_short_per_worker) {
+  EchoTrafficOptions o;
+  o.duration = duration;
+  o.short_workers = short_workers;
+  o.long_connections = long_connections;
+  o.payload_bytes = payload_bytes;
+  o.min_short_per_worker = min_short_per_worker;
+  return RunEchoTraffic(port, o);
 }
 
 }  // namespace tandem::testing

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "controlplane/https_client.h"
+#include "controlplane/kube/https_client.h"
 #include "controlplane/kube/kube_client.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"

@@ -1,0 +1,100 @@
+#ifndef TANDEM_CONTROLPLANE_CA_CA_CORE_H_
+#define TANDEM_CONTROLPLANE_CA_CA_CORE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "controlplane/auth/token_authenticator.h"
+
+namespace tandem::controlplane {
+
+// How strictly the files in root_dir are checked.
+enum class KeyPermissions {
+  // The directory 0700 and both files 0600 (or stricter), all owned by the CA's user;
+  // a fresh root is generated on first start.
+  kOwnerOnly,
+  // A Kubernetes Secret volume: files owned by root or the CA's user, at most
+  // owner-writable and group-readable (defaultMode 0400/0440 with fsGroup), nothing for
+  // others; the kubelet's directory is not checked; the CA never generates a root.
+  kSecretVolume,
+};
+
+struct CaCoreOptions {
+  // Holds ca-key.pem and ca-cert.pem (CA cert first, then its issuers up to the root).
+  std::string root_dir;
+  KeyPermissions key_permissions = KeyPermissions::kOwnerOnly;
+  std::string trust_domain = "cluster.local";
+  absl::Duration default_ttl = absl::Hours(1);
+  absl::Duration max_ttl = absl::Hours(24);
+  // Names the CA's own serving certificate carries, for clients to verify.
+  std::vector<std::string> server_dns_names = {"tandem-ca", "tandem-ca.tandem-system.svc",
+                                               "localhost"};
+  std::vector<std::string> server_ips = {"127.0.0.1"};
+  // Extra trusted roots published with every certificate (root rotation overlap).
+  std::string extra_roots_pem;
+};
+
+// A TLS serving certificate tandem-ca issues to itself, as PEM strings.
+struct ServingCertificate {
+  std::string key_pem;    // made in memory for this certificate; never written to disk
+  std::string chain_pem;  // leaf, then intermediates
+  std::string serial_hex;
+  absl::Time not_before;
+  absl::Time not_after;
+};
+
+// The signing core of tandem-ca: CA key material, CSR checks, issuance, and client
+// certificate authentication for renewals. Immutable after Create; any thread may call
+// its methods. The header names no BoringSSL type, so gRPC code may include it.
+class CaCore {
+ public:
+  static absl::StatusOr<std::unique_ptr<CaCore>> Create(CaCoreOptions options,
+                                                        absl::Time now);
+  ~CaCore();
+
+  // Issues a certificate for `account` over the CSR's key. The SPIFFE ID comes from
+  // `account` only; the CSR's requested names are ignored. `requested_seconds` <= 0
+  // means the default TTL; larger than the maximum is clamped. Returns PEMs: leaf,
+  // intermediates, then the trusted root(s). Bad CSRs are kInvalidArgument. Errors
+  // carry a refusal reason (refusal_reason.h).
+  absl::StatusOr<std::vector<std::string>> Issue(const std::string& csr_pem,
+                                                 const ServiceAccount& account,
+                                                 int64_t requested_seconds,
+                                                 absl::Time now) const;
+  // Authenticates a caller by its current certificate chain (PEM, leaf first): it must
+  // chain to our roots, be valid now, and name a workload of our trust domain. When
+  // `serial_hex` is set it receives the leaf's serial (for revocation checks).
+  absl::StatusOr<ServiceAccount> AuthenticatePeer(
+      const std::string& chain_pem, absl::Time now,
+      std::string* serial_hex = nullptr) const;
+
+  // Issues a fresh serving certificate for the CA's own endpoints (the injector's
+  // webhook): a new P-256 key, the URI SAN of tandem-ca's identity, `dns_names`, valid
+  // for `ttl` (clamped to the CA's own lifetime). kInvalidArgument for a bad name.
+  absl::StatusOr<ServingCertificate> IssueServing(const std::vector<std::string>& dns_names,
+                                                  absl::Duration ttl,
+                                                  absl::Time now) const;
+
+  const std::string& server_key_pem() const;
+  const std::string& server_chain_pem() const;
+  // Every root clients should trust (ours first, then extra roots).
+  const std::string& trust_bundle_pem() const;
+  const std::string& trust_domain() const;
+
+  struct State;
+
+ private:
+  explicit CaCore(std::unique_ptr<State> state);
+  absl::StatusOr<ServingCertificate> IssueServingWithIps(const std::vector<std::string>& dns_names,
+                                                  const std::vector<std::string>& ips,
+                                                  absl::Duration ttl,
+                                                  absl::Time now) const;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace tandem::controlplane
+
+#endif  // TANDEM_CONTROLPLANE_CA_CA_CORE_H_

@@ -1,0 +1,255 @@
+#include "controlplane/injection/webhook_ca_bundle.h"
+
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/file_util.h"
+#include "common/log/log.h"
+#include "common/metrics/registry.h"
+#include "common/stream_backoff.h"
+#include "nlohmann/json.hpp"
+
+namespace tandem::controlplane {
+namespace {
+
+// Kubernetes objects nest a dozen levels; the cap keeps nlohmann's recursive dump and
+// comparisons off a deep stack.
+constexpr int kMaxDepth = 64;
+constexpr const char* kResults[] = {
+    "updated",  "unchanged",    "not_found", "no_matching_webhook",
+    "conflict", "unauthorized", "api_error", "unavailable",
+    "malformed"};
+
+// True when no array/object in `text` nests deeper than kMaxDepth (strings skipped).
+bool DepthWithinLimit(std::string_view text) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+bool IsString(const nlohmann::ordered_json& object, const char* key,
+              const std::string& want) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() &&
+         it->get_ref<const std::string&>() == want;
+}
+
+}  // namespace
+
+absl::StatusOr<CaBundleEdit> SetWebhookCaBundle(std::string_view config_json,
+                                                const WebhookService& service,
+                                                std::string_view ca_bundle_base64) {
+  if (!DepthWithinLimit(config_json)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("webhook configuration: nested deeper than ", kMaxDepth));
+  }
+  nlohmann::ordered_json doc = nlohmann::ordered_json::parse(
+      config_json.begin(), config_json.end(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return absl::InvalidArgumentError("webhook configuration: not a JSON object");
+  }
+  auto webhooks = doc.find("webhooks");
+  if (webhooks == doc.end() || !webhooks->is_array()) {
+    return absl::InvalidArgumentError("webhook configuration: no \"webhooks\" list");
+  }
+  CaBundleEdit edit;
+  const std::string bundle(ca_bundle_base64);
+  for (nlohmann::ordered_json& hook : *webhooks) {
+    if (!hook.is_object()) continue;
+    auto client = hook.find("clientConfig");
+    if (client == hook.end() || !client->is_object()) continue;
+    auto svc = client->find("service");
+    if (svc == client->end() || !svc->is_object() ||
+        !IsString(*svc, "name", service.name) ||
+        !IsString(*svc, "namespace", service.ns)) {
+      continue;
+    }
+    ++edit.matched;
+    if (IsString(*client, "caBundle", bundle)) continue;
+    (*client)["caBundle"] = bundle;
+    edit.changed = true;
+  }
+  // `replace`: never throws on invalid UTF-8 (the parser refuses it anyway).
+  edit.object_json =
+      doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  return edit;
+}
+
+absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>>
+WebhookCaBundlePublisher::Create(Options options) {
+  if (options.config_name.empty() ||
+      options.config_name.find_first_of("/?# ") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("webhook configuration name \"", options.config_name, "\""));
+  }
+  if (options.ca_bundle_pem.empty()) {
+    return absl::InvalidArgumentError("webhook caBundle: no root bundle");
+  }
+  if (options.credential_token_path.empty() && options.credential_token.empty()) {
+    return absl::InvalidArgumentError("webhook caBundle: the CA's own token is required");
+  }
+  absl::StatusOr<std::unique_ptr<HttpsClient>> client = HttpsClient::Create(
+      {options.api_server, options.ca_pem, options.server_name, options.timeout});
+  if (!client.ok()) return client.status();
+  return std::unique_ptr<WebhookCaBundlePublisher>(
+      new WebhookCaBundlePublisher(std::move(options), *std::move(client)));
+}
+
+WebhookCaBundlePublisher::WebhookCaBundlePublisher(Options options,
+                                                   std::unique_ptr<HttpsClient> client)
+    : options_(std::move(options)),
+      path_(absl::StrCat(
+          "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/",
+          options_.config_name)),
+      ca_bundle_base64_(absl::Base64Escape(options_.ca_bundle_pem)),
+      client_(std::move(client)) {
+  for (const char* result : kResults) Syncs(result);  // every series from the start
+}
+
+WebhookCaBundlePublisher::~WebhookCaBundlePublisher() { Stop(); }
+
+metrics::Counter* WebhookCaBundlePublisher::Syncs(const char* result) const {
+  if (options_.registry == nullptr) return nullptr;
+  return &options_.registry->GetCounter(
+      "tandem_ca_webhook_ca_bundle_syncs_total",
+      "Rounds keeping the injector webhook's caBundle in place, by result.",
+      {{"result", result}});
+}
+
+absl::StatusOr<HttpsResponse> WebhookCaBundlePublisher::Call(
+    const std::string& method, const std::string& body) const {
+  std::string token = options_.credential_token;
+  if (!options_.credential_token_path.empty()) {
+    absl::StatusOr<std::string> read = ReadFileToString(options_.credential_token_path);
+    if (!read.ok()) return read.status();
+    token = std::string(absl::StripTrailingAsciiWhitespace(*read));
+  }
+  return client_->Send(method, path_, "application/json", body,
+                       {{"Authorization", "Bearer " + token}});
+}
+
+absl::Status WebhookCaBundlePublisher::PublishOnce(const char** result) {
+  auto http_error = [&](const char* verb, int status) {
+    if (status == 401 || status == 403) {
+      *result = "unauthorized";
+      return absl::PermissionDeniedError(
+          absl::StrCat(verb, " ", path_, ": HTTP ", status,
+                       " (RBAC: get and update on this mutatingwebhookconfiguration)"));
+    }
+    *result = "api_error";
+    return absl::UnavailableError(absl::StrCat(verb, " ", path_, ": HTTP ", status));
+  };
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<HttpsResponse> got = Call("GET", "");
+    if (!got.ok()) {
+      *result = "unavailable";
+      return absl::UnavailableError(
+          absl::StrCat("GET ", path_, ": ", got.status().message()));
+    }
+    if (got->status == 404) {
+      *result = "not_found";
+      return absl::NotFoundError(absl::StrCat("MutatingWebhookConfiguration \"",
+                                              options_.config_name, "\" does not exist"));
+    }
+    if (got->status != 200) return http_error("GET", got->status);
+    absl::StatusOr<CaBundleEdit> edit =
+        SetWebhookCaBundle(got->body, options_.service, ca_bundle_base64_);
+    if (!edit.ok()) {
+      *result = "malformed";
+      return absl::UnavailableError(edit.status().message());
+    }
+    if (edit->matched == 0) {
+      *result = "no_matching_webhook";
+      return absl::FailedPreconditionError(
+          absl::StrCat("MutatingWebhookConfiguration \"", options_.config_name,
+                       "\" has no webhook whose clientConfig.service is ",
+                       options_.service.ns, "/", options_.service.name));
+    }
+    if (!edit->changed) {
+      *result = "unchanged";
+      return absl::OkStatus();
+    }
+    absl::StatusOr<HttpsResponse> put = Call("PUT", edit->object_json);
+    if (!put.ok()) {
+      *result = "unavailable";
+      return absl::UnavailableError(
+          absl::StrCat("PUT ", path_, ": ", put.status().message()));
+    }
+    if (put->status == 200 || put->status == 201) {
+      *result = "updated";
+      return absl::OkStatus();
+    }
+    if (put->status != 409) return http_error("PUT", put->status);
+    // Someone else updated the object since our GET: start again from a fresh copy.
+    if (attempt + 1 >= options_.max_conflicts) {
+      *result = "conflict";
+      return absl::AbortedError(absl::StrCat("PUT ", path_, ": still conflicting after ",
+                                             options_.max_conflicts, " attempts"));
+    }
+  }
+}
+
+absl::Status WebhookCaBundlePublisher::Publish() {
+  const char* result = "unavailable";
+  absl::Status status = PublishOnce(&result);
+  if (metrics::Counter* c = Syncs(result)) c->Inc();
+  if (status.ok() && std::string_view(result) == "updated") {
+    log::Info("ca", "webhook caBundle updated",
+              {{"webhook_config", options_.config_name}});
+  }
+  return status;
+}
+
+void WebhookCaBundlePublisher::Start() {
+  thread_ = std::thread([this] {
+    RunStreamWithBackoff(
+        stopping_,
+        [this] {
+          absl::Status status = Publish();
+          if (!status.ok()) {
+            log::Warn("ca", "webhook caBundle not in place; retrying",
+                      {{"webhook_config", options_.config_name},
+                       {"error", std::string(status.message())}});
+            return false;
+          }
+          absl::MutexLock lock(&mu_);
+          // A CondVar rather than an absl::Condition (injector_endpoint.cc says why).
+          const absl::Time until = absl::Now() + options_.resync_interval;
+          while (!stop_requested_ && absl::Now() < until) {
+            stop_cv_.WaitWithDeadline(&mu_, until);
+          }
+          return true;
+        },
+        options_.max_backoff);
+  });
+}
+
+void WebhookCaBundlePublisher::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_requested_ = true;
+    stop_cv_.Signal();
+  }
+  stopping_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace tandem::controlplane

@@ -1,0 +1,225 @@
+// gRPC code: never include <openssl/...> here (gRPC carries OpenSSL 3). Key material
+// crosses to BoringSSL code (CaCore, JwtVerifier) as PEM strings.
+#include "controlplane/server/ca_server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/server_credentials.h>
+
+#include <array>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log/log.h"
+#include "common/metrics/registry.h"
+#include "controlplane/auth/jwt.h"
+#include "controlplane/auth/refusal_reason.h"
+#include "controlplane/server/caller_authenticator.h"
+#include "istio/ca.grpc.pb.h"
+
+namespace tandem::controlplane {
+namespace {
+
+// Results of CreateCertificate, the `result` label.
+enum Result {
+  kIssued,
+  kUnauthenticated,
+  kBadCsr,
+  kUnavailable,
+  kRevoked,
+  kInternal,
+  kResultCount
+};
+const char* kResultNames[] = {"issued",      "unauthenticated", "bad_csr",
+                              "unavailable", "revoked",         "internal"};
+
+class CertificateService final
+    : public istio::v1::auth::IstioCertificateService::Service {
+ public:
+  // All three outlive the service.
+  CertificateService(const CaCore* core, const CallerAuthenticator* authenticator,
+                     metrics::Registry* registry)
+      : core_(core),
+        authenticator_(authenticator),
+        issued_(registry->GetCounter("tandem_ca_certificates_issued_total",
+                                     "Workload certificates issued.")),
+        latency_(registry->GetHistogram(
+            "tandem_ca_request_duration_seconds", "CreateCertificate latency.",
+            {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1})) {
+    for (int r = 0; r < kResultCount; ++r) {
+      results_[r] = &registry->GetCounter("tandem_ca_requests_total",
+                                          "CreateCertificate calls, by result.",
+                                          {{"result", kResultNames[r]}});
+    }
+    for (size_t r = 0; r < kRefusalReasonCount; ++r) {
+      refusals_[r] = &registry->GetCounter("tandem_ca_refusals_total",
+                                           "CreateCertificate refusals, by reason.",
+                                           {{"reason", std::string(kRefusalReasons[r])}});
+    }
+  }
+
+  grpc::Status CreateCertificate(
+      grpc::ServerContext* context,
+      const istio::v1::auth::IstioCertificateRequest* request,
+      istio::v1::auth::IstioCertificateResponse* response) override {
+    absl::Time start = absl::Now();
+    grpc::Status status = Handle(context, request, response);
+    latency_.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+    return status;
+  }
+
+ private:
+  grpc::Status Refuse(const absl::Status& status) {
+    Result result = kInternal;
+    grpc::StatusCode code = grpc::StatusCode::INTERNAL;
+    switch (status.code()) {
+      case absl::StatusCode::kUnauthenticated:
+        result = kUnauthenticated;
+        code = grpc::StatusCode::UNAUTHENTICATED;
+        break;
+      case absl::StatusCode::kInvalidArgument:
+        result = kBadCsr;
+        code = grpc::StatusCode::INVALID_ARGUMENT;
+        break;
+      case absl::StatusCode::kUnavailable:
+      case absl::StatusCode::kDeadlineExceeded:
+        result = kUnavailable;
+        code = grpc::StatusCode::UNAVAILABLE;
+        break;
+      case absl::StatusCode::kPermissionDenied:
+        result = kRevoked;
+        code = grpc::StatusCode::PERMISSION_DENIED;
+        break;
+      default:
+        break;
+    }
+    std::string reason = RefusalReasonOf(status, "internal");
+    results_[result]->Inc();
+    refusals_[RefusalReasonIndex(reason)]->Inc();
+    log::Warn("ca", "certificate request refused",
+              {{"reason", reason}, {"error", std::string(status.message())}});
+    return grpc::Status(code, std::string(status.message()));
+  }
+
+  grpc::Status Handle(grpc::ServerContext* context,
+                      const istio::v1::auth::IstioCertificateRequest* request,
+                      istio::v1::auth::IstioCertificateResponse* response) {
+    absl::StatusOr<ServiceAccount> account =
+        authenticator_->Authenticate(context, absl::Now());
+    if (!account.ok()) return Refuse(account.status());
+    absl::StatusOr<std::vector<std::string>> chain =
+        core_->Issue(request->csr(), *account, request->validity_duration(), absl::Now());
+    if (!chain.ok()) return Refuse(chain.status());
+    for (std::string& pem : *chain) response->add_cert_chain(std::move(pem));
+    results_[kIssued]->Inc();
+    issued_.Inc();
+    return grpc::Status::OK;
+  }
+
+  const CaCore* core_;
+  const CallerAuthenticator* authenticator_;
+  std::array<metrics::Counter*, kResultCount> results_{};
+  std::array<metrics::Counter*, kRefusalReasonCount> refusals_{};
+  metrics::Counter& issued_;
+  metrics::Histogram& latency_;
+};
+
+}  // namespace
+
+struct CaServer::Impl {
+  CaServerOptions options;
+  metrics::Registry registry;  // the certificate service's; the policy server has one
+  std::unique_ptr<CaCore> core;
+  std::unique_ptr<TokenAuthenticator> authenticator;
+  std::unique_ptr<CallerAuthenticator> callers;
+  std::unique_ptr<CertificateService> service;
+  std::unique_ptr<PolicyServer> policy;  // null without policy or revocations
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+};
+
+absl::StatusOr<std::unique_ptr<CaServer>> CaServer::Create(CaServerOptions options) {
+  auto impl = std::make_unique<Impl>();
+  absl::StatusOr<std::unique_ptr<CaCore>> core =
+      CaCore::Create(options.core, absl::Now());
+  if (!core.ok()) return core.status();
+  impl->core = *std::move(core);
+  const bool standalone =
+      !options.token_public_key_pem.empty() || !options.token_jwks_json.empty();
+  if (standalone && !options.token_review.api_server.empty()) {
+    return absl::InvalidArgumentError(
+        "choose one token authority: public keys/JWKS (standalone) or TokenReview");
+  }
+  if (standalone) {
+    absl::StatusOr<std::unique_ptr<JwtVerifier>> verifier =
+        JwtVerifier::Create({options.token_public_key_pem, options.token_jwks_json,
+                             options.audience, options.issuer});
+    if (!verifier.ok()) return verifier.status();
+    impl->authenticator = *std::move(verifier);
+  } else if (!options.token_review.api_server.empty()) {
+    TokenReviewAuthenticator::Options review = options.token_review;
+    review.audiences.clear();
+    if (!options.audience.empty()) review.audiences.push_back(options.audience);
+    absl::StatusOr<std::unique_ptr<TokenReviewAuthenticator>> reviewer =
+        TokenReviewAuthenticator::Create(std::move(review));
+    if (!reviewer.ok()) return reviewer.status();
+    impl->authenticator = *std::move(reviewer);
+  }
+  impl->callers = std::make_unique<CallerAuthenticator>(
+      impl->core.get(), impl->authenticator.get(), options.revocations);
+  impl->service = std::make_unique<CertificateService>(
+      impl->core.get(), impl->callers.get(), &impl->registry);
+  if (options.policy != nullptr || options.revocations != nullptr) {
+    impl->policy = std::make_unique<PolicyServer>(
+        PolicyServerOptions{options.core.trust_domain, options.policy,
+                            options.revocations, options.policy_poll_interval},
+        impl->callers.get());
+  }
+  impl->options = std::move(options);
+  return std::unique_ptr<CaServer>(new CaServer(std::move(impl)));
+}
+
+CaServer::CaServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CaServer::~CaServer() { Stop(); }
+
+absl::Status CaServer::Start() {
+  grpc::SslServerCredentialsOptions ssl(
+      GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
+  ssl.pem_key_cert_pairs.push_back(
+      {impl_->core->server_key_pem(), impl_->core->server_chain_pem()});
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(impl_->options.listen_address, grpc::SslServerCredentials(ssl),
+                           &impl_->port);
+  builder.RegisterService(impl_->service.get());
+  if (impl_->policy) {
+    builder.RegisterService(impl_->policy->service());
+    // Before the first stream: changes are watched from the state streams will see.
+    impl_->policy->Start();
+  }
+  impl_->server = builder.BuildAndStart();
+  if (!impl_->server || impl_->port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", impl_->options.listen_address));
+  }
+  return absl::OkStatus();
+}
+
+void CaServer::Stop() {
+  // Policy streams never end by themselves: end them before the server waits for them.
+  if (impl_->policy) impl_->policy->Stop();
+  if (impl_->server) {
+    impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    impl_->server.reset();
+  }
+}
+
+int CaServer::port() const { return impl_->port; }
+const CaCore& CaServer::core() const { return *impl_->core; }
+const PolicyServer* CaServer::policy_server() const { return impl_->policy.get(); }
+std::string CaServer::RenderMetrics() const {
+  std::string out = impl_->registry.RenderPrometheus();
+  if (impl_->policy) out += impl_->policy->RenderMetrics();
+  return out;
+}
+
+}  // namespace tandem::controlplane

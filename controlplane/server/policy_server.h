@@ -1,0 +1,80 @@
+#ifndef TANDEM_CONTROLPLANE_SERVER_POLICY_SERVER_H_
+#define TANDEM_CONTROLPLANE_SERVER_POLICY_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "controlplane/policy/policy_watcher.h"
+#include "controlplane/revocation/revocation_store.h"
+#include "controlplane/server/caller_authenticator.h"
+#include "tandem/mesh_policy.pb.h"
+
+namespace grpc {
+class Service;
+}  // namespace grpc
+
+namespace tandem::controlplane {
+
+struct PolicyServerOptions {
+  std::string trust_domain = "cluster.local";  // names callers in logs and Streams()
+  PolicyWatcher* policy = nullptr;             // null: every workload gets the defaults
+  RevocationStore* revocations = nullptr;      // null: no revocations
+  // How often the policy file is re-read and expired revocations are dropped; also
+  // the longest a change waits before it is pushed.
+  absl::Duration poll_interval = absl::Seconds(1);
+};
+
+// Returns the version of `policy`: StableVersion of its deterministic serialization.
+std::string PolicyVersion(const tandem::policy::v1::WorkloadPolicy& policy);
+
+// tandem.policy.v1.MeshPolicyService/StreamPolicy, served on tandem-ca's gRPC server.
+// Each stream is authenticated like CreateCertificate and gets the WorkloadPolicy of
+// its caller's identity plus every live revocation, once the first request arrives and
+// again whenever that changes; it is never sent the same version twice in a row.
+// Requests with a nonce are ACKs (or NACKs when error_detail is set) of the response
+// with that nonce; answers to older nonces are ignored.
+//
+// Threading: each stream runs on a gRPC thread (which writes) plus a reader thread it
+// owns; a poll thread (Start/Stop) re-reads the policy file, expires revocations and
+// wakes the streams through one mutex. Start/Stop from the owning thread; Stop() ends
+// every stream promptly and must come before the gRPC server's Shutdown. The other
+// methods from any thread. gRPC code: the header names no BoringSSL type.
+class PolicyServer {
+ public:
+  // `authenticator` and everything in `options` outlive the server.
+  PolicyServer(PolicyServerOptions options, const CallerAuthenticator* authenticator);
+  ~PolicyServer();  // Stop()s
+
+  // The service to register on the gRPC server.
+  grpc::Service* service();
+  void Start();
+  void Stop();
+
+  struct StreamInfo {
+    std::string node;
+    std::string spiffe_id;
+    std::string sent_version;
+    std::string acked_version;
+    std::string last_nack_error;
+  };
+  // Returns the open streams, for the admin endpoint and tests. Any thread.
+  std::vector<StreamInfo> Streams() const;
+  // Returns Streams() as {"streams":[{"node":..,"spiffe_id":..,"sent_version":..,
+  // "acked_version":..,"last_nack_error":..}]}. Any thread.
+  std::string StreamsJson() const;
+  // Prometheus text: policy version, loads, streams, responses, ACKs/NACKs, stream
+  // refusals, revocations in force. Any thread.
+  std::string RenderMetrics() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tandem::controlplane
+
+#endif  // TANDEM_CONTROLPLANE_SERVER_POLICY_SERVER_H_
