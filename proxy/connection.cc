@@ -75,6 +75,7 @@ Connection::~Connection() {
 }
 
 void Connection::Start() {
+  ctx_.loop->AssertInLoopThread("Connection::Start");
   int one = 1;
   setsockopt(downstream_.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (direction_ == Direction::kInbound) {
@@ -95,6 +96,7 @@ void Connection::Start() {
 }
 
 void Connection::OnEvents(Endpoint* endpoint, uint32_t events) {
+  ctx_.loop->AssertInLoopThread("Connection::OnEvents");
   if (state_ == State::kClosed) return;  // a stale event from this batch
   last_activity_ = absl::Now();
   // A drained socket is read again only once the loop reports it readable.
@@ -452,6 +454,7 @@ void Connection::ShutdownWrite(Endpoint& endpoint) {
 }
 
 void Connection::Pump() {
+  ctx_.loop->AssertInLoopThread("Connection::Pump");
   bool failed = false;
   bool progress = true;
   uint64_t from_down = 0, from_up = 0;
@@ -538,6 +541,7 @@ void Connection::SetInterest(Endpoint& endpoint, uint32_t events) {
 }
 
 bool Connection::CheckTimeouts(absl::Time now) {
+  ctx_.loop->AssertInLoopThread("Connection::CheckTimeouts");
   if (state_ == State::kClosed) return true;
   if (now >= deadline_) {
     if (state_ == State::kConnecting) {
@@ -559,6 +563,7 @@ bool Connection::CheckTimeouts(absl::Time now) {
 }
 
 bool Connection::CloseIfRevoked(const MeshPolicy& policy, absl::Time now) {
+  ctx_.loop->AssertInLoopThread("Connection::CloseIfRevoked");
   if (state_ == State::kClosed || peer_identity_.empty()) return false;
   const RevocationEntry* revoked =
       policy.FindRevocation(peer_serial_, peer_identity_, now);

@@ -18,13 +18,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/pki/test_util.h"
 #include "gtest/gtest.h"
 #include "tandem/mesh_policy.pb.h"
 #include "tests/integration/openssl_cli.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"
 #include "tests/integration/traffic.h"
+#include "tests/support/pki_test_util.h"
 
 namespace tandem::proxy {
 namespace {

@@ -88,6 +88,7 @@ Worker::Worker(const ProxyOptions* options, TlsContextManager* tls,
                            next_id_,
                            &log_limiter_,
                            [this](Connection* c) {
+                             loop_.AssertInLoopThread("WorkerContext::on_closed");
                              open_.fetch_sub(1, std::memory_order_relaxed);
                              global_connections_->fetch_sub(1, std::memory_order_relaxed);
                              auto it = connections_.find(c);
@@ -198,6 +199,7 @@ void Worker::Run() {
 }
 
 void Worker::Accept(Listener& listener) {
+  loop_.AssertInLoopThread("Worker::Accept");
   // Accept a bounded batch per wake so one busy listener cannot starve the loop.
   for (int i = 0; i < 64 && listener.fd >= 0; ++i) {
     int fd = accept4(listener.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 #include <tuple>
@@ -14,6 +16,7 @@
 #include "common/http/http_server.h"
 #include "gtest/gtest.h"
 #include "tests/integration/mesh_fixture.h"
+#include "tests/integration/openssl_cli.h"
 
 namespace tandem::testing {
 namespace {
@@ -213,87 +216,201 @@ TEST_F(MeshTest, KeepsServingOnCurrentCertificatesWhileTheCaIsDown) {
 namespace tandem::testing {
 namespace {
 
-// GET with a 15 s read timeout (HttpGet's is 2 s): the merged page waits for its
-// sources, up to 1 s each, on a machine that may be loaded.
-std::string PatientGet(int port, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv{15, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string answer;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      char buf[16384];
-      for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) answer.append(buf, n);
-    }
+// Writes `text` to `path` in one rename, as a ConfigMap update lands.
+void WriteAtomically(const std::string& path, const std::string& text) {
+  std::ofstream(path + ".tmp") << text;
+  std::filesystem::rename(path + ".tmp", path);
+}
+
+// Root rotation as an operation (the runbook in docs/controlplane.md), with tandem-ca
+// running throughout: its root dir is laid out as the kubelet lays out a Secret volume
+// (files are symlinks through ..data, which one rename swaps), its extra roots and the
+// agents' extra roots are files, and the traffic never stops.
+TEST_F(MeshTest, RotatesTheRootByTheRunbookWithoutRestartingTheCa) {
+  OpensslCli openssl(dir_);
+  std::string old_root, next_root;
+  for (auto [name, pem] : {std::pair{"old", &old_root}, std::pair{"next", &next_root}}) {
+    ASSERT_TRUE(openssl.GenerateKey(name, "EC:P-256").ok());
+    absl::StatusOr<std::string> cert = openssl.MakeRoot(name);
+    ASSERT_TRUE(cert.ok()) << cert.status();
+    *pem = *cert;
   }
-  close(fd);
-  size_t body = answer.find("\r\n\r\n");
-  if (answer.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos) return answer;
-  return answer.substr(body + 4);
-}
-
-// One scrape per pod, with real processes: the client pod's proxy merges its agent's
-// page and an app's page into /stats/prometheus; an app that stops answering, or
-// answers too slowly, is left out and counted while the rest is served.
-TEST_F(MeshTest, ProxyServesThePodsMergedMetricsAndSurvivesABrokenApp) {
-  StartMesh();
-  http::HttpServer::Options options;
-  auto app = *http::HttpServer::Create(options);
-  app->Handle("/stats", [](const http::HttpRequest&) {
-    return http::HttpResponse{200, "text/plain",
-                              "# TYPE app_orders_total counter\napp_orders_total 42\n"};
-  });
-  // Never answers: the proxy must give up on it, not wait.
-  app->HandleDeferred("/hang",
-                      [](const http::HttpRequest&, http::HttpServer::Responder) {});
-  ASSERT_TRUE(app->Start().ok());
-  const int app_port = app->port();
-  auto restart_with_app = [&](const std::string& path) {
-    StartProxy(client_,
-               {"/usr/bin/env", absl::StrCat("TANDEM_APP_METRICS_PORT=", app_port),
-                "TANDEM_APP_METRICS_PATH=" + path});
-    ASSERT_TRUE(WaitFor([&] { return Ready(client_); }, absl::Seconds(20)));
+  const std::string secret = dir_ + "/secret";
+  int versions = 0;
+  // Publishes <name>.key/.crt as the Secret's next version.
+  auto publish = [&](const std::string& name) {
+    const std::string version = "..v" + std::to_string(++versions);
+    std::filesystem::create_directory(secret + "/" + version);
+    std::filesystem::copy_file(openssl.PathOf(name + ".key"),
+                               secret + "/" + version + "/ca-key.pem");
+    std::filesystem::copy_file(openssl.PathOf(name + ".crt"),
+                               secret + "/" + version + "/ca-cert.pem");
+    for (const char* file : {"ca-key.pem", "ca-cert.pem"}) {
+      std::filesystem::permissions(secret + "/" + version + "/" + file,
+                                   std::filesystem::perms::owner_read);
+    }
+    std::filesystem::create_symlink(version, secret + "/..data_tmp");
+    std::filesystem::rename(secret + "/..data_tmp", secret + "/..data");
   };
-  restart_with_app("/stats");
-  std::string merged = PatientGet(client_.metrics, "/stats/prometheus");
-  EXPECT_NE(merged.find("\ntandem_proxy_ready 1\n"), std::string::npos) << merged;
-  EXPECT_NE(merged.find("\ntandem_agent_certificate_state{"), std::string::npos)
-      << merged;
-  EXPECT_NE(merged.find("\napp_orders_total 42\n"), std::string::npos) << merged;
-  // The proxy's own page stays its own.
-  std::string own = HttpGet(client_.metrics, "/metrics");
-  EXPECT_EQ(own.find("tandem_agent_"), std::string::npos) << own;
-  EXPECT_EQ(own.find("app_orders_total"), std::string::npos) << own;
+  ASSERT_TRUE(std::filesystem::create_directory(secret));
+  for (const char* file : {"ca-key.pem", "ca-cert.pem"}) {
+    std::filesystem::create_symlink(std::string("..data/") + file, secret + "/" + file);
+  }
+  publish("old");
+  const std::string ca_extra = dir_ + "/ca-extra-roots.pem";
+  const std::string agent_extra = dir_ + "/agent-extra-roots.pem";
+  WriteAtomically(ca_extra, "");
+  WriteAtomically(agent_extra, "");
+  mesh_root_dir_ = "secret";
+  extra_ca_args_ = {"--root-dir-mode=secret-volume", "--extra-roots=" + ca_extra,
+                    "--root-reload-interval=100ms"};
+  extra_agent_flag_ = "--extra-roots=" + agent_extra;
+  StartMesh();
+  ASSERT_EQ(HttpGet(ca_metrics_, "/trust-bundle"), old_root);
 
-  restart_with_app("/hang");
-  merged = PatientGet(client_.metrics, "/stats/prometheus");
-  EXPECT_NE(merged.find("\ntandem_proxy_ready 1\n"), std::string::npos) << merged;
-  EXPECT_NE(merged.find("\ntandem_agent_certificate_state{"), std::string::npos)
-      << merged;
-  EXPECT_GE(Metric(client_,
-                   "tandem_proxy_metrics_merge_failures_total{reason=\"timeout\","
-                   "source=\"app\"}"),
-            1);
+  // Traffic for the whole operation, in rounds (bounded: at most 120 of ~0.5 s).
+  TrafficReport total;
+  std::atomic<bool> stop{false};
+  std::thread traffic([&] {
+    for (int round = 0; round < 120 && !stop.load(); ++round) {
+      TrafficReport r = RunEchoTraffic(client_.outbound, absl::Milliseconds(500), 2, 1);
+      total.short_ok += r.short_ok;
+      total.short_failed += r.short_failed;
+      total.long_rounds_ok += r.long_rounds_ok;
+      total.long_failed += r.long_failed;
+      total.errors.insert(total.errors.end(), r.errors.begin(), r.errors.end());
+    }
+  });
+  auto reloads = [&] {
+    return MetricValue(HttpGet(ca_metrics_, "/metrics"),
+                       "tandem_ca_root_reloads_total{result=\"accepted\"}");
+  };
+  const std::string accepted = "tandem_proxy_secret_updates_total{result=\"accepted\"}";
+  // Waits one certificate lifetime, as a condition: two renewals of each workload, so
+  // each holds a certificate issued after the last change.
+  auto wait_one_lifetime = [&] {
+    double client = Metric(client_, accepted), server = Metric(server_, accepted);
+    return WaitFor(
+        [&] {
+          return Metric(client_, accepted) >= client + 2 &&
+                 Metric(server_, accepted) >= server + 2;
+        },
+        absl::Seconds(30));
+  };
 
-  app.reset();  // the port closes: connect is refused
-  merged = PatientGet(client_.metrics, "/stats/prometheus");
-  EXPECT_NE(merged.find("\ntandem_proxy_ready 1\n"), std::string::npos) << merged;
-  EXPECT_GE(Metric(client_,
-                   "tandem_proxy_metrics_merge_failures_total{reason=\"connect\","
-                   "source=\"app\"}"),
-            1);
-  EXPECT_EQ(Metric(client_,
-                   "tandem_proxy_metrics_merge_failures_total{reason=\"connect\","
-                   "source=\"agent\"}"),
+  // 1. Add the next root to the bundle: tandem-ca publishes both (the one it signs
+  //    with once), the agents accept chains to either.
+  WriteAtomically(agent_extra, next_root);
+  WriteAtomically(ca_extra, old_root + next_root);
+  EXPECT_TRUE(WaitFor([&] { return reloads() == 1; }, absl::Seconds(10)));
+  EXPECT_EQ(HttpGet(ca_metrics_, "/trust-bundle"), old_root + next_root);
+  EXPECT_TRUE(wait_one_lifetime());
+  // 2. Switch signing: the Secret gets the next key and certificate.
+  publish("next");
+  EXPECT_TRUE(WaitFor([&] { return reloads() == 2; }, absl::Seconds(10)));
+  EXPECT_EQ(HttpGet(ca_metrics_, "/trust-bundle"), next_root + old_root);
+  // 3. Wait one certificate lifetime: every workload now holds a next-root certificate.
+  EXPECT_TRUE(wait_one_lifetime());
+  // 4. Drop the old root.
+  WriteAtomically(ca_extra, "");
+  EXPECT_TRUE(WaitFor([&] { return reloads() == 3; }, absl::Seconds(10)));
+  EXPECT_EQ(HttpGet(ca_metrics_, "/trust-bundle"), next_root);
+  EXPECT_TRUE(wait_one_lifetime());
+  stop = true;
+  traffic.join();
+
+  std::cerr << "short connections ok: " << total.short_ok
+            << ", long-lived rounds ok: " << total.long_rounds_ok << "\n";
+  EXPECT_EQ(total.short_failed, 0) << (total.errors.empty() ? "" : total.errors.front());
+  EXPECT_EQ(total.long_failed, 0) << (total.errors.empty() ? "" : total.errors.front());
+  EXPECT_GT(total.short_ok, 50);
+  EXPECT_EQ(MetricValue(HttpGet(ca_metrics_, "/metrics"),
+                        "tandem_ca_root_reloads_total{result=\"refused\"}"),
             0);
-}
+  EXPECT_EQ(Metric(client_, "tandem_proxy_secret_updates_total{result=\"refused\"}"), 0);
+  EXPECT_EQ(Metric(server_, "tandem_proxy_secret_updates_total{result=\"refused\"}"), 0);
+
+  // GET with a 15 s read timeout (HttpGet's is 2 s): the merged page waits for its
+  // sources, up to 1 s each, on a machine that may be loaded.
+  std::string PatientGet(int port, const std::string& path) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval tv{15, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string answer;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+      if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+        char buf[16384];
+        for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) answer.append(buf, n);
+      }
+    }
+    close(fd);
+    size_t body = answer.find("\r\n\r\n");
+    if (answer.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos) return answer;
+    return answer.substr(body + 4);
+  }
+
+  // One scrape per pod, with real processes: the client pod's proxy merges its agent's
+  // page and an app's page into /stats/prometheus; an app that stops answering, or
+  // answers too slowly, is left out and counted while the rest is served.
+  TEST_F(MeshTest, ProxyServesThePodsMergedMetricsAndSurvivesABrokenApp) {
+    StartMesh();
+    http::HttpServer::Options options;
+    auto app = *http::HttpServer::Create(options);
+    app->Handle("/stats", [](const http::HttpRequest&) {
+      return http::HttpResponse{200, "text/plain",
+                                "# TYPE app_orders_total counter\napp_orders_total 42\n"};
+    });
+    // Never answers: the proxy must give up on it, not wait.
+    app->HandleDeferred("/hang",
+                        [](const http::HttpRequest&, http::HttpServer::Responder) {});
+    ASSERT_TRUE(app->Start().ok());
+    const int app_port = app->port();
+    auto restart_with_app = [&](const std::string& path) {
+      StartProxy(client_,
+                 {"/usr/bin/env", absl::StrCat("TANDEM_APP_METRICS_PORT=", app_port),
+                  "TANDEM_APP_METRICS_PATH=" + path});
+      ASSERT_TRUE(WaitFor([&] { return Ready(client_); }, absl::Seconds(20)));
+    };
+    restart_with_app("/stats");
+    std::string merged = PatientGet(client_.metrics, "/stats/prometheus");
+    EXPECT_NE(merged.find("\ntandem_proxy_ready 1\n"), std::string::npos) << merged;
+    EXPECT_NE(merged.find("\ntandem_agent_certificate_state{"), std::string::npos)
+        << merged;
+    EXPECT_NE(merged.find("\napp_orders_total 42\n"), std::string::npos) << merged;
+    // The proxy's own page stays its own.
+    std::string own = HttpGet(client_.metrics, "/metrics");
+    EXPECT_EQ(own.find("tandem_agent_"), std::string::npos) << own;
+    EXPECT_EQ(own.find("app_orders_total"), std::string::npos) << own;
+
+    restart_with_app("/hang");
+    merged = PatientGet(client_.metrics, "/stats/prometheus");
+    EXPECT_NE(merged.find("\ntandem_proxy_ready 1\n"), std::string::npos) << merged;
+    EXPECT_NE(merged.find("\ntandem_agent_certificate_state{"), std::string::npos)
+        << merged;
+    EXPECT_GE(Metric(client_,
+                     "tandem_proxy_metrics_merge_failures_total{reason=\"timeout\","
+                     "source=\"app\"}"),
+              1);
+
+    app.reset();  // the port closes: connect is refused
+    merged = PatientGet(client_.metrics, "/stats/prometheus");
+    EXPECT_NE(merged.find("\ntandem_proxy_ready 1\n"), std::string::npos) << merged;
+    EXPECT_GE(Metric(client_,
+                     "tandem_proxy_metrics_merge_failures_total{reason=\"connect\","
+                     "source=\"app\"}"),
+              1);
+    EXPECT_EQ(Metric(client_,
+                     "tandem_proxy_metrics_merge_failures_total{reason=\"connect\","
+                     "source=\"agent\"}"),
+              0);
+  }
 
 }  // namespace
 }  // namespace tandem::testing
