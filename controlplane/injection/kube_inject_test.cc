@@ -199,7 +199,7 @@ TEST(KubeInjectTest, TheBinaryRefusesBadUsage) {
       {"kube-inject -f /nonexistent/in.yaml " + TemplateFlag(),
        "tandemctl: cannot read /nonexistent/in.yaml"},
       {"uninject", "tandemctl: unknown command uninject"},
-      {"", "  (deploy/kubernetes/injection/sidecar-template.yaml in the repository)"},
+      {"", "  proxy-status and check read tandem-ca's loopback admin endpoint (docs/controlplane.md)"},
   };
   for (const Case& c : kCases) {
     CommandRun run = Tandemctl(c.args);
