@@ -89,7 +89,7 @@ status() {
 # (Istio's TCP metrics, as pod b's proxy reports them) and the alerts firing.
 telemetry() {
   local by="source_workload_namespace, source_workload, destination_workload_namespace,"
-  by+=" destination_workload" sel='{reporter="destination"}[10s]'
+  by+=" destination_workload, connection_security_policy" sel='{reporter="destination"}[10s]'
   echo
   echo "  Prometheus (pod plain), last 10 s:"
   python3 - "$(prom_query "sum by ($by) (rate(istio_tcp_connections_opened_total$sel))")" \
@@ -104,7 +104,8 @@ def series(answer):
         return []
 def key(m):
     return (f'{m.get("source_workload_namespace", "?")}/{m.get("source_workload", "?")} -> '
-            f'{m.get("destination_workload_namespace", "?")}/{m.get("destination_workload", "?")}')
+            f'{m.get("destination_workload_namespace", "?")}/{m.get("destination_workload", "?")} '
+            f'({m.get("connection_security_policy", "?")})')
 rows = {}
 for column, answer in enumerate(sys.argv[1:4]):
     for s in series(answer):

@@ -113,7 +113,10 @@ JSON
     --token-file="$dir/token" --namespace="$kns" --service-account="$sa" \
     --sds-socket="$dir/sds/sds.sock" --proxy-uid=$PROXY_UID --validity="$CERT_TTL" \
     --metrics="${AGENT_METRICS:-127.0.0.1:15019}"
-  spawn "$pod" "$dir/proxy.log" "${AS_PROXY[@]}" "$b/proxy/tandem-proxy" --config="$dir/proxy.json"
+  # The pod's own side of istio_tcp_*, as the injector sets it: the workload is named
+  # after its service account here (the peer side comes from the SPIFFE ID's sa/ns).
+  spawn "$pod" "$dir/proxy.log" "${AS_PROXY[@]}" env ISTIO_META_WORKLOAD_NAME="$sa" \
+    POD_NAMESPACE="$kns" "$b/proxy/tandem-proxy" --config="$dir/proxy.json"
   wait_for 20 in_ns "$pod" curl -sf http://127.0.0.1:15090/healthz/ready ||
     { echo "pod $pod not ready:"; cat "$dir/agent.log" "$dir/proxy.log"; return 1; }
 }
