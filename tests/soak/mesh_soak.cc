@@ -14,9 +14,11 @@
 // it). Main test thread: the schedule; its own threads: the load and the poll of the
 // proxies' certificates.
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <random>
@@ -172,6 +174,30 @@ class MeshSoak : public MeshTest {
     return f;
   }
 
+  // A failed run keeps every process log whole (the fixture prints only the start and
+  // the end of each, and a soak's failure sits in the middle): they are copied out of
+  // the temp dir, which the fixture removes.
+  void TearDown() override {
+    if (HasFailure()) {
+      std::string keep = absl::StrCat("/tmp/tandem-soak-logs-", getpid());
+      std::error_code error;  // best effort: a log that cannot be copied is skipped
+      for (std::filesystem::recursive_directory_iterator it(dir_, error), end;
+           !error && it != end; it.increment(error)) {
+        bool log = it->is_regular_file(error) && it->path().extension() == ".log";
+        error.clear();
+        if (!log) continue;
+        std::filesystem::path to =
+            keep / std::filesystem::relative(it->path(), dir_, error);
+        std::filesystem::create_directories(to.parent_path(), error);
+        std::filesystem::copy_file(
+            it->path(), to, std::filesystem::copy_options::overwrite_existing, error);
+        error.clear();
+      }
+      std::cerr << "the whole logs of this run: " << keep << "\n";
+    }
+    MeshTest::TearDown();
+  }
+
   absl::Time run_start_;
   std::unique_ptr<UnixSocketRelay> client_relay_, server_relay_;
   absl::Mutex served_mu_;
@@ -201,10 +227,10 @@ TEST_F(MeshSoak, NoConnectionFailsOutsideACertificateGapAFaultExplains) {
 
   run_start_ = absl::Now();
   const absl::Time end = run_start_ + absl::Seconds(g_seconds);
-  std::cerr << "soak: " << g_seconds << " s, seed " << seed << ", "
-            << absl::ToInt64Seconds(cert_validity_) << " s certificates, allowance "
-            << FormatDuration(g_allowance) << (g_long_faults ? ", long faults" : "")
-            << ", logs in " << dir_ << "\n";
+  std::cerr << "soak: starts " << absl::FormatTime(run_start_) << ", " << g_seconds
+            << " s, seed " << seed << ", " << absl::ToInt64Seconds(cert_validity_)
+            << " s certificates, allowance " << FormatDuration(g_allowance)
+            << (g_long_faults ? ", long faults" : "") << ", logs in " << dir_ << "\n";
   std::atomic<bool> stop_poll{false};
   std::thread poll([&] { PollCertificates(stop_poll); });
   EchoTrafficOptions load;
