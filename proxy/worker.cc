@@ -26,7 +26,8 @@ constexpr absl::Duration kTick = absl::Milliseconds(100);
 SocketAddress OriginalDestination(int fd, int family) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
-  if (family == AF_INET6 && getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len) == 0) {
+  if (family == AF_INET6 &&
+      getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len) == 0) {
     return SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
   }
   len = sizeof(ss);
@@ -67,17 +68,19 @@ absl::StatusOr<int> OpenListener(const SocketAddress& address, bool reuse_port) 
 
 Worker::Worker(const ProxyOptions* options, TlsContextManager* tls,
                MeshPolicyHolder* policy, std::atomic<int>* global_connections,
-               std::atomic<uint64_t>* next_id)
+               std::atomic<uint64_t>* next_id, PeerLabelTable* peer_labels)
     : options_(options),
       tls_(tls),
       policy_(policy),
       global_connections_(global_connections),
-      next_id_(next_id) {
+      next_id_(next_id),
+      peers_(peer_labels) {
   outbound_.worker = inbound_.worker = this;
   outbound_.direction = Direction::kOutbound;
   inbound_.direction = Direction::kInbound;
   context_ = WorkerContext{&loop_,
                            &stats_,
+                           &peers_,
                            options_,
                            tls_,
                            policy_,
