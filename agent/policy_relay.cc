@@ -88,7 +88,8 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
     Impl* impl;
     uint64_t sent;
     const bool* reader_done;
-    static bool Changed(WaitArgs* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    // Await calls it with `mu` held.
+    static bool Changed(WaitArgs* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(a->impl->mu) {
       return (a->impl->cached.has_value() && a->impl->generation != a->sent) ||
              *a->reader_done || a->impl->upstream_loop.stopping();
     }

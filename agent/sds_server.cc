@@ -104,7 +104,8 @@ struct SdsServer::Impl final
     Impl* impl;
     uint64_t sent;
     Subscription* sub;
-    static bool Changed(WaitArgs* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    // Await calls it with `mu` held.
+    static bool Changed(WaitArgs* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(a->impl->mu) {
       return (a->impl->version != 0 && a->impl->version != a->sent) || a->sub->changed ||
              a->sub->reader_done || a->impl->stopping.load();
     }

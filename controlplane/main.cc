@@ -448,10 +448,10 @@ int Serve(const tandem::Flags& flags) {
                                           streams->StreamsJson()};
       });
     }
-    CaServer* s = server->get();
-    admin->Handle("/trust-bundle", [s](const tandem::http::HttpRequest&) {
+    CaServer* ca = server->get();
+    admin->Handle("/trust-bundle", [ca](const tandem::http::HttpRequest&) {
       return tandem::http::HttpResponse{200, "application/x-pem-file",
-                                        s->core().trust_bundle_pem()};
+                                        ca->core().trust_bundle_pem()};
     });
     if (absl::Status s = admin->Start(); !s.ok()) return Fail(std::string(s.message()));
     tandem::log::Listening("ca", "admin", address, admin->port());

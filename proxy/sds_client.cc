@@ -89,8 +89,8 @@ bool SdsClient::Impl::RunStream() {
         error = std::string(merged.status().message());
       } else if (SdsSecretComplete(*merged)) {
         // Until both "default" and "ROOTCA" have arrived there is nothing to install.
-        absl::Status s = sink->UpdateSecret(*merged);
-        if (!s.ok()) error = std::string(s.message());
+        absl::Status updated = sink->UpdateSecret(*merged);
+        if (!updated.ok()) error = std::string(updated.message());
       }
       if (error.empty()) held = *std::move(merged);
       // Every request restates the subscription: in state of the world an empty

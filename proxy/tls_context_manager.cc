@@ -220,9 +220,12 @@ absl::StatusOr<std::shared_ptr<TlsSnapshot>> TlsContextManager::Build(
   }
 
   auto snapshot = std::make_shared<TlsSnapshot>(
-      TlsSnapshot{bssl::UniquePtr<SSL_CTX>(SSL_CTX_new(TLS_method())),
-                  bssl::UniquePtr<SSL_CTX>(SSL_CTX_new(TLS_method())), *bundle,
-                  creds.leaf(), *id, options_.trust_domain});
+      TlsSnapshot{.server = bssl::UniquePtr<SSL_CTX>(SSL_CTX_new(TLS_method())),
+                  .client = bssl::UniquePtr<SSL_CTX>(SSL_CTX_new(TLS_method())),
+                  .bundle = *bundle,
+                  .leaf = creds.leaf(),
+                  .identity = *id,
+                  .trust_domain = options_.trust_domain});
   if (!snapshot->server || !snapshot->client) {
     return absl::InternalError("SSL_CTX allocation failed");
   }
@@ -298,7 +301,7 @@ bssl::UniquePtr<SSL> TlsContextManager::NewServerSsl(
   bssl::UniquePtr<SSL> ssl(SSL_new(snapshot->server.get()));
   if (!ssl) return nullptr;
   SSL_set_ex_data(ssl.get(), VerificationIndex(),
-                  new PeerVerification{snapshot, "", pki::VerifyFailure::kNone, ""});
+                  new PeerVerification{.snapshot = snapshot});
   SSL_set_accept_state(ssl.get());
   return ssl;
 }
@@ -309,7 +312,7 @@ bssl::UniquePtr<SSL> TlsContextManager::NewClientSsl(
   if (!ssl) return nullptr;
   SSL_set_ex_data(
       ssl.get(), VerificationIndex(),
-      new PeerVerification{snapshot, destination, pki::VerifyFailure::kNone, ""});
+      new PeerVerification{.snapshot = snapshot, .destination = destination});
   if (bssl::UniquePtr<SSL_SESSION> session = snapshot->sessions->Take(destination)) {
     SSL_set_session(ssl.get(), session.get());
   }

@@ -99,7 +99,10 @@ class PublisherTest : public ::testing::Test {
     dir_ = ::testing::TempDir() + "/webhook-ca-bundle-" + std::to_string(getpid());
     std::filesystem::create_directories(dir_);
     WriteToken("token-1");
-    object_ = Config("1");
+    {
+      absl::MutexLock lock(&mu_);  // uncontended: the server starts below
+      object_ = Config("1");
+    }
     server_ = *FakeHttpsServer::Create([this](const FakeHttpsRequest& request) {
       absl::MutexLock lock(&mu_);
       requests_.push_back(request);

@@ -330,7 +330,7 @@ TEST(StatusFromHttpTest, MapsTheApiServersCodes) {
 
 TEST(KubeClientOptionsTest, RefusesNoToken) {
   absl::StatusOr<std::unique_ptr<KubeClient>> client =
-      KubeClient::Create({"127.0.0.1:1", "pem"});
+      KubeClient::Create({.api_server = "127.0.0.1:1", .ca_pem = "pem"});
   EXPECT_EQ(client.status().message(),
             "Kubernetes API: no token (file) for our identity");
 }

@@ -243,7 +243,8 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
     while (true) {
       {
         absl::MutexLock lock(&mu);
-        auto ready = [this, state] {
+        // Await evaluates it with `mu` held.
+        auto ready = [this, state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
           return stopping || state->reader_done ||
                  (state->got_first_request &&
                   (!state->sent_any || generation != state->seen_generation));

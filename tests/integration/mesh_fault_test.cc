@@ -299,8 +299,9 @@ TEST_F(MeshFaultTest, HandshakeTimeoutClosesAHalfOpenFloodWhileRealClientsAreSer
 int OpenConnections(int admin_port) {
   std::string body = HttpGet(admin_port, "/connections");
   int open = -1;
-  if (body.rfind("{\"open\": ", 0) == 0) {
-    absl::SimpleAtoi(body.substr(9, body.find(',') - 9), &open);
+  if (body.rfind("{\"open\": ", 0) == 0 &&
+      !absl::SimpleAtoi(body.substr(9, body.find(',') - 9), &open)) {
+    open = -1;
   }
   return open;
 }

@@ -95,7 +95,8 @@ class ScriptedStream : public Service {
       Response next;
       {
         absl::MutexLock lock(&mu_);
-        auto ready = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        // Await evaluates it with `mu_` held.
+        auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           return !outbox_.empty() || reader_done || stopping_;
         };
         mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(100));
