@@ -8,15 +8,22 @@
 //                    --kube-token-file=FILE --kube-server-name=NAME]]    (Kubernetes)
 //                   [--audience=istio-ca] [--issuer=ISS]
 //                   [--trust-domain=cluster.local] [--default-ttl=1h] [--max-ttl=24h]
-//                   [--extra-roots=FILE] [--dns-names=a,b] [--ip-addresses=127.0.0.1]
+//                   [--extra-roots=FILE] [--root-reload-interval=5s]
+//                   [--dns-names=a,b] [--ip-addresses=127.0.0.1]
 //                   [--policy-file=FILE [--policy-poll=1s]]       (mesh policy stream)
-//                   [--state-dir=DIR [--admin=127.0.0.1:15010]]   (revocations)
+//                   [--state-dir=DIR]                             (revocations)
+//                   [--admin=127.0.0.1:15010]   (loopback: revocations, policy streams;
+//                                                with --state-dir or --policy-file)
 //                   [--injector-listen=0.0.0.0:15017 [--injector-dns-names=a,b]
 //                    [--webhook-config=tandem-sidecar-injector]
 //                    [--template=/etc/tandem/injection/sidecar-template.yaml]
 //                    [--proxy-image=tandem/proxy:dev]
 //                    [--sidecar-ca-address=tandem-ca.tandem-system.svc:15012]]
 //                                                                 (injection webhook)
+//                   [--trust-root-configmap=tandem-ca-root
+//                    [--trust-root-namespaces=tandem-injection=enabled]]
+//                   [--leader-lease=tandem-system/tandem-ca [--pod-name=NAME]]
+//                                                     (Kubernetes: docs/controlplane.md)
 //                   [--log-level=info] [--log-format=text|json]
 //   tandem-ca revoke --admin=ADDR (--cert=FILE | --serial=HEX --not-after=RFC3339 |
 //                    --spiffe-id=ID) [--reason=TEXT]
@@ -30,6 +37,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -50,6 +58,9 @@
 #include "controlplane/injection/admission_review.h"
 #include "controlplane/injection/injector_endpoint.h"
 #include "controlplane/injection/webhook_ca_bundle.h"
+#include "controlplane/kube/kube_client.h"
+#include "controlplane/kube/leader_elector.h"
+#include "controlplane/kube/trust_root_publisher.h"
 #include "controlplane/policy/policy_watcher.h"
 #include "controlplane/revocation/admin_client.h"
 #include "controlplane/revocation/revocation_admin.h"
@@ -251,7 +262,10 @@ int Serve(const tandem::Flags& flags) {
       publish.credential_token = api->credential_token;
       publish.config_name = config;
       publish.service = {labels[0], labels[1]};
-      publish.ca_bundle_pem = (*server)->core().trust_bundle_pem();
+      // Read at every round: tandem-ca's bundle changes when it reloads its root files.
+      publish.ca_bundle_source = [core = &(*server)->core()] {
+        return core->trust_bundle_pem();
+      };
       publish.registry = &tandem::metrics::Registry::Default();
       absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>> publisher =
           WebhookCaBundlePublisher::Create(publish);
@@ -269,22 +283,102 @@ int Serve(const tandem::Flags& flags) {
         "--webhook-config, --injector-dns-names, --template, --proxy-image and "
         "--sidecar-ca-address need --injector-listen");
   }
+  // In a cluster, the Kubernetes API is the store shared by every replica.
+  using tandem::controlplane::KubeClient;
+  using tandem::controlplane::LeaderElector;
+  using tandem::controlplane::TrustRootPublisher;
+  std::unique_ptr<KubeClient> kube;
+  auto kube_client = [&](const std::string& flag) -> absl::StatusOr<KubeClient*> {
+    if (kube) return kube.get();
+    absl::StatusOr<TokenReviewAuthenticator::Options> api =
+        tandem::controlplane::KubeApiOptionsFromFlags(flags);
+    if (!api.ok())
+      return absl::Status(api.status().code(),
+                          flag + ": " + std::string(api.status().message()));
+    KubeClient::Options client;
+    client.api_server = api->api_server;
+    client.ca_pem = api->ca_pem;
+    client.server_name = api->server_name;
+    client.token_path = api->credential_token_path;
+    client.token = api->credential_token;
+    absl::StatusOr<std::unique_ptr<KubeClient>> made = KubeClient::Create(client);
+    if (!made.ok())
+      return absl::Status(made.status().code(),
+                          flag + ": " + std::string(made.status().message()));
+    kube = *std::move(made);
+    return kube.get();
+  };
+  std::unique_ptr<LeaderElector> elector;
+  if (std::string lease = get("leader-lease", ""); !lease.empty()) {
+    std::vector<std::string> parts = absl::StrSplit(lease, '/');
+    if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
+      return Fail("--leader-lease: NAMESPACE/NAME of the Lease");
+    }
+    absl::StatusOr<KubeClient*> client = kube_client("--leader-lease");
+    if (!client.ok()) return Fail(std::string(client.status().message()));
+    LeaderElector::Options election;
+    election.client = *client;
+    election.ns = parts[0];
+    election.name = parts[1];
+    // The pod's name: unique among replicas, and what an operator sees in the Lease.
+    const char* pod = std::getenv("POD_NAME");
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    election.identity = get("pod-name", pod != nullptr && *pod ? pod : host);
+    election.registry = &tandem::metrics::Registry::Default();
+    absl::StatusOr<std::unique_ptr<LeaderElector>> made = LeaderElector::Create(election);
+    if (!made.ok())
+      return Fail("--leader-lease: " + std::string(made.status().message()));
+    elector = *std::move(made);
+    elector->Start();
+  } else if (flags.Has("pod-name")) {
+    return Fail("--pod-name names this replica in --leader-lease: give that too");
+  }
+  std::unique_ptr<TrustRootPublisher> trust_roots;
+  if (std::string name = get("trust-root-configmap", ""); !name.empty()) {
+    absl::StatusOr<KubeClient*> client = kube_client("--trust-root-configmap");
+    if (!client.ok()) return Fail(std::string(client.status().message()));
+    TrustRootPublisher::Options publish;
+    publish.client = *client;
+    publish.bundle_pem = (*server)->core().trust_bundle_pem();
+    publish.configmap_name = name;
+    publish.namespace_selector = get("trust-root-namespaces", publish.namespace_selector);
+    // With replicas, only the Lease's holder writes: two writers of one object would
+    // fight over it on every edit.
+    if (LeaderElector* e = elector.get())
+      publish.may_write = [e] { return e->is_leader(); };
+    publish.registry = &tandem::metrics::Registry::Default();
+    absl::StatusOr<std::unique_ptr<TrustRootPublisher>> made =
+        TrustRootPublisher::Create(publish);
+    if (!made.ok())
+      return Fail("--trust-root-configmap: " + std::string(made.status().message()));
+    trust_roots = *std::move(made);
+    trust_roots->Start();
+  } else if (flags.Has("trust-root-namespaces")) {
+    return Fail("--trust-root-namespaces needs --trust-root-configmap");
+  }
   std::unique_ptr<RevocationAdmin> admin;
   if (std::string address = get("admin", "127.0.0.1:15010");
-      revocations && !address.empty()) {
+      (revocations || policy) && !address.empty()) {
     absl::StatusOr<std::unique_ptr<RevocationAdmin>> created =
         RevocationAdmin::Create({address, revocations.get(), policy.get()});
     if (!created.ok()) return Fail("--admin: " + std::string(created.status().message()));
     admin = *std::move(created);
+    // `tandemctl proxy-status` and `tandemctl check` read these two.
     if (const tandem::controlplane::PolicyServer* streams = (*server)->policy_server()) {
       admin->Handle("/policy-streams", [streams](const tandem::http::HttpRequest&) {
         return tandem::http::HttpResponse{200, "application/json",
                                           streams->StreamsJson()};
       });
     }
+    CaServer* s = server->get();
+    admin->Handle("/trust-bundle", [s](const tandem::http::HttpRequest&) {
+      return tandem::http::HttpResponse{200, "application/x-pem-file",
+                                        s->core().trust_bundle_pem()};
+    });
     if (absl::Status s = admin->Start(); !s.ok()) return Fail(std::string(s.message()));
     tandem::log::Listening("ca", "admin", address, admin->port());
-    tandem::log::Info("ca", "revocation admin serving",
+    tandem::log::Info("ca", "admin serving",
                       {{"address", address}, {"port", admin->port()}});
   }
   const char* mode =
@@ -300,6 +394,9 @@ int Serve(const tandem::Flags& flags) {
   sigwait(&signals, &sig);
   tandem::log::Info("ca", "shutting down");
   if (admin) admin->Stop();
+  if (trust_roots) trust_roots->Stop();
+  // Last of the writers: releasing the Lease lets another replica lead at once.
+  if (elector) elector->Stop();
   if (ca_bundle) ca_bundle->Stop();
   if (injector) injector->Stop();
   if (metrics) metrics->Stop();
@@ -374,6 +471,7 @@ int main(int argc, char** argv) {
         "default-ttl",
         "max-ttl",
         "extra-roots",
+        "root-reload-interval",
         "dns-names",
         "ip-addresses",
         "policy-file",
@@ -386,6 +484,10 @@ int main(int argc, char** argv) {
         "template",
         "proxy-image",
         "sidecar-ca-address",
+        "trust-root-configmap",
+        "trust-root-namespaces",
+        "leader-lease",
+        "pod-name",
         "log-level",
         "log-format"}},
       {"gen-signing-key", {"out"}},

@@ -108,9 +108,17 @@ absl::StatusOr<CaServerOptions> CaServerOptionsFromFlags(const Flags& flags) {
     }
     options.token_review = *std::move(review);
   }
-  if (flags.Has("extra-roots") &&
-      !ReadFlagFile(flags, "extra-roots", &options.core.extra_roots_pem)) {
-    return Refused("--extra-roots: cannot read " + flags.Get("extra-roots"));
+  // Re-read with the key and certificate every --root-reload-interval.
+  options.core.extra_roots_file = flags.Get("extra-roots");
+  if (std::string unused;
+      flags.Has("extra-roots") && !ReadFlagFile(flags, "extra-roots", &unused)) {
+    return Refused("--extra-roots: cannot read " + options.core.extra_roots_file);
+  }
+  if (flags.Has("root-reload-interval") && flags.Get("root-reload-interval") == "0") {
+    options.root_reload_interval = absl::ZeroDuration();
+  } else if (!PositiveDuration(flags, "root-reload-interval",
+                               &options.root_reload_interval)) {
+    return Refused("--root-reload-interval: not a positive duration (e.g. 5s), or 0");
   }
   if (!PositiveDuration(flags, "policy-poll", &options.policy_poll_interval)) {
     return Refused("--policy-poll: not a positive duration (e.g. 1s, 500ms)");

@@ -14,7 +14,8 @@ namespace tandem::controlplane {
 // The CA server's options from --root-dir, --root-dir-mode, --trust-domain, --listen,
 // --audience, --issuer, --default-ttl, --max-ttl, --dns-names, --ip-addresses,
 // --token-public-key, --token-jwks, --token-review (with the --kube-* flags),
-// --extra-roots and --policy-poll, reading the files they name. Refuses --admin without
+// --extra-roots, --root-reload-interval and --policy-poll, reading the files they name.
+// Refuses --admin without
 // --state-dir. Leaves `policy` and `revocations` null: main.cc opens those.
 absl::StatusOr<CaServerOptions> CaServerOptionsFromFlags(const Flags& flags);
 

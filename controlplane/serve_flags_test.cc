@@ -11,14 +11,17 @@ namespace tandem::controlplane {
 namespace {
 
 // The flags these tests pass (main.cc knows every one of `serve`'s).
-const std::vector<std::string_view> kKnown = {
-    "root-dir",        "root-dir-mode",    "listen",
-    "trust-domain",    "audience",         "issuer",
-    "default-ttl",     "max-ttl",          "dns-names",
-    "ip-addresses",    "token-public-key", "token-jwks",
-    "token-review",    "kube-api-server",  "kube-ca-file",
-    "kube-token-file", "kube-server-name", "extra-roots",
-    "policy-poll",     "state-dir",        "admin"};
+const std::vector<std::string_view> kKnown = {"root-dir",         "root-dir-mode",
+                                              "listen",           "trust-domain",
+                                              "audience",         "issuer",
+                                              "default-ttl",      "max-ttl",
+                                              "dns-names",        "ip-addresses",
+                                              "token-public-key", "token-jwks",
+                                              "token-review",     "kube-api-server",
+                                              "kube-ca-file",     "kube-token-file",
+                                              "kube-server-name", "extra-roots",
+                                              "policy-poll",      "root-reload-interval",
+                                              "state-dir",        "admin"};
 
 Flags Parse(std::vector<std::string> args) {
   std::vector<char*> argv;
@@ -44,6 +47,8 @@ TEST(CaServerOptionsFromFlagsTest, RefusesMalformedDurations) {
                 "--max-ttl: not a positive duration");
   ExpectRefused({"--policy-poll=-1s"}, absl::StatusCode::kInvalidArgument,
                 "--policy-poll: not a positive duration (e.g. 1s, 500ms)");
+  ExpectRefused({"--root-reload-interval=soon"}, absl::StatusCode::kInvalidArgument,
+                "--root-reload-interval: not a positive duration (e.g. 5s), or 0");
 }
 
 TEST(CaServerOptionsFromFlagsTest, RefusesUnknownRootDirMode) {

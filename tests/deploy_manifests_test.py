@@ -83,13 +83,15 @@ ns = find(install, "Namespace", "tandem-system")
 check("tandem-system enforces Pod Security 'restricted'",
       ns["metadata"]["labels"].get("pod-security.kubernetes.io/enforce") == "restricted")
 
-# --- RBAC: exactly TokenReviews and the one webhook, no wildcards.
+# --- RBAC: exactly what docs/controlplane.md lists, no wildcards.
 sa = find(install, "ServiceAccount", "tandem-ca", "tandem-system")
 role = find(install, "ClusterRole", "tandem-ca")
 binding = find(install, "ClusterRoleBinding", "tandem-ca")
+ns_role = find(install, "Role", "tandem-ca", "tandem-system")
+ns_binding = find(install, "RoleBinding", "tandem-ca", "tandem-system")
 rules = role["rules"]
 check("no RBAC rule uses a wildcard",
-      not any("*" in r.get(k, []) for r in rules
+      not any("*" in r.get(k, []) for r in rules + ns_role["rules"]
               for k in ("apiGroups", "resources", "verbs", "resourceNames")))
 check("the CA may create tokenreviews, nothing else there",
       {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"],
@@ -98,16 +100,31 @@ check("the CA may get and update only its own webhook configuration",
       {"apiGroups": ["admissionregistration.k8s.io"],
        "resources": ["mutatingwebhookconfigurations"],
        "resourceNames": ["tandem-sidecar-injector"], "verbs": ["get", "update"]} in rules)
-check("the ClusterRole has those two rules only", len(rules) == 2)
+check("the CA may list and watch namespaces (to find the meshed ones), nothing more",
+      {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]} in rules)
+check("cluster-wide, the CA reads and updates only ConfigMaps named tandem-ca-root",
+      {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["tandem-ca-root"],
+       "verbs": ["get", "list", "watch", "update"]} in rules)
+check("the CA may create ConfigMaps (create cannot be limited to a name)",
+      {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]} in rules)
+check("the ClusterRole has those five rules only", len(rules) == 5)
+check("in tandem-system the CA may get and update only the Lease tandem-ca, and create it",
+      ns_role["rules"][:2] == [
+          {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+           "resourceNames": ["tandem-ca"], "verbs": ["get", "update"]},
+          {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+           "verbs": ["create"]}])
+subject = [{"kind": "ServiceAccount", "name": "tandem-ca", "namespace": "tandem-system"}]
 check("the binding gives the ClusterRole to the CA's service account",
       binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                             "name": "tandem-ca"} and
-      binding["subjects"] == [{"kind": "ServiceAccount", "name": "tandem-ca",
-                               "namespace": "tandem-system"}])
-check("no Role, RoleBinding or other ClusterRole",
-      [o["kind"] for o in install if o["kind"] in
-       ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")] ==
-      ["ClusterRole", "ClusterRoleBinding"])
+                             "name": "tandem-ca"} and binding["subjects"] == subject)
+check("the RoleBinding gives the Role to the CA's service account",
+      ns_binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                "name": "tandem-ca"} and ns_binding["subjects"] == subject)
+check("no other Role, RoleBinding, ClusterRole or ClusterRoleBinding",
+      sorted(o["kind"] for o in install if o["kind"] in
+             ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")) ==
+      ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"])
 
 # --- The CA Deployment.
 ca = find(install, "Deployment", "tandem-ca", "tandem-system")
@@ -144,6 +161,14 @@ find(install, "PersistentVolumeClaim", "tandem-ca-state", "tandem-system")
 check("the CA's admin endpoint is on loopback",
       (flag(args, "admin") or "").startswith("127.0.0.1:"))
 check("tokens are checked with TokenReview", "--token-review" in args)
+check("the CA keeps tandem-ca-root in every namespace labelled for injection",
+      flag(args, "trust-root-configmap") == "tandem-ca-root" and
+      flag(args, "trust-root-namespaces") == "tandem-injection=enabled")
+check("one replica writes them, elected with the Lease the Role names",
+      flag(args, "leader-lease") == "tandem-system/tandem-ca" and
+      any(e["name"] == "POD_NAME" and
+          e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name"
+          for e in container.get("env", [])))
 template_volume = mount_of(container, pod, flag(args, "template") or "")
 template_map = template_volume and template_volume.get("configMap", {}).get("name", "")
 check("the sidecar template comes from the generated ConfigMap tandem-sidecar-template-<hash>",
@@ -222,9 +247,12 @@ check("the example overlay holds the whole install",
 app_ns = find(example, "Namespace", "tandem-example")
 check("the example namespace is labelled for injection",
       app_ns["metadata"]["labels"].get("tandem-injection") == "enabled")
-for name, source in (("tandem-ca-root", trust), ("tandem-proxy-config", proxy_config)):
-    copy = find(example, "ConfigMap", name, "tandem-example")
-    check(f"the example namespace's {name} is the install's", copy["data"] == source["data"])
+copy = find(example, "ConfigMap", "tandem-proxy-config", "tandem-example")
+check("the example namespace's tandem-proxy-config is the install's",
+      copy["data"] == proxy_config["data"])
+check("the example does not ship tandem-ca-root: tandem-ca writes it there",
+      not any(o["kind"] == "ConfigMap" and o["metadata"]["name"] == "tandem-ca-root" and
+              o["metadata"].get("namespace") == "tandem-example" for o in example))
 server = find(example, "Deployment", "server", "tandem-example")
 client = find(example, "Job", "client", "tandem-example")
 service = find(example, "Service", "server", "tandem-example")

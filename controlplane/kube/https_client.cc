@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "controlplane/kube/chunked_decoder.h"
 
 namespace tandem::controlplane {
 namespace {
@@ -42,6 +43,8 @@ class Fd {
  private:
   int fd_;
 };
+
+constexpr size_t kMaxHeadBytes = 64 * 1024;
 
 bool IsIpLiteral(const std::string& host) {
   unsigned char buf[16];
@@ -99,28 +102,34 @@ absl::StatusOr<int> Connect(const std::string& host, const std::string& port,
       absl::StrCat("connecting to ", host, ":", port, ": ", last_error));
 }
 
-// Parses a complete response in `raw`, or returns nullopt when more bytes are needed
-// (`eof`: no more will come). Errors are malformed responses.
-absl::StatusOr<std::optional<HttpsResponse>> ParseResponse(const std::string& raw,
-                                                           bool eof) {
+struct ResponseHead {
+  int status = 0;
+  std::optional<size_t> content_length;
+  bool chunked = false;
+  size_t size = 0;  // bytes of the head, the blank line included
+};
+
+// Parses the status line and headers at the start of `raw`, or returns nullopt when
+// they are not complete yet (`eof`: no more will come). Errors are malformed heads.
+absl::StatusOr<std::optional<ResponseHead>> ParseHead(absl::string_view raw, bool eof) {
   size_t head_end = raw.find("\r\n\r\n");
-  if (head_end == std::string::npos) {
+  if (head_end == absl::string_view::npos) {
     if (eof) return absl::UnavailableError("connection closed before the headers");
+    if (raw.size() > kMaxHeadBytes)
+      return absl::UnavailableError("response head too large");
     return std::nullopt;
   }
-  std::vector<absl::string_view> lines =
-      absl::StrSplit(absl::string_view(raw).substr(0, head_end), "\r\n");
-  HttpsResponse response;
+  std::vector<absl::string_view> lines = absl::StrSplit(raw.substr(0, head_end), "\r\n");
+  ResponseHead head;
+  head.size = head_end + 4;
   absl::string_view status_line = lines[0];
   if ((!absl::StartsWith(status_line, "HTTP/1.1 ") &&
        !absl::StartsWith(status_line, "HTTP/1.0 ")) ||
       status_line.size() < 12 ||
-      !absl::SimpleAtoi(status_line.substr(9, 3), &response.status) ||
-      response.status < 100 || response.status > 599) {
+      !absl::SimpleAtoi(status_line.substr(9, 3), &head.status) || head.status < 100 ||
+      head.status > 599) {
     return absl::UnavailableError("malformed HTTP status line");
   }
-  std::optional<size_t> content_length;
-  bool chunked = false;
   for (size_t i = 1; i < lines.size(); ++i) {
     size_t colon = lines[i].find(':');
     if (colon == absl::string_view::npos) {
@@ -130,48 +139,42 @@ absl::StatusOr<std::optional<HttpsResponse>> ParseResponse(const std::string& ra
     absl::string_view value = absl::StripAsciiWhitespace(lines[i].substr(colon + 1));
     if (name == "content-length") {
       size_t n;
-      if (!absl::SimpleAtoi(value, &n) || (content_length && *content_length != n)) {
+      if (!absl::SimpleAtoi(value, &n) ||
+          (head.content_length && *head.content_length != n)) {
         return absl::UnavailableError("bad Content-Length");
       }
-      content_length = n;
+      head.content_length = n;
     } else if (name == "transfer-encoding") {
-      chunked = absl::EqualsIgnoreCase(value, "chunked");
-      if (!chunked) return absl::UnavailableError("unsupported Transfer-Encoding");
+      head.chunked = absl::EqualsIgnoreCase(value, "chunked");
+      if (!head.chunked) return absl::UnavailableError("unsupported Transfer-Encoding");
     }
   }
-  absl::string_view rest = absl::string_view(raw).substr(head_end + 4);
-  if (chunked) {
-    std::string body;
-    while (true) {
-      size_t line_end = rest.find("\r\n");
-      if (line_end == absl::string_view::npos) break;
-      absl::string_view size_text = rest.substr(0, line_end);
-      size_text = size_text.substr(0, size_text.find(';'));
-      size_t size;
-      if (!absl::SimpleHexAtoi(absl::StripAsciiWhitespace(size_text), &size) ||
-          size > raw.size()) {
-        return absl::UnavailableError("bad chunk size");
-      }
-      if (size == 0) {
-        response.body = std::move(body);
-        return response;  // trailers, if any, are ignored
-      }
-      if (rest.size() < line_end + 2 + size + 2) break;
-      body.append(rest.data() + line_end + 2, size);
-      if (rest.substr(line_end + 2 + size, 2) != "\r\n") {
-        return absl::UnavailableError("bad chunk terminator");
-      }
-      rest.remove_prefix(line_end + 2 + size + 2);
-    }
+  return head;
+}
+
+// Parses a complete response in `raw`, or returns nullopt when more bytes are needed
+// (`eof`: no more will come). Errors are malformed responses.
+absl::StatusOr<std::optional<HttpsResponse>> ParseResponse(const std::string& raw,
+                                                           bool eof) {
+  absl::StatusOr<std::optional<ResponseHead>> head = ParseHead(raw, eof);
+  if (!head.ok()) return head.status();
+  if (!head->has_value()) return std::nullopt;
+  HttpsResponse response;
+  response.status = (*head)->status;
+  absl::string_view rest = absl::string_view(raw).substr((*head)->size);
+  if ((*head)->chunked) {
+    ChunkedDecoder decoder;
+    if (absl::Status s = decoder.Feed(rest, &response.body); !s.ok()) return s;
+    if (decoder.done()) return response;  // trailers, if any, are ignored
     if (eof) return absl::UnavailableError("connection closed inside a chunked body");
     return std::nullopt;
   }
-  if (content_length) {
-    if (rest.size() < *content_length) {
+  if (std::optional<size_t> length = (*head)->content_length) {
+    if (rest.size() < *length) {
       if (eof) return absl::UnavailableError("connection closed inside the body");
       return std::nullopt;
     }
-    response.body = std::string(rest.substr(0, *content_length));
+    response.body = std::string(rest.substr(0, *length));
     return response;
   }
   if (!eof) return std::nullopt;
@@ -257,26 +260,41 @@ absl::StatusOr<HttpsResponse> HttpsClient::Post(
   return Send("POST", path, content_type, body, headers);
 }
 
-absl::StatusOr<HttpsResponse> HttpsClient::Send(
+// A TLS connection with the request sent.
+struct HttpsClient::Connection {
+  explicit Connection(int fd) : fd(fd) {}
+  Fd fd;
+  bssl::UniquePtr<SSL> ssl;
+};
+
+absl::StatusOr<std::unique_ptr<HttpsClient::Connection>> HttpsClient::Open(
     const std::string& method, const std::string& path, const std::string& content_type,
     const std::string& body,
-    const std::vector<std::pair<std::string, std::string>>& headers) const {
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    absl::Time deadline) const {
   if (method.empty() || path.empty() || path[0] != '/' ||
       (method + path).find_first_of(" \r\n") != std::string::npos ||
       content_type.find_first_of("\r\n") != std::string::npos) {
     return absl::InvalidArgumentError("bad method, path or content type");
   }
-  const absl::Time deadline = absl::Now() + options_.timeout;
+  for (const auto& [name, value] : headers) {
+    if (name.find_first_of("\r\n:") != std::string::npos ||
+        value.find_first_of("\r\n") != std::string::npos) {
+      return absl::InvalidArgumentError("header with CR/LF");
+    }
+  }
   absl::StatusOr<int> fd_or = Connect(host_, port_, deadline);
   if (!fd_or.ok()) return fd_or.status();
-  Fd fd(*fd_or);
-  if (absl::Status s = SetIoTimeout(fd.get(), deadline - absl::Now()); !s.ok()) return s;
+  auto conn = std::make_unique<Connection>(*fd_or);
+  const int fd = conn->fd.get();
+  if (absl::Status s = SetIoTimeout(fd, deadline - absl::Now()); !s.ok()) return s;
 
-  bssl::UniquePtr<SSL> ssl(SSL_new(tls_->ctx.get()));
-  if (!ssl || !SSL_set_fd(ssl.get(), fd.get())) {
+  conn->ssl.reset(SSL_new(tls_->ctx.get()));
+  SSL* ssl = conn->ssl.get();
+  if (ssl == nullptr || !SSL_set_fd(ssl, fd)) {
     return absl::InternalError("SSL_new failed");
   }
-  X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
   X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
   bool ip = IsIpLiteral(options_.server_name);
   if (ip ? !X509_VERIFY_PARAM_set1_ip_asc(param, options_.server_name.c_str())
@@ -284,13 +302,13 @@ absl::StatusOr<HttpsResponse> HttpsClient::Send(
                                         options_.server_name.size())) {
     return absl::InternalError("cannot set the expected server name");
   }
-  if (!ip) SSL_set_tlsext_host_name(ssl.get(), options_.server_name.c_str());
-  if (SSL_connect(ssl.get()) != 1) {
+  if (!ip) SSL_set_tlsext_host_name(ssl, options_.server_name.c_str());
+  if (SSL_connect(ssl) != 1) {
     if (absl::Now() >= deadline) {
       ERR_clear_error();
       return absl::DeadlineExceededError("TLS handshake timed out");
     }
-    long verify = SSL_get_verify_result(ssl.get());
+    long verify = SSL_get_verify_result(ssl);
     std::string why =
         verify != X509_V_OK ? X509_verify_cert_error_string(verify) : SslErrorText();
     ERR_clear_error();
@@ -306,49 +324,152 @@ absl::StatusOr<HttpsResponse> HttpsClient::Send(
                     "\r\nContent-Length: ", body.size(), "\r\n");
   }
   for (const auto& [name, value] : headers) {
-    if (name.find_first_of("\r\n:") != std::string::npos ||
-        value.find_first_of("\r\n") != std::string::npos) {
-      return absl::InvalidArgumentError("header with CR/LF");
-    }
     absl::StrAppend(&request, name, ": ", value, "\r\n");
   }
   absl::StrAppend(&request, "\r\n", body);
-  if (SSL_write(ssl.get(), request.data(), static_cast<int>(request.size())) !=
+  if (SSL_write(ssl, request.data(), static_cast<int>(request.size())) !=
       static_cast<int>(request.size())) {
     return absl::UnavailableError(absl::StrCat("sending request: ", SslErrorText()));
   }
+  return conn;
+}
 
+namespace {
+
+enum class ReadResult { kData, kEof, kTimeout };
+
+// One SSL_read into `buf`: kData with *n bytes, kEof, or kTimeout when SO_RCVTIMEO
+// fired (the caller decides whether time is left).
+absl::StatusOr<ReadResult> ReadSome(SSL* ssl, char* buf, int size, int* n) {
+  errno = 0;
+  *n = SSL_read(ssl, buf, size);
+  if (*n > 0) return ReadResult::kData;
+  int err = SSL_get_error(ssl, *n);
+  if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && errno == 0)) {
+    return ReadResult::kEof;  // close_notify, or a plain TCP close (common, tolerated)
+  }
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
+      (err == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+    ERR_clear_error();
+    return ReadResult::kTimeout;
+  }
+  return absl::UnavailableError(absl::StrCat("reading response: ", SslErrorText()));
+}
+
+}  // namespace
+
+absl::StatusOr<HttpsResponse> HttpsClient::Send(
+    const std::string& method, const std::string& path, const std::string& content_type,
+    const std::string& body,
+    const std::vector<std::pair<std::string, std::string>>& headers) const {
+  const absl::Time deadline = absl::Now() + options_.timeout;
+  absl::StatusOr<std::unique_ptr<Connection>> conn =
+      Open(method, path, content_type, body, headers, deadline);
+  if (!conn.ok()) return conn.status();
   std::string raw;
   char buf[16384];
   while (true) {
-    if (absl::Status s = SetIoTimeout(fd.get(), deadline - absl::Now()); !s.ok()) {
+    if (absl::Status s = SetIoTimeout((*conn)->fd.get(), deadline - absl::Now());
+        !s.ok()) {
       return s;
     }
-    errno = 0;
-    int n = SSL_read(ssl.get(), buf, sizeof(buf));
-    bool eof = false;
-    if (n > 0) {
+    int n = 0;
+    absl::StatusOr<ReadResult> read = ReadSome((*conn)->ssl.get(), buf, sizeof(buf), &n);
+    if (!read.ok()) return read.status();
+    if (*read == ReadResult::kTimeout) continue;  // SetIoTimeout says if time is left
+    if (*read == ReadResult::kData) {
       raw.append(buf, n);
       if (raw.size() > options_.max_response_bytes) {
         return absl::UnavailableError("response too large");
       }
-    } else {
-      int err = SSL_get_error(ssl.get(), n);
-      if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && errno == 0)) {
-        eof = true;  // close_notify, or a plain TCP close (common, tolerated)
-      } else if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
-                 (err == SSL_ERROR_SYSCALL &&
-                  (errno == EAGAIN || errno == EWOULDBLOCK))) {
-        // SO_RCVTIMEO fired: the loop's SetIoTimeout says whether time is left.
-        ERR_clear_error();
-        continue;
-      } else {
-        return absl::UnavailableError(absl::StrCat("reading response: ", SslErrorText()));
-      }
     }
-    absl::StatusOr<std::optional<HttpsResponse>> parsed = ParseResponse(raw, eof);
+    absl::StatusOr<std::optional<HttpsResponse>> parsed =
+        ParseResponse(raw, *read == ReadResult::kEof);
     if (!parsed.ok()) return parsed.status();
     if (parsed->has_value()) return **std::move(parsed);
+  }
+}
+
+absl::Status HttpsClient::Stream(
+    const std::string& path,
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    const StreamHandlers& handlers) const {
+  absl::StatusOr<std::unique_ptr<Connection>> conn =
+      Open("GET", path, "", "", headers, absl::Now() + options_.timeout);
+  if (!conn.ok()) return conn.status();
+  const int fd = (*conn)->fd.get();
+  SSL* ssl = (*conn)->ssl.get();
+  // Short read timeouts, so a cancel is seen within one tick.
+  constexpr absl::Duration kTick = absl::Milliseconds(100);
+  timeval tv = absl::ToTimeval(kTick);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+
+  std::string raw;  // the head until it is complete
+  std::optional<ResponseHead> head;
+  ChunkedDecoder decoder(options_.max_response_bytes);
+  size_t body_seen = 0;
+  std::string piece;
+  absl::Time last_byte = absl::Now();
+  char buf[16384];
+  auto cancelled = [&] {
+    return handlers.cancelled != nullptr && handlers.cancelled->load();
+  };
+  // Hands body bytes on; false when the handler wants no more.
+  auto deliver = [&](absl::string_view bytes) -> absl::StatusOr<bool> {
+    if (bytes.empty()) return true;
+    if (head->chunked) {
+      piece.clear();
+      if (absl::Status s = decoder.Feed(bytes, &piece); !s.ok()) return s;
+      return piece.empty() || handlers.on_body(piece);
+    }
+    if (head->content_length) {
+      bytes = bytes.substr(0, *head->content_length - body_seen);
+    }
+    body_seen += bytes.size();
+    return handlers.on_body(bytes);
+  };
+  auto body_complete = [&] {
+    return head->chunked ? decoder.done()
+                         : head->content_length && body_seen >= *head->content_length;
+  };
+  while (true) {
+    if (cancelled()) return absl::OkStatus();
+    int n = 0;
+    absl::StatusOr<ReadResult> read = ReadSome(ssl, buf, sizeof(buf), &n);
+    if (!read.ok()) return read.status();
+    if (*read == ReadResult::kTimeout) {
+      if (absl::Now() - last_byte > handlers.idle_timeout) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("no byte from ", options_.address, " for ",
+                         absl::FormatDuration(handlers.idle_timeout)));
+      }
+      continue;
+    }
+    const bool eof = *read == ReadResult::kEof;
+    absl::string_view bytes(buf, eof ? 0 : n);
+    last_byte = absl::Now();
+    if (!head) {
+      raw.append(bytes.data(), bytes.size());
+      absl::StatusOr<std::optional<ResponseHead>> parsed = ParseHead(raw, eof);
+      if (!parsed.ok()) return parsed.status();
+      if (!parsed->has_value()) continue;
+      head = **parsed;
+      if (!handlers.on_head(head->status)) return absl::OkStatus();
+      bytes = absl::string_view(raw).substr(head->size);
+    }
+    absl::StatusOr<bool> more = deliver(bytes);
+    if (!more.ok()) return more.status();
+    if (!*more || body_complete()) return absl::OkStatus();
+    if (eof) {
+      if (head->chunked) {
+        return absl::UnavailableError("connection closed inside a chunked body");
+      }
+      if (head->content_length) {
+        return absl::UnavailableError("connection closed inside the body");
+      }
+      return absl::OkStatus();
+    }
+    raw.clear();
   }
 }
 

@@ -1,12 +1,15 @@
 #ifndef TANDEM_CONTROLPLANE_KUBE_HTTPS_CLIENT_H_
 #define TANDEM_CONTROLPLANE_KUBE_HTTPS_CLIENT_H_
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace tandem::controlplane {
@@ -49,11 +52,38 @@ class HttpsClient {
       const std::string& body,
       const std::vector<std::pair<std::string, std::string>>& headers) const;
 
+  // What Stream does with a response that stays open (a Kubernetes watch).
+  struct StreamHandlers {
+    // Gets the HTTP status once the headers are in; false: stop here.
+    std::function<bool(int status)> on_head;
+    // Gets the body as it arrives, chunked coding removed; false: stop here.
+    std::function<bool(absl::string_view bytes)> on_body;
+    // Checked every 100 ms: true ends the stream (Stream returns OK).
+    const std::atomic<bool>* cancelled = nullptr;
+    // No byte for this long ends the stream with kDeadlineExceeded.
+    absl::Duration idle_timeout = absl::Minutes(2);
+  };
+  // GETs `path` and hands the response to `handlers` as it arrives: connecting,
+  // the handshake and sending are bounded by the timeout, the body only by
+  // idle_timeout. OK when the body ends, a handler returns false or `cancelled` turns
+  // true; kUnavailable for transport, TLS and framing failures (a connection closed
+  // inside a chunked body among them). Any thread (each call has its own connection).
+  absl::Status Stream(const std::string& path,
+                      const std::vector<std::pair<std::string, std::string>>& headers,
+                      const StreamHandlers& handlers) const;
+
   struct Tls;
+  struct Connection;
 
  private:
   HttpsClient(Options options, std::string host, std::string port,
               std::unique_ptr<Tls> tls);
+  // Connects, verifies the server and sends the request, all before `deadline`.
+  absl::StatusOr<std::unique_ptr<Connection>> Open(
+      const std::string& method, const std::string& path, const std::string& content_type,
+      const std::string& body,
+      const std::vector<std::pair<std::string, std::string>>& headers,
+      absl::Time deadline) const;
   Options options_;
   std::string host_;
   std::string port_;

@@ -1,35 +1,25 @@
 #include "controlplane/revocation/revocation_store.h"
 
-#include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <optional>
+#include <utility>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "common/file_util.h"
 #include "common/spiffe_id.h"
+#include "controlplane/revocation/file_revocation_backend.h"
 
 namespace tandem::controlplane {
 namespace {
 
 using tandem::policy::v1::Revocation;
+using Entries = std::map<std::string, Revocation>;
 
-constexpr char kFileName[] = "revocations.jsonl";
 constexpr size_t kMaxSerialHexDigits = 40;  // RFC 5280: at most 20 octets
-
-absl::Status Errno(absl::string_view what, const std::string& path) {
-  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
-}
 
 std::string KeyOf(const Revocation& entry) {
   return entry.has_serial_hex() ? absl::StrCat("serial:", entry.serial_hex())
@@ -40,46 +30,49 @@ bool Expired(const Revocation& entry, absl::Time now) {
   return absl::FromUnixSeconds(entry.expires_unix_seconds()) <= now;
 }
 
-// Creates `dir` 0700 if absent; refuses one that others can access, since the list of
-// revocations decides who is trusted.
-absl::Status PrepareDirectory(const std::string& dir) {
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Errno("mkdir", dir);
-  struct stat st;
-  if (stat(dir.c_str(), &st) != 0) return Errno("stat", dir);
-  if (!S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(dir, " is not a directory"));
+// Parses the backend's text, leaving out entries expired at `now`. A line that is not a
+// revocation is kDataLoss naming `name` and the line.
+absl::StatusOr<Entries> Parse(const std::string& text, const std::string& name,
+                              absl::Time now) {
+  Entries entries;
+  int line_number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    ++line_number;
+    Revocation entry;
+    google::protobuf::util::JsonParseOptions strict;
+    auto parsed = google::protobuf::util::JsonStringToMessage(
+        std::string(line.data(), line.size()), &entry, strict);
+    if (!parsed.ok() || entry.target_case() == Revocation::TARGET_NOT_SET) {
+      return absl::DataLossError(
+          absl::StrCat(name, ":", line_number, ": not a revocation entry",
+                       parsed.ok() ? "" : absl::StrCat(" (", parsed.ToString(), ")"),
+                       "; fix or remove the line"));
+    }
+    if (!Expired(entry, now)) entries[KeyOf(entry)] = std::move(entry);
   }
-  if ((st.st_mode & 077) != 0) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "state directory %s is mode %o; it must be owner-only (chmod 700 %s)", dir,
-        st.st_mode & 07777, dir));
-  }
-  return absl::OkStatus();
+  return entries;
 }
 
-// Writes `content` to `path` so that a crash leaves either the old or the new file:
-// temporary file (0600), fsync, rename over `path`, fsync of the directory.
-absl::Status WriteFileAtomically(const std::string& dir, const std::string& path,
-                                 const std::string& content) {
-  std::string temp = path + ".tmp";
-  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Errno("open", temp);
-  absl::Cleanup close_fd = [fd] { close(fd); };
-  // O_CREAT keeps the mode of a leftover temporary file; make sure it is 0600.
-  if (fchmod(fd, 0600) != 0) return Errno("chmod", temp);
-  for (size_t written = 0; written < content.size();) {
-    ssize_t n = write(fd, content.data() + written, content.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Errno("write", temp);
-    written += static_cast<size_t>(n);
+absl::StatusOr<std::string> Serialize(const Entries& entries) {
+  std::string content;
+  for (const auto& [key, entry] : entries) {
+    std::string line;
+    auto status = google::protobuf::util::MessageToJsonString(entry, &line);
+    if (!status.ok()) return absl::InternalError(status.ToString());
+    absl::StrAppend(&content, line, "\n");
   }
-  if (fsync(fd) != 0) return Errno("fsync", temp);
-  if (rename(temp.c_str(), path.c_str()) != 0) return Errno("rename", temp);
-  int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return Errno("open", dir);
-  absl::Cleanup close_dir = [dir_fd] { close(dir_fd); };
-  if (fsync(dir_fd) != 0) return Errno("fsync", dir);
-  return absl::OkStatus();
+  return content;
+}
+
+bool SameEntries(const Entries& a, const Entries& b) {
+  if (a.size() != b.size()) return false;
+  for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j) {
+    if (i->first != j->first ||
+        i->second.SerializeAsString() != j->second.SerializeAsString()) {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -100,47 +93,70 @@ absl::StatusOr<std::string> NormalizeSerialHex(const std::string& serial_hex) {
   return hex;
 }
 
-RevocationStore::RevocationStore(Options options, std::string path)
-    : options_(std::move(options)), path_(std::move(path)) {}
+RevocationStore::RevocationStore(absl::Duration max_ttl,
+                                 std::unique_ptr<RevocationBackend> backend)
+    : max_ttl_(max_ttl), name_(backend->name()), backend_(std::move(backend)) {}
+
+RevocationStore::~RevocationStore() = default;
 
 absl::StatusOr<std::unique_ptr<RevocationStore>> RevocationStore::Open(Options options,
                                                                        absl::Time now) {
-  if (options.state_dir.empty()) {
-    return absl::InvalidArgumentError("the revocation state directory is not set");
+  absl::StatusOr<std::unique_ptr<FileRevocationBackend>> file =
+      FileRevocationBackend::Create(options.state_dir);
+  if (!file.ok()) return file.status();
+  return Open(*std::move(file), options.max_ttl, now);
+}
+
+absl::StatusOr<std::unique_ptr<RevocationStore>> RevocationStore::Open(
+    std::unique_ptr<RevocationBackend> backend, absl::Duration max_ttl, absl::Time now) {
+  absl::StatusOr<std::string> text = backend->Load();
+  if (!text.ok()) return text.status();
+  std::unique_ptr<RevocationStore> store(
+      new RevocationStore(max_ttl, std::move(backend)));
+  absl::StatusOr<Entries> entries = Parse(*text, store->name_, now);
+  if (!entries.ok()) return entries.status();
+  absl::StatusOr<std::string> live = Serialize(*entries);
+  if (!live.ok()) return live.status();
+  {
+    absl::MutexLock lock(&store->mu_);
+    store->entries_ = *std::move(entries);
   }
-  if (absl::Status s = PrepareDirectory(options.state_dir); !s.ok()) return s;
-  std::string path = absl::StrCat(options.state_dir, "/", kFileName);
-  std::unique_ptr<RevocationStore> store(new RevocationStore(std::move(options), path));
-  absl::StatusOr<std::string> text = ReadFileToString(path);
-  if (!text.ok()) {
-    if (access(path.c_str(), F_OK) == 0) return text.status();  // exists, unreadable
-    text = "";                                                  // first start
+  if (*live != *text) {
+    // Expired entries were left out: store the list without them.
+    absl::MutexLock write(&store->write_mu_);
+    if (absl::Status s = store->Write([](Entries*) {}, now); !s.ok()) return s;
   }
-  absl::MutexLock lock(&store->mu_);
-  int line_number = 0;
-  size_t expired = 0;
-  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
-    ++line_number;
-    Revocation entry;
-    google::protobuf::util::JsonParseOptions strict;
-    auto parsed = google::protobuf::util::JsonStringToMessage(
-        std::string(line.data(), line.size()), &entry, strict);
-    if (!parsed.ok() || entry.target_case() == Revocation::TARGET_NOT_SET) {
-      return absl::DataLossError(
-          absl::StrCat(path, ":", line_number, ": not a revocation entry",
-                       parsed.ok() ? "" : absl::StrCat(" (", parsed.ToString(), ")"),
-                       "; fix or remove the line"));
-    }
-    if (Expired(entry, now)) {
-      ++expired;
-      continue;
-    }
-    store->entries_[KeyOf(entry)] = std::move(entry);
-  }
-  if (expired > 0) {
-    if (absl::Status s = store->Persist(); !s.ok()) return s;
-  }
+  store->generation_.store(0);  // a fresh store starts at 0, whatever it loaded
   return store;
+}
+
+absl::Status RevocationStore::Write(const std::function<void(Entries*)>& edit,
+                                    absl::Time now) {
+  absl::StatusOr<std::string> stored =
+      backend_->Update([&](const std::string& current) -> absl::StatusOr<std::string> {
+        absl::StatusOr<Entries> entries = Parse(current, name_, now);
+        if (!entries.ok()) return entries.status();
+        edit(&*entries);
+        // Expired entries are left out, so a write also prunes the stored list; an
+        // unchanged list is not written (Update), so replicas pruning the same list
+        // write it once.
+        return Serialize(*entries);
+      });
+  if (!stored.ok()) return stored.status();
+  absl::StatusOr<Entries> entries = Parse(*stored, name_, now);
+  if (!entries.ok()) return entries.status();
+  Swap(*std::move(entries));
+  return absl::OkStatus();
+}
+
+bool RevocationStore::Swap(Entries next) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (SameEntries(entries_, next)) return false;
+    entries_ = std::move(next);
+  }
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  return true;
 }
 
 absl::StatusOr<Revocation> RevocationStore::RevokeSerial(const std::string& serial_hex,
@@ -161,7 +177,7 @@ absl::StatusOr<Revocation> RevocationStore::RevokeSerial(const std::string& seri
   entry.set_expires_unix_seconds(absl::ToUnixSeconds(not_after));
   entry.set_reason(reason);
   entry.set_close_open_connections(close_open_connections);
-  return Add(std::move(entry));
+  return Add(std::move(entry), now);
 }
 
 absl::StatusOr<Revocation> RevocationStore::RevokeSpiffeId(const std::string& spiffe_id,
@@ -173,37 +189,36 @@ absl::StatusOr<Revocation> RevocationStore::RevokeSpiffeId(const std::string& sp
   Revocation entry;
   entry.set_spiffe_id(id->ToString());
   // Round up, so the entry never lapses before the last certificate it covers.
-  entry.set_expires_unix_seconds(absl::ToUnixSeconds(now + options_.max_ttl) + 1);
+  entry.set_expires_unix_seconds(absl::ToUnixSeconds(now + max_ttl_) + 1);
   entry.set_reason(reason);
   entry.set_close_open_connections(close_open_connections);
-  return Add(std::move(entry));
+  return Add(std::move(entry), now);
 }
 
-absl::StatusOr<Revocation> RevocationStore::Add(Revocation entry) {
-  {
-    absl::MutexLock lock(&mu_);
-    std::string key = KeyOf(entry);
-    auto it = entries_.find(key);
-    std::optional<Revocation> previous;
-    if (it != entries_.end()) {
-      previous = it->second;
-      // Revoking again never shortens an entry.
-      entry.set_expires_unix_seconds(
-          std::max(entry.expires_unix_seconds(), previous->expires_unix_seconds()));
-    }
-    entries_[key] = entry;
-    if (absl::Status s = Persist(); !s.ok()) {
-      // Not on disk: not in force either, so a restart cannot silently undo it.
-      if (previous) {
-        entries_[key] = *previous;
-      } else {
-        entries_.erase(key);
-      }
-      return s;
-    }
-  }
-  generation_.fetch_add(1, std::memory_order_acq_rel);
-  return entry;
+absl::StatusOr<Revocation> RevocationStore::Add(Revocation entry, absl::Time now) {
+  const std::string key = KeyOf(entry);
+  Revocation stored_entry;
+  absl::MutexLock write(&write_mu_);
+  absl::Status s = Write(
+      [&](Entries* entries) {
+        auto it = entries->find(key);
+        if (it != entries->end()) {
+          // Revoking again never shortens an entry.
+          entry.set_expires_unix_seconds(
+              std::max(entry.expires_unix_seconds(), it->second.expires_unix_seconds()));
+        }
+        (*entries)[key] = entry;
+        stored_entry = entry;
+      },
+      now);
+  if (!s.ok()) return s;  // not stored: not in force either
+  return stored_entry;
+}
+
+absl::StatusOr<bool> RevocationStore::Reload(const std::string& text, absl::Time now) {
+  absl::StatusOr<Entries> entries = Parse(text, name_, now);
+  if (!entries.ok()) return entries.status();
+  return Swap(*std::move(entries));
 }
 
 bool RevocationStore::IsSpiffeIdRevoked(const std::string& spiffe_id,
@@ -233,7 +248,6 @@ std::vector<Revocation> RevocationStore::Live(absl::Time now) const {
 
 absl::StatusOr<size_t> RevocationStore::DropExpired(absl::Time now) {
   size_t dropped = 0;
-  absl::Status persisted;
   {
     absl::MutexLock lock(&mu_);
     for (auto it = entries_.begin(); it != entries_.end();) {
@@ -244,27 +258,16 @@ absl::StatusOr<size_t> RevocationStore::DropExpired(absl::Time now) {
         ++it;
       }
     }
-    if (dropped == 0) return 0;
-    // Expired entries are dead either way: a failed write only leaves them on disk
-    // until the next change, and Open() drops them again.
-    persisted = Persist();
   }
+  if (dropped == 0) return 0;
   generation_.fetch_add(1, std::memory_order_acq_rel);
-  if (!persisted.ok()) return persisted;
+  // Expired entries are dead either way: a failed write only leaves them stored until
+  // the next change, and every reader drops them again.
+  absl::MutexLock write(&write_mu_);
+  if (absl::Status s = Write([](Entries*) {}, now); !s.ok()) return s;
   return dropped;
 }
 
-std::string RevocationStore::path() const { return path_; }
-
-absl::Status RevocationStore::Persist() {
-  std::string content;
-  for (const auto& [key, entry] : entries_) {
-    std::string line;
-    auto status = google::protobuf::util::MessageToJsonString(entry, &line);
-    if (!status.ok()) return absl::InternalError(status.ToString());
-    absl::StrAppend(&content, line, "\n");
-  }
-  return WriteFileAtomically(options_.state_dir, path_, content);
-}
+std::string RevocationStore::path() const { return name_; }
 
 }  // namespace tandem::controlplane

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,22 +13,25 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "controlplane/revocation/revocation_backend.h"
 #include "tandem/mesh_policy.pb.h"
 
 namespace tandem::controlplane {
 
-// Revoked certificate serials and SPIFFE IDs, persisted in a state directory so they
-// survive a restart. An entry lives until nothing it names can still be valid: a
-// serial until its certificate's not-after, an identity for the CA's maximum TTL
-// (every certificate issued before the revocation is dead by then).
+// Revoked certificate serials and SPIFFE IDs, kept in a RevocationBackend so they
+// survive a restart and reach every replica. An entry lives until nothing it names can
+// still be valid: a serial until its certificate's not-after, an identity for the CA's
+// maximum TTL (every certificate issued before the revocation is dead by then).
 //
-// Persistence: <state_dir>/revocations.jsonl, one proto3-JSON Revocation per line,
-// mode 0600 in a 0700 directory, replaced as a whole on every change by writing a
-// temporary file, fsync, rename, fsync of the directory: a crash leaves the old or the
-// new list, never half of one.
+// The backend holds the list as text, one proto3-JSON Revocation per line, sorted;
+// standalone that is <state_dir>/revocations.jsonl (FileRevocationBackend), in a
+// cluster a ConfigMap every replica shares (ConfigMapRevocationBackend). A revocation
+// is in force once the backend has stored it, never before (a failed write is
+// returned and changes nothing); a list another replica stored arrives with Reload.
 //
-// Threading: every method may be called from any thread (one mutex; the file is
-// written under it, which is rare and small).
+// Threading: every method may be called from any thread. Reads take one mutex for a
+// map lookup; writes are serialised by a second one and keep the first only to swap
+// the map in, so a slow backend never stalls a certificate request.
 class RevocationStore {
  public:
   struct Options {
@@ -35,10 +39,14 @@ class RevocationStore {
     absl::Duration max_ttl = absl::Hours(24);  // lifetime of an identity revocation
   };
 
-  // Opens (or creates) the store and loads it, dropping entries expired at `now`.
-  // A corrupt file is refused, naming the file and line.
+  // Opens (or creates) the store in options.state_dir and loads it, dropping entries
+  // expired at `now`. A corrupt file is refused, naming the file and line.
   static absl::StatusOr<std::unique_ptr<RevocationStore>> Open(Options options,
                                                                absl::Time now);
+  // The same over any backend.
+  static absl::StatusOr<std::unique_ptr<RevocationStore>> Open(
+      std::unique_ptr<RevocationBackend> backend, absl::Duration max_ttl, absl::Time now);
+  ~RevocationStore();
 
   // Revokes the certificate with serial `serial_hex` (hex, any case, leading zeros
   // and ':' separators allowed; stored as X.509 prints it) until `not_after`.
@@ -52,34 +60,45 @@ class RevocationStore {
       const std::string& spiffe_id, const std::string& reason,
       bool close_open_connections, absl::Time now);
 
+  // Replaces the list with `text`, the backend's content as another writer left it
+  // (a watch event): true when that changed the list. A corrupt list is kDataLoss and
+  // changes nothing.
+  absl::StatusOr<bool> Reload(const std::string& text, absl::Time now);
+
   // Returns whether `spiffe_id` / `serial_hex` (normalised as above) is revoked.
   bool IsSpiffeIdRevoked(const std::string& spiffe_id, absl::Time now) const;
   bool IsSerialRevoked(const std::string& serial_hex, absl::Time now) const;
 
   // Returns the entries not expired at `now`, sorted (identities, then serials).
   std::vector<tandem::policy::v1::Revocation> Live(absl::Time now) const;
-  // Drops the entries expired at `now` and persists; returns how many.
+  // Drops the entries expired at `now`, here and in the backend; returns how many.
   absl::StatusOr<size_t> DropExpired(absl::Time now);
 
   // Returns a number that grows with every change (revocation added or dropped), so
   // a poller can tell whether to push. Any thread.
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
-  // Returns the file the store lives in.
+  // Returns where the store lives (the file's path, the ConfigMap's name).
   std::string path() const;
 
  private:
-  RevocationStore(Options options, std::string path);
-  // Writes entries_ to the file atomically (see the class comment).
-  absl::Status Persist() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<tandem::policy::v1::Revocation> Add(
-      tandem::policy::v1::Revocation entry);
+  using Entries = std::map<std::string, tandem::policy::v1::Revocation>;
+  RevocationStore(absl::Duration max_ttl, std::unique_ptr<RevocationBackend> backend);
+  absl::StatusOr<tandem::policy::v1::Revocation> Add(tandem::policy::v1::Revocation entry,
+                                                     absl::Time now);
+  // Writes edit(list) through the backend and takes what it stored as the list.
+  absl::Status Write(const std::function<void(Entries*)>& edit, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Swaps `next` in; true (and a new generation) when it differs.
+  bool Swap(Entries next);
 
-  const Options options_;
-  const std::string path_;
+  const absl::Duration max_ttl_;
+  const std::string name_;
+  std::unique_ptr<RevocationBackend> backend_ ABSL_PT_GUARDED_BY(write_mu_);
   std::atomic<uint64_t> generation_{0};
+  absl::Mutex write_mu_;  // taken before mu_
   mutable absl::Mutex mu_;
   // Keyed "id:<spiffe id>" or "serial:<hex>", so listing order is stable.
-  std::map<std::string, tandem::policy::v1::Revocation> entries_ ABSL_GUARDED_BY(mu_);
+  Entries entries_ ABSL_GUARDED_BY(mu_);
 };
 
 // Returns the serial normalised as X.509 prints it (lower-case hex, no leading zeros,
