@@ -65,6 +65,7 @@
 #include "controlplane/revocation/admin_client.h"
 #include "controlplane/revocation/revocation_admin.h"
 #include "controlplane/revocation/revocation_store.h"
+#include "controlplane/serve_flags.h"
 #include "controlplane/server/ca_server.h"
 
 namespace {
@@ -93,90 +94,17 @@ bool Duration(const tandem::Flags& flags, const std::string& name, absl::Duratio
 }
 
 int Serve(const tandem::Flags& flags) {
-  CaServerOptions options;
+  absl::StatusOr<CaServerOptions> parsed =
+      tandem::controlplane::CaServerOptionsFromFlags(flags);
+  if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
+  CaServerOptions options = *std::move(parsed);
   auto get = [&](const char* name, const std::string& fallback) {
     return flags.Get(name, fallback);
   };
-  options.core.root_dir = get("root-dir", "/var/lib/tandem-ca");
-  options.core.trust_domain = get("trust-domain", "cluster.local");
-  if (std::string mode = get("root-dir-mode", "owner-only"); mode == "secret-volume") {
-    options.core.key_permissions = tandem::controlplane::KeyPermissions::kSecretVolume;
-  } else if (mode != "owner-only") {
-    return Fail("--root-dir-mode: owner-only or secret-volume");
-  }
-  options.listen_address = get("listen", "0.0.0.0:15012");
-  options.audience = get("audience", "istio-ca");
-  options.issuer = get("issuer", "");
-  if (!Duration(flags, "default-ttl", &options.core.default_ttl)) {
-    return Fail("--default-ttl: not a positive duration (e.g. 1h, 30s)");
-  }
-  if (!Duration(flags, "max-ttl", &options.core.max_ttl)) {
-    return Fail("--max-ttl: not a positive duration");
-  }
-  if (flags.Has("dns-names")) {
-    options.core.server_dns_names =
-        absl::StrSplit(get("dns-names", ""), ',', absl::SkipEmpty());
-  }
-  if (flags.Has("ip-addresses")) {
-    options.core.server_ips =
-        absl::StrSplit(get("ip-addresses", ""), ',', absl::SkipEmpty());
-  }
-  if (flags.Has("token-public-key") &&
-      !ReadFile(get("token-public-key", ""), &options.token_public_key_pem)) {
-    return Fail("--token-public-key: cannot read " + get("token-public-key", ""));
-  }
-  if (flags.Has("token-jwks") &&
-      !ReadFile(get("token-jwks", ""), &options.token_jwks_json)) {
-    return Fail("--token-jwks: cannot read " + get("token-jwks", ""));
-  }
-  // How to reach the Kubernetes API server (TokenReview, the webhook's caBundle).
-  using tandem::controlplane::TokenReviewAuthenticator;
-  auto kube_api = [&]() -> absl::StatusOr<TokenReviewAuthenticator::Options> {
-    TokenReviewAuthenticator::Options api;
-    if (!flags.Has("kube-api-server")) {
-      // In a pod: the API server, its CA and our token come from the environment.
-      absl::StatusOr<TokenReviewAuthenticator::Options> in_cluster =
-          TokenReviewAuthenticator::InClusterOptions();
-      if (!in_cluster.ok()) {
-        return absl::FailedPreconditionError(
-            std::string(in_cluster.status().message()) +
-            " (outside a pod give --kube-api-server, --kube-ca-file and "
-            "--kube-token-file)");
-      }
-      api = *std::move(in_cluster);
-    } else {
-      api.api_server = get("kube-api-server", "");
-      api.credential_token_path =
-          get("kube-token-file", TokenReviewAuthenticator::kInClusterTokenPath);
-      std::string ca_file =
-          get("kube-ca-file", TokenReviewAuthenticator::kInClusterCaPath);
-      if (!ReadFile(ca_file, &api.ca_pem)) {
-        return absl::NotFoundError("--kube-ca-file: cannot read " + ca_file);
-      }
-    }
-    if (flags.Has("kube-token-file")) api.credential_token_path = get("kube-token-file", "");
-    if (flags.Has("kube-server-name")) api.server_name = get("kube-server-name", "");
-    return api;
-  };
-  if (flags.Has("token-review")) {
-    absl::StatusOr<TokenReviewAuthenticator::Options> review = kube_api();
-    if (!review.ok()) return Fail("--token-review: " + std::string(review.status().message()));
-    options.token_review = *std::move(review);
-  }
-  // Re-read with the key and certificate every --root-reload-interval.
-  options.core.extra_roots_file = get("extra-roots", "");
-  if (std::string unused;
-      flags.Has("extra-roots") && !ReadFile(options.core.extra_roots_file, &unused)) {
-    return Fail("--extra-roots: cannot read " + options.core.extra_roots_file);
-  }
-  if (flags.Has("root-reload-interval") && get("root-reload-interval", "") == "0") {
-    options.root_reload_interval = absl::ZeroDuration();
-  } else if (!Duration(flags, "root-reload-interval", &options.root_reload_interval)) {
-    return Fail("--root-reload-interval: not a positive duration (e.g. 5s), or 0");
-  }
   using tandem::controlplane::PolicyWatcher;
   using tandem::controlplane::RevocationAdmin;
   using tandem::controlplane::RevocationStore;
+  using tandem::controlplane::TokenReviewAuthenticator;
   std::unique_ptr<PolicyWatcher> policy;
   if (flags.Has("policy-file")) {
     absl::StatusOr<std::unique_ptr<PolicyWatcher>> watcher =
@@ -186,9 +114,6 @@ int Serve(const tandem::Flags& flags) {
     policy = *std::move(watcher);
     options.policy = policy.get();
   }
-  if (!Duration(flags, "policy-poll", &options.policy_poll_interval)) {
-    return Fail("--policy-poll: not a positive duration (e.g. 1s, 500ms)");
-  }
   std::unique_ptr<RevocationStore> revocations;
   if (flags.Has("state-dir")) {
     absl::StatusOr<std::unique_ptr<RevocationStore>> store =
@@ -196,10 +121,6 @@ int Serve(const tandem::Flags& flags) {
     if (!store.ok()) return Fail("--state-dir: " + std::string(store.status().message()));
     revocations = *std::move(store);
     options.revocations = revocations.get();
-  } else if (flags.Has("admin") && !policy) {
-    return Fail(
-        "--admin serves revocations and the policy streams: give --state-dir=DIR or "
-        "--policy-file=FILE too");
   }
   sigset_t signals;
   sigemptyset(&signals);
@@ -327,7 +248,8 @@ int Serve(const tandem::Flags& flags) {
         return Fail("--injector-dns-names: the first name must be <service>.<namespace>.svc"
                     " to fill --webhook-config's caBundle (or give --webhook-config=)");
       }
-      absl::StatusOr<TokenReviewAuthenticator::Options> api = kube_api();
+      absl::StatusOr<TokenReviewAuthenticator::Options> api =
+          tandem::controlplane::KubeApiOptionsFromFlags(flags);
       if (!api.ok()) {
         return Fail("--webhook-config: " + std::string(api.status().message()) +
                     "; --webhook-config= leaves the caBundle to someone else");
@@ -368,7 +290,8 @@ int Serve(const tandem::Flags& flags) {
   std::unique_ptr<KubeClient> kube;
   auto kube_client = [&](const std::string& flag) -> absl::StatusOr<KubeClient*> {
     if (kube) return kube.get();
-    absl::StatusOr<TokenReviewAuthenticator::Options> api = kube_api();
+    absl::StatusOr<TokenReviewAuthenticator::Options> api =
+        tandem::controlplane::KubeApiOptionsFromFlags(flags);
     if (!api.ok())
       return absl::Status(api.status().code(),
                           flag + ": " + std::string(api.status().message()));

@@ -111,7 +111,7 @@ absl::StatusOr<std::unique_ptr<http::HttpServer>> NewServer(const SocketAddress&
 std::string EffectiveConfigJson(const ProxyOptions& o) {
   // The config file's mesh rules are the starting policy: rendered by the one code
   // that renders every policy (also /policy).
-  std::string policy = MeshPolicy::FromOptions(o)->ToJson();
+  std::string policy = MeshPolicy::FromConfigRules(o.policy)->ToJson();
   while (!policy.empty() && policy.back() == '\n') policy.pop_back();
   auto ms = [](absl::Duration d) { return absl::ToInt64Milliseconds(d); };
   return absl::StrCat(

@@ -1,63 +1,16 @@
 #ifndef TANDEM_PROXY_CONFIG_H_
 #define TANDEM_PROXY_CONFIG_H_
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "proxy/mesh_policy.h"
+#include "proxy/socket_address.h"
 
 namespace tandem::proxy {
-
-// A parsed "host:port" or "[v6]:port".
-struct SocketAddress {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-  std::string text;
-
-  static absl::StatusOr<SocketAddress> Parse(const std::string& host_port);
-  // An IPv4-mapped IPv6 address (what a dual-stack socket reports for an IPv4 peer)
-  // becomes the plain IPv4 address, so CIDRs, policies and logs see one form.
-  static SocketAddress FromSockaddr(const sockaddr* sa, socklen_t len);
-  int family() const { return storage.ss_family; }
-  uint16_t port() const;
-  void set_port(uint16_t port);
-  bool is_wildcard() const;  // 0.0.0.0 or ::
-  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
-};
-
-// A CIDR block, IPv4 or IPv6.
-struct Cidr {
-  int family = AF_INET;
-  uint8_t bytes[16] = {};
-  int prefix = 0;
-  std::string text;  // as written
-  static absl::StatusOr<Cidr> Parse(const std::string& text);
-  bool Contains(const SocketAddress& address) const;
-};
-
-enum class InboundMode { kStrict, kPermissive };
-
-struct InboundPortPolicy {
-  uint16_t port = 0;
-  InboundMode mode = InboundMode::kStrict;
-  // Exact SPIFFE IDs, or prefixes ending in "/*".
-  std::vector<std::string> allowed_identities;
-};
-
-// The rules a mesh policy carries besides revocations; the config file's are the
-// starting policy (see MeshPolicy, which matches them).
-struct MeshRules {
-  std::vector<Cidr> mesh_cidrs;  // empty: everything is meshed
-  std::vector<uint16_t> outbound_excluded_ports;
-  InboundMode default_inbound_mode = InboundMode::kStrict;
-  std::vector<InboundPortPolicy> inbound_ports;
-  std::vector<std::pair<std::string, std::string>> expected_identities;  // dest, id
-};
 
 // Everything tandem-proxy needs, validated. Immutable once built; any thread reads it.
 // Our own workload as Istio's metric labels name it (istio_tcp_*). tandem-proxy reads

@@ -101,7 +101,7 @@ TEST(ProxyConfigTest, ParsesPoliciesAndMeshRanges) {
   })");
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->socket_mark, 0u);
-  std::shared_ptr<const MeshPolicy> p = MeshPolicy::FromOptions(*o);
+  std::shared_ptr<const MeshPolicy> p = MeshPolicy::FromConfigRules(o->policy);
   EXPECT_EQ(p->source(), "config file");
   EXPECT_TRUE(p->IsMeshed(*SocketAddress::Parse("10.9.9.9:443")));
   EXPECT_FALSE(p->IsMeshed(*SocketAddress::Parse("192.168.1.1:443")));

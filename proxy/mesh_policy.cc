@@ -145,9 +145,8 @@ MeshPolicy::MeshPolicy(MeshRules rules, std::vector<RevocationEntry> revocations
       version_(std::move(version)),
       source_(std::move(source)) {}
 
-std::shared_ptr<const MeshPolicy> MeshPolicy::FromOptions(const ProxyOptions& options) {
-  return std::shared_ptr<const MeshPolicy>(
-      new MeshPolicy(options.policy, {}, "", kConfigSource));
+std::shared_ptr<const MeshPolicy> MeshPolicy::FromConfigRules(const MeshRules& rules) {
+  return std::shared_ptr<const MeshPolicy>(new MeshPolicy(rules, {}, "", kConfigSource));
 }
 
 absl::StatusOr<std::shared_ptr<const MeshPolicy>> MeshPolicy::FromProto(

@@ -4,11 +4,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "proxy/config.h"
+#include "proxy/socket_address.h"
 
 namespace tandem::config {
 class ProxyConfig;
@@ -18,6 +19,25 @@ class WorkloadPolicy;
 }  // namespace tandem::policy::v1
 
 namespace tandem::proxy {
+
+enum class InboundMode { kStrict, kPermissive };
+
+struct InboundPortPolicy {
+  uint16_t port = 0;
+  InboundMode mode = InboundMode::kStrict;
+  // Exact SPIFFE IDs, or prefixes ending in "/*".
+  std::vector<std::string> allowed_identities;
+};
+
+// The rules a mesh policy carries besides revocations; the config file's are the
+// starting policy (see MeshPolicy, which matches them).
+struct MeshRules {
+  std::vector<Cidr> mesh_cidrs;  // empty: everything is meshed
+  std::vector<uint16_t> outbound_excluded_ports;
+  InboundMode default_inbound_mode = InboundMode::kStrict;
+  std::vector<InboundPortPolicy> inbound_ports;
+  std::vector<std::pair<std::string, std::string>> expected_identities;  // dest, id
+};
 
 // A peer refused at every handshake until `expires`: one certificate (by serial) or a
 // whole SPIFFE ID.
@@ -46,8 +66,8 @@ bool IdentityAllowed(const std::vector<std::string>& allowed, const std::string&
 // it; connections hold a shared_ptr for their whole life.
 class MeshPolicy {
  public:
-  // The starting policy, from the proxy's config file.
-  static std::shared_ptr<const MeshPolicy> FromOptions(const ProxyOptions& options);
+  // The starting policy: the rules of the proxy's config file (ProxyOptions::policy).
+  static std::shared_ptr<const MeshPolicy> FromConfigRules(const MeshRules& rules);
   // Validates a control-plane policy; an error (kInvalidArgument) says what this proxy
   // cannot apply. Revocations already expired at `now` are dropped.
   static absl::StatusOr<std::shared_ptr<const MeshPolicy>> FromProto(

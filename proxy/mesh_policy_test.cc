@@ -208,7 +208,7 @@ TEST(MeshPolicyTest, APeerNamedTwiceIsClosedIfEitherEntrySaysSo) {
 }
 
 TEST(MeshPolicyHolderTest, PublishesNewPolicyWhileOldSnapshotsStayValid) {
-  MeshPolicyHolder holder(MeshPolicy::FromOptions(ProxyOptions()));
+  MeshPolicyHolder holder(MeshPolicy::FromConfigRules(MeshRules()));
   std::shared_ptr<const MeshPolicy> before = holder.Current();
   WorkloadPolicy pb;
   pb.add_mesh_cidrs("10.0.0.0/8");

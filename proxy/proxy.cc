@@ -19,7 +19,7 @@ absl::StatusOr<std::unique_ptr<Proxy>> Proxy::Create(ProxyOptions options) {
 Proxy::Proxy(ProxyOptions options)
     : options_(std::move(options)),
       tls_(TlsContextManager::Options{options_.trust_domain, options_.allow_tls12}),
-      policy_(MeshPolicy::FromOptions(options_)),
+      policy_(MeshPolicy::FromConfigRules(options_.policy)),
       policy_accepted_(registry_.GetCounter("tandem_proxy_policy_updates_total",
                                             kPolicyUpdatesHelp,
                                             {{"result", "accepted"}})),

@@ -42,14 +42,6 @@ void RenderHistogram(std::string& out, const char* name, const char* help,
 
 }  // namespace
 
-const char* FailReasonName(FailReason reason) {
-  static const char* kNames[] = {
-      "malformed",      "unknown_ca",        "expired", "not_yet_valid",  "bad_identity",
-      "not_allowed",    "plaintext_refused", "timeout", "not_authorized", "tls_error",
-      "no_certificate", "wrong_server",      "revoked"};
-  return kNames[static_cast<int>(reason)];
-}
-
 void WorkerHistogram::Observe(double seconds) {
   size_t i = 0;
   while (i < kBounds.size() && seconds > kBounds[i]) ++i;

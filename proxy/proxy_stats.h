@@ -7,29 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "proxy/connection_types.h"
+
 namespace tandem::proxy {
-
-enum class Direction { kOutbound = 0, kInbound = 1 };
-enum class Mode { kMtls = 0, kPlaintext = 1 };
-
-// Why a connection was refused or failed before pumping; the `reason` label.
-enum class FailReason {
-  kMalformed = 0,
-  kUnknownCa,
-  kExpired,
-  kNotYetValid,
-  kBadIdentity,
-  kNotAllowed,
-  kPlaintextRefused,
-  kTimeout,
-  kNotAuthorized,
-  kTlsError,
-  kNoCertificate,
-  kWrongServer,
-  kRevoked,
-  kCount
-};
-const char* FailReasonName(FailReason reason);
 
 // A fixed-bucket histogram whose owner thread records without locks; scrapes read it.
 class WorkerHistogram {

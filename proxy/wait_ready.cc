@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "proxy/config.h"
+#include "proxy/socket_address.h"
 
 namespace tandem::proxy {
 namespace {
