@@ -259,6 +259,7 @@ absl::Status Agent::RenewOnce(RenewalFailure* reason) {
     return s;
   }
   rotations_ok_.fetch_add(1);
+  if (options_.on_certificate) options_.on_certificate(issued->serial, issued->not_after);
   absl::MutexLock lock(&mu_);
   phase_ = CertState::kValid;
   // Schedule from when we got it: CAs backdate not-before for clock skew, which would

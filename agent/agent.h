@@ -2,6 +2,7 @@
 #define TANDEM_AGENT_AGENT_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,6 +36,9 @@ struct AgentOptions {
   // Where the agent's metrics live; null means metrics::Registry::Default(). Must
   // outlive the Agent.
   metrics::Registry* registry = nullptr;
+  // Called on the renewal thread after each certificate delivered to the sink (its
+  // serial and not-after); empty: nobody is told. main.cc tells the policy relay.
+  std::function<void(const std::string& serial_hex, absl::Time not_after)> on_certificate;
 };
 
 // Where the workload certificate stands; exported as

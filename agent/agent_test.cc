@@ -17,9 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/ca_client.h"
-#include "agent/fake_ca_server.h"
 #include "agent/sds_server.h"
-#include "agent/test_ca.h"
 #include "common/credential_request.h"
 #include "common/metrics/registry.h"
 #include "envoy/sds_service.grpc.pb.h"
@@ -30,6 +28,8 @@
 #include "tests/integration/subprocess.h"
 #include "tests/integration/tcp_forwarder.h"
 #include "tests/integration/temp_dir.h"
+#include "tests/support/fake_ca_server.h"
+#include "tests/support/test_ca.h"
 
 namespace tandem::agent {
 namespace {

@@ -5,9 +5,9 @@
 
 #include "agent/app_probe_spec.h"
 #include "controlplane/injection/probe_rewrite.h"
-#include "controlplane/injection/test_util.h"
 #include "controlplane/injection/yaml_json.h"
 #include "gtest/gtest.h"
+#include "tests/support/injection_test_util.h"
 
 namespace tandem::agent {
 namespace {

@@ -19,8 +19,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "agent/test_ca.h"
 #include "gtest/gtest.h"
+#include "tests/support/test_ca.h"
 
 namespace tandem::agent {
 namespace {

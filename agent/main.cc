@@ -170,6 +170,13 @@ int main(int argc, char** argv) {
       tandem::agent::SdsServer::Create(sds_options);
   if (!sds.ok()) return Fail(std::string(sds.status().message()));
   if (absl::Status s = (*sds)->Start(); !s.ok()) return Fail(std::string(s.message()));
+  if (relay) {
+    // The CA shows each proxy's certificate (`tandemctl proxy-status`).
+    options.on_certificate = [r = relay.get()](const std::string& serial,
+                                               absl::Time not_after) {
+      r->SetCertificate(serial, not_after);
+    };
+  }
   tandem::agent::Agent agent(options, ca->get(), sds->get());
   agent.Start();
 

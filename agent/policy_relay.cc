@@ -13,7 +13,9 @@
 #include "common/file_util.h"
 #include "common/log/log.h"
 #include "common/metrics/registry.h"
+#include "common/node_metadata.h"
 #include "common/stream_loop.h"
+#include "common/version.h"
 #include "tandem/mesh_policy.grpc.pb.h"
 
 namespace tandem::agent {
@@ -56,6 +58,13 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
   uint64_t generation ABSL_GUARDED_BY(mu) = 0;
   // The version a proxy last ACKed: what a new upstream stream says is in force.
   std::string acked_version ABSL_GUARDED_BY(mu);
+  // What the agent reports of itself and its proxy (Node()): the certificate last
+  // delivered, and the Node of the open proxy stream (`proxy_node_streams` of them;
+  // cleared when none is left).
+  std::string cert_serial ABSL_GUARDED_BY(mu);
+  std::string cert_not_after ABSL_GUARDED_BY(mu);
+  pb::Node proxy_node ABSL_GUARDED_BY(mu);
+  int proxy_node_streams ABSL_GUARDED_BY(mu) = 0;
   // Why the last upstream stream ended; upstream thread only.
   std::string last_end_reason;
 
@@ -67,6 +76,11 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
 
   // Runs one upstream stream until it ends; returns true if it received a response.
   bool RunUpstream();
+  // Returns what this end of the upstream stream reports of itself.
+  pb::Node NodeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Sends a node-only request upstream, if a stream is open (a new one starts with
+  // the node anyway).
+  void SendNode();
   // Sends a proxy's answer upstream when it answers the CA's current response.
   void ForwardAnswer(const pb::PolicyRequest& answer);
 
@@ -89,7 +103,10 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
       absl::MutexLock lock(&mu);
       // A restarted agent learns from its proxy what is in force.
       if (acked_version.empty()) acked_version = first.version_info();
+      proxy_node = first.node_info();
+      ++proxy_node_streams;
     }
+    SendNode();
     proxy_streams.Add(1);
     bool reader_done = false;
     std::thread reader([&] {
@@ -128,6 +145,11 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
     context->TryCancel();
     reader.join();
     proxy_streams.Add(-1);
+    {
+      absl::MutexLock lock(&mu);
+      if (--proxy_node_streams == 0) proxy_node.Clear();
+    }
+    SendNode();
     return grpc::Status::OK;
   }
 };
@@ -142,6 +164,32 @@ void PolicyRelay::Impl::ForwardAnswer(const pb::PolicyRequest& answer) {
   }
   absl::MutexLock lock(&write_mu);
   if (upstream != nullptr) upstream->Write(answer);
+}
+
+pb::Node PolicyRelay::Impl::NodeLocked() const {
+  pb::Node node;
+  node.set_id(options.node);
+  node.set_user_agent_name(proxy_node.user_agent_name());
+  node.set_user_agent_version(proxy_node.user_agent_version());
+  auto& metadata = *node.mutable_metadata();
+  metadata[kNodeAgentVersion] = Version();
+  if (!cert_serial.empty()) {
+    metadata[kNodeCertSerial] = cert_serial;
+    metadata[kNodeCertNotAfter] = cert_not_after;
+  }
+  return node;
+}
+
+void PolicyRelay::Impl::SendNode() {
+  // Built under write_mu too, so two updates reach the CA in the order they were made.
+  absl::MutexLock write_lock(&write_mu);
+  if (upstream == nullptr) return;
+  pb::PolicyRequest update;
+  {
+    absl::MutexLock lock(&mu);
+    *update.mutable_node_info() = NodeLocked();
+  }
+  upstream->Write(update);
 }
 
 bool PolicyRelay::Impl::RunUpstream() {
@@ -159,15 +207,18 @@ bool PolicyRelay::Impl::RunUpstream() {
   if (!attachment.attached()) return false;
   pb::PolicyRequest first;
   first.set_node(options.node);
-  {
-    absl::MutexLock lock(&mu);
-    first.set_version_info(acked_version);
-  }
   auto stream = stub->StreamPolicy(&context);
   bool opened;
   {
-    absl::MutexLock lock(&write_mu);
+    // The node is read under write_mu, as SendNode does: a change made before
+    // `upstream` is set is in this request, one made after is sent after it.
+    absl::MutexLock write_lock(&write_mu);
     upstream = stream.get();
+    {
+      absl::MutexLock lock(&mu);
+      first.set_version_info(acked_version);
+      *first.mutable_node_info() = NodeLocked();
+    }
     opened = stream->Write(first);
   }
   bool received = false;
@@ -230,6 +281,16 @@ void PolicyRelay::Stop() {
 }
 
 grpc::Service* PolicyRelay::service() { return impl_.get(); }
+
+void PolicyRelay::SetCertificate(const std::string& serial_hex, absl::Time not_after) {
+  {
+    absl::MutexLock lock(&impl_->mu);
+    impl_->cert_serial = serial_hex;
+    impl_->cert_not_after =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", not_after, absl::UTCTimeZone());
+  }
+  impl_->SendNode();
+}
 
 bool PolicyRelay::upstream_up() const { return impl_->upstream_gauge.Value() == 1; }
 uint64_t PolicyRelay::responses_relayed() const { return impl_->relayed.Value(); }

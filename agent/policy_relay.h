@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "agent/ca_client.h"
 
 namespace grpc {
@@ -36,6 +37,11 @@ struct PolicyRelayOptions {
 // (re)connects while the CA is down. The proxy's ACKs and NACKs of the current
 // response go upstream; a new upstream stream names the version last ACKed.
 //
+// Every upstream stream also says who is at this end (tandem.policy.v1.Node, as xDS
+// does): the pod name, the agent's version and its certificate in the metadata, the
+// connected proxy's name and version; a node-only request updates it when one of those
+// changes. tandem-ca shows it per stream (`tandemctl proxy-status`).
+//
 // The proxy reaches it on the agent's SO_PEERCRED-checked socket: register service()
 // with SdsServerOptions::extra_services. Threading: one upstream thread; gRPC runs each
 // proxy stream on its thread plus a reader thread. Create/Start/Stop from the main
@@ -49,6 +55,10 @@ class PolicyRelay {
   void Start();
   void Stop();
   grpc::Service* service();
+
+  // Any thread: the certificate the agent has just delivered to its proxy, reported
+  // upstream (now, or on the next upstream stream).
+  void SetCertificate(const std::string& serial_hex, absl::Time not_after);
 
   // Any thread; for tests.
   bool upstream_up() const;

@@ -13,8 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/sds_server.h"
-#include "agent/test_ca.h"
 #include "common/metrics/registry.h"
+#include "common/version.h"
 #include "gtest/gtest.h"
 #include "proxy/policy_client.h"
 #include "tests/integration/fake_policy_service.h"
@@ -22,6 +22,7 @@
 #include "tests/integration/tcp_forwarder.h"
 #include "tests/integration/temp_dir.h"
 #include "tests/integration/test_grpc_server.h"
+#include "tests/support/test_ca.h"
 
 namespace tandem::agent {
 namespace {
@@ -142,6 +143,41 @@ TEST_F(PolicyRelayTest, RelaysPoliciesAndForwardsAcksAndNacksToTheCa) {
   EXPECT_NE(nack->error_detail().find("cannot apply"), std::string::npos);
   EXPECT_EQ(relay_->nacks(), 1u);
   EXPECT_EQ(sink.version(), "v1");
+}
+
+TEST_F(PolicyRelayTest, ReportsItsNodeAndUpdatesItOnANewCertificateAndOnItsProxy) {
+  // The node the CA last heard of, once the upstream stream is open.
+  auto last_node = [&]() -> std::optional<policy::v1::Node> {
+    std::vector<policy::v1::PolicyRequest> requests = upstream_->requests();
+    for (auto r = requests.rbegin(); r != requests.rend(); ++r) {
+      if (r->has_node_info()) return r->node_info();
+    }
+    return std::nullopt;
+  };
+  ASSERT_TRUE(WaitFor([&] { return last_node().has_value(); }, absl::Seconds(10)));
+  EXPECT_EQ(last_node()->id(), "agent-a");
+  EXPECT_EQ(last_node()->metadata().at("AGENT_VERSION"), Version());
+  EXPECT_EQ(last_node()->user_agent_name(), "");
+  EXPECT_EQ(last_node()->metadata().count("CERT_SERIAL"), 0u);
+
+  relay_->SetCertificate("1f3a", absl::FromUnixSeconds(1800000000));
+  ASSERT_TRUE(WaitFor([&] { return last_node()->metadata().count("CERT_SERIAL") == 1; },
+                      absl::Seconds(10)));
+  EXPECT_EQ(last_node()->metadata().at("CERT_SERIAL"), "1f3a");
+  EXPECT_EQ(last_node()->metadata().at("CERT_NOT_AFTER"), "2027-01-15T08:00:00Z");
+  // A node update is no answer: it carries no nonce.
+  EXPECT_TRUE(upstream_->requests().back().response_nonce().empty());
+
+  RecordingPolicySink sink;
+  ConnectProxy(&sink);
+  ASSERT_TRUE(WaitFor([&] { return last_node()->user_agent_name() == "tandem-proxy"; },
+                      absl::Seconds(10)));
+  EXPECT_EQ(last_node()->user_agent_version(), Version());
+  EXPECT_EQ(last_node()->metadata().at("CERT_SERIAL"), "1f3a");
+
+  proxies_.clear();  // the proxy goes away
+  EXPECT_TRUE(
+      WaitFor([&] { return last_node()->user_agent_name().empty(); }, absl::Seconds(10)));
 }
 
 TEST_F(PolicyRelayTest, ServesTheCachedPolicyWhileTheCaIsDownAndResumesAfter) {

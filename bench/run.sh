@@ -7,6 +7,10 @@
 # Environment: REPEATS (3), SECS per load step (4), HOLD idle connections held for the
 # memory figure (10000), HOLD_STUNNEL (1000: stunnel runs a thread per connection),
 # STUNNEL=0 to leave stunnel out, KEEP_BENCH_DIR=1 to keep configs and logs.
+# BASELINE_PROXY=PATH: another tandem-proxy binary (e.g. main's) measured as the pair
+# "tandem-baseline" right after tandem in each repetition, before/after alternated,
+# reported side by side. KINDS="tandem tandem-baseline" runs only those pairs (and
+# skips the full-handshake pairs); RESULTS=FILE writes there instead.
 # 127.0.0.1 only; every load loop is bounded in count and time. Writes bench/RESULTS.md.
 set -euo pipefail
 B="$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)"
@@ -99,8 +103,9 @@ HZ="$(getconf CLK_TCK)"
 start_role() {
   local kind="$1" role="$2" listen="$3" target="$4" name="$1-$2"
   case "$kind" in
-    tandem)
-      local base=$((listen + 10)) who=client
+    tandem | tandem-baseline)
+      local base=$((listen + 10)) who=client binary="$PROXY"
+      [[ $kind == tandem-baseline ]] && binary="$BASELINE_PROXY"
       [[ $role == in ]] && who=server
       local route
       if [[ $role == out ]]; then
@@ -115,7 +120,7 @@ start_role() {
  "cert_chain_file": "$W/$who.crt", "private_key_file": "$W/$who.key",
  "trust_bundle_file": "$W/ca.crt"}
 JSON
-      "$PROXY" --config=$name.json 2>>$name.log &
+      "$binary" --config=$name.json 2>>$name.log &
       ROLE_PID=$!
       METRICS[$role]=$((base + 1)) ;;
     haproxy | haproxy-full | haproxy-plain)
@@ -257,8 +262,17 @@ probe_tls() {
          /Verify return code/ {v = $4} END {printf "%s, %s, verify %s", c, g, v}')"
 }
 
-KINDS=(direct tandem haproxy haproxy-plain)
-[[ $STUNNEL == 1 ]] && KINDS+=(stunnel)
+BASELINE_PROXY="${BASELINE_PROXY:-}"
+if [[ -n "${KINDS:-}" ]]; then
+  read -ra KINDS <<<"$KINDS"
+  FULL_PAIRS=()
+else
+  KINDS=(direct tandem)
+  [[ -n $BASELINE_PROXY ]] && KINDS+=(tandem-baseline)
+  KINDS+=(haproxy haproxy-plain)
+  [[ $STUNNEL == 1 ]] && KINDS+=(stunnel)
+  FULL_PAIRS=(haproxy-full tandem/haproxy-full haproxy-full/tandem)
+fi
 declare -A R
 add() { R[$1]+="$2 "; }
 for rep in $(seq 1 "$REPEATS"); do
@@ -340,7 +354,7 @@ for rep in $(seq 1 "$REPEATS"); do
   done
   # 3b. full handshakes only. tandem always resumes when it can, so its two sides are
   # measured against an HAProxy peer that issues no tickets / offers no session.
-  for pair in haproxy-full tandem/haproxy-full haproxy-full/tandem; do
+  for pair in "${FULL_PAIRS[@]}"; do
     echo "bench: repetition $rep/$REPEATS, full handshakes, $pair" >&2
     start_pair $pair $ECHO
     o0=$(ticks $OUT_PID) i0=$(ticks $IN_PID)
@@ -489,7 +503,7 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
   echo
   echo "| pair (out → in), full handshakes | conns/s | failed | CPU µs/conn out | CPU µs/conn in |"
   echo "|---|---|---|---|---|"
-  for pair in haproxy-full tandem/haproxy-full haproxy-full/tandem; do
+  for pair in "${FULL_PAIRS[@]}"; do
     label="${pair/haproxy-full/HAProxy}"
     label="${label/haproxy-full/HAProxy}"
     [[ $label == HAProxy ]] && label="HAProxy → HAProxy"
@@ -549,7 +563,23 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
     echo "| $key | $(all direct,$key) | $(all tandem,$key) | $(all haproxy,$key) | $(all stunnel,$key) |"
   done
   echo "| plain TCP relay pair: gbps; p50; p99 | | | $(all haproxy-plain,gbps); $(all haproxy-plain,p50); $(all haproxy-plain,p99) | |"
-  for pair in haproxy-full tandem/haproxy-full haproxy-full/tandem; do
+  for pair in "${FULL_PAIRS[@]}"; do
     echo "| full handshakes $pair: cps, cpu_out, cpu_in | | $(all $pair,cps); $(all $pair,cpu_out); $(all $pair,cpu_in) | | |"
   done
-} | tee "$HERE/RESULTS.md"
+  if [[ -n $BASELINE_PROXY ]]; then
+    echo
+    echo "## tandem against the baseline binary"
+    echo
+    echo "\\`BASELINE_PROXY=$BASELINE_PROXY\\`; medians, then every repetition's value (the two"
+    echo "pairs ran one after the other in each repetition)."
+    echo
+    echo "| figure | tandem | baseline | tandem, each | baseline, each |"
+    echo "|---|---|---|---|---|"
+    for f in gbps:"throughput, Gb/s" p50:"p50 latency, µs" p99:"p99 latency, µs" \
+      cps:"new connections/s" cpu_out:"CPU per connection, out side, µs" \
+      cpu_in:"CPU per connection, in side, µs" cpu_gb:"CPU-s per GB" rss_idle:"idle RSS, KB"; do
+      k="${f%%:*}"
+      echo "| ${f#*:} | $(m tandem,$k) | $(m tandem-baseline,$k) | $(all tandem,$k) | $(all tandem-baseline,$k) |"
+    done
+  fi
+} | tee "${RESULTS:-$HERE/RESULTS.md}"

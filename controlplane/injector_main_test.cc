@@ -15,10 +15,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
-#include "controlplane/fake_https_server.h"
 #include "gtest/gtest.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"
+#include "tests/support/fake_https_server.h"
 
 namespace tandem::controlplane {
 namespace {
@@ -148,6 +148,27 @@ TEST_F(InjectorMainTest, RefusesInjectorFlagsItCannotHonour) {
     ASSERT_TRUE(status != -1 && WIFEXITED(status)) << ca.Log();
     EXPECT_EQ(WEXITSTATUS(status), 2) << ca.Log();
     EXPECT_TRUE(absl::StrContains(ca.Log(), c.says)) << ca.Log();
+  }
+}
+
+// The root rotation flags (docs/controlplane.md) are checked before anything starts.
+TEST_F(InjectorMainTest, RefusesRootRotationFlagsItCannotHonour) {
+  int run = 0;
+  for (auto [flag, says] : std::vector<std::pair<std::string, std::string>>{
+           {"--root-reload-interval=soon",
+            "--root-reload-interval: not a positive duration (e.g. 5s), or 0"},
+           {"--extra-roots=" + dir_ + "/missing.pem",
+            "--extra-roots: cannot read " + dir_ + "/missing.pem"},
+       }) {
+    std::vector<std::string> argv = Flags();
+    argv.push_back(flag);
+    tandem::testing::Subprocess ca("tandem-ca", argv,
+                                   absl::StrCat(dir_, "/ca-rotation-", ++run, ".log"));
+    ASSERT_TRUE(ca.Start());
+    int status = ca.Signal(0, absl::Seconds(20));  // waits for the exit
+    ASSERT_TRUE(status != -1 && WIFEXITED(status)) << ca.Log();
+    EXPECT_EQ(WEXITSTATUS(status), 2) << ca.Log();
+    EXPECT_TRUE(absl::StrContains(ca.Log(), says)) << ca.Log();
   }
 }
 

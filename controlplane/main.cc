@@ -8,9 +8,12 @@
 //                    --kube-token-file=FILE --kube-server-name=NAME]]    (Kubernetes)
 //                   [--audience=istio-ca] [--issuer=ISS]
 //                   [--trust-domain=cluster.local] [--default-ttl=1h] [--max-ttl=24h]
-//                   [--extra-roots=FILE] [--dns-names=a,b] [--ip-addresses=127.0.0.1]
+//                   [--extra-roots=FILE] [--root-reload-interval=5s]
+//                   [--dns-names=a,b] [--ip-addresses=127.0.0.1]
 //                   [--policy-file=FILE [--policy-poll=1s]]       (mesh policy stream)
-//                   [--state-dir=DIR [--admin=127.0.0.1:15010]]   (revocations)
+//                   [--state-dir=DIR]                             (revocations)
+//                   [--admin=127.0.0.1:15010]   (loopback: revocations, policy streams;
+//                                                with --state-dir or --policy-file)
 //                   [--injector-listen=0.0.0.0:15017 [--injector-dns-names=a,b]
 //                    [--webhook-config=tandem-sidecar-injector]
 //                    [--template=/etc/tandem/injection/sidecar-template.yaml]
@@ -163,9 +166,16 @@ int Serve(const tandem::Flags& flags) {
     if (!review.ok()) return Fail("--token-review: " + std::string(review.status().message()));
     options.token_review = *std::move(review);
   }
-  if (flags.Has("extra-roots") &&
-      !ReadFile(get("extra-roots", ""), &options.core.extra_roots_pem)) {
-    return Fail("--extra-roots: cannot read " + get("extra-roots", ""));
+  // Re-read with the key and certificate every --root-reload-interval.
+  options.core.extra_roots_file = get("extra-roots", "");
+  if (std::string unused;
+      flags.Has("extra-roots") && !ReadFile(options.core.extra_roots_file, &unused)) {
+    return Fail("--extra-roots: cannot read " + options.core.extra_roots_file);
+  }
+  if (flags.Has("root-reload-interval") && get("root-reload-interval", "") == "0") {
+    options.root_reload_interval = absl::ZeroDuration();
+  } else if (!Duration(flags, "root-reload-interval", &options.root_reload_interval)) {
+    return Fail("--root-reload-interval: not a positive duration (e.g. 5s), or 0");
   }
   // In a cluster, the Kubernetes API is the store shared by every replica.
   using tandem::controlplane::KubeClient;
@@ -302,9 +312,11 @@ int Serve(const tandem::Flags& flags) {
                               {{"revocations", shared->Live(absl::Now()).size()}});
           }
         });
-  } else if (flags.Has("admin")) {
-    return Fail("--admin serves revocations: give --state-dir=DIR or "
-                "--revocations-configmap=NS/NAME too");
+  } else if (flags.Has("admin") && !policy) {
+    return Fail(
+        "--admin serves revocations and the policy streams: give --state-dir=DIR, "
+        "--revocations-configmap=NS/NAME, --policy-file=FILE or --policy-configmap=NS/NAME "
+        "too");
   }
   sigset_t signals;
   sigemptyset(&signals);
@@ -445,7 +457,10 @@ int Serve(const tandem::Flags& flags) {
       publish.credential_token = api->credential_token;
       publish.config_name = config;
       publish.service = {labels[0], labels[1]};
-      publish.ca_bundle_pem = (*server)->core().trust_bundle_pem();
+      // Read at every round: tandem-ca's bundle changes when it reloads its root files.
+      publish.ca_bundle_source = [core = &(*server)->core()] {
+        return core->trust_bundle_pem();
+      };
       publish.registry = &tandem::metrics::Registry::Default();
       absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>> publisher =
           WebhookCaBundlePublisher::Create(publish);
@@ -514,20 +529,26 @@ int Serve(const tandem::Flags& flags) {
   }
   std::unique_ptr<RevocationAdmin> admin;
   if (std::string address = get("admin", "127.0.0.1:15010");
-      revocations && !address.empty()) {
+      (revocations || policy) && !address.empty()) {
     absl::StatusOr<std::unique_ptr<RevocationAdmin>> created =
         RevocationAdmin::Create({address, revocations.get(), policy.get()});
     if (!created.ok()) return Fail("--admin: " + std::string(created.status().message()));
     admin = *std::move(created);
+    // `tandemctl proxy-status` and `tandemctl check` read these two.
     if (const tandem::controlplane::PolicyServer* streams = (*server)->policy_server()) {
       admin->Handle("/policy-streams", [streams](const tandem::http::HttpRequest&) {
         return tandem::http::HttpResponse{200, "application/json",
                                           streams->StreamsJson()};
       });
     }
+    CaServer* s = server->get();
+    admin->Handle("/trust-bundle", [s](const tandem::http::HttpRequest&) {
+      return tandem::http::HttpResponse{200, "application/x-pem-file",
+                                        s->core().trust_bundle_pem()};
+    });
     if (absl::Status s = admin->Start(); !s.ok()) return Fail(std::string(s.message()));
     tandem::log::Listening("ca", "admin", address, admin->port());
-    tandem::log::Info("ca", "revocation admin serving",
+    tandem::log::Info("ca", "admin serving",
                       {{"address", address}, {"port", admin->port()}});
   }
   const char* mode =
@@ -622,6 +643,7 @@ int main(int argc, char** argv) {
         "default-ttl",
         "max-ttl",
         "extra-roots",
+        "root-reload-interval",
         "dns-names",
         "ip-addresses",
         "policy-file",

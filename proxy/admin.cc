@@ -142,7 +142,8 @@ std::string EffectiveConfigJson(const ProxyOptions& o) {
 }
 
 absl::StatusOr<std::unique_ptr<ProxyEndpoints>> ProxyEndpoints::Create(
-    Proxy* proxy, std::function<std::string()> extra_metrics) {
+    Proxy* proxy, std::function<std::string()> extra_metrics,
+    std::vector<MetricsSource> merge) {
   std::unique_ptr<ProxyEndpoints> e(new ProxyEndpoints());
   e->proxy_ = proxy;
   const ProxyOptions& o = proxy->options();
@@ -180,7 +181,19 @@ absl::StatusOr<std::unique_ptr<ProxyEndpoints>> ProxyEndpoints::Create(
     server->Handle("/healthz/ready", ready_handler);
     server->Handle("/healthz/live", live_handler);
   }
-  e->metrics_->Handle("/metrics", metrics_handler);
+  if (merge.empty()) {
+    e->metrics_->Handle("/metrics", metrics_handler);
+  } else {
+    MetricsMerger::Options merger;
+    merger.sources = std::move(merge);
+    merger.registry = &e->http_registry_;
+    e->merger_ = std::make_unique<MetricsMerger>(std::move(merger));
+    e->metrics_->HandleDeferred(
+        "/metrics", [metrics_handler, e = e.get()](const HttpRequest& request,
+                                                   http::HttpServer::Responder respond) {
+          e->merger_->Serve(metrics_handler(request).body, std::move(respond));
+        });
+  }
   e->admin_->Handle("/metrics", metrics_handler);
   e->admin_->Handle("/certs", [proxy](const HttpRequest&) {
     return HttpResponse{200, kJson, CertificatesJson(*proxy)};

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "common/http/http_server.h"
 #include "common/metrics/registry.h"
+#include "proxy/metrics_merger.h"
 #include "proxy/proxy.h"
 
 namespace tandem::proxy {
@@ -26,9 +27,12 @@ namespace tandem::proxy {
 class ProxyEndpoints {
  public:
   // `extra_metrics` (may be empty) is appended to /metrics, e.g. the SDS client's.
+  // The metrics port's /metrics also merges each of `merge` (the agent's and the app's
+  // pages: one scrape per pod; MetricsMerger); the admin port's serves the proxy's own.
   // `proxy` must outlive this.
   static absl::StatusOr<std::unique_ptr<ProxyEndpoints>> Create(
-      Proxy* proxy, std::function<std::string()> extra_metrics);
+      Proxy* proxy, std::function<std::string()> extra_metrics,
+      std::vector<MetricsSource> merge = {});
   ~ProxyEndpoints();
 
   // Adds an admin-only GET endpoint (before Start()).
@@ -47,6 +51,8 @@ class ProxyEndpoints {
   Proxy* proxy_ = nullptr;
   // The three servers' request and refusal counts (tandem_http_*), in /metrics.
   metrics::Registry http_registry_;
+  // Null without sources to merge; its failure counts live in http_registry_.
+  std::unique_ptr<MetricsMerger> merger_;
   std::unique_ptr<http::HttpServer> metrics_;
   std::unique_ptr<http::HttpServer> admin_;
   std::unique_ptr<http::HttpServer> health_;

@@ -1,11 +1,11 @@
 #include "proxy/admin.h"
 
 #include "common/log/log.h"
-#include "common/pki/test_util.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/integration/subprocess.h"
+#include "tests/support/pki_test_util.h"
 
 namespace tandem::proxy {
 namespace {

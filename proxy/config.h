@@ -60,6 +60,19 @@ struct MeshRules {
 };
 
 // Everything tandem-proxy needs, validated. Immutable once built; any thread reads it.
+// Our own workload as Istio's metric labels name it (istio_tcp_*). tandem-proxy reads
+// them from the environment the injector sets (docs/observability.md); "unknown" is
+// Istio's value for what is not known.
+struct WorkloadLabels {
+  std::string name = "unknown";                // ISTIO_META_WORKLOAD_NAME
+  std::string namespace_ = "unknown";          // POD_NAMESPACE
+  std::string app = "unknown";                 // pod label app
+  std::string version = "unknown";             // pod label version
+  std::string canonical_service = "unknown";   // service.istio.io/canonical-name
+  std::string canonical_revision = "unknown";  // service.istio.io/canonical-revision
+  std::string cluster = "unknown";             // ISTIO_META_CLUSTER_ID
+};
+
 struct ProxyOptions {
   std::string trust_domain = "cluster.local";
   SocketAddress outbound;
@@ -92,6 +105,11 @@ struct ProxyOptions {
   std::string sds_socket;
   // Take the mesh policy from the agent (over sds_socket) as the control plane pushes it.
   bool policy_from_agent = false;
+  // Labels of our own side of istio_tcp_* (set by main.cc from the environment).
+  WorkloadLabels workload;
+  // At most this many istio_tcp_* label sets; further peers fold into an overflow
+  // series (--peer-label-sets).
+  size_t peer_label_sets = 1000;
 };
 
 // The app address an inbound connection to `destination` is relayed to: the fixed app,

@@ -75,6 +75,7 @@ Connection::~Connection() {
 }
 
 void Connection::Start() {
+  ctx_.loop->AssertInLoopThread("Connection::Start");
   int one = 1;
   setsockopt(downstream_.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (direction_ == Direction::kInbound) {
@@ -95,6 +96,7 @@ void Connection::Start() {
 }
 
 void Connection::OnEvents(Endpoint* endpoint, uint32_t events) {
+  ctx_.loop->AssertInLoopThread("Connection::OnEvents");
   if (state_ == State::kClosed) return;  // a stale event from this batch
   last_activity_ = absl::Now();
   // A drained socket is read again only once the loop reports it readable.
@@ -156,7 +158,7 @@ void Connection::ConnectUpstream(const SocketAddress& target) {
   deadline_ = absl::Now() + ctx_.options->connect_timeout;
   upstream_.fd = socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (upstream_.fd < 0) {
-    WorkerStats::Add(ctx_.stats->connect_failures[static_cast<int>(direction_)], 1);
+    CountConnectFailure();
     Close();
     return;
   }
@@ -175,7 +177,7 @@ void Connection::ConnectUpstream(const SocketAddress& target) {
   setsockopt(upstream_.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   int rc = connect(upstream_.fd, target.get(), target.length);
   if (rc != 0 && errno != EINPROGRESS) {
-    WorkerStats::Add(ctx_.stats->connect_failures[static_cast<int>(direction_)], 1);
+    CountConnectFailure();
     SetResetOnClose(downstream_.fd);
     Close();
     return;
@@ -188,7 +190,7 @@ void Connection::OnConnected() {
   socklen_t len = sizeof(error);
   getsockopt(upstream_.fd, SOL_SOCKET, SO_ERROR, &error, &len);
   if (error != 0) {
-    WorkerStats::Add(ctx_.stats->connect_failures[static_cast<int>(direction_)], 1);
+    CountConnectFailure();
     // Tell the app the way a direct connection would have: with a reset.
     SetResetOnClose(downstream_.fd);
     Close();
@@ -214,8 +216,8 @@ void Connection::StartHandshake() {
                 : TlsContextManager::NewServerSsl(snapshot_);
   // A client's peer says nothing before our ClientHello: its first read would only
   // return EAGAIN, so it waits for the loop to report the ServerHello.
-  BIO* bio = tls.ssl ? NewReadAheadSocketBio(
-                           tls.fd, /*wait_for_readable=*/direction_ == Direction::kOutbound)
+  BIO* bio = tls.ssl ? NewReadAheadSocketBio(tls.fd, /*wait_for_readable=*/direction_ ==
+                                                         Direction::kOutbound)
                      : nullptr;
   if (bio == nullptr) {
     Refuse(FailReason::kTlsError, "SSL allocation failed");
@@ -299,6 +301,8 @@ void Connection::StartPumping() {
   int d = static_cast<int>(direction_), m = static_cast<int>(mode_);
   WorkerStats::Add(ctx_.stats->opened[d][m], 1);
   WorkerStats::Add(ctx_.stats->active[d][m], 1);
+  peer_cell_ = ResolvePeerCell(ResponseFlags::kNone);
+  WorkerStats::Add(peer_cell_->opened, 1);
   SetInterest(downstream_, EPOLLIN);
   Pump();
 }
@@ -450,6 +454,7 @@ void Connection::ShutdownWrite(Endpoint& endpoint) {
 }
 
 void Connection::Pump() {
+  ctx_.loop->AssertInLoopThread("Connection::Pump");
   bool failed = false;
   bool progress = true;
   uint64_t from_down = 0, from_up = 0;
@@ -483,6 +488,8 @@ void Connection::Pump() {
   int d = static_cast<int>(direction_);
   WorkerStats::Add(ctx_.stats->bytes_from_downstream[d], from_down);
   WorkerStats::Add(ctx_.stats->bytes_from_upstream[d], from_up);
+  WorkerStats::Add(peer_cell_->received, from_down);
+  WorkerStats::Add(peer_cell_->sent, from_up);
   bytes_from_down_ += from_down;
   bytes_from_up_ += from_up;
   if (failed) {
@@ -534,11 +541,12 @@ void Connection::SetInterest(Endpoint& endpoint, uint32_t events) {
 }
 
 bool Connection::CheckTimeouts(absl::Time now) {
+  ctx_.loop->AssertInLoopThread("Connection::CheckTimeouts");
   if (state_ == State::kClosed) return true;
   if (now >= deadline_) {
     if (state_ == State::kConnecting) {
       close_reason_ = "connect_timeout";
-      WorkerStats::Add(ctx_.stats->connect_failures[static_cast<int>(direction_)], 1);
+      CountConnectFailure();
       SetResetOnClose(downstream_.fd);
       Close();
     } else {
@@ -555,6 +563,7 @@ bool Connection::CheckTimeouts(absl::Time now) {
 }
 
 bool Connection::CloseIfRevoked(const MeshPolicy& policy, absl::Time now) {
+  ctx_.loop->AssertInLoopThread("Connection::CloseIfRevoked");
   if (state_ == State::kClosed || peer_identity_.empty()) return false;
   const RevocationEntry* revoked =
       policy.FindRevocation(peer_serial_, peer_identity_, now);
@@ -565,6 +574,22 @@ bool Connection::CloseIfRevoked(const MeshPolicy& policy, absl::Time now) {
   if (upstream_.fd >= 0) SetResetOnClose(upstream_.fd);
   Close();
   return true;
+}
+
+PeerCell* Connection::ResolvePeerCell(ResponseFlags flags) {
+  // Principals only for a completed mTLS handshake; snapshot_ is the generation it used.
+  const bool verified = !peer_identity_.empty() && snapshot_ != nullptr;
+  return ctx_.peers->Resolve(
+      direction_, mode_, flags, verified ? snapshot_->generation : 0,
+      verified ? &snapshot_->identity : nullptr, peer_identity_, ctx_.stats);
+}
+
+void Connection::CountConnectFailure() {
+  WorkerStats::Add(ctx_.stats->connect_failures[static_cast<int>(direction_)], 1);
+  // Istio counts the downstream connection opened and closed, flagged UF.
+  PeerCell* cell = ResolvePeerCell(ResponseFlags::kUpstreamFailure);
+  WorkerStats::Add(cell->opened, 1);
+  WorkerStats::Add(cell->closed, 1);
 }
 
 void Connection::Refuse(FailReason reason, const std::string& detail) {
@@ -597,6 +622,7 @@ void Connection::Close() {
     WorkerStats::Add(ctx_.stats->active[d][m], -1);
     ctx_.stats->connection_seconds[d].Observe(
         absl::ToDoubleSeconds(absl::Now() - started_));
+    WorkerStats::Add(peer_cell_->closed, 1);
   }
   if (ctx_.options->access_log) WriteAccessLog();
   // Sockets close in the destructor (EventLoop::DeferDelete).

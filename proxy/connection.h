@@ -16,6 +16,7 @@
 #include "proxy/event_loop.h"
 #include "proxy/mesh_policy.h"
 #include "proxy/mesh_policy_holder.h"
+#include "proxy/peer_metrics.h"
 #include "proxy/proxy_stats.h"
 #include "proxy/tls_context_manager.h"
 
@@ -27,6 +28,7 @@ class Connection;
 struct WorkerContext {
   EventLoop* loop;
   WorkerStats* stats;
+  PeerCache* peers;  // istio_tcp_* cells by peer label set
   const ProxyOptions* options;
   TlsContextManager* tls;
   MeshPolicyHolder* policy;
@@ -102,6 +104,10 @@ class Connection {
   // Registers or updates `endpoint`'s epoll interest.
   void SetInterest(Endpoint& endpoint, uint32_t events);
   void Refuse(FailReason reason, const std::string& detail);
+  // Resolves this connection's istio_tcp_* cell (once, at handshake or connect).
+  PeerCell* ResolvePeerCell(ResponseFlags flags);
+  // Counts a failed upstream connect: connect_failures, and istio_tcp_* with "UF".
+  void CountConnectFailure();
   void WriteAccessLog() const;
   void Close();
   Endpoint& tls_endpoint() {
@@ -124,6 +130,7 @@ class Connection {
   std::shared_ptr<const MeshPolicy> policy_;
   std::string peer_identity_;
   std::string peer_serial_;
+  PeerCell* peer_cell_ = nullptr;  // set when pumping starts; lives in ctx_.peers
   std::string close_reason_ = "closed";
   uint64_t bytes_from_down_ = 0;
   uint64_t bytes_from_up_ = 0;

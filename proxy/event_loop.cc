@@ -4,6 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
 
 namespace tandem::proxy {
 
@@ -19,12 +23,14 @@ EventLoop::EventLoop() {
 }
 
 EventLoop::~EventLoop() {
+  AssertInLoopThread("EventLoop::~EventLoop");
   for (auto& deleter : graveyard_) deleter();
   if (epoll_fd_ >= 0) close(epoll_fd_);
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
 bool EventLoop::Add(int fd, uint32_t events, EventHandler* handler) {
+  AssertInLoopThread("EventLoop::Add");
   epoll_event ev{};
   ev.events = events;
   ev.data.ptr = handler;
@@ -32,13 +38,17 @@ bool EventLoop::Add(int fd, uint32_t events, EventHandler* handler) {
 }
 
 bool EventLoop::Modify(int fd, uint32_t events, EventHandler* handler) {
+  AssertInLoopThread("EventLoop::Modify");
   epoll_event ev{};
   ev.events = events;
   ev.data.ptr = handler;
   return epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0;
 }
 
-void EventLoop::Remove(int fd) { epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
+void EventLoop::Remove(int fd) {
+  AssertInLoopThread("EventLoop::Remove");
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
 
 void EventLoop::Post(std::function<void()> task) {
   {
@@ -55,8 +65,29 @@ void EventLoop::Stop() {
   (void)!write(wake_fd_, &one, sizeof(one));
 }
 
+void EventLoop::DieOffLoopThread(const char* caller) const {
+  std::ostringstream line;
+  line << "tandem::proxy::EventLoop CHECK failed: " << caller
+       << " called off the loop thread (called on thread " << std::this_thread::get_id()
+       << ", the loop runs on thread " << owner_.load() << ")\n";
+  std::string text = line.str();
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::abort();
+}
+
 bool EventLoop::RunOnce(absl::Duration timeout) {
-  if (stopped_.load()) return false;
+  // The first call binds the loop to its thread; two threads running one loop is a bug.
+  std::thread::id self = std::this_thread::get_id();
+  std::thread::id owner = std::thread::id();
+  if (!owner_.compare_exchange_strong(owner, self, std::memory_order_relaxed) &&
+      owner != self) {
+    DieOffLoopThread("EventLoop::RunOnce");
+  }
+  if (stopped_.load()) {
+    // Stopped for good: whoever joins this thread owns the loop from now on.
+    owner_.store(std::thread::id(), std::memory_order_relaxed);
+    return false;
+  }
   // Objects waiting to be freed (see below) hold sockets: do not sleep on them.
   int wait_ms =
       graveyard_.empty() ? static_cast<int>(absl::ToInt64Milliseconds(timeout)) : 0;
@@ -82,7 +113,11 @@ bool EventLoop::RunOnce(absl::Duration timeout) {
   graves.swap(graveyard_);
   for (auto& task : tasks) task();
   for (auto& deleter : graves) deleter();
-  return !stopped_.load();
+  if (stopped_.load()) {
+    owner_.store(std::thread::id(), std::memory_order_relaxed);
+    return false;
+  }
+  return true;
 }
 
 }  // namespace tandem::proxy

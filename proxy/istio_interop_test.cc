@@ -14,7 +14,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "common/pki/test_util.h"
 #include "gtest/gtest.h"
 #include "proxy/proxy.h"
 #include "proxy/tls_context_manager.h"
@@ -23,6 +22,7 @@
 #include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"
 #include "tests/integration/traffic.h"
+#include "tests/support/pki_test_util.h"
 
 namespace tandem::proxy {
 namespace {

@@ -18,7 +18,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/flags.h"
@@ -53,10 +55,83 @@ void Usage() {
   std::fprintf(
       stderr,
       "usage: tandem-proxy --config=FILE [--log-level=debug|info|warn|error]\n"
-      "                    [--log-format=text|json]\n"
+      "                    [--log-format=text|json] [--peer-label-sets=1000]\n"
+      "                    [--agent-metrics-port=15019]\n"
       "       tandem-proxy --wait-ready=HOST:PORT [--wait-timeout=120s]\n"
       "  FILE: JSON, schema proto/tandem/proxy_config.proto\n"
-      "  env TANDEM_INBOUND_MODE=STRICT|PERMISSIVE overrides default_inbound_mode\n");
+      "  env TANDEM_INBOUND_MODE=STRICT|PERMISSIVE overrides default_inbound_mode\n"
+      "  --peer-label-sets: istio_tcp_* label sets kept before peers fold into the\n"
+      "    overflow series (0 to 100000)\n"
+      "  env ISTIO_META_WORKLOAD_NAME, POD_NAMESPACE, TANDEM_APP, TANDEM_VERSION,\n"
+      "    TANDEM_CANONICAL_SERVICE, TANDEM_CANONICAL_REVISION, ISTIO_META_CLUSTER_ID:\n"
+      "    our own workload's istio_tcp_* labels (unset: unknown)\n"
+      "  --agent-metrics-port, env TANDEM_APP_METRICS_PORT/_PATH: loopback /metrics "
+      "pages\n"
+      "    merged into the metrics port's /metrics (one scrape per pod)\n");
+}
+
+constexpr int kMaxPeerLabelSets = 100000;
+
+// Reads a loopback port for a merged /metrics source; 0 (or unset) is none.
+absl::Status ParsePort(absl::string_view what, const std::string& text, uint16_t* port) {
+  int value = 0;
+  if (!absl::SimpleAtoi(text, &value) || value < 0 || value > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " must be a port number, 0 to 65535"));
+  }
+  *port = static_cast<uint16_t>(value);
+  return absl::OkStatus();
+}
+
+// The other /metrics pages of the pod the metrics port merges (one scrape per pod):
+// the agent's (--agent-metrics-port) and the app's, which the injector records from
+// the app's prometheus.io/port and /path annotations (TANDEM_APP_METRICS_PORT, _PATH).
+absl::StatusOr<std::vector<tandem::proxy::MetricsSource>> MergedSources(
+    const tandem::Flags& flags) {
+  std::vector<tandem::proxy::MetricsSource> sources;
+  tandem::proxy::MetricsSource agent{"agent"};
+  if (absl::Status s = ParsePort("--agent-metrics-port",
+                                 flags.Get("agent-metrics-port", "0"), &agent.port);
+      !s.ok()) {
+    return s;
+  }
+  if (agent.port != 0) sources.push_back(agent);
+  tandem::proxy::MetricsSource app{"app"};
+  const char* port = std::getenv("TANDEM_APP_METRICS_PORT");
+  if (port != nullptr && *port) {
+    if (absl::Status s = ParsePort("TANDEM_APP_METRICS_PORT", port, &app.port); !s.ok()) {
+      return s;
+    }
+    if (const char* path = std::getenv("TANDEM_APP_METRICS_PATH");
+        path != nullptr && *path) {
+      app.path = path;
+    }
+    // The path goes into a request line: printable ASCII, no space.
+    bool printable = !app.path.empty() && app.path[0] == '/';
+    for (char c : app.path) printable = printable && c > ' ' && c < 0x7f;
+    if (!printable) {
+      return absl::InvalidArgumentError(
+          "TANDEM_APP_METRICS_PATH must start with / and hold printable ASCII, no space");
+    }
+    if (app.port != 0) sources.push_back(app);
+  }
+  return sources;
+}
+
+// Our own side of the istio_tcp_* labels, as the injector's template sets them.
+tandem::proxy::WorkloadLabels WorkloadFromEnvironment() {
+  tandem::proxy::WorkloadLabels workload;
+  auto read = [](const char* name, std::string& out) {
+    if (const char* value = std::getenv(name); value != nullptr && *value) out = value;
+  };
+  read("ISTIO_META_WORKLOAD_NAME", workload.name);
+  read("POD_NAMESPACE", workload.namespace_);
+  read("TANDEM_APP", workload.app);
+  read("TANDEM_VERSION", workload.version);
+  read("TANDEM_CANONICAL_SERVICE", workload.canonical_service);
+  read("TANDEM_CANONICAL_REVISION", workload.canonical_revision);
+  read("ISTIO_META_CLUSTER_ID", workload.cluster);
+  return workload;
 }
 
 int Fail(int code, std::string_view what, const absl::Status& status) {
@@ -74,8 +149,10 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
-  absl::StatusOr<tandem::Flags> flags = tandem::Flags::Parse(
-      argc, argv, 1, {"config", "log-level", "log-format", "wait-ready", "wait-timeout"});
+  absl::StatusOr<tandem::Flags> flags =
+      tandem::Flags::Parse(argc, argv, 1,
+                           {"config", "log-level", "log-format", "wait-ready",
+                            "wait-timeout", "peer-label-sets"});
   if (!flags.ok()) {
     std::fprintf(stderr, "tandem-proxy: %s\n",
                  std::string(flags.status().message()).c_str());
@@ -111,6 +188,21 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<ProxyOptions> options = tandem::proxy::ParseProxyConfig(json);
   if (!options.ok()) return Fail(2, "invalid configuration", options.status());
+  absl::StatusOr<std::vector<tandem::proxy::MetricsSource>> merged =
+      MergedSources(*flags);
+  if (!merged.ok()) return Fail(2, "invalid metrics merge", merged.status());
+  options->workload = WorkloadFromEnvironment();
+  if (flags->Has("peer-label-sets")) {
+    int limit = 0;
+    if (!absl::SimpleAtoi(flags->Get("peer-label-sets"), &limit) || limit < 0 ||
+        limit > kMaxPeerLabelSets) {
+      return Fail(
+          2, "invalid --peer-label-sets",
+          absl::InvalidArgumentError(absl::StrCat(
+              "--peer-label-sets must be an integer from 0 to ", kMaxPeerLabelSets)));
+    }
+    options->peer_label_sets = static_cast<size_t>(limit);
+  }
   if (const char* mode = std::getenv("TANDEM_INBOUND_MODE"); mode != nullptr && *mode) {
     if (std::string_view(mode) == "STRICT") {
       options->policy.default_inbound_mode = tandem::proxy::InboundMode::kStrict;
@@ -166,12 +258,15 @@ int main(int argc, char** argv) {
   log::Listening("proxy", "inbound", p->options().inbound.text,
                  p->options().inbound.port());
   absl::StatusOr<std::unique_ptr<tandem::proxy::ProxyEndpoints>> endpoints =
-      tandem::proxy::ProxyEndpoints::Create(p, [&sds, &policy]() {
-        std::string extra;
-        if (sds) extra += sds->RenderMetrics();
-        if (policy) extra += policy->RenderMetrics();
-        return extra;
-      });
+      tandem::proxy::ProxyEndpoints::Create(
+          p,
+          [&sds, &policy]() {
+            std::string extra;
+            if (sds) extra += sds->RenderMetrics();
+            if (policy) extra += policy->RenderMetrics();
+            return extra;
+          },
+          *std::move(merged));
   if (!endpoints.ok()) return Fail(1, "cannot serve metrics/admin", endpoints.status());
   if (absl::Status s = (*endpoints)->Start(); !s.ok()) {
     return Fail(1, "cannot serve metrics/admin", s);

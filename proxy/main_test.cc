@@ -33,6 +33,17 @@ TEST(ProxyMainTest, RefusesABadInboundModeFromTheEnvironment) {
       << r.err;
 }
 
+TEST(ProxyMainTest, RefusesAPeerLabelSetLimitOutOfRange) {
+  for (const char* value : {"-1", "lots", "100001"}) {
+    Result r = RunProxy(std::string(TANDEM_PROXY_BIN) + " --peer-label-sets=" + value);
+    EXPECT_EQ(r.exit_code, 2) << value;
+    EXPECT_NE(r.err.find("invalid --peer-label-sets error=\"--peer-label-sets must be an "
+                         "integer from 0 to 100000\""),
+              std::string::npos)
+        << r.err;
+  }
+}
+
 TEST(ProxyMainTest, WaitReadyRefusesABadAddress) {
   Result r = RunProxy(std::string(TANDEM_PROXY_BIN) + " --wait-ready=localhost");
   EXPECT_EQ(r.exit_code, 2);

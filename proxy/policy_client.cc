@@ -3,7 +3,9 @@
 
 #include "common/log/log.h"
 #include "common/metrics/registry.h"
+#include "common/node_metadata.h"
 #include "common/stream_loop.h"
+#include "common/version.h"
 #include "proxy/grpc_stream.h"
 #include "tandem/mesh_policy.pb.h"
 
@@ -68,6 +70,10 @@ bool PolicyClient::Impl::RunStream() {
   policy::v1::PolicyRequest request;
   request.set_node(node);
   request.set_version_info(applied_version);
+  // Who we are, for `tandemctl proxy-status` (the agent passes it on to the CA).
+  request.mutable_node_info()->set_id(node);
+  request.mutable_node_info()->set_user_agent_name(kProxyUserAgent);
+  request.mutable_node_info()->set_user_agent_version(Version());
   bool received = false;
   if (s->Write(request)) {
     policy::v1::PolicyResponse response;

@@ -24,11 +24,12 @@ Proxy::Proxy(ProxyOptions options)
                                             kPolicyUpdatesHelp,
                                             {{"result", "accepted"}})),
       policy_refused_(registry_.GetCounter("tandem_proxy_policy_updates_total",
-                                           kPolicyUpdatesHelp, {{"result", "refused"}})) {
+                                           kPolicyUpdatesHelp, {{"result", "refused"}})),
+      peer_labels_(options_.workload, options_.peer_label_sets) {
   RegisterMetrics();
   for (int i = 0; i < options_.workers; ++i) {
-    workers_.push_back(
-        std::make_unique<Worker>(&options_, &tls_, &policy_, &connections_, &next_id_));
+    workers_.push_back(std::make_unique<Worker>(&options_, &tls_, &policy_, &connections_,
+                                                &next_id_, &peer_labels_));
   }
 }
 
@@ -119,6 +120,10 @@ void Proxy::RegisterMetrics() {
           return accepted ? tls_.updates_accepted() : tls_.updates_refused();
         });
   }
+  registry_.AddGaugeFunction(
+      "tandem_proxy_peer_label_sets",
+      "istio_tcp_* label sets in use, the two overflow series included.", {},
+      [this] { return static_cast<double>(peer_labels_.size()); });
   registry_.AddCollector([this] {
     constexpr char kCertificateInfo[] = "tandem_proxy_certificate_info";
     constexpr char kCertificateHelp[] = "The last accepted certificate.";
@@ -137,7 +142,10 @@ void Proxy::RegisterMetrics() {
 }
 
 std::string Proxy::RenderMetrics() const {
-  return RenderWorkerStats(worker_stats()) + registry_.RenderPrometheus();
+  std::vector<const PeerCache*> peers;
+  for (const auto& worker : workers_) peers.push_back(&worker->peers());
+  return RenderWorkerStats(worker_stats()) + RenderPeerMetrics(peer_labels_, peers) +
+         registry_.RenderPrometheus();
 }
 
 }  // namespace tandem::proxy

@@ -12,6 +12,7 @@
 #include "proxy/config.h"
 #include "proxy/mesh_policy.h"
 #include "proxy/mesh_policy_holder.h"
+#include "proxy/peer_metrics.h"
 #include "proxy/policy_sink.h"
 #include "proxy/tls_context_manager.h"
 #include "proxy/worker.h"
@@ -70,6 +71,7 @@ class Proxy : public PolicySink {
   std::atomic<int> connections_{0};
   std::atomic<uint64_t> next_id_{1};
   std::atomic<bool> listening_{false};
+  PeerLabelTable peer_labels_;  // istio_tcp_* label sets, shared by the workers
   std::vector<std::unique_ptr<Worker>> workers_;
 };
 

@@ -117,8 +117,9 @@ std::string RenderWorkerStats(const std::vector<const WorkerStats*>& workers) {
     absl::StrAppend(&out, "tandem_proxy_upstream_connect_failures_total{direction=\"",
                     kDirection[d], "\"} ", total, "\n");
   }
-  uint64_t over = 0, resumed = 0, paused = 0, revoked = 0;
+  uint64_t over = 0, resumed = 0, paused = 0, revoked = 0, folded = 0;
   for (const WorkerStats* w : workers) {
+    folded += w->peer_overflow.load();
     over += w->over_limit.load();
     resumed += w->resumed_handshakes.load();
     paused += w->accept_paused.load();
@@ -138,6 +139,10 @@ std::string RenderWorkerStats(const std::vector<const WorkerStats*>& workers) {
   Header(out, "tandem_proxy_connections_revoked_total", "counter",
          "Open connections closed because a policy update revoked their peer.");
   absl::StrAppend(&out, "tandem_proxy_connections_revoked_total ", revoked, "\n");
+  Header(out, "tandem_proxy_peer_metrics_overflow_total", "counter",
+         "Connections counted in the istio_tcp_* overflow series because the peer "
+         "label set limit was reached.");
+  absl::StrAppend(&out, "tandem_proxy_peer_metrics_overflow_total ", folded, "\n");
   RenderHistogram(out, "tandem_proxy_handshake_duration_seconds",
                   "TLS handshake time, from first byte to done.", workers,
                   &WorkerStats::handshake_seconds);

@@ -57,6 +57,8 @@ struct WorkerStats {
   std::atomic<uint64_t> resumed_handshakes{0};
   // Open connections closed because a new policy revoked their peer.
   std::atomic<uint64_t> revoked_closed{0};
+  // Connections whose istio_tcp_* label set found the table full (PeerLabelTable).
+  std::atomic<uint64_t> peer_overflow{0};
   WorkerHistogram handshake_seconds[2];
   WorkerHistogram connection_seconds[2];
 

@@ -18,13 +18,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/pki/test_util.h"
 #include "gtest/gtest.h"
 #include "tandem/mesh_policy.pb.h"
 #include "tests/integration/openssl_cli.h"
 #include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"
 #include "tests/integration/traffic.h"
+#include "tests/support/pki_test_util.h"
 
 namespace tandem::proxy {
 namespace {
@@ -181,6 +181,74 @@ TEST_F(ProxyPairTest, EchoesThroughMutualTls) {
                    "tandem_proxy_connections_opened_total{direction=\"outbound\","
                    "mode=\"mtls\"}"),
             1);
+}
+
+// Returns the value of the one `family` sample whose labels contain every one of
+// `labels` (each `name="value"`), or -1 when none or several match.
+double IstioSample(const std::string& exposition, const std::string& family,
+                   const std::vector<std::string>& labels) {
+  double value = -1;
+  int matches = 0;
+  std::istringstream lines(exposition);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(family + "{", 0) != 0) continue;
+    bool all = true;
+    for (const std::string& label : labels) {
+      all = all && line.find(label) != std::string::npos;
+    }
+    if (!all) continue;
+    ++matches;
+    value = std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return matches == 1 ? value : -1;
+}
+
+TEST_F(ProxyPairTest, ReportsIstioTcpMetricsWithBothPrincipalsOnEachSide) {
+  EXPECT_EQ(EchoOnce(client_outbound_, "hello mesh"), "hello mesh");
+  ASSERT_TRUE(tandem::testing::WaitFor(
+      [&] {
+        return Metric(*server_,
+                      "tandem_proxy_connections_closed_total{direction=\"inbound\","
+                      "mode=\"mtls\"}") == 1 &&
+               Metric(*client_,
+                      "tandem_proxy_connections_closed_total{direction=\"outbound\","
+                      "mode=\"mtls\"}") == 1;
+      },
+      absl::Seconds(5)));
+  const std::vector<std::string> principals = {
+      absl::StrCat("source_principal=\"", kClientId, "\""),
+      absl::StrCat("destination_principal=\"", kServerId, "\"")};
+  auto with = [&](std::vector<std::string> labels) {
+    labels.insert(labels.end(), principals.begin(), principals.end());
+    return labels;
+  };
+  const std::string client = client_->RenderMetrics();
+  const std::vector<std::string> source = with(
+      {"reporter=\"source\"", "destination_workload=\"server\"",
+       "destination_workload_namespace=\"b\"", "connection_security_policy=\"unknown\"",
+       "response_flags=\"-\"", "request_protocol=\"tcp\""});
+  EXPECT_EQ(IstioSample(client, "istio_tcp_connections_opened_total", source), 1) << client;
+  EXPECT_EQ(IstioSample(client, "istio_tcp_connections_closed_total", source), 1) << client;
+  EXPECT_EQ(IstioSample(client, "istio_tcp_received_bytes_total", source), 10) << client;
+  EXPECT_EQ(IstioSample(client, "istio_tcp_sent_bytes_total", source), 10) << client;
+  EXPECT_EQ(IstioSample(client, "istio_tcp_connections_opened_total",
+                        {"reporter=\"destination\""}),
+            -1)
+      << client;
+
+  const std::string server = server_->RenderMetrics();
+  const std::vector<std::string> destination =
+      with({"reporter=\"destination\"", "source_workload=\"client\"",
+            "source_workload_namespace=\"a\"",
+            "connection_security_policy=\"mutual_tls\""});
+  EXPECT_EQ(IstioSample(server, "istio_tcp_connections_opened_total", destination), 1)
+      << server;
+  EXPECT_EQ(IstioSample(server, "istio_tcp_received_bytes_total", destination), 10)
+      << server;
+  EXPECT_EQ(IstioSample(server, "istio_tcp_connections_opened_total",
+                        {"reporter=\"source\""}),
+            -1)
+      << server;
 }
 
 TEST_F(ProxyPairTest, CarriesVerifiedTrafficUnderLoad) {

@@ -26,7 +26,8 @@ constexpr absl::Duration kTick = absl::Milliseconds(100);
 SocketAddress OriginalDestination(int fd, int family) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
-  if (family == AF_INET6 && getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len) == 0) {
+  if (family == AF_INET6 &&
+      getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len) == 0) {
     return SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
   }
   len = sizeof(ss);
@@ -67,17 +68,19 @@ absl::StatusOr<int> OpenListener(const SocketAddress& address, bool reuse_port) 
 
 Worker::Worker(const ProxyOptions* options, TlsContextManager* tls,
                MeshPolicyHolder* policy, std::atomic<int>* global_connections,
-               std::atomic<uint64_t>* next_id)
+               std::atomic<uint64_t>* next_id, PeerLabelTable* peer_labels)
     : options_(options),
       tls_(tls),
       policy_(policy),
       global_connections_(global_connections),
-      next_id_(next_id) {
+      next_id_(next_id),
+      peers_(peer_labels) {
   outbound_.worker = inbound_.worker = this;
   outbound_.direction = Direction::kOutbound;
   inbound_.direction = Direction::kInbound;
   context_ = WorkerContext{&loop_,
                            &stats_,
+                           &peers_,
                            options_,
                            tls_,
                            policy_,
@@ -85,6 +88,7 @@ Worker::Worker(const ProxyOptions* options, TlsContextManager* tls,
                            next_id_,
                            &log_limiter_,
                            [this](Connection* c) {
+                             loop_.AssertInLoopThread("WorkerContext::on_closed");
                              open_.fetch_sub(1, std::memory_order_relaxed);
                              global_connections_->fetch_sub(1, std::memory_order_relaxed);
                              auto it = connections_.find(c);
@@ -195,6 +199,7 @@ void Worker::Run() {
 }
 
 void Worker::Accept(Listener& listener) {
+  loop_.AssertInLoopThread("Worker::Accept");
   // Accept a bounded batch per wake so one busy listener cannot starve the loop.
   for (int i = 0; i < 64 && listener.fd >= 0; ++i) {
     int fd = accept4(listener.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -19,7 +19,8 @@ namespace tandem::proxy {
 class Worker {
  public:
   Worker(const ProxyOptions* options, TlsContextManager* tls, MeshPolicyHolder* policy,
-         std::atomic<int>* global_connections, std::atomic<uint64_t>* next_id);
+         std::atomic<int>* global_connections, std::atomic<uint64_t>* next_id,
+         PeerLabelTable* peer_labels);
   ~Worker();
 
   // Main thread, before Start(): opens this worker's listening sockets.
@@ -37,6 +38,8 @@ class Worker {
   void CloseRevoked(std::shared_ptr<const MeshPolicy> policy);
 
   const WorkerStats& stats() const { return stats_; }
+  // istio_tcp_* cells, read by scrapes. Any thread.
+  const PeerCache& peers() const { return peers_; }
   int open_connections() const { return open_.load(std::memory_order_relaxed); }
 
  private:
@@ -53,8 +56,8 @@ class Worker {
   // Loop thread: stops polling `listener` after accept() ran out of descriptors
   // (`error`), counted and logged; ResumeAccepting polls it again.
   void PauseAccepting(Listener& listener, int error);
-  void ResumeAccepting();  // loop thread, every tick
-  void CloseListeners();   // loop thread
+  void ResumeAccepting();                           // loop thread, every tick
+  void CloseListeners();                            // loop thread
   std::vector<Connection*> ConnectionList() const;  // loop thread
 
   const ProxyOptions* options_;
@@ -64,6 +67,7 @@ class Worker {
   std::atomic<uint64_t>* next_id_;
   EventLoop loop_;
   WorkerStats stats_;
+  PeerCache peers_;  // cache: loop thread; cells: written by it, read by scrapes
   Listener outbound_;
   Listener inbound_;
   std::thread thread_;

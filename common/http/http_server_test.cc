@@ -22,8 +22,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/metrics/registry.h"
-#include "common/pki/test_util.h"
 #include "gtest/gtest.h"
+#include "tests/support/pki_test_util.h"
 
 namespace tandem::http {
 namespace {

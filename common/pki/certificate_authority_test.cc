@@ -6,10 +6,10 @@
 #include <fstream>
 
 #include "absl/status/status.h"
-#include "common/pki/test_util.h"
 #include "gtest/gtest.h"
 #include "tests/integration/openssl_cli.h"
 #include "tests/integration/temp_dir.h"
+#include "tests/support/pki_test_util.h"
 
 namespace tandem::pki {
 namespace {

@@ -1,8 +1,8 @@
 #include "common/pki/certificate.h"
 
 #include "absl/status/status.h"
-#include "common/pki/test_util.h"
 #include "gtest/gtest.h"
+#include "tests/support/pki_test_util.h"
 
 namespace tandem::pki {
 namespace {

@@ -11,9 +11,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "controlplane/auth/refusal_reason.h"
-#include "controlplane/fake_https_server.h"
 #include "gtest/gtest.h"
 #include "tests/integration/closed_port.h"
+#include "tests/support/fake_https_server.h"
 
 namespace tandem::controlplane {
 namespace {

@@ -12,8 +12,10 @@
 #include <sstream>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
 #include "common/pki/certificate_authority.h"
 #include "common/pki/trust_bundle.h"
@@ -80,18 +82,97 @@ absl::Status WriteOwnerOnly(const std::string& path, const std::string& data) {
 
 }  // namespace
 
-struct CaCore::State {
-  CaCoreOptions options;
+// What the CA signs with and publishes, built from one reading of its files. Immutable;
+// requests hold a shared_ptr for as long as they use it, so a reload never changes
+// the material under a request.
+struct CaCore::Signer {
+  Sources sources;  // as read: a reload compares them to notice a change
   std::unique_ptr<pki::CertificateAuthority> ca;
   std::unique_ptr<pki::TrustBundle> bundle;
   std::string bundle_pem;
   std::vector<std::string> chain_tail;  // intermediates + roots, as PEM
+};
+
+struct CaCore::State {
+  CaCoreOptions options;
+  // The CA's own gRPC serving certificate, issued at Create from the signer of then.
   std::string server_key_pem;
   std::string server_chain_pem;
+  mutable absl::Mutex mu;
+  std::shared_ptr<const Signer> signer ABSL_GUARDED_BY(mu);
+  // The refusal last reported by Reload, so a file left bad is reported once.
+  std::string last_refusal ABSL_GUARDED_BY(mu);
 };
 
 CaCore::CaCore(std::unique_ptr<State> state) : state_(std::move(state)) {}
 CaCore::~CaCore() = default;
+
+absl::StatusOr<CaCore::Sources> CaCore::ReadSources(const CaCoreOptions& options) {
+  const std::string& dir = options.root_dir;
+  const std::string key_path = dir + "/ca-key.pem", cert_path = dir + "/ca-cert.pem";
+  if (options.key_permissions == KeyPermissions::kSecretVolume) {
+    for (const std::string& path : {key_path, cert_path}) {
+      if (absl::Status s = CheckSecretVolumeFile(path); !s.ok()) return s;
+    }
+  } else {
+    for (auto [path, is_dir] : {std::pair{dir, true}, std::pair{key_path, false},
+                                std::pair{cert_path, false}}) {
+      if (absl::Status s = CheckOwnerOnly(path, is_dir); !s.ok()) return s;
+    }
+  }
+  Sources sources;
+  absl::StatusOr<std::string> key_pem = ReadFileToString(key_path);
+  if (!key_pem.ok()) return key_pem.status();
+  absl::StatusOr<std::string> cert_pem = ReadFileToString(cert_path);
+  if (!cert_pem.ok()) return cert_pem.status();
+  sources.key_pem = *std::move(key_pem);
+  sources.cert_pem = *std::move(cert_pem);
+  sources.extra_roots_pem = options.extra_roots_pem;
+  if (!options.extra_roots_file.empty()) {
+    absl::StatusOr<std::string> extra = ReadFileToString(options.extra_roots_file);
+    if (!extra.ok()) return extra.status();
+    sources.extra_roots_pem = *std::move(extra);
+  }
+  return sources;
+}
+
+absl::StatusOr<std::shared_ptr<const CaCore::Signer>> CaCore::BuildSigner(
+    const CaCoreOptions& options, Sources sources) {
+  auto signer = std::make_shared<Signer>();
+  absl::StatusOr<pki::CertificateAuthority> ca =
+      pki::CertificateAuthority::FromPem(sources.key_pem, sources.cert_pem);
+  if (!ca.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("CA files in ", options.root_dir, ": ", ca.status().message()));
+  }
+  signer->ca = std::make_unique<pki::CertificateAuthority>(*std::move(ca));
+  std::vector<pki::Certificate> roots = {signer->ca->root()};
+  if (!absl::StripAsciiWhitespace(sources.extra_roots_pem).empty()) {
+    absl::StatusOr<std::vector<pki::Certificate>> extra =
+        pki::Certificate::ChainFromPem(sources.extra_roots_pem);
+    if (!extra.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("extra roots: ", extra.status().message()));
+    }
+    // The next root may be listed before the switch and the old one after: publish
+    // each root once.
+    for (const pki::Certificate& root : *extra) {
+      bool listed = false;
+      for (const pki::Certificate& have : roots) listed |= have.ToDer() == root.ToDer();
+      if (!listed) roots.push_back(root);
+    }
+  }
+  absl::StatusOr<pki::TrustBundle> bundle = pki::TrustBundle::FromCertificates(roots);
+  if (!bundle.ok()) return bundle.status();
+  signer->bundle = std::make_unique<pki::TrustBundle>(*std::move(bundle));
+  signer->bundle_pem = signer->bundle->ToPem();
+  for (const pki::Certificate& c : signer->ca->IntermediatesForLeaf()) {
+    signer->chain_tail.push_back(c.ToPem());
+  }
+  for (const pki::Certificate& c : roots) signer->chain_tail.push_back(c.ToPem());
+  signer->sources = std::move(sources);
+  return signer;
+}
 
 absl::StatusOr<std::unique_ptr<CaCore>> CaCore::Create(CaCoreOptions options,
                                                        absl::Time now) {
@@ -106,12 +187,8 @@ absl::StatusOr<std::unique_ptr<CaCore>> CaCore::Create(CaCoreOptions options,
   const std::string key_path = dir + "/ca-key.pem", cert_path = dir + "/ca-cert.pem";
   if (dir.empty()) return absl::InvalidArgumentError("root_dir is required");
   struct stat st;
-  const bool secret_volume = options.key_permissions == KeyPermissions::kSecretVolume;
-  if (secret_volume) {
-    for (const std::string& path : {key_path, cert_path}) {
-      if (absl::Status s = CheckSecretVolumeFile(path); !s.ok()) return s;
-    }
-  } else if (stat(key_path.c_str(), &st) != 0) {
+  if (options.key_permissions == KeyPermissions::kOwnerOnly &&
+      stat(key_path.c_str(), &st) != 0) {
     // First start: make a root and keep it, owner-only.
     if (stat(dir.c_str(), &st) != 0 && mkdir(dir.c_str(), 0700) != 0) {
       return absl::InternalError(absl::StrCat("mkdir ", dir, ": ", std::strerror(errno)));
@@ -129,48 +206,63 @@ absl::StatusOr<std::unique_ptr<CaCore>> CaCore::Create(CaCoreOptions options,
     }
     if (absl::Status s = WriteOwnerOnly(key_path, *key_pem); !s.ok()) return s;
   }
-  for (auto [path, is_dir] :
-       {std::pair{dir, true}, std::pair{key_path, false}, std::pair{cert_path, false}}) {
-    if (secret_volume) break;
-    if (absl::Status s = CheckOwnerOnly(path, is_dir); !s.ok()) return s;
+  absl::StatusOr<Sources> sources = ReadSources(options);
+  if (!sources.ok()) return sources.status();
+  absl::StatusOr<std::shared_ptr<const Signer>> signer =
+      BuildSigner(options, *std::move(sources));
+  if (!signer.ok()) return signer.status();
+  {
+    absl::MutexLock lock(&state->mu);
+    state->signer = *std::move(signer);
   }
-  absl::StatusOr<std::string> key_pem = ReadFileToString(key_path);
-  absl::StatusOr<std::string> cert_pem = ReadFileToString(cert_path);
-  if (!key_pem.ok()) return key_pem.status();
-  if (!cert_pem.ok()) return cert_pem.status();
-  absl::StatusOr<pki::CertificateAuthority> ca =
-      pki::CertificateAuthority::FromPem(*key_pem, *cert_pem);
-  if (!ca.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("CA files in ", dir, ": ", ca.status().message()));
-  }
-  state->ca = std::make_unique<pki::CertificateAuthority>(*std::move(ca));
-  std::vector<pki::Certificate> roots = {state->ca->root()};
-  if (!options.extra_roots_pem.empty()) {
-    absl::StatusOr<std::vector<pki::Certificate>> extra =
-        pki::Certificate::ChainFromPem(options.extra_roots_pem);
-    if (!extra.ok()) return extra.status();
-    roots.insert(roots.end(), extra->begin(), extra->end());
-  }
-  absl::StatusOr<pki::TrustBundle> bundle = pki::TrustBundle::FromCertificates(roots);
-  if (!bundle.ok()) return bundle.status();
-  state->bundle = std::make_unique<pki::TrustBundle>(*std::move(bundle));
-  state->bundle_pem = state->bundle->ToPem();
-  for (const pki::Certificate& c : state->ca->IntermediatesForLeaf()) {
-    state->chain_tail.push_back(c.ToPem());
-  }
-  for (const pki::Certificate& c : roots) state->chain_tail.push_back(c.ToPem());
 
   // The CA's own gRPC serving certificate, valid as long as the CA.
   state->options = std::move(options);
   auto core = std::unique_ptr<CaCore>(new CaCore(std::move(state)));
-  absl::StatusOr<ServingCertificate> server =
-      core->IssueServingWithIps(core->state_->options.server_dns_names,
-                         core->state_->options.server_ips, absl::Hours(24 * 365), now);
+  absl::StatusOr<ServingCertificate> server = core->IssueServingWithIps(
+      core->state_->options.server_dns_names, core->state_->options.server_ips,
+      absl::Hours(24 * 365), now);
   if (!server.ok()) return server.status();
   core->state_->server_key_pem = std::move(server->key_pem);
   core->state_->server_chain_pem = std::move(server->chain_pem);
   return core;
+}
+
+absl::StatusOr<bool> CaCore::Reload(absl::Time now) {
+  absl::StatusOr<Sources> sources = ReadSources(state_->options);
+  absl::StatusOr<std::shared_ptr<const Signer>> signer =
+      absl::InternalError("unreachable: replaced below");
+  if (!sources.ok()) {
+    signer = sources.status();
+  } else {
+    std::shared_ptr<const Signer> current = CurrentSigner();
+    if (*sources == current->sources) {
+      absl::MutexLock lock(&state_->mu);
+      state_->last_refusal.clear();
+      return false;
+    }
+    signer = BuildSigner(state_->options, *std::move(sources));
+    if (signer.ok() && (*signer)->ca->certificate().not_after() <= now) {
+      signer = absl::FailedPreconditionError(absl::StrCat(
+          "CA files in ", state_->options.root_dir, ": the CA certificate has expired"));
+    }
+  }
+  absl::MutexLock lock(&state_->mu);
+  if (!signer.ok()) {
+    // Reported once per distinct refusal; the material in force stays.
+    std::string why(signer.status().message());
+    if (why == state_->last_refusal) return false;
+    state_->last_refusal = why;
+    return signer.status();
+  }
+  state_->last_refusal.clear();
+  state_->signer = *std::move(signer);
+  return true;
+}
+
+std::shared_ptr<const CaCore::Signer> CaCore::CurrentSigner() const {
+  absl::MutexLock lock(&state_->mu);
+  return state_->signer;
 }
 
 absl::StatusOr<ServingCertificate> CaCore::IssueServing(
@@ -186,14 +278,15 @@ absl::StatusOr<ServingCertificate> CaCore::IssueServingWithIps(
   absl::StatusOr<SpiffeId> id =
       SpiffeId::ForWorkload(state_->options.trust_domain, "tandem-system", "tandem-ca");
   if (!id.ok()) return id.status();
+  std::shared_ptr<const Signer> signer = CurrentSigner();
   absl::StatusOr<pki::Certificate> cert =
-      state_->ca->IssueServer(*key, *id, dns_names, ips, ttl, now);
+      signer->ca->IssueServer(*key, *id, dns_names, ips, ttl, now);
   if (!cert.ok()) return cert.status();
   absl::StatusOr<std::string> key_pem = key->ToPem();
   if (!key_pem.ok()) return key_pem.status();
   ServingCertificate serving{*std::move(key_pem), cert->ToPem(), cert->SerialHex(),
                              cert->not_before(), cert->not_after()};
-  for (const pki::Certificate& c : state_->ca->IntermediatesForLeaf()) {
+  for (const pki::Certificate& c : signer->ca->IntermediatesForLeaf()) {
     serving.chain_pem += c.ToPem();
   }
   return serving;
@@ -218,13 +311,14 @@ absl::StatusOr<std::vector<std::string>> CaCore::Issue(const std::string& csr_pe
   absl::Duration ttl = requested_seconds > 0 ? absl::Seconds(requested_seconds)
                                              : state_->options.default_ttl;
   ttl = std::min(ttl, state_->options.max_ttl);
-  absl::StatusOr<pki::Certificate> leaf = state_->ca->IssueWorkload(*csr, *id, ttl, now);
+  std::shared_ptr<const Signer> signer = CurrentSigner();
+  absl::StatusOr<pki::Certificate> leaf = signer->ca->IssueWorkload(*csr, *id, ttl, now);
   if (!leaf.ok()) {
     bool bad_csr = leaf.status().code() == absl::StatusCode::kInvalidArgument;
     return WithRefusalReason(leaf.status(), bad_csr ? "bad_csr" : "internal");
   }
   std::vector<std::string> chain = {leaf->ToPem()};
-  chain.insert(chain.end(), state_->chain_tail.begin(), state_->chain_tail.end());
+  chain.insert(chain.end(), signer->chain_tail.begin(), signer->chain_tail.end());
   return chain;
 }
 
@@ -238,7 +332,7 @@ absl::StatusOr<ServiceAccount> CaCore::AuthenticatePeer(const std::string& chain
         absl::UnauthenticatedError("client certificate is malformed"),
         "bad_client_certificate");
   }
-  absl::StatusOr<SpiffeId> id = state_->bundle->Verify(*chain, now);
+  absl::StatusOr<SpiffeId> id = CurrentSigner()->bundle->Verify(*chain, now);
   if (!id.ok()) {
     return WithRefusalReason(absl::UnauthenticatedError(absl::StrCat(
                                  "client certificate refused: ", id.status().message())),
@@ -257,7 +351,7 @@ absl::StatusOr<ServiceAccount> CaCore::AuthenticatePeer(const std::string& chain
 
 const std::string& CaCore::server_key_pem() const { return state_->server_key_pem; }
 const std::string& CaCore::server_chain_pem() const { return state_->server_chain_pem; }
-const std::string& CaCore::trust_bundle_pem() const { return state_->bundle_pem; }
+std::string CaCore::trust_bundle_pem() const { return CurrentSigner()->bundle_pem; }
 const std::string& CaCore::trust_domain() const { return state_->options.trust_domain; }
 
 }  // namespace tandem::controlplane

@@ -35,6 +35,9 @@ struct CaCoreOptions {
   std::vector<std::string> server_ips = {"127.0.0.1"};
   // Extra trusted roots published with every certificate (root rotation overlap).
   std::string extra_roots_pem;
+  // A file of extra roots instead (may be empty), read at Create and at every Reload:
+  // the operator edits it during a root rotation (docs/controlplane.md).
+  std::string extra_roots_file;
 };
 
 // A TLS serving certificate tandem-ca issues to itself, as PEM strings.
@@ -47,8 +50,10 @@ struct ServingCertificate {
 };
 
 // The signing core of tandem-ca: CA key material, CSR checks, issuance, and client
-// certificate authentication for renewals. Immutable after Create; any thread may call
-// its methods. The header names no BoringSSL type, so gRPC code may include it.
+// certificate authentication for renewals. The signing material (key, chain, published
+// roots) is one immutable snapshot that Reload replaces in one swap when the files
+// change; everything else is fixed at Create. Any thread may call any method. The
+// header names no BoringSSL type, so gRPC code may include it.
 class CaCore {
  public:
   static absl::StatusOr<std::unique_ptr<CaCore>> Create(CaCoreOptions options,
@@ -78,15 +83,36 @@ class CaCore {
                                                   absl::Duration ttl,
                                                   absl::Time now) const;
 
+  // Re-reads ca-key.pem, ca-cert.pem and the extra roots file (a Kubernetes Secret or
+  // ConfigMap update replaces them by a symlink swap) and, when they changed, checks
+  // them as Create does and swaps them in: later issuance signs with them and
+  // publishes their roots; requests in flight finish with the material they started
+  // with. Returns whether it swapped. An error names what is wrong and leaves the
+  // material in force; the same error is returned once, then false until the files
+  // change again. Any thread (tandem-ca's reload thread).
+  absl::StatusOr<bool> Reload(absl::Time now);
+
+  // The serving certificate issued at Create (it does not follow Reload).
   const std::string& server_key_pem() const;
   const std::string& server_chain_pem() const;
-  // Every root clients should trust (ours first, then extra roots).
-  const std::string& trust_bundle_pem() const;
+  // Every root clients should trust (ours first, then extra roots), as of now.
+  std::string trust_bundle_pem() const;
   const std::string& trust_domain() const;
 
   struct State;
 
  private:
+  struct Signer;
+  // The files' contents, as read.
+  struct Sources {
+    std::string key_pem, cert_pem, extra_roots_pem;
+    bool operator==(const Sources&) const = default;
+  };
+  static absl::StatusOr<Sources> ReadSources(const CaCoreOptions& options);
+  static absl::StatusOr<std::shared_ptr<const Signer>> BuildSigner(
+      const CaCoreOptions& options, Sources sources);
+  std::shared_ptr<const Signer> CurrentSigner() const;
+
   explicit CaCore(std::unique_ptr<State> state);
   absl::StatusOr<ServingCertificate> IssueServingWithIps(const std::vector<std::string>& dns_names,
                                                   const std::vector<std::string>& ips,

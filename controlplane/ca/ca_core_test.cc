@@ -13,10 +13,10 @@
 #include "common/pki/certificate.h"
 #include "common/pki/certificate_authority.h"
 #include "controlplane/auth/refusal_reason.h"
-#include "controlplane/test_csr.h"
 #include "gtest/gtest.h"
 #include "tests/integration/openssl_cli.h"
 #include "tests/integration/temp_dir.h"
+#include "tests/support/test_csr.h"
 
 namespace tandem::controlplane {
 namespace {
@@ -252,6 +252,119 @@ TEST_F(CaCoreTest, AuthenticatesRenewalByOwnCertificateOnly) {
       *stranger->Issue(pending.csr_pem, {"a", "b"}, 0, absl::Now());
   EXPECT_EQ(core->AuthenticatePeer(foreign[0], absl::Now()).status().code(),
             absl::StatusCode::kUnauthenticated);
+}
+
+// Root rotation without a restart: the CA's files replaced as the kubelet replaces a
+// Secret volume's (a new timestamped directory, then one rename of the ..data symlink).
+class CaCoreReloadTest : public CaCoreTest {
+ protected:
+  void SetUp() override {
+    CaCoreTest::SetUp();
+    options_.key_permissions = KeyPermissions::kSecretVolume;
+    ASSERT_EQ(mkdir(options_.root_dir.c_str(), 0700), 0);
+    for (const char* name : {"ca-key.pem", "ca-cert.pem"}) {
+      std::filesystem::create_symlink(std::string("..data/") + name,
+                                      options_.root_dir + "/" + name);
+    }
+  }
+  // Publishes `key` and `chain` as the Secret's next version.
+  void PublishSecret(const std::string& key_pem, const std::string& cert_pem) {
+    const std::string version = "..v" + std::to_string(++versions_);
+    const std::string dir = options_.root_dir + "/" + version;
+    ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+    Write(dir + "/ca-key.pem", key_pem, 0400);
+    Write(dir + "/ca-cert.pem", cert_pem, 0400);
+    std::filesystem::create_symlink(version, options_.root_dir + "/..data_tmp");
+    std::filesystem::rename(options_.root_dir + "/..data_tmp",
+                            options_.root_dir + "/..data");
+  }
+  void PublishRoot(const pki::CertificateAuthority& ca) {
+    PublishSecret(*ca.key().ToPem(), ca.certificate().ToPem());
+  }
+  // Returns the root a certificate issued now chains to (the last of the response).
+  static std::string IssuedRoot(const CaCore& core) {
+    PendingCredential pending = *NewCredentialRequest("spiffe://cluster.local/ns/a/sa/b");
+    absl::StatusOr<std::vector<std::string>> chain =
+        core.Issue(pending.csr_pem, {"a", "b"}, 0, absl::Now());
+    EXPECT_TRUE(chain.ok()) << chain.status();
+    return chain.ok() ? chain->at(1) : "";
+  }
+
+  pki::CertificateAuthority old_ =
+      *pki::CertificateAuthority::CreateRoot({.common_name = "old root"}, absl::Now());
+  pki::CertificateAuthority next_ =
+      *pki::CertificateAuthority::CreateRoot({.common_name = "next root"}, absl::Now());
+  int versions_ = 0;
+};
+
+TEST_F(CaCoreReloadTest, SignsWithASecretSwappedInBySymlinkWithoutARestart) {
+  PublishRoot(old_);
+  std::unique_ptr<CaCore> core = *CaCore::Create(options_, absl::Now());
+  EXPECT_EQ(IssuedRoot(*core), old_.root().ToPem());
+  EXPECT_EQ(*core->Reload(absl::Now()), false) << "nothing changed yet";
+
+  PublishRoot(next_);
+  absl::StatusOr<bool> swapped = core->Reload(absl::Now());
+  ASSERT_TRUE(swapped.ok()) << swapped.status();
+  EXPECT_TRUE(*swapped);
+  EXPECT_EQ(IssuedRoot(*core), next_.root().ToPem());
+  EXPECT_EQ(core->trust_bundle_pem(), next_.root().ToPem());
+  EXPECT_EQ(*core->Reload(absl::Now()), false);
+}
+
+TEST_F(CaCoreReloadTest, KeepsSigningWhenNewFilesAreRefusedAndSaysSoOnce) {
+  PublishRoot(old_);
+  std::unique_ptr<CaCore> core = *CaCore::Create(options_, absl::Now());
+  // A key that does not match its certificate (e.g. one of two files edited).
+  PublishSecret(*next_.key().ToPem(), old_.certificate().ToPem());
+  absl::StatusOr<bool> refused = core->Reload(absl::Now());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(refused.status().message(),
+            "CA files in " + options_.root_dir +
+                ": CA: the key does not match the CA certificate");
+  EXPECT_EQ(*core->Reload(absl::Now()), false) << "the same refusal is reported once";
+  EXPECT_EQ(IssuedRoot(*core), old_.root().ToPem()) << "the old material stays";
+
+  PublishRoot(next_);
+  EXPECT_EQ(*core->Reload(absl::Now()), true);
+  EXPECT_EQ(IssuedRoot(*core), next_.root().ToPem());
+}
+
+TEST_F(CaCoreReloadTest, PublishesAndDropsRootsOfTheExtraRootsFile) {
+  PublishRoot(old_);
+  options_.extra_roots_file = dir_ + "/extra-roots.pem";
+  Write(options_.extra_roots_file, "", 0644);
+  std::unique_ptr<CaCore> core = *CaCore::Create(options_, absl::Now());
+  EXPECT_EQ(core->trust_bundle_pem(), old_.root().ToPem());
+
+  Write(options_.extra_roots_file, next_.root().ToPem(), 0644);
+  EXPECT_EQ(*core->Reload(absl::Now()), true);
+  EXPECT_EQ(core->trust_bundle_pem(), old_.root().ToPem() + next_.root().ToPem());
+
+  // The switch: the next root signs, the old one is still published (listing both in
+  // the extra roots publishes each once).
+  Write(options_.extra_roots_file, old_.root().ToPem() + next_.root().ToPem(), 0644);
+  PublishRoot(next_);
+  EXPECT_EQ(*core->Reload(absl::Now()), true);
+  EXPECT_EQ(core->trust_bundle_pem(), next_.root().ToPem() + old_.root().ToPem());
+
+  Write(options_.extra_roots_file, "", 0644);
+  EXPECT_EQ(*core->Reload(absl::Now()), true);
+  EXPECT_EQ(core->trust_bundle_pem(), next_.root().ToPem());
+}
+
+TEST_F(CaCoreReloadTest, RefusesAnExtraRootsFileThatIsNotPem) {
+  PublishRoot(old_);
+  options_.extra_roots_file = dir_ + "/extra-roots.pem";
+  Write(options_.extra_roots_file, "", 0644);
+  std::unique_ptr<CaCore> core = *CaCore::Create(options_, absl::Now());
+  Write(options_.extra_roots_file, "not a certificate", 0644);
+  absl::StatusOr<bool> refused = core->Reload(absl::Now());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("extra roots: "), std::string::npos)
+      << refused.status();
+  EXPECT_EQ(core->trust_bundle_pem(), old_.root().ToPem());
 }
 
 }  // namespace

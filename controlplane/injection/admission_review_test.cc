@@ -3,8 +3,8 @@
 #include <string>
 
 #include "absl/strings/escaping.h"
-#include "controlplane/injection/test_util.h"
 #include "gtest/gtest.h"
+#include "tests/support/injection_test_util.h"
 
 namespace tandem::injection {
 namespace {

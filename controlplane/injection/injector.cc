@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "controlplane/injection/annotations.h"
 #include "controlplane/injection/probe_rewrite.h"
+#include "controlplane/injection/workload_identity.h"
 
 namespace tandem::injection {
 namespace {
@@ -83,7 +84,8 @@ std::vector<std::string> Names(const Json& items) {
 
 // The template's values for one pod.
 Json Values(const InjectorOptions& options, const InjectionSettings& settings,
-            const std::string& service_account, const Json& app_probes) {
+            const std::string& service_account, const Json& app_probes,
+            const WorkloadIdentity& workload) {
   Json resources = {
       {"requests", {{"cpu", settings.proxy_cpu}, {"memory", settings.proxy_memory}}}};
   Json limits = Json::object();
@@ -103,6 +105,11 @@ Json Values(const InjectorOptions& options, const InjectionSettings& settings,
       {"inbound_mode", settings.inbound_mode},
       {"proxy_resources", std::move(resources)},
       {"app_probes", DumpJson(app_probes)},
+      {"workload_name", workload.name},
+      {"app", workload.app},
+      {"version", workload.version},
+      {"canonical_service", workload.canonical_service},
+      {"canonical_revision", workload.canonical_revision},
   };
 }
 
@@ -151,16 +158,16 @@ absl::StatusOr<std::unique_ptr<Injector>> Injector::Create(InjectorOptions optio
   }
   // Every placeholder must be one the injector fills.
   Json probe = tree;
-  if (absl::Status s = Substitute(
-          probe, Values(options, InjectionSettings(), "default", Json::object()));
+  if (absl::Status s = Substitute(probe, Values(options, InjectionSettings(), "default",
+                                                Json::object(), WorkloadIdentity()));
       !s.ok()) {
     return error(s.message());
   }
   return std::unique_ptr<Injector>(new Injector(std::move(options), std::move(tree)));
 }
 
-absl::StatusOr<InjectionOutcome> Injector::InjectPod(Json& pod,
-                                                     absl::string_view ns) const {
+absl::StatusOr<InjectionOutcome> Injector::InjectPod(Json& pod, absl::string_view ns,
+                                                     absl::string_view owner) const {
   if (!pod.is_object()) return absl::InvalidArgumentError("the pod is not a mapping");
   auto metadata = pod.find("metadata");
   if (metadata != pod.end() && !metadata->is_object()) {
@@ -219,7 +226,8 @@ absl::StatusOr<InjectionOutcome> Injector::InjectPod(Json& pod,
 
   Json rendered = template_;
   if (absl::Status s =
-          Substitute(rendered, Values(options_, *settings, service_account, app_probes));
+          Substitute(rendered, Values(options_, *settings, service_account, app_probes,
+                                      DeriveWorkloadIdentity(pod, owner)));
       !s.ok()) {
     return absl::InternalError(absl::StrCat(options_.template_name, ": ", s.message()));
   }

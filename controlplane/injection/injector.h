@@ -44,8 +44,11 @@ class Injector {
   // workload's spec.template) in namespace `ns`, unless a skip rule applies: already
   // injected, the control plane's namespace, sidecar.tandem.dev/inject "false",
   // hostNetwork. kInvalidArgument (with a message naming the annotation, container or
-  // field) for a pod it refuses; `pod` is then unspecified.
-  absl::StatusOr<InjectionOutcome> InjectPod(Json& pod, absl::string_view ns) const;
+  // field) for a pod it refuses; `pod` is then unspecified. `owner` names the workload
+  // when the caller knows it (kube-inject: the Deployment); else it is derived from the
+  // pod (DeriveWorkloadIdentity).
+  absl::StatusOr<InjectionOutcome> InjectPod(Json& pod, absl::string_view ns,
+                                             absl::string_view owner = {}) const;
 
  private:
   Injector(InjectorOptions options, Json template_tree)

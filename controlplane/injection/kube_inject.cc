@@ -48,7 +48,7 @@ absl::StatusOr<std::string> KubeInject(absl::string_view yaml, absl::string_view
     if (kind == "Pod" || IsWorkloadKind(kind)) {
       Json pod = kind == "Pod" ? document : At(At(document, "spec"), "template");
       if (!pod.is_object()) return refuse("spec.template is missing or not a mapping");
-      absl::StatusOr<InjectionOutcome> outcome = injector.InjectPod(pod, ns);
+      absl::StatusOr<InjectionOutcome> outcome = injector.InjectPod(pod, ns, kind == "Pod" ? "" : name);
       if (!outcome.ok()) return refuse(outcome.status().message());
       if (outcome->injected) {
         if (kind == "Pod") {

@@ -8,8 +8,8 @@
 
 #include "absl/strings/escaping.h"
 #include "controlplane/injection/admission_review.h"
-#include "controlplane/injection/test_util.h"
 #include "gtest/gtest.h"
+#include "tests/support/injection_test_util.h"
 
 namespace tandem::injection {
 namespace {

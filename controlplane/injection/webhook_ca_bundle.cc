@@ -100,7 +100,7 @@ WebhookCaBundlePublisher::Create(Options options) {
     return absl::InvalidArgumentError(
         absl::StrCat("webhook configuration name \"", options.config_name, "\""));
   }
-  if (options.ca_bundle_pem.empty()) {
+  if (options.ca_bundle_pem.empty() && !options.ca_bundle_source) {
     return absl::InvalidArgumentError("webhook caBundle: no root bundle");
   }
   if (options.credential_token_path.empty() && options.credential_token.empty()) {
@@ -119,7 +119,6 @@ WebhookCaBundlePublisher::WebhookCaBundlePublisher(Options options,
       path_(absl::StrCat(
           "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/",
           options_.config_name)),
-      ca_bundle_base64_(absl::Base64Escape(options_.ca_bundle_pem)),
       client_(std::move(client)) {
   for (const char* result : kResults) Syncs(result);  // every series from the start
 }
@@ -147,6 +146,8 @@ absl::StatusOr<HttpsResponse> WebhookCaBundlePublisher::Call(
 }
 
 absl::Status WebhookCaBundlePublisher::PublishOnce(const char** result) {
+  const std::string bundle =
+      options_.ca_bundle_source ? options_.ca_bundle_source() : options_.ca_bundle_pem;
   auto http_error = [&](const char* verb, int status) {
     if (status == 401 || status == 403) {
       *result = "unauthorized";
@@ -171,7 +172,7 @@ absl::Status WebhookCaBundlePublisher::PublishOnce(const char** result) {
     }
     if (got->status != 200) return http_error("GET", got->status);
     absl::StatusOr<CaBundleEdit> edit =
-        SetWebhookCaBundle(got->body, options_.service, ca_bundle_base64_);
+        SetWebhookCaBundle(got->body, options_.service, absl::Base64Escape(bundle));
     if (!edit.ok()) {
       *result = "malformed";
       return absl::UnavailableError(edit.status().message());

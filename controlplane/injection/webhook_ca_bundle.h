@@ -2,6 +2,7 @@
 #define TANDEM_CONTROLPLANE_INJECTION_WEBHOOK_CA_BUNDLE_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -66,6 +67,9 @@ class WebhookCaBundlePublisher {
     std::string config_name = "tandem-sidecar-injector";
     WebhookService service;
     std::string ca_bundle_pem;  // the roots the injector's certificate chains to
+    // Or, when set, called at every round for them (any thread that Publishes):
+    // tandem-ca's bundle changes when it reloads its root files.
+    std::function<std::string()> ca_bundle_source;
     absl::Duration timeout = absl::Seconds(5);
     absl::Duration resync_interval = absl::Minutes(1);
     absl::Duration max_backoff = absl::Seconds(30);
@@ -100,7 +104,6 @@ class WebhookCaBundlePublisher {
 
   const Options options_;
   const std::string path_;
-  const std::string ca_bundle_base64_;
   std::unique_ptr<HttpsClient> client_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};

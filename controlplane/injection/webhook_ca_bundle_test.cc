@@ -14,8 +14,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/metrics/registry.h"
-#include "controlplane/fake_https_server.h"
 #include "gtest/gtest.h"
+#include "tests/support/fake_https_server.h"
 
 namespace tandem::controlplane {
 namespace {
@@ -191,6 +191,35 @@ TEST_F(PublisherTest, PutsTheBundleWithTheBearerTokenReadEachCall) {
   EXPECT_EQ(requests[2].method, "GET");
   EXPECT_EQ(requests[2].authorization, "Bearer token-2");
   EXPECT_EQ(Syncs("unchanged"), 1u);
+}
+
+TEST_F(PublisherTest, FollowsTheBundleSourceFromRoundToRound) {
+  absl::Mutex bundle_mu;
+  std::string bundle = kBundlePem;
+  WebhookCaBundlePublisher::Options options;
+  options.api_server = absl::StrCat("127.0.0.1:", server_->port());
+  options.ca_pem = server_->ca_pem();
+  options.credential_token_path = dir_ + "/token";
+  options.ca_bundle_source = [&] {
+    absl::MutexLock lock(&bundle_mu);
+    return bundle;
+  };
+  publisher_ = *WebhookCaBundlePublisher::Create(options);
+  ASSERT_TRUE(publisher_->Publish().ok());
+  // tandem-ca reloaded its root files: the next round publishes the new bundle.
+  const std::string rotated = std::string(kBundlePem) + kBundlePem;
+  {
+    absl::MutexLock lock(&bundle_mu);
+    bundle = rotated;
+  }
+  ASSERT_TRUE(publisher_->Publish().ok());
+  std::vector<FakeHttpsRequest> requests = Requests();
+  ASSERT_EQ(requests.size(), 4u);
+  EXPECT_EQ(requests[3].method, "PUT");
+  EXPECT_TRUE(absl::StrContains(
+      requests[3].body,
+      absl::StrCat(R"("caBundle":")", absl::Base64Escape(rotated), "\"")))
+      << requests[3].body;
 }
 
 TEST_F(PublisherTest, RetriesAConflictWithTheFreshObject) {

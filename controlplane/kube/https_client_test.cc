@@ -10,8 +10,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "controlplane/fake_https_server.h"
 #include "gtest/gtest.h"
+#include "tests/support/fake_https_server.h"
 
 namespace tandem::controlplane {
 namespace {

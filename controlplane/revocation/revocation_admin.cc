@@ -108,9 +108,6 @@ absl::StatusOr<LoopbackAddress> ParseLoopbackAddress(absl::string_view address) 
 
 absl::StatusOr<std::unique_ptr<RevocationAdmin>> RevocationAdmin::Create(
     Options options) {
-  if (options.revocations == nullptr) {
-    return absl::InvalidArgumentError("the admin endpoint needs a revocation store");
-  }
   absl::StatusOr<LoopbackAddress> address = ParseLoopbackAddress(options.address);
   if (!address.ok()) return address.status();
   http::HttpServer::Options http;
@@ -123,10 +120,12 @@ absl::StatusOr<std::unique_ptr<RevocationAdmin>> RevocationAdmin::Create(
   std::unique_ptr<RevocationAdmin> admin(
       new RevocationAdmin(std::move(options), *std::move(server)));
   RevocationAdmin* self = admin.get();
-  admin->server_->Handle("/revoke",
-                         [self](const http::HttpRequest& r) { return self->Revoke(r); });
-  admin->server_->Handle("/revocations",
-                         [self](const http::HttpRequest& r) { return self->List(r); });
+  if (admin->options_.revocations != nullptr) {
+    admin->server_->Handle(
+        "/revoke", [self](const http::HttpRequest& r) { return self->Revoke(r); });
+    admin->server_->Handle("/revocations",
+                           [self](const http::HttpRequest& r) { return self->List(r); });
+  }
   return admin;
 }
 

@@ -27,7 +27,7 @@ absl::StatusOr<LoopbackAddress> ParseLoopbackAddress(absl::string_view address);
 //                 optional "reason"; replies 200 with the entry as JSON, 400 naming
 //                 the bad field, 500 when the list cannot be persisted.
 //   GET /revocations  {"revocations": [entry, ...]}
-//   and the routes added with Handle().
+//   (both only with a revocation store) and the routes added with Handle().
 // Entries carry close_open_connections from the policy file in force.
 // Threading: requests run on the HTTP server's thread; Create/Start/Stop from the
 // owning thread.
@@ -35,7 +35,7 @@ class RevocationAdmin {
  public:
   struct Options {
     std::string address = "127.0.0.1:15010";
-    RevocationStore* revocations = nullptr;  // required; outlives the admin
+    RevocationStore* revocations = nullptr;  // null: no revocation routes; outlives us
     const PolicyWatcher* policy = nullptr;   // null: close_open_connections false
   };
   static absl::StatusOr<std::unique_ptr<RevocationAdmin>> Create(Options options);

@@ -5,9 +5,9 @@
 #include <fstream>
 
 #include "absl/time/clock.h"
-#include "common/pki/test_util.h"
 #include "controlplane/revocation/admin_client.h"
 #include "gtest/gtest.h"
+#include "tests/support/pki_test_util.h"
 
 namespace tandem::controlplane {
 namespace {

@@ -7,8 +7,10 @@
 
 #include <array>
 #include <cstdio>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "common/metrics/registry.h"
@@ -136,6 +138,34 @@ struct CaServer::Impl {
   std::unique_ptr<PolicyServer> policy;  // null without policy or revocations
   std::unique_ptr<grpc::Server> server;
   int port = 0;
+  // The reload thread, stopped by `stop_reload`.
+  std::thread reloader;
+  absl::Notification stop_reload;
+  metrics::Counter& reloads_accepted = ReloadCounter("accepted");
+  metrics::Counter& reloads_refused = ReloadCounter("refused");
+
+  metrics::Counter& ReloadCounter(const char* result) {
+    return registry.GetCounter("tandem_ca_root_reloads_total",
+                               "Changes of the CA's key, certificate or extra roots files "
+                               "taken in or refused.",
+                               {{"result", result}});
+  }
+
+  // Reload thread: re-reads the CA's files until Stop.
+  void ReloadLoop() {
+    while (!stop_reload.WaitForNotificationWithTimeout(options.root_reload_interval)) {
+      absl::StatusOr<bool> swapped = core->Reload(absl::Now());
+      if (!swapped.ok()) {
+        reloads_refused.Inc();
+        log::Error("ca", "CA files refused; still signing with the previous ones",
+                   {{"error", std::string(swapped.status().message())}});
+      } else if (*swapped) {
+        reloads_accepted.Inc();
+        log::Info("ca", "CA files reloaded: new issuance uses them",
+                  {{"root_dir", options.core.root_dir}});
+      }
+    }
+  }
 };
 
 absl::StatusOr<std::unique_ptr<CaServer>> CaServer::Create(CaServerOptions options) {
@@ -201,10 +231,17 @@ absl::Status CaServer::Start() {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", impl_->options.listen_address));
   }
+  if (impl_->options.root_reload_interval > absl::ZeroDuration()) {
+    impl_->reloader = std::thread([impl = impl_.get()] { impl->ReloadLoop(); });
+  }
   return absl::OkStatus();
 }
 
 void CaServer::Stop() {
+  if (impl_->reloader.joinable()) {
+    impl_->stop_reload.Notify();
+    impl_->reloader.join();
+  }
   // Policy streams never end by themselves: end them before the server waits for them.
   if (impl_->policy) impl_->policy->Stop();
   if (impl_->server) {

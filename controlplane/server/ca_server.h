@@ -31,13 +31,17 @@ struct CaServerOptions {
   PolicyWatcher* policy = nullptr;
   RevocationStore* revocations = nullptr;
   absl::Duration policy_poll_interval = absl::Seconds(1);
+  // How often the CA's key, certificate and extra roots file are re-read (root
+  // rotation without a restart, CaCore::Reload); zero: never.
+  absl::Duration root_reload_interval = absl::Seconds(5);
 };
 
 // tandem-ca's gRPC server: istio.v1.auth.IstioCertificateService/CreateCertificate over
 // TLS, and the mesh policy stream (PolicyServer) when configured. Callers authenticate
 // with `authorization: Bearer <service-account JWT>` or with their current client
 // certificate (CallerAuthenticator). Start/Stop from the main thread; gRPC
-// runs requests on its own threads. gRPC code: the header names no BoringSSL type.
+// runs requests on its own threads, and a reload thread of its own re-reads the CA's
+// files every root_reload_interval. gRPC code: the header names no BoringSSL type.
 class CaServer {
  public:
   static absl::StatusOr<std::unique_ptr<CaServer>> Create(CaServerOptions options);
@@ -49,7 +53,7 @@ class CaServer {
   // Null unless options.policy or options.revocations was set.
   const PolicyServer* policy_server() const;
   // Prometheus text: requests by result, refusals by reason, certificates issued,
-  // latency, and the policy server's metrics. Any thread.
+  // latency, root reloads by result, and the policy server's metrics. Any thread.
   std::string RenderMetrics() const;
 
   struct Impl;

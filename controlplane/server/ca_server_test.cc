@@ -12,12 +12,12 @@
 #include "absl/time/clock.h"
 #include "common/credential_request.h"
 #include "controlplane/auth/jwt.h"
-#include "controlplane/fake_https_server.h"
-#include "controlplane/test_csr.h"
 #include "gtest/gtest.h"
 #include "istio/ca.grpc.pb.h"
 #include "tests/integration/openssl_cli.h"
 #include "tests/integration/temp_dir.h"
+#include "tests/support/fake_https_server.h"
+#include "tests/support/test_csr.h"
 
 namespace tandem::controlplane {
 namespace {

@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "common/metrics/registry.h"
+#include "common/node_metadata.h"
 #include "common/spiffe_id.h"
 #include "controlplane/auth/refusal_reason.h"
 #include "tandem/mesh_policy.grpc.pb.h"
@@ -54,6 +55,42 @@ struct StreamState {
   bool sent_any = false;
   std::string sent_nonce;
 };
+
+// Returns at most `max` bytes of `text`, cut at a UTF-8 character boundary (the JSON
+// printer refuses a string with half a character).
+std::string Bounded(const std::string& text, size_t max) {
+  if (text.size() <= max) return text;
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return text.substr(0, cut);
+}
+
+// Copies what `node` reports into `info`, each field bounded: the client's word, kept
+// as long as its stream.
+void ApplyNode(const tandem::policy::v1::Node& node, PolicyServer::StreamInfo* info) {
+  auto bounded = [](const std::string& text) {
+    return Bounded(text, PolicyServer::kMaxNodeFieldBytes);
+  };
+  auto metadata = [&](const char* key) {
+    auto it = node.metadata().find(key);
+    return it == node.metadata().end() ? std::string() : bounded(it->second);
+  };
+  if (!node.id().empty()) info->node = bounded(node.id());
+  info->proxy_name = bounded(node.user_agent_name());
+  info->proxy_version = bounded(node.user_agent_version());
+  info->agent_version = metadata(kNodeAgentVersion);
+  info->cert_serial = metadata(kNodeCertSerial);
+  std::string why;
+  if (!absl::ParseTime(absl::RFC3339_full, metadata(kNodeCertNotAfter),
+                       &info->cert_not_after, &why)) {
+    info->cert_not_after = absl::InfinitePast();
+  }
+}
+
+std::string Rfc3339(absl::Time time) {
+  if (time == absl::InfinitePast()) return "";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone());
+}
 
 }  // namespace
 
@@ -142,6 +179,7 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
     absl::StatusOr<SpiffeId> id =
         SpiffeId::ForWorkload(options.trust_domain, account->ns, account->name);
     state.info.spiffe_id = id.ok() ? id->ToString() : account->ns + "/" + account->name;
+    state.info.connected_since = absl::Now();
     {
       absl::MutexLock lock(&mu);
       if (stopping) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down");
@@ -171,16 +209,22 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
         absl::MutexLock lock(&mu);
         if (!state->got_first_request) {
           state->got_first_request = true;
-          state->info.node = request.node();
+          state->info.node = Bounded(request.node(), kMaxNodeFieldBytes);
+          if (request.has_node_info()) ApplyNode(request.node_info(), &state->info);
           continue;
         }
+        if (request.has_node_info()) ApplyNode(request.node_info(), &state->info);
+        // No nonce: a node update, not an answer.
+        if (request.response_nonce().empty()) continue;
         if (request.response_nonce() != state->sent_nonce) continue;  // stale answer
         if (request.error_detail().empty()) {
           acks.Inc();
           state->info.acked_version = request.version_info();
         } else {
           nacks.Inc();
-          state->info.last_nack_error = request.error_detail();
+          state->info.nacked_version = state->info.sent_version;
+          state->info.last_nack_error =
+              Bounded(request.error_detail(), kMaxNackErrorBytes);
           nack_log =
               absl::StrCat("tandem-ca: policy version ", state->info.sent_version,
                            " NACKed by ", state->info.spiffe_id, " (node \"",
@@ -334,7 +378,14 @@ std::string PolicyServer::StreamsJson() const {
     fields["spiffe_id"].set_string_value(stream.spiffe_id);
     fields["sent_version"].set_string_value(stream.sent_version);
     fields["acked_version"].set_string_value(stream.acked_version);
+    fields["nacked_version"].set_string_value(stream.nacked_version);
     fields["last_nack_error"].set_string_value(stream.last_nack_error);
+    fields["proxy_name"].set_string_value(stream.proxy_name);
+    fields["proxy_version"].set_string_value(stream.proxy_version);
+    fields["agent_version"].set_string_value(stream.agent_version);
+    fields["cert_serial"].set_string_value(stream.cert_serial);
+    fields["cert_not_after"].set_string_value(Rfc3339(stream.cert_not_after));
+    fields["connected_since"].set_string_value(Rfc3339(stream.connected_since));
   }
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(root, &json);

@@ -53,17 +53,33 @@ class PolicyServer {
   void Start();
   void Stop();
 
+  // One open stream: who (authenticated identity, self-reported node), what it was
+  // sent and how it answered. The node's fields are the client's word (Node in
+  // mesh_policy.proto), each cut to kMaxNodeFieldBytes; an unreadable certificate
+  // expiry is left unknown.
   struct StreamInfo {
-    std::string node;
+    std::string node;  // Node.id, else the first request's `node`
     std::string spiffe_id;
     std::string sent_version;
     std::string acked_version;
+    std::string nacked_version;  // the version the last NACK refused
     std::string last_nack_error;
+    std::string proxy_name;  // Node.user_agent_name: empty while no proxy is connected
+    std::string proxy_version;
+    std::string agent_version;
+    std::string cert_serial;
+    absl::Time cert_not_after = absl::InfinitePast();  // InfinitePast: not reported
+    absl::Time connected_since;
   };
+  static constexpr size_t kMaxNodeFieldBytes = 256;
+  // A NACK's error_detail is kept up to this many bytes.
+  static constexpr size_t kMaxNackErrorBytes = 4096;
   // Returns the open streams, for the admin endpoint and tests. Any thread.
   std::vector<StreamInfo> Streams() const;
   // Returns Streams() as {"streams":[{"node":..,"spiffe_id":..,"sent_version":..,
-  // "acked_version":..,"last_nack_error":..}]}. Any thread.
+  // "acked_version":..,"nacked_version":..,"last_nack_error":..,"proxy_name":..,
+  // "proxy_version":..,"agent_version":..,"cert_serial":..,"cert_not_after":..,
+  // "connected_since":..}]} (times RFC 3339 UTC, "" when unknown). Any thread.
   std::string StreamsJson() const;
   // Prometheus text: policy version, loads, streams, responses, ACKs/NACKs, stream
   // refusals, revocations in force. Any thread.

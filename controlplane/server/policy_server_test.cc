@@ -184,6 +184,60 @@ TEST_F(PolicyServerTest, NackIsCountedAndRemembered) {
   EXPECT_TRUE(MetricsContain("tandem_ca_policy_acks_total 0"));
 }
 
+TEST_F(PolicyServerTest, NackRemembersTheVersionItRefused) {
+  auto s = Open({"shop", "cart"});
+  PolicyResponse first = s->Next();
+  ASSERT_FALSE(first.version_info().empty());
+  ASSERT_TRUE(s->Send("", first.nonce(), "bad"));
+  ASSERT_TRUE(
+      WaitFor([&] { return Streams()[0].nacked_version == first.version_info(); }));
+  EXPECT_NE(server_->policy_server()->StreamsJson().find(
+                absl::StrCat("\"nacked_version\":\"", first.version_info(), "\"")),
+            std::string::npos)
+      << server_->policy_server()->StreamsJson();
+}
+
+TEST_F(PolicyServerTest, NodeUpdatesAreShownPerStreamBoundedAndAreNoAnswer) {
+  auto s = Open({"shop", "cart"});
+  PolicyResponse first = s->Next();
+  ASSERT_FALSE(first.version_info().empty());
+  PolicyRequest update;  // no nonce: the agent's node update, not an ACK
+  tandem::policy::v1::Node& node = *update.mutable_node_info();
+  node.set_id("cart-7d9f");
+  node.set_user_agent_name("tandem-proxy");
+  node.set_user_agent_version(std::string(300, 'v'));
+  (*node.mutable_metadata())["AGENT_VERSION"] = "0.1.0";
+  (*node.mutable_metadata())["CERT_SERIAL"] = "1f3a";
+  (*node.mutable_metadata())["CERT_NOT_AFTER"] = "2027-01-15T08:00:00Z";
+  ASSERT_TRUE(s->stream->Write(update));
+  ASSERT_TRUE(WaitFor([&] { return Streams()[0].cert_serial == "1f3a"; }));
+  PolicyServer::StreamInfo info = Streams()[0];
+  EXPECT_EQ(info.node, "cart-7d9f");
+  EXPECT_EQ(info.proxy_name, "tandem-proxy");
+  EXPECT_EQ(info.proxy_version, std::string(PolicyServer::kMaxNodeFieldBytes, 'v'));
+  EXPECT_EQ(info.agent_version, "0.1.0");
+  EXPECT_EQ(info.cert_not_after, absl::FromUnixSeconds(1800000000));
+  EXPECT_EQ(info.acked_version, "");
+  EXPECT_TRUE(MetricsContain("tandem_ca_policy_acks_total 0"));
+  std::string json = server_->policy_server()->StreamsJson();
+  EXPECT_NE(json.find("\"cert_not_after\":\"2027-01-15T08:00:00Z\""), std::string::npos)
+      << json;
+
+  // A later update replaces the whole node: an unreadable expiry is unknown, a proxy
+  // that left has no name, a multi-byte character is never cut in half.
+  node.set_user_agent_name("");
+  node.set_id(std::string(255, 'x') + "\xc3\xa9");
+  (*node.mutable_metadata())["CERT_NOT_AFTER"] = "tomorrow";
+  ASSERT_TRUE(s->stream->Write(update));
+  ASSERT_TRUE(
+      WaitFor([&] { return Streams()[0].cert_not_after == absl::InfinitePast(); }));
+  info = Streams()[0];
+  EXPECT_EQ(info.proxy_name, "");
+  EXPECT_EQ(info.node, std::string(255, 'x'));
+  json = server_->policy_server()->StreamsJson();
+  EXPECT_NE(json.find("\"cert_not_after\":\"\""), std::string::npos) << json;
+}
+
 TEST_F(PolicyServerTest, PushesAFileChangeAndKeepsTheLastGoodVersionOnABadFile) {
   auto s = Open({"shop", "cart"});
   PolicyResponse first = s->Next();

@@ -1,5 +1,7 @@
 // The mesh with its three real processes on loopback: tandem-ca, two tandem-agents and
 // two tandem-proxies, certificates living 3 seconds and rotating under load.
+#include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -7,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/mesh_fixture.h"
+#include "tests/integration/openssl_cli.h"
 
 namespace tandem::testing {
 namespace {
@@ -196,6 +199,127 @@ TEST_F(MeshTest, KeepsServingOnCurrentCertificatesWhileTheCaIsDown) {
       },
       absl::Seconds(20)));
   EXPECT_EQ(RunEchoTraffic(client_.outbound, absl::Seconds(1), 2, 1).short_failed, 0);
+}
+
+}  // namespace
+}  // namespace tandem::testing
+
+namespace tandem::testing {
+namespace {
+
+// Writes `text` to `path` in one rename, as a ConfigMap update lands.
+void WriteAtomically(const std::string& path, const std::string& text) {
+  std::ofstream(path + ".tmp") << text;
+  std::filesystem::rename(path + ".tmp", path);
+}
+
+// Root rotation as an operation (the runbook in docs/controlplane.md), with tandem-ca
+// running throughout: its root dir is laid out as the kubelet lays out a Secret volume
+// (files are symlinks through ..data, which one rename swaps), its extra roots and the
+// agents' extra roots are files, and the traffic never stops.
+TEST_F(MeshTest, RotatesTheRootByTheRunbookWithoutRestartingTheCa) {
+  OpensslCli openssl(dir_);
+  std::string old_root, next_root;
+  for (auto [name, pem] : {std::pair{"old", &old_root}, std::pair{"next", &next_root}}) {
+    ASSERT_TRUE(openssl.GenerateKey(name, "EC:P-256").ok());
+    absl::StatusOr<std::string> cert = openssl.MakeRoot(name);
+    ASSERT_TRUE(cert.ok()) << cert.status();
+    *pem = *cert;
+  }
+  const std::string secret = dir_ + "/secret";
+  int versions = 0;
+  // Publishes <name>.key/.crt as the Secret's next version.
+  auto publish = [&](const std::string& name) {
+    const std::string version = "..v" + std::to_string(++versions);
+    std::filesystem::create_directory(secret + "/" + version);
+    std::filesystem::copy_file(openssl.PathOf(name + ".key"),
+                               secret + "/" + version + "/ca-key.pem");
+    std::filesystem::copy_file(openssl.PathOf(name + ".crt"),
+                               secret + "/" + version + "/ca-cert.pem");
+    for (const char* file : {"ca-key.pem", "ca-cert.pem"}) {
+      std::filesystem::permissions(secret + "/" + version + "/" + file,
+                                   std::filesystem::perms::owner_read);
+    }
+    std::filesystem::create_symlink(version, secret + "/..data_tmp");
+    std::filesystem::rename(secret + "/..data_tmp", secret + "/..data");
+  };
+  ASSERT_TRUE(std::filesystem::create_directory(secret));
+  for (const char* file : {"ca-key.pem", "ca-cert.pem"}) {
+    std::filesystem::create_symlink(std::string("..data/") + file, secret + "/" + file);
+  }
+  publish("old");
+  const std::string ca_extra = dir_ + "/ca-extra-roots.pem";
+  const std::string agent_extra = dir_ + "/agent-extra-roots.pem";
+  WriteAtomically(ca_extra, "");
+  WriteAtomically(agent_extra, "");
+  mesh_root_dir_ = "secret";
+  extra_ca_args_ = {"--root-dir-mode=secret-volume", "--extra-roots=" + ca_extra,
+                    "--root-reload-interval=100ms"};
+  extra_agent_flag_ = "--extra-roots=" + agent_extra;
+  StartMesh();
+  ASSERT_EQ(HttpGet(ca_metrics_, "/trust-bundle"), old_root);
+
+  // Traffic for the whole operation, in rounds (bounded: at most 120 of ~0.5 s).
+  TrafficReport total;
+  std::atomic<bool> stop{false};
+  std::thread traffic([&] {
+    for (int round = 0; round < 120 && !stop.load(); ++round) {
+      TrafficReport r = RunEchoTraffic(client_.outbound, absl::Milliseconds(500), 2, 1);
+      total.short_ok += r.short_ok;
+      total.short_failed += r.short_failed;
+      total.long_rounds_ok += r.long_rounds_ok;
+      total.long_failed += r.long_failed;
+      total.errors.insert(total.errors.end(), r.errors.begin(), r.errors.end());
+    }
+  });
+  auto reloads = [&] {
+    return MetricValue(HttpGet(ca_metrics_, "/metrics"),
+                       "tandem_ca_root_reloads_total{result=\"accepted\"}");
+  };
+  const std::string accepted = "tandem_proxy_secret_updates_total{result=\"accepted\"}";
+  // Waits one certificate lifetime, as a condition: two renewals of each workload, so
+  // each holds a certificate issued after the last change.
+  auto wait_one_lifetime = [&] {
+    double client = Metric(client_, accepted), server = Metric(server_, accepted);
+    return WaitFor(
+        [&] {
+          return Metric(client_, accepted) >= client + 2 &&
+                 Metric(server_, accepted) >= server + 2;
+        },
+        absl::Seconds(30));
+  };
+
+  // 1. Add the next root to the bundle: tandem-ca publishes both (the one it signs
+  //    with once), the agents accept chains to either.
+  WriteAtomically(agent_extra, next_root);
+  WriteAtomically(ca_extra, old_root + next_root);
+  EXPECT_TRUE(WaitFor([&] { return reloads() == 1; }, absl::Seconds(10)));
+  EXPECT_EQ(HttpGet(ca_metrics_, "/trust-bundle"), old_root + next_root);
+  EXPECT_TRUE(wait_one_lifetime());
+  // 2. Switch signing: the Secret gets the next key and certificate.
+  publish("next");
+  EXPECT_TRUE(WaitFor([&] { return reloads() == 2; }, absl::Seconds(10)));
+  EXPECT_EQ(HttpGet(ca_metrics_, "/trust-bundle"), next_root + old_root);
+  // 3. Wait one certificate lifetime: every workload now holds a next-root certificate.
+  EXPECT_TRUE(wait_one_lifetime());
+  // 4. Drop the old root.
+  WriteAtomically(ca_extra, "");
+  EXPECT_TRUE(WaitFor([&] { return reloads() == 3; }, absl::Seconds(10)));
+  EXPECT_EQ(HttpGet(ca_metrics_, "/trust-bundle"), next_root);
+  EXPECT_TRUE(wait_one_lifetime());
+  stop = true;
+  traffic.join();
+
+  std::cerr << "short connections ok: " << total.short_ok
+            << ", long-lived rounds ok: " << total.long_rounds_ok << "\n";
+  EXPECT_EQ(total.short_failed, 0) << (total.errors.empty() ? "" : total.errors.front());
+  EXPECT_EQ(total.long_failed, 0) << (total.errors.empty() ? "" : total.errors.front());
+  EXPECT_GT(total.short_ok, 50);
+  EXPECT_EQ(MetricValue(HttpGet(ca_metrics_, "/metrics"),
+                        "tandem_ca_root_reloads_total{result=\"refused\"}"),
+            0);
+  EXPECT_EQ(Metric(client_, "tandem_proxy_secret_updates_total{result=\"refused\"}"), 0);
+  EXPECT_EQ(Metric(server_, "tandem_proxy_secret_updates_total{result=\"refused\"}"), 0);
 }
 
 }  // namespace

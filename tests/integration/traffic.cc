@@ -90,8 +90,9 @@ TrafficReport RunEchoTraffic(int port, const EchoTrafficOptions& o) {
   auto stopped = [&] { return o.stop != nullptr && o.stop->load(); };
   auto record_failure = [&](TrafficFailure::Kind kind, absl::Time start, std::string e) {
     absl::MutexLock lock(&mu);
-    if (o.record_failures && report.failures.size() < 100000) {
-      report.failures.push_back({kind, start, absl::Now(), e});
+    if (o.record_failures && report.failures.size() < 1000000) {
+      report.failures.push_back(
+          {kind, start, absl::Now(), report.failures.size() < 1000 ? e : ""});
     }
     if (report.errors.size() < 10) report.errors.push_back(std::move(e));
   };
@@ -127,6 +128,7 @@ TrafficReport RunEchoTraffic(int port, const EchoTrafficOptions& o) {
           ++failed;
           record_failure(TrafficFailure::Kind::kShort, start,
                          absl::StrCat("short #", i, ": ", error));
+          absl::SleepFor(o.pause_after_failure);
         }
       }
       absl::MutexLock lock(&mu);

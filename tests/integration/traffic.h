@@ -55,7 +55,8 @@ struct TrafficReport {
   int64_t long_connections = 0;  // keep-alive connections attempted
   int64_t bytes_verified = 0;
   std::vector<std::string> errors;  // the first few failures, for the test log
-  // Every failure with its time (at most 100,000), when options.record_failures.
+  // Every failure with its time (at most 1,000,000; the error text of the first 1,000),
+  // when options.record_failures.
   std::vector<TrafficFailure> failures;
 };
 
@@ -68,8 +69,10 @@ struct EchoTrafficOptions {
   size_t payload_bytes = 4096;       // per short connection
   size_t long_payload_bytes = 1024;  // per keep-alive round
   absl::Duration long_interval = absl::Milliseconds(50);
-  // A pause between two short connections of one worker.
+  // A pause between two short connections of one worker, and after a failed one (so a
+  // worker does not spin while every connection is refused).
   absl::Duration short_pause = absl::ZeroDuration();
+  absl::Duration pause_after_failure = absl::ZeroDuration();
   // Each short worker keeps going past `duration` until it has made this many attempts
   // (at most 30 s more), so a test can count on an amount of traffic however slow the
   // machine (a sanitizer build under load).

@@ -16,9 +16,11 @@ void ExcuseGaps(const std::vector<TimeInterval>& obstacles, absl::Duration allow
                 std::vector<CertificateGap>* gaps) {
   for (CertificateGap& gap : *gaps) {
     gap.excused = false;
-    for (const TimeInterval& o : obstacles) {
+    for (size_t i = 0; i < obstacles.size(); ++i) {
+      const TimeInterval& o = obstacles[i];
       if (o.start <= gap.when.start && gap.when.start <= o.end + allowance) {
         gap.excused = true;
+        gap.excused_by = static_cast<int>(i);
         gap.expired_after_fault = gap.when.start - o.end;
         gap.recovered_after_fault = gap.when.end - o.end;
         break;

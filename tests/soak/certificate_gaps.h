@@ -54,6 +54,7 @@ struct CertificateGap {
   // certificate ran out (negative: during the fault) and when the next one came.
   absl::Duration expired_after_fault = absl::ZeroDuration();
   absl::Duration recovered_after_fault = absl::ZeroDuration();
+  int excused_by = -1;  // the index of that obstacle
 };
 
 // The gaps in `served` (in the order seen, one entry per certificate) up to `run_end`.

@@ -61,6 +61,7 @@ TEST(CertificateGapsTest, AnExcusedGapCoversTheWholeRecoveryUpToTheNextCertifica
   EXPECT_TRUE(InsideExcusedGap(gaps, At(19), At(19.1)));
   EXPECT_EQ(gaps[0].expired_after_fault, absl::Seconds(-2));
   EXPECT_EQ(gaps[0].recovered_after_fault, absl::Seconds(15));
+  EXPECT_EQ(gaps[0].excused_by, 0);
 }
 
 TEST(CertificateGapsTest, AFailureIsInsideWhenItsSpanOverlapsAnExcusedGap) {

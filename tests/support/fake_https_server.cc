@@ -1,5 +1,5 @@
 // BoringSSL code: never include gRPC headers here.
-#include "controlplane/fake_https_server.h"
+#include "tests/support/fake_https_server.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>

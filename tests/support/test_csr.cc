@@ -1,5 +1,5 @@
 // BoringSSL code: never include gRPC headers here.
-#include "controlplane/test_csr.h"
+#include "tests/support/test_csr.h"
 
 #include <openssl/bn.h>
 #include <openssl/evp.h>

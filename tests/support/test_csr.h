@@ -1,5 +1,5 @@
-#ifndef TANDEM_CONTROLPLANE_TEST_CSR_H_
-#define TANDEM_CONTROLPLANE_TEST_CSR_H_
+#ifndef TANDEM_TESTS_SUPPORT_TEST_CSR_H_
+#define TANDEM_TESTS_SUPPORT_TEST_CSR_H_
 
 #include <string>
 
@@ -12,4 +12,4 @@ std::string MakeRsaCsrPem(const std::string& uri_san, int bits);
 
 }  // namespace tandem::controlplane
 
-#endif  // TANDEM_CONTROLPLANE_TEST_CSR_H_
+#endif  // TANDEM_TESTS_SUPPORT_TEST_CSR_H_

@@ -1,5 +1,5 @@
-#ifndef TANDEM_CONTROLPLANE_FAKE_HTTPS_SERVER_H_
-#define TANDEM_CONTROLPLANE_FAKE_HTTPS_SERVER_H_
+#ifndef TANDEM_TESTS_SUPPORT_FAKE_HTTPS_SERVER_H_
+#define TANDEM_TESTS_SUPPORT_FAKE_HTTPS_SERVER_H_
 
 #include <atomic>
 #include <functional>
@@ -63,4 +63,4 @@ class FakeHttpsServer {
 
 }  // namespace tandem::controlplane
 
-#endif  // TANDEM_CONTROLPLANE_FAKE_HTTPS_SERVER_H_
+#endif  // TANDEM_TESTS_SUPPORT_FAKE_HTTPS_SERVER_H_

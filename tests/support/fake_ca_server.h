@@ -1,11 +1,11 @@
-#ifndef TANDEM_AGENT_FAKE_CA_SERVER_H_
-#define TANDEM_AGENT_FAKE_CA_SERVER_H_
+#ifndef TANDEM_TESTS_SUPPORT_FAKE_CA_SERVER_H_
+#define TANDEM_TESTS_SUPPORT_FAKE_CA_SERVER_H_
 
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "agent/test_ca.h"
+#include "tests/support/test_ca.h"
 
 namespace tandem::agent {
 
@@ -51,4 +51,4 @@ class FakeCaServer {
 
 }  // namespace tandem::agent
 
-#endif  // TANDEM_AGENT_FAKE_CA_SERVER_H_
+#endif  // TANDEM_TESTS_SUPPORT_FAKE_CA_SERVER_H_

@@ -1,5 +1,5 @@
-#ifndef TANDEM_CONTROLPLANE_INJECTION_TEST_UTIL_H_
-#define TANDEM_CONTROLPLANE_INJECTION_TEST_UTIL_H_
+#ifndef TANDEM_TESTS_SUPPORT_INJECTION_TEST_UTIL_H_
+#define TANDEM_TESTS_SUPPORT_INJECTION_TEST_UTIL_H_
 
 #include <fstream>
 #include <iterator>
@@ -61,4 +61,4 @@ inline std::string EnvValue(const Json& container, const std::string& name) {
 
 }  // namespace tandem::injection::testing
 
-#endif  // TANDEM_CONTROLPLANE_INJECTION_TEST_UTIL_H_
+#endif  // TANDEM_TESTS_SUPPORT_INJECTION_TEST_UTIL_H_

@@ -1,5 +1,5 @@
 // BoringSSL code: never include gRPC headers here.
-#include "agent/test_ca.h"
+#include "tests/support/test_ca.h"
 
 #include "absl/time/clock.h"
 #include "common/pki/certificate_authority.h"

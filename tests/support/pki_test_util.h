@@ -1,5 +1,5 @@
-#ifndef TANDEM_COMMON_PKI_TEST_UTIL_H_
-#define TANDEM_COMMON_PKI_TEST_UTIL_H_
+#ifndef TANDEM_TESTS_SUPPORT_PKI_TEST_UTIL_H_
+#define TANDEM_TESTS_SUPPORT_PKI_TEST_UTIL_H_
 
 // Helpers for tests that need a CA and workload certificates minted in-process.
 
@@ -40,4 +40,4 @@ inline WorkloadCredentials MakeWorkload(const CertificateAuthority& ca,
 
 }  // namespace tandem::pki::testing
 
-#endif  // TANDEM_COMMON_PKI_TEST_UTIL_H_
+#endif  // TANDEM_TESTS_SUPPORT_PKI_TEST_UTIL_H_

@@ -1,5 +1,5 @@
-#ifndef TANDEM_AGENT_TEST_CA_H_
-#define TANDEM_AGENT_TEST_CA_H_
+#ifndef TANDEM_TESTS_SUPPORT_TEST_CA_H_
+#define TANDEM_TESTS_SUPPORT_TEST_CA_H_
 
 #include <memory>
 #include <string>
@@ -41,4 +41,4 @@ class TestCa {
 
 }  // namespace tandem::agent
 
-#endif  // TANDEM_AGENT_TEST_CA_H_
+#endif  // TANDEM_TESTS_SUPPORT_TEST_CA_H_

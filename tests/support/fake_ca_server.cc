@@ -1,5 +1,5 @@
 // gRPC code: never include <openssl/...> here.
-#include "agent/fake_ca_server.h"
+#include "tests/support/fake_ca_server.h"
 
 #include <grpcpp/grpcpp.h>
 
