@@ -510,7 +510,7 @@ int Serve(const tandem::Flags& flags) {
     if (!client.ok()) return Fail(std::string(client.status().message()));
     TrustRootPublisher::Options publish;
     publish.client = *client;
-    publish.bundle_pem = (*server)->core().trust_bundle_pem();
+    publish.bundle = [core = &(*server)->core()] { return core->trust_bundle_pem(); };
     publish.configmap_name = name;
     publish.namespace_selector = get("trust-root-namespaces", publish.namespace_selector);
     // With replicas, only the Lease's holder writes: two writers of one object would
