@@ -570,7 +570,7 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
     echo
     echo "## tandem against the baseline binary"
     echo
-    echo "\\`BASELINE_PROXY=$BASELINE_PROXY\\`; medians, then every repetition's value (the two"
+    echo "\`BASELINE_PROXY=$BASELINE_PROXY\`: medians, then every repetition's value (the two"
     echo "pairs ran one after the other in each repetition)."
     echo
     echo "| figure | tandem | baseline | tandem, each | baseline, each |"

@@ -181,16 +181,20 @@ absl::StatusOr<std::unique_ptr<ProxyEndpoints>> ProxyEndpoints::Create(
     server->Handle("/healthz/ready", ready_handler);
     server->Handle("/healthz/live", live_handler);
   }
+  e->metrics_->Handle("/metrics", metrics_handler);
+  // One scrape per pod (Istio's merged metrics): the pod's prometheus.io/* annotations
+  // point here; /metrics stays the proxy's own for scrapers that list each process.
   if (merge.empty()) {
-    e->metrics_->Handle("/metrics", metrics_handler);
+    e->metrics_->Handle(std::string(kMergedMetricsPath), metrics_handler);
   } else {
     MetricsMerger::Options merger;
     merger.sources = std::move(merge);
     merger.registry = &e->http_registry_;
     e->merger_ = std::make_unique<MetricsMerger>(std::move(merger));
     e->metrics_->HandleDeferred(
-        "/metrics", [metrics_handler, e = e.get()](const HttpRequest& request,
-                                                   http::HttpServer::Responder respond) {
+        std::string(kMergedMetricsPath),
+        [metrics_handler, e = e.get()](const HttpRequest& request,
+                                       http::HttpServer::Responder respond) {
           e->merger_->Serve(metrics_handler(request).body, std::move(respond));
         });
   }

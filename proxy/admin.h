@@ -14,7 +14,7 @@
 namespace tandem::proxy {
 
 // The proxy's three HTTP listeners (common/http):
-//   metrics (default 0.0.0.0:15090): /metrics, /healthz/ready, /healthz/live
+//   metrics (default 0.0.0.0:15090): /metrics, /stats/prometheus (merged), /healthz/*
 //   health  (default 0.0.0.0:15021): /healthz/ready, /healthz/live
 //   admin   (127.0.0.1:15000, loopback enforced by the config): all of the above and
 //     GET  /certs        certificate in force: subject, SPIFFE ID, serial, validity,
@@ -24,11 +24,14 @@ namespace tandem::proxy {
 //     stop accepting, drain, exit (SIGTERM to ourselves)
 // Readiness is "listeners up and a certificate in force"; liveness is "the process
 // answers". Create/Start/Stop from the main thread; handlers run on each server's thread.
+// The metrics port's merged page (Istio's path for its merged metrics).
+inline constexpr absl::string_view kMergedMetricsPath = "/stats/prometheus";
+
 class ProxyEndpoints {
  public:
   // `extra_metrics` (may be empty) is appended to /metrics, e.g. the SDS client's.
-  // The metrics port's /metrics also merges each of `merge` (the agent's and the app's
-  // pages: one scrape per pod; MetricsMerger); the admin port's serves the proxy's own.
+  // The metrics port also serves kMergedMetricsPath: /metrics merged with each of
+  // `merge` (the agent's and the app's pages: one scrape per pod; MetricsMerger).
   // `proxy` must outlive this.
   static absl::StatusOr<std::unique_ptr<ProxyEndpoints>> Create(
       Proxy* proxy, std::function<std::string()> extra_metrics,

@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<tandem::Flags> flags =
       tandem::Flags::Parse(argc, argv, 1,
                            {"config", "log-level", "log-format", "wait-ready",
-                            "wait-timeout", "peer-label-sets"});
+                            "wait-timeout", "peer-label-sets", "agent-metrics-port"});
   if (!flags.ok()) {
     std::fprintf(stderr, "tandem-proxy: %s\n",
                  std::string(flags.status().message()).c_str());

@@ -44,6 +44,32 @@ TEST(ProxyMainTest, RefusesAPeerLabelSetLimitOutOfRange) {
   }
 }
 
+TEST(ProxyMainTest, RefusesABadMergedMetricsSource) {
+  struct Case {
+    std::string env_and_args;
+    std::string message;
+  } cases[] = {
+      {" --agent-metrics-port=agent",
+       "--agent-metrics-port must be a port number, 0 to 65535"},
+      {" --agent-metrics-port=70000",
+       "--agent-metrics-port must be a port number, 0 to 65535"},
+      {"TANDEM_APP_METRICS_PORT=x ",
+       "TANDEM_APP_METRICS_PORT must be a port number, 0 to 65535"},
+      {"TANDEM_APP_METRICS_PORT=9102 TANDEM_APP_METRICS_PATH='/a b' ",
+       "TANDEM_APP_METRICS_PATH must start with / and hold printable ASCII, no space"},
+  };
+  for (const Case& c : cases) {
+    std::string command = c.env_and_args[0] == ' '
+                              ? std::string(TANDEM_PROXY_BIN) + c.env_and_args
+                              : c.env_and_args + TANDEM_PROXY_BIN;
+    Result r = RunProxy(command);
+    EXPECT_EQ(r.exit_code, 2) << command;
+    EXPECT_NE(r.err.find("invalid metrics merge error=\"" + c.message + "\""),
+              std::string::npos)
+        << r.err;
+  }
+}
+
 TEST(ProxyMainTest, WaitReadyRefusesABadAddress) {
   Result r = RunProxy(std::string(TANDEM_PROXY_BIN) + " --wait-ready=localhost");
   EXPECT_EQ(r.exit_code, 2);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "controlplane/injection/annotations.h"
@@ -82,10 +83,45 @@ std::vector<std::string> Names(const Json& items) {
   return names;
 }
 
+// The app's own Prometheus scrape, recorded before the pod's prometheus.io/* point at
+// the proxy's merged page (Istio's ISTIO_PROMETHEUS_ANNOTATIONS); empty: none.
+struct AppScrape {
+  bool opted_out = false;  // prometheus.io/scrape: "false": the pod keeps its own
+  std::string port;
+  std::string path;
+};
+
+absl::StatusOr<AppScrape> AppScrapeOf(const Json& annotations) {
+  AppScrape scrape;
+  std::string wanted = StringField(annotations, "prometheus.io/scrape", "");
+  if (wanted == "false") {
+    scrape.opted_out = true;
+    return scrape;
+  }
+  std::string port = StringField(annotations, "prometheus.io/port", "");
+  if (port.empty()) return scrape;
+  int number = 0;
+  if (!absl::SimpleAtoi(port, &number) || number < 1 || number > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "annotation prometheus.io/port: \"", port, "\": must be a port number, 1-65535"));
+  }
+  std::string path = StringField(annotations, "prometheus.io/path", "/metrics");
+  bool printable = !path.empty() && path[0] == '/';
+  for (char c : path) printable = printable && c > ' ' && c < 0x7f;
+  if (!printable) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("annotation prometheus.io/path: \"", path,
+                     "\": must start with / and hold no space or control character"));
+  }
+  scrape.port = absl::StrCat(number);
+  scrape.path = path;
+  return scrape;
+}
+
 // The template's values for one pod.
 Json Values(const InjectorOptions& options, const InjectionSettings& settings,
             const std::string& service_account, const Json& app_probes,
-            const WorkloadIdentity& workload) {
+            const WorkloadIdentity& workload, const AppScrape& app_scrape) {
   Json resources = {
       {"requests", {{"cpu", settings.proxy_cpu}, {"memory", settings.proxy_memory}}}};
   Json limits = Json::object();
@@ -110,6 +146,8 @@ Json Values(const InjectorOptions& options, const InjectionSettings& settings,
       {"version", workload.version},
       {"canonical_service", workload.canonical_service},
       {"canonical_revision", workload.canonical_revision},
+      {"app_metrics_port", app_scrape.port},
+      {"app_metrics_path", app_scrape.path},
   };
 }
 
@@ -158,8 +196,9 @@ absl::StatusOr<std::unique_ptr<Injector>> Injector::Create(InjectorOptions optio
   }
   // Every placeholder must be one the injector fills.
   Json probe = tree;
-  if (absl::Status s = Substitute(probe, Values(options, InjectionSettings(), "default",
-                                                Json::object(), WorkloadIdentity()));
+  if (absl::Status s =
+          Substitute(probe, Values(options, InjectionSettings(), "default",
+                                   Json::object(), WorkloadIdentity(), AppScrape()));
       !s.ok()) {
     return error(s.message());
   }
@@ -198,6 +237,8 @@ absl::StatusOr<InjectionOutcome> Injector::InjectPod(Json& pod, absl::string_vie
   if (auto host = spec.find("hostNetwork"); host != spec.end() && *host == true) {
     return InjectionOutcome{false, "uses the host's network (hostNetwork: true)"};
   }
+  absl::StatusOr<AppScrape> app_scrape = AppScrapeOf(annotations);
+  if (!app_scrape.ok()) return app_scrape.status();
   {
     auto containers = spec.find("containers");
     if (containers == spec.end() || !containers->is_array() || containers->empty()) {
@@ -227,7 +268,7 @@ absl::StatusOr<InjectionOutcome> Injector::InjectPod(Json& pod, absl::string_vie
   Json rendered = template_;
   if (absl::Status s =
           Substitute(rendered, Values(options_, *settings, service_account, app_probes,
-                                      DeriveWorkloadIdentity(pod, owner)));
+                                      DeriveWorkloadIdentity(pod, owner), *app_scrape));
       !s.ok()) {
     return absl::InternalError(absl::StrCat(options_.template_name, ": ", s.message()));
   }
@@ -266,6 +307,14 @@ absl::StatusOr<InjectionOutcome> Injector::InjectPod(Json& pod, absl::string_vie
   for (const Json& v : rendered["volumes"]) spec["volumes"].push_back(v);
 
   if (!annotations.is_object()) annotations = Json::object();
+  if (!app_scrape->opted_out) {
+    // The app's scrape is recorded (app_metrics_*): the template's prometheus.io/*,
+    // the proxy's merged page, replace it.
+    for (const char* key :
+         {"prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path"}) {
+      annotations.erase(key);
+    }
+  }
   for (const auto& [key, value] : rendered["podAnnotations"].items()) {
     if (!annotations.contains(key)) annotations[key] = value;
   }

@@ -203,6 +203,73 @@ TEST(InjectorTest, SkipsAPodThatAlreadyRunsTandemProxy) {
   EXPECT_EQ(pod, before);
 }
 
+TEST(InjectorTest, PointsPrometheusAtTheMergedPageAndRecordsTheAppsScrape) {
+  struct Case {
+    const char* what;
+    Json annotations;
+    // What the pod ends with, and what the proxy is told of the app's own page.
+    std::string scrape, port, path, app_port, app_path;
+  };
+  std::vector<Case> cases = {
+      {"no prometheus.io/*: the proxy's merged page", Json::object(), "true", "15090",
+       "/stats/prometheus", "", ""},
+      {"the app's port and path are recorded, then replaced",
+       {{"prometheus.io/scrape", "true"},
+        {"prometheus.io/port", "9102"},
+        {"prometheus.io/path", "/stats"}},
+       "true",
+       "15090",
+       "/stats/prometheus",
+       "9102",
+       "/stats"},
+      {"a port alone: path /metrics",
+       {{"prometheus.io/port", "8080"}},
+       "true",
+       "15090",
+       "/stats/prometheus",
+       "8080",
+       "/metrics"},
+      {"scrape false: the pod's annotations stay, nothing merged",
+       {{"prometheus.io/scrape", "false"}, {"prometheus.io/port", "9102"}},
+       "false",
+       "9102",
+       "/stats/prometheus",
+       "",
+       ""},
+  };
+  std::unique_ptr<Injector> injector = ShippedInjector();
+  for (const Case& c : cases) {
+    Json pod = WithAnnotations(c.annotations);
+    ASSERT_TRUE(injector->InjectPod(pod, "default")->injected) << c.what;
+    const Json& annotations = pod["metadata"]["annotations"];
+    EXPECT_EQ(annotations["prometheus.io/scrape"], c.scrape) << c.what;
+    EXPECT_EQ(annotations["prometheus.io/port"], c.port) << c.what;
+    EXPECT_EQ(annotations["prometheus.io/path"], c.path) << c.what;
+    const Json& proxy = *ContainerNamed(pod, "initContainers", "tandem-proxy");
+    EXPECT_EQ(EnvValue(proxy, "TANDEM_APP_METRICS_PORT"), c.app_port) << c.what;
+    EXPECT_EQ(EnvValue(proxy, "TANDEM_APP_METRICS_PATH"), c.app_path) << c.what;
+  }
+}
+
+TEST(InjectorTest, HandsTheProxyItsWorkloadLabels) {
+  std::unique_ptr<Injector> injector = ShippedInjector();
+  Json pod = Yaml(R"(
+metadata:
+  generateName: web-6f7c9d-
+  labels: {app: web, version: v3, pod-template-hash: 6f7c9d}
+  ownerReferences: [{kind: ReplicaSet, name: web-6f7c9d, controller: true}]
+spec:
+  containers: [{name: web, image: app}]
+)");
+  ASSERT_TRUE(injector->InjectPod(pod, "default")->injected);
+  const Json& proxy = *ContainerNamed(pod, "initContainers", "tandem-proxy");
+  EXPECT_EQ(EnvValue(proxy, "ISTIO_META_WORKLOAD_NAME"), "web");
+  EXPECT_EQ(EnvValue(proxy, "TANDEM_APP"), "web");
+  EXPECT_EQ(EnvValue(proxy, "TANDEM_VERSION"), "v3");
+  EXPECT_EQ(EnvValue(proxy, "TANDEM_CANONICAL_SERVICE"), "web");
+  EXPECT_EQ(EnvValue(proxy, "TANDEM_CANONICAL_REVISION"), "v3");
+}
+
 TEST(InjectorTest, SkipRulesLeaveThePodUntouched) {
   struct Case {
     Json pod;
@@ -260,6 +327,15 @@ TEST(InjectorTest, RefusesBadPods) {
       {Yaml("spec: {containers: [{name: a}, {name: tandem-agent}]}"),
        "the pod already has a container named tandem-agent"},
       {Json::array(), "the pod is not a mapping"},
+      {WithAnnotations({{"prometheus.io/port", "http"}}),
+       R"(annotation prometheus.io/port: "http": must be a port number, 1-65535)"},
+      {WithAnnotations({{"prometheus.io/port", "70000"}}),
+       R"(annotation prometheus.io/port: "70000": must be a port number, 1-65535)"},
+      {WithAnnotations({{"prometheus.io/port", "9102"}, {"prometheus.io/path", "/a b"}}),
+       R"(annotation prometheus.io/path: "/a b": must start with / and hold no space or control character)"},
+      {WithAnnotations(
+           {{"prometheus.io/port", "9102"}, {"prometheus.io/path", "metrics"}}),
+       R"(annotation prometheus.io/path: "metrics": must start with / and hold no space or control character)"},
   };
   std::unique_ptr<Injector> injector = ShippedInjector();
   for (Case& c : cases) {

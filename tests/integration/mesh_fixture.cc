@@ -100,6 +100,8 @@ void MeshTest::StartProxy(Pod& pod, const std::vector<std::string>& wrapper) {
   std::vector<std::string> argv = wrapper;
   argv.push_back(TANDEM_PROXY_BIN);
   argv.push_back("--config=" + pod_dir + "/proxy.json");
+  // As in an injected pod: /stats/prometheus merges the agent's page.
+  argv.push_back(absl::StrCat("--agent-metrics-port=", pod.agent_metrics));
   pod.proxy.reset();  // a running proxy is killed first
   pod.proxy = std::make_unique<Subprocess>("tandem-proxy", argv, pod_dir + "/proxy.log");
   ASSERT_TRUE(pod.proxy->Start());

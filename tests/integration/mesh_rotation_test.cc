@@ -1,12 +1,19 @@
 // The mesh with its three real processes on loopback: tandem-ca, two tandem-agents and
 // two tandem-proxies, certificates living 3 seconds and rotating under load.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/http/http_server.h"
 #include "gtest/gtest.h"
 #include "tests/integration/mesh_fixture.h"
 #include "tests/integration/openssl_cli.h"
@@ -75,10 +82,12 @@ TEST_F(MeshTest, MetricsEndpointsPassPromtool) {
   StartMesh();
   ASSERT_EQ(RunEchoTraffic(client_.outbound, absl::Milliseconds(300), 1, 1).short_failed,
             0);
-  for (auto [name, port] :
-       {std::pair{"proxy", client_.metrics}, std::pair{"agent", client_.agent_metrics},
-        std::pair{"ca", ca_metrics_}}) {
-    std::string text = HttpGet(port, "/metrics");
+  for (auto [name, port, page] :
+       {std::tuple{"proxy", client_.metrics, "/metrics"},
+        std::tuple{"proxy-merged", client_.metrics, "/stats/prometheus"},
+        std::tuple{"agent", client_.agent_metrics, "/metrics"},
+        std::tuple{"ca", ca_metrics_, "/metrics"}}) {
+    std::string text = HttpGet(port, page);
     ASSERT_FALSE(text.empty()) << name;
     std::string path = dir_ + "/" + name + ".prom";
     std::ofstream(path) << text;
@@ -320,6 +329,94 @@ TEST_F(MeshTest, RotatesTheRootByTheRunbookWithoutRestartingTheCa) {
             0);
   EXPECT_EQ(Metric(client_, "tandem_proxy_secret_updates_total{result=\"refused\"}"), 0);
   EXPECT_EQ(Metric(server_, "tandem_proxy_secret_updates_total{result=\"refused\"}"), 0);
+}
+
+}  // namespace
+}  // namespace tandem::testing
+
+namespace tandem::testing {
+namespace {
+
+// GET with a 15 s read timeout (HttpGet's is 2 s): the merged page waits for its
+// sources, up to 1 s each, on a machine that may be loaded.
+std::string PatientGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{15, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+        static_cast<ssize_t>(request.size())) {
+      char buf[16384];
+      for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) answer.append(buf, n);
+    }
+  }
+  close(fd);
+  size_t body = answer.find("\r\n\r\n");
+  if (answer.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos) return answer;
+  return answer.substr(body + 4);
+}
+
+// One scrape per pod, with real processes: the client pod's proxy merges its agent's
+// page and an app's page into /stats/prometheus; an app that stops answering, or
+// answers too slowly, is left out and counted while the rest is served.
+TEST_F(MeshTest, ProxyServesThePodsMergedMetricsAndSurvivesABrokenApp) {
+  StartMesh();
+  http::HttpServer::Options options;
+  auto app = *http::HttpServer::Create(options);
+  app->Handle("/stats", [](const http::HttpRequest&) {
+    return http::HttpResponse{200, "text/plain",
+                              "# TYPE app_orders_total counter\napp_orders_total 42\n"};
+  });
+  // Never answers: the proxy must give up on it, not wait.
+  app->HandleDeferred("/hang",
+                      [](const http::HttpRequest&, http::HttpServer::Responder) {});
+  ASSERT_TRUE(app->Start().ok());
+  const int app_port = app->port();
+  auto restart_with_app = [&](const std::string& path) {
+    StartProxy(client_,
+               {"/usr/bin/env", absl::StrCat("TANDEM_APP_METRICS_PORT=", app_port),
+                "TANDEM_APP_METRICS_PATH=" + path});
+    ASSERT_TRUE(WaitFor([&] { return Ready(client_); }, absl::Seconds(20)));
+  };
+  restart_with_app("/stats");
+  std::string merged = PatientGet(client_.metrics, "/stats/prometheus");
+  EXPECT_NE(merged.find("\ntandem_proxy_ready 1\n"), std::string::npos) << merged;
+  EXPECT_NE(merged.find("\ntandem_agent_certificate_state{"), std::string::npos)
+      << merged;
+  EXPECT_NE(merged.find("\napp_orders_total 42\n"), std::string::npos) << merged;
+  // The proxy's own page stays its own.
+  std::string own = HttpGet(client_.metrics, "/metrics");
+  EXPECT_EQ(own.find("tandem_agent_"), std::string::npos) << own;
+  EXPECT_EQ(own.find("app_orders_total"), std::string::npos) << own;
+
+  restart_with_app("/hang");
+  merged = PatientGet(client_.metrics, "/stats/prometheus");
+  EXPECT_NE(merged.find("\ntandem_proxy_ready 1\n"), std::string::npos) << merged;
+  EXPECT_NE(merged.find("\ntandem_agent_certificate_state{"), std::string::npos)
+      << merged;
+  EXPECT_GE(Metric(client_,
+                   "tandem_proxy_metrics_merge_failures_total{reason=\"timeout\","
+                   "source=\"app\"}"),
+            1);
+
+  app.reset();  // the port closes: connect is refused
+  merged = PatientGet(client_.metrics, "/stats/prometheus");
+  EXPECT_NE(merged.find("\ntandem_proxy_ready 1\n"), std::string::npos) << merged;
+  EXPECT_GE(Metric(client_,
+                   "tandem_proxy_metrics_merge_failures_total{reason=\"connect\","
+                   "source=\"app\"}"),
+            1);
+  EXPECT_EQ(Metric(client_,
+                   "tandem_proxy_metrics_merge_failures_total{reason=\"connect\","
+                   "source=\"agent\"}"),
+            0);
 }
 
 }  // namespace
