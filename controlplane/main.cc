@@ -20,6 +20,7 @@
 //                    [--proxy-image=tandem/proxy:dev]
 //                    [--sidecar-ca-address=tandem-ca.tandem-system.svc:15012]]
 //                                                                 (injection webhook)
+//                   [--policy-configmap=NS/NAME] [--revocations-configmap=NS/NAME]
 //                   [--trust-root-configmap=tandem-ca-root
 //                    [--trust-root-namespaces=tandem-injection=enabled]]
 //                   [--leader-lease=tandem-system/tandem-ca [--pod-name=NAME]]
@@ -62,7 +63,9 @@
 #include "controlplane/kube/leader_elector.h"
 #include "controlplane/kube/trust_root_publisher.h"
 #include "controlplane/policy/policy_watcher.h"
+#include "controlplane/kube/informer.h"
 #include "controlplane/revocation/admin_client.h"
+#include "controlplane/revocation/configmap_revocation_backend.h"
 #include "controlplane/revocation/revocation_admin.h"
 #include "controlplane/revocation/revocation_store.h"
 #include "controlplane/serve_flags.h"
@@ -101,11 +104,61 @@ int Serve(const tandem::Flags& flags) {
   auto get = [&](const char* name, const std::string& fallback) {
     return flags.Get(name, fallback);
   };
+  using tandem::controlplane::TokenReviewAuthenticator;
+  auto kube_api = [&] { return tandem::controlplane::KubeApiOptionsFromFlags(flags); };
+  // In a cluster, the Kubernetes API is the store shared by every replica.
+  using tandem::controlplane::KubeClient;
+  using tandem::controlplane::LeaderElector;
+  using tandem::controlplane::TrustRootPublisher;
+  std::unique_ptr<KubeClient> kube;
+  auto kube_client = [&](const std::string& flag) -> absl::StatusOr<KubeClient*> {
+    if (kube) return kube.get();
+    absl::StatusOr<TokenReviewAuthenticator::Options> api = kube_api();
+    if (!api.ok())
+      return absl::Status(api.status().code(),
+                          flag + ": " + std::string(api.status().message()));
+    KubeClient::Options client;
+    client.api_server = api->api_server;
+    client.ca_pem = api->ca_pem;
+    client.server_name = api->server_name;
+    client.token_path = api->credential_token_path;
+    client.token = api->credential_token;
+    absl::StatusOr<std::unique_ptr<KubeClient>> made = KubeClient::Create(client);
+    if (!made.ok())
+      return absl::Status(made.status().code(),
+                          flag + ": " + std::string(made.status().message()));
+    kube = *std::move(made);
+    return kube.get();
+  };
+  // Revocations and the mesh policy, in objects every replica lists and watches.
+  using tandem::controlplane::ConfigMapRevocationBackend;
+  using tandem::controlplane::Informer;
   using tandem::controlplane::PolicyWatcher;
   using tandem::controlplane::RevocationAdmin;
   using tandem::controlplane::RevocationStore;
-  using tandem::controlplane::TokenReviewAuthenticator;
+  // "NAMESPACE/NAME" of a ConfigMap flag, or empty parts.
+  auto configmap_ref = [&](const char* flag) -> std::pair<std::string, std::string> {
+    std::vector<std::string> parts = absl::StrSplit(get(flag, ""), '/');
+    if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) return {};
+    return {parts[0], parts[1]};
+  };
+  // A watched copy of one ConfigMap (fieldSelector metadata.name, so RBAC may limit it).
+  auto watch_configmap = [&](const std::string& ns, const std::string& name,
+                             Informer::Handler on_event) {
+    Informer::Options watch;
+    watch.client = kube.get();
+    watch.collection = absl::StrCat("/api/v1/namespaces/", ns,
+                                    "/configmaps?fieldSelector=metadata.name%3D", name);
+    watch.on_event = std::move(on_event);
+    auto informer = std::make_unique<Informer>(std::move(watch));
+    informer->Start();
+    return informer;
+  };
   std::unique_ptr<PolicyWatcher> policy;
+  std::unique_ptr<Informer> policy_informer;
+  if (flags.Has("policy-file") && flags.Has("policy-configmap")) {
+    return Fail("--policy-file or --policy-configmap: one source of the mesh policy");
+  }
   if (flags.Has("policy-file")) {
     absl::StatusOr<std::unique_ptr<PolicyWatcher>> watcher =
         PolicyWatcher::Create(get("policy-file", ""));
@@ -113,14 +166,83 @@ int Serve(const tandem::Flags& flags) {
       return Fail("--policy-file: " + std::string(watcher.status().message()));
     policy = *std::move(watcher);
     options.policy = policy.get();
+  } else if (flags.Has("policy-configmap")) {
+    auto [ns, name] = configmap_ref("policy-configmap");
+    if (ns.empty()) return Fail("--policy-configmap: NAMESPACE/NAME of the ConfigMap");
+    absl::StatusOr<KubeClient*> client = kube_client("--policy-configmap");
+    if (!client.ok()) return Fail(std::string(client.status().message()));
+    policy_informer = watch_configmap(ns, name, nullptr);
+    // The CA must not serve without its policy: wait for the first list.
+    for (absl::Time until = absl::Now() + absl::Seconds(30);
+         !policy_informer->synced() && absl::Now() < until;) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    const std::string key = ns + "/" + name;
+    Informer* copy = policy_informer.get();
+    // The policy server's poll reads the watched copy: no request per poll.
+    PolicyWatcher::Reader read = [copy, key]() -> absl::StatusOr<std::string> {
+      std::optional<nlohmann::json> cm = copy->Get(key);
+      if (!cm) return absl::NotFoundError("configmap " + key + " does not exist");
+      auto data = cm->find("data");
+      if (data == cm->end() || !data->is_object() || !data->contains("mesh-policy.yaml") ||
+          !(*data)["mesh-policy.yaml"].is_string()) {
+        return absl::NotFoundError("configmap " + key + " has no key mesh-policy.yaml");
+      }
+      return (*data)["mesh-policy.yaml"].get<std::string>();
+    };
+    absl::StatusOr<std::unique_ptr<PolicyWatcher>> watcher =
+        PolicyWatcher::Create("configmap " + key, std::move(read));
+    if (!watcher.ok())
+      return Fail("--policy-configmap: " + std::string(watcher.status().message()));
+    policy = *std::move(watcher);
+    options.policy = policy.get();
   }
   std::unique_ptr<RevocationStore> revocations;
+  std::unique_ptr<Informer> revocation_informer;
+  if (flags.Has("state-dir") && flags.Has("revocations-configmap")) {
+    return Fail("--state-dir or --revocations-configmap: one home for revocations");
+  }
   if (flags.Has("state-dir")) {
     absl::StatusOr<std::unique_ptr<RevocationStore>> store =
         RevocationStore::Open({get("state-dir", ""), options.core.max_ttl}, absl::Now());
     if (!store.ok()) return Fail("--state-dir: " + std::string(store.status().message()));
     revocations = *std::move(store);
     options.revocations = revocations.get();
+  } else if (flags.Has("revocations-configmap")) {
+    auto [ns, name] = configmap_ref("revocations-configmap");
+    if (ns.empty()) return Fail("--revocations-configmap: NAMESPACE/NAME of the ConfigMap");
+    absl::StatusOr<KubeClient*> client = kube_client("--revocations-configmap");
+    if (!client.ok()) return Fail(std::string(client.status().message()));
+    absl::StatusOr<std::unique_ptr<RevocationStore>> store = RevocationStore::Open(
+        std::make_unique<ConfigMapRevocationBackend>(*client, ns, name),
+        options.core.max_ttl, absl::Now());
+    if (!store.ok()) {
+      return Fail("--revocations-configmap: " + std::string(store.status().message()));
+    }
+    revocations = *std::move(store);
+    options.revocations = revocations.get();
+    // What another replica revokes reaches this one through the watch.
+    RevocationStore* shared = revocations.get();
+    revocation_informer = watch_configmap(
+        ns, name, [shared](Informer::EventType type, const nlohmann::json& cm) {
+          absl::StatusOr<bool> changed = shared->Reload(
+              type == Informer::EventType::kDeleted
+                  ? ""
+                  : ConfigMapRevocationBackend::ListOf(cm),
+              absl::Now());
+          if (!changed.ok()) {
+            tandem::log::Error("ca", "revocation list refused, keeping the last good one",
+                               {{"error", std::string(changed.status().message())}});
+          } else if (*changed) {
+            tandem::log::Info("ca", "revocation list changed",
+                              {{"revocations", shared->Live(absl::Now()).size()}});
+          }
+        });
+  } else if (flags.Has("admin") && !policy) {
+    return Fail(
+        "--admin serves revocations and the policy streams: give --state-dir=DIR, "
+        "--revocations-configmap=NS/NAME, --policy-file=FILE or --policy-configmap=NS/NAME "
+        "too");
   }
   sigset_t signals;
   sigemptyset(&signals);
@@ -248,8 +370,7 @@ int Serve(const tandem::Flags& flags) {
         return Fail("--injector-dns-names: the first name must be <service>.<namespace>.svc"
                     " to fill --webhook-config's caBundle (or give --webhook-config=)");
       }
-      absl::StatusOr<TokenReviewAuthenticator::Options> api =
-          tandem::controlplane::KubeApiOptionsFromFlags(flags);
+      absl::StatusOr<TokenReviewAuthenticator::Options> api = kube_api();
       if (!api.ok()) {
         return Fail("--webhook-config: " + std::string(api.status().message()) +
                     "; --webhook-config= leaves the caBundle to someone else");
@@ -283,31 +404,6 @@ int Serve(const tandem::Flags& flags) {
         "--webhook-config, --injector-dns-names, --template, --proxy-image and "
         "--sidecar-ca-address need --injector-listen");
   }
-  // In a cluster, the Kubernetes API is the store shared by every replica.
-  using tandem::controlplane::KubeClient;
-  using tandem::controlplane::LeaderElector;
-  using tandem::controlplane::TrustRootPublisher;
-  std::unique_ptr<KubeClient> kube;
-  auto kube_client = [&](const std::string& flag) -> absl::StatusOr<KubeClient*> {
-    if (kube) return kube.get();
-    absl::StatusOr<TokenReviewAuthenticator::Options> api =
-        tandem::controlplane::KubeApiOptionsFromFlags(flags);
-    if (!api.ok())
-      return absl::Status(api.status().code(),
-                          flag + ": " + std::string(api.status().message()));
-    KubeClient::Options client;
-    client.api_server = api->api_server;
-    client.ca_pem = api->ca_pem;
-    client.server_name = api->server_name;
-    client.token_path = api->credential_token_path;
-    client.token = api->credential_token;
-    absl::StatusOr<std::unique_ptr<KubeClient>> made = KubeClient::Create(client);
-    if (!made.ok())
-      return absl::Status(made.status().code(),
-                          flag + ": " + std::string(made.status().message()));
-    kube = *std::move(made);
-    return kube.get();
-  };
   std::unique_ptr<LeaderElector> elector;
   if (std::string lease = get("leader-lease", ""); !lease.empty()) {
     std::vector<std::string> parts = absl::StrSplit(lease, '/');
@@ -340,7 +436,7 @@ int Serve(const tandem::Flags& flags) {
     if (!client.ok()) return Fail(std::string(client.status().message()));
     TrustRootPublisher::Options publish;
     publish.client = *client;
-    publish.bundle_pem = (*server)->core().trust_bundle_pem();
+    publish.bundle = [core = &(*server)->core()] { return core->trust_bundle_pem(); };
     publish.configmap_name = name;
     publish.namespace_selector = get("trust-root-namespaces", publish.namespace_selector);
     // With replicas, only the Lease's holder writes: two writers of one object would
@@ -393,6 +489,8 @@ int Serve(const tandem::Flags& flags) {
   int sig;
   sigwait(&signals, &sig);
   tandem::log::Info("ca", "shutting down");
+  if (revocation_informer) revocation_informer->Stop();
+  if (policy_informer) policy_informer->Stop();
   if (admin) admin->Stop();
   if (trust_roots) trust_roots->Stop();
   // Last of the writers: releasing the Lease lets another replica lead at once.
@@ -484,6 +582,8 @@ int main(int argc, char** argv) {
         "template",
         "proxy-image",
         "sidecar-ca-address",
+        "policy-configmap",
+        "revocations-configmap",
         "trust-root-configmap",
         "trust-root-namespaces",
         "leader-lease",

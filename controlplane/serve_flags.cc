@@ -123,9 +123,6 @@ absl::StatusOr<CaServerOptions> CaServerOptionsFromFlags(const Flags& flags) {
   if (!PositiveDuration(flags, "policy-poll", &options.policy_poll_interval)) {
     return Refused("--policy-poll: not a positive duration (e.g. 1s, 500ms)");
   }
-  if (flags.Has("admin") && !flags.Has("state-dir")) {
-    return Refused("--admin serves revocations: give --state-dir=DIR too");
-  }
   return options;
 }
 

@@ -15,8 +15,8 @@ namespace tandem::controlplane {
 // --audience, --issuer, --default-ttl, --max-ttl, --dns-names, --ip-addresses,
 // --token-public-key, --token-jwks, --token-review (with the --kube-* flags),
 // --extra-roots, --root-reload-interval and --policy-poll, reading the files they name.
-// Refuses --admin without
-// --state-dir. Leaves `policy` and `revocations` null: main.cc opens those.
+// Leaves `policy` and `revocations` null: main.cc opens those (file or ConfigMap) and
+// checks that --admin has something to serve.
 absl::StatusOr<CaServerOptions> CaServerOptionsFromFlags(const Flags& flags);
 
 // How to reach the Kubernetes API server (TokenReview, the webhook's caBundle): from

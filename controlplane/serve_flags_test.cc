@@ -56,11 +56,6 @@ TEST(CaServerOptionsFromFlagsTest, RefusesUnknownRootDirMode) {
                 "--root-dir-mode: owner-only or secret-volume");
 }
 
-TEST(CaServerOptionsFromFlagsTest, RefusesAdminWithoutStateDir) {
-  ExpectRefused({"--admin=127.0.0.1:0"}, absl::StatusCode::kInvalidArgument,
-                "--admin serves revocations: give --state-dir=DIR too");
-}
-
 TEST(CaServerOptionsFromFlagsTest, RefusesFilesItCannotRead) {
   const std::string missing = ::testing::TempDir() + "/serve-flags-test-missing";
   ExpectRefused({"--token-public-key=" + missing}, absl::StatusCode::kInvalidArgument,

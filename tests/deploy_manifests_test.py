@@ -142,22 +142,28 @@ for probe in ("readinessProbe", "livenessProbe"):
           get.get("path", "").startswith("/healthz/") and
           ports.get(get.get("port"), get.get("port")) == 15021 and
           flag(args, "health") == "0.0.0.0:15021")
-check("Recreate: one pod at a time holds the ReadWriteOnce state volume",
-      ca["spec"]["strategy"]["type"] == "Recreate")
+check("two replicas, rolled one at a time with none down (state lives in the API)",
+      ca["spec"]["replicas"] >= 2 and ca["spec"]["strategy"]["type"] == "RollingUpdate" and
+      ca["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0)
 root_volume = mount_of(container, pod, flag(args, "root-dir"))
 check("the root key is the Secret tandem-ca-root, mounted 0400, read in secret-volume mode",
       flag(args, "root-dir-mode") == "secret-volume" and root_volume is not None and
       root_volume.get("secret", {}).get("secretName") == "tandem-ca-root" and
       root_volume["secret"].get("defaultMode") == 0o400)
-policy_volume = mount_of(container, pod, flag(args, "policy-file") or "")
-check("the CA serves the mesh policy from the ConfigMap tandem-mesh-policy",
-      policy_volume is not None and
-      policy_volume.get("configMap", {}).get("name") == "tandem-mesh-policy")
-state_volume = mount_of(container, pod, flag(args, "state-dir") or "")
-check("the CA keeps revocations on the PVC tandem-ca-state",
-      state_volume is not None and
-      state_volume.get("persistentVolumeClaim", {}).get("claimName") == "tandem-ca-state")
-find(install, "PersistentVolumeClaim", "tandem-ca-state", "tandem-system")
+check("the CA watches the mesh policy in ConfigMap tandem-mesh-policy",
+      flag(args, "policy-configmap") == "tandem-system/tandem-mesh-policy" and
+      flag(args, "policy-file") is None)
+check("the CA keeps revocations in ConfigMap tandem-revocations, not on a volume",
+      flag(args, "revocations-configmap") == "tandem-system/tandem-revocations" and
+      flag(args, "state-dir") is None and
+      not any("persistentVolumeClaim" in v for v in pod.get("volumes", [])) and
+      not any(o["kind"] == "PersistentVolumeClaim" for o in install))
+check("the Role lets the CA read, watch and update tandem-revocations, and only read "
+      "and watch tandem-mesh-policy",
+      {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["tandem-revocations"],
+       "verbs": ["get", "list", "watch", "update"]} in ns_role["rules"] and
+      {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["tandem-mesh-policy"],
+       "verbs": ["get", "list", "watch"]} in ns_role["rules"] and len(ns_role["rules"]) == 4)
 check("the CA's admin endpoint is on loopback",
       (flag(args, "admin") or "").startswith("127.0.0.1:"))
 check("tokens are checked with TokenReview", "--token-review" in args)
@@ -219,9 +225,8 @@ pdb = find(install, "PodDisruptionBudget", "tandem-ca", "tandem-system")
 spec = pdb["spec"]
 check("the PodDisruptionBudget selects the CA's pods",
       spec["selector"]["matchLabels"] == ca["spec"]["selector"]["matchLabels"])
-check("the PodDisruptionBudget lets a drain evict the CA",
-      spec.get("maxUnavailable", 0) >= 1 or
-      spec.get("minAvailable", ca["spec"]["replicas"]) < ca["spec"]["replicas"])
+check("the PodDisruptionBudget lets a drain evict one CA replica at a time",
+      spec.get("maxUnavailable") == 1 and "minAvailable" not in spec)
 
 # --- Root, policy, proxy config.
 secret = find(install, "Secret", "tandem-ca-root", "tandem-system")

@@ -29,8 +29,8 @@ std::string QueryEscape(const std::string& text) {
 
 absl::StatusOr<std::unique_ptr<TrustRootPublisher>> TrustRootPublisher::Create(
     Options options) {
-  if (options.client == nullptr || options.bundle_pem.empty() ||
-      options.configmap_name.empty() || options.key.empty()) {
+  if (options.client == nullptr || !options.bundle || options.configmap_name.empty() ||
+      options.key.empty()) {
     return absl::InvalidArgumentError(
         "trust-root ConfigMaps: a client, a bundle, a name and a key are required");
   }
@@ -93,15 +93,14 @@ bool TrustRootPublisher::Serves(const std::string& ns) const {
          status->value("phase", "") != "Terminating";
 }
 
-bool TrustRootPublisher::Reconcile(const std::string& ns) {
+bool TrustRootPublisher::Reconcile(const std::string& ns, const std::string& bundle) {
   if (!Serves(ns)) return true;  // not ours (any more): nothing to keep there
   // The copy from the watch says whether anything is to be done, without a request.
   std::optional<nlohmann::json> seen =
       configmaps_->Get(absl::StrCat(ns, "/", options_.configmap_name));
   auto in_place = [&](const nlohmann::json& cm) {
     return cm.is_object() && cm.contains("data") && cm["data"].is_object() &&
-           cm["data"].size() == 1 &&
-           cm["data"].value(options_.key, "") == options_.bundle_pem &&
+           cm["data"].size() == 1 && cm["data"].value(options_.key, "") == bundle &&
            cm.contains("metadata") && cm["metadata"].contains("labels") &&
            cm["metadata"]["labels"].is_object() &&
            cm["metadata"]["labels"].value(kManagedBy, "") == kManager;
@@ -130,7 +129,7 @@ bool TrustRootPublisher::Reconcile(const std::string& ns) {
         meta["labels"][kManagedBy] = kManager;
         // The whole data: a key someone added is dropped, so sidecars see our bundle
         // only.
-        (*cm)["data"] = {{options_.key, options_.bundle_pem}};
+        (*cm)["data"] = {{options_.key, bundle}};
         cm->erase("binaryData");
         return true;
       });
@@ -144,8 +143,8 @@ bool TrustRootPublisher::Reconcile(const std::string& ns) {
     if (metrics::Counter* c = Syncs("unchanged")) c->Inc();
     return true;
   }
-  written_.fetch_add(1);
   if (metrics::Counter* c = Syncs(created ? "created" : "updated")) c->Inc();
+  written_.fetch_add(1);  // after the metric: a test that saw this sees the metric
   log::Info("ca",
             created ? "trust-root ConfigMap created" : "trust-root ConfigMap repaired",
             {{"namespace", ns}, {"configmap", options_.configmap_name}});
@@ -156,15 +155,21 @@ void TrustRootPublisher::Run() {
   absl::Time next_resync = absl::Now() + options_.resync_interval;
   absl::Duration backoff = absl::Milliseconds(100);
   bool was_writer = false;
+  std::string published;  // the bundle of the last check
   while (true) {
     std::set<std::string> work;
+    const std::string bundle = options_.bundle();
     {
       absl::MutexLock lock(&mu_);
-      while (!stop_ && dirty_.empty() && !resync_ && absl::Now() < next_resync) {
-        wake_.WaitWithDeadline(&mu_, next_resync);
+      const absl::Time until = std::min(next_resync, absl::Now() + options_.bundle_poll);
+      while (!stop_ && dirty_.empty() && !resync_ && bundle == published &&
+             absl::Now() < until) {
+        wake_.WaitWithDeadline(&mu_, until);
       }
       if (stop_) return;
       if (absl::Now() >= next_resync) resync_ = true;
+      // A new root (rotation): every ConfigMap gets the new bundle.
+      if (bundle != published && !bundle.empty()) resync_ = true;
       // A new writer cannot know what the last one left undone: check everything.
       const bool writer = !options_.may_write || options_.may_write();
       if (writer && !was_writer) resync_ = true;
@@ -173,6 +178,7 @@ void TrustRootPublisher::Run() {
       if (resync_ && synced) {
         for (const auto& [name, object] : namespaces_->List()) dirty_.insert(name);
         resync_ = false;
+        published = bundle;
         next_resync = absl::Now() + options_.resync_interval;
       }
       // Until both copies are in, and while another replica writes, changes are
@@ -186,7 +192,7 @@ void TrustRootPublisher::Run() {
     }
     std::set<std::string> failed;
     for (const std::string& ns : work) {
-      if (!Reconcile(ns)) failed.insert(ns);
+      if (!Reconcile(ns, bundle)) failed.insert(ns);
     }
     if (failed.empty()) {
       backoff = absl::Milliseconds(100);

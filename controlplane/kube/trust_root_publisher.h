@@ -45,7 +45,10 @@ class TrustRootPublisher {
  public:
   struct Options {
     const KubeClient* client = nullptr;  // outlives the publisher
-    std::string bundle_pem;              // what every ConfigMap holds
+    // Returns the bundle every ConfigMap holds; read at every check, so a root rotation
+    // (CaCore::Reload) reaches the ConfigMaps within bundle_poll. Any thread.
+    std::function<std::string()> bundle;
+    absl::Duration bundle_poll = absl::Seconds(5);
     std::string configmap_name = "tandem-ca-root";
     std::string key = "ca-cert.pem";
     std::string namespace_selector = "tandem-injection=enabled";
@@ -68,7 +71,7 @@ class TrustRootPublisher {
   explicit TrustRootPublisher(Options options);
   void MarkDirty(const std::string& ns);
   // Creates or repairs the ConfigMap in `ns`; false when it must be tried again.
-  bool Reconcile(const std::string& ns);
+  bool Reconcile(const std::string& ns, const std::string& bundle);
   void Run();
   metrics::Counter* Syncs(const char* result) const;
   bool Serves(const std::string& ns) const;

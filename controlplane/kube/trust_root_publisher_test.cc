@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/metrics/registry.h"
 #include "gtest/gtest.h"
 #include "tests/integration/subprocess.h"
@@ -40,7 +41,11 @@ class TrustRootPublisherTest : public ::testing::Test {
   std::unique_ptr<TrustRootPublisher> Publisher() {
     TrustRootPublisher::Options options;
     options.client = client_.get();
-    options.bundle_pem = kBundle;
+    options.bundle = [this] {
+      absl::MutexLock lock(&bundle_mu_);
+      return bundle_;
+    };
+    options.bundle_poll = absl::Milliseconds(100);
     options.may_write = [this] { return leader_.load(); };
     options.registry = &registry_;
     absl::StatusOr<std::unique_ptr<TrustRootPublisher>> p =
@@ -60,13 +65,15 @@ class TrustRootPublisherTest : public ::testing::Test {
     nlohmann::json cm = nlohmann::json::parse(r->body);
     return cm["data"].value("ca-cert.pem", "");
   }
-  bool HasBundle(const std::string& ns) {
-    return WaitFor([&] { return BundleIn(ns) == kBundle; }, absl::Seconds(20));
+  bool HasBundle(const std::string& ns, const std::string& bundle = kBundle) {
+    return WaitFor([&] { return BundleIn(ns) == bundle; }, absl::Seconds(20));
   }
 
   std::unique_ptr<KubeStandin> standin_;
   std::unique_ptr<KubeClient> client_;
   std::atomic<bool> leader_{true};
+  absl::Mutex bundle_mu_;
+  std::string bundle_ ABSL_GUARDED_BY(bundle_mu_) = kBundle;
   metrics::Registry registry_;
 };
 
@@ -96,7 +103,9 @@ TEST_F(TrustRootPublisherTest, RepairsAnEditAndADeletion) {
   EXPECT_FALSE(cm["data"].contains("extra"));
   ASSERT_EQ(standin_->Call("DELETE", Path("meshed"))->status, 200);
   EXPECT_TRUE(HasBundle("meshed"));
-  EXPECT_EQ(publisher->written(), 3u);
+  // The write is seen in the API before the publisher has counted it.
+  EXPECT_TRUE(WaitFor([&] { return publisher->written() == 3; }, absl::Seconds(20)))
+      << publisher->written();
   std::string metrics = registry_.RenderPrometheus();
   EXPECT_TRUE(absl::StrContains(metrics,
                                 "tandem_ca_trust_root_syncs_total{result=\"created\"} 2"))
@@ -119,12 +128,24 @@ TEST_F(TrustRootPublisherTest, OnlyTheLeaderWritesAndANewLeaderCatchesUp) {
   EXPECT_TRUE(HasBundle("later"));
 }
 
+TEST_F(TrustRootPublisherTest, ANewRootReachesEveryConfigMap) {
+  std::unique_ptr<TrustRootPublisher> publisher = Publisher();
+  ASSERT_TRUE(HasBundle("meshed"));
+  const std::string rotated =
+      std::string(kBundle) + "-----BEGIN CERTIFICATE-----\nroot-3\n";
+  {
+    absl::MutexLock lock(&bundle_mu_);
+    bundle_ = rotated;  // CaCore::Reload took a new root
+  }
+  EXPECT_TRUE(HasBundle("meshed", rotated));
+}
+
 TEST_F(TrustRootPublisherTest, RefusesAMissingBundleOrABadName) {
   TrustRootPublisher::Options options;
   options.client = client_.get();
   EXPECT_EQ(TrustRootPublisher::Create(options).status().message(),
             "trust-root ConfigMaps: a client, a bundle, a name and a key are required");
-  options.bundle_pem = kBundle;
+  options.bundle = [] { return std::string(kBundle); };
   options.configmap_name = "a/b";
   EXPECT_EQ(TrustRootPublisher::Create(options).status().message(),
             "trust-root ConfigMap name \"a/b\"");

@@ -8,23 +8,31 @@
 namespace tandem::controlplane {
 
 absl::StatusOr<std::unique_ptr<PolicyWatcher>> PolicyWatcher::Create(std::string path) {
-  absl::StatusOr<std::string> text = ReadFileToString(path);
-  if (!text.ok()) return text.status();
-  absl::StatusOr<PolicyFile> policy = PolicyFile::Parse(*text, path);
-  if (!policy.ok()) return policy.status();
-  return std::unique_ptr<PolicyWatcher>(
-      new PolicyWatcher(std::move(path), *std::move(text), *std::move(policy)));
+  Reader read = [path] { return ReadFileToString(path); };
+  return Create(std::move(path), std::move(read));
 }
 
-PolicyWatcher::PolicyWatcher(std::string path, std::string text, PolicyFile policy)
+absl::StatusOr<std::unique_ptr<PolicyWatcher>> PolicyWatcher::Create(std::string name,
+                                                                     Reader read) {
+  absl::StatusOr<std::string> text = read();
+  if (!text.ok()) return text.status();
+  absl::StatusOr<PolicyFile> policy = PolicyFile::Parse(*text, name);
+  if (!policy.ok()) return policy.status();
+  return std::unique_ptr<PolicyWatcher>(new PolicyWatcher(
+      std::move(name), std::move(read), *std::move(text), *std::move(policy)));
+}
+
+PolicyWatcher::PolicyWatcher(std::string path, Reader read, std::string text,
+                             PolicyFile policy)
     : path_(std::move(path)),
+      read_(std::move(read)),
       last_text_(std::move(text)),
       current_(std::make_shared<const PolicyFile>(std::move(policy))) {}
 
 bool PolicyWatcher::Poll() {
   // The whole file is compared, not its mtime: it is small, and an edit within the
   // mtime's granularity or one that keeps the size is still seen.
-  absl::StatusOr<std::string> text = ReadFileToString(path_);
+  absl::StatusOr<std::string> text = read_();
   if (!text.ok()) {
     if (last_text_.has_value()) {  // log and count once, until it comes back
       refused_.fetch_add(1, std::memory_order_relaxed);

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,9 +15,11 @@
 
 namespace tandem::controlplane {
 
-// Keeps the mesh policy file in force: Poll() re-reads it and, when its content
-// changed, validates it and only then swaps it in. A bad or unreadable file is
-// refused (logged once per distinct content, counted) and the last good policy stays.
+// Keeps the mesh policy in force: Poll() re-reads it and, when its content changed,
+// validates it and only then swaps it in. A bad or unreadable policy is refused (logged
+// once per distinct content, counted) and the last good policy stays. The text comes
+// from a file (standalone) or from any reader, e.g. the copy of a ConfigMap a watch
+// keeps (in a cluster).
 //
 // Threading: Poll() from one thread at a time (the policy server's poll thread);
 // current() and the counters from any thread.
@@ -24,6 +27,11 @@ class PolicyWatcher {
  public:
   // Loads `path`; a missing or bad file is an error (the CA must not start on it).
   static absl::StatusOr<std::unique_ptr<PolicyWatcher>> Create(std::string path);
+  // The same over `read`, which returns the policy's text; `name` names it in errors.
+  // `read` is called from Create's and Poll()'s thread.
+  using Reader = std::function<absl::StatusOr<std::string>()>;
+  static absl::StatusOr<std::unique_ptr<PolicyWatcher>> Create(std::string name,
+                                                               Reader read);
 
   // Re-reads the file; returns true when a new valid policy was swapped in.
   bool Poll();
@@ -34,9 +42,10 @@ class PolicyWatcher {
   uint64_t loads_refused() const { return refused_.load(std::memory_order_relaxed); }
 
  private:
-  PolicyWatcher(std::string path, std::string text, PolicyFile policy);
+  PolicyWatcher(std::string path, Reader read, std::string text, PolicyFile policy);
 
   const std::string path_;
+  const Reader read_;
   // Poll() thread only: the last content seen, good or bad; nullopt while unreadable.
   std::optional<std::string> last_text_;
   std::atomic<uint64_t> accepted_{1};  // the load at start

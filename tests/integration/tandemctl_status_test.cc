@@ -325,7 +325,8 @@ TEST_F(TandemctlStatusTest, CaRefusesAnAdminEndpointWithNothingToServe) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << text.str();
   EXPECT_TRUE(absl::StrContains(text.str(),
                                 "--admin serves revocations and the policy streams: give "
-                                "--state-dir=DIR or --policy-file=FILE too"))
+                                "--state-dir=DIR, --revocations-configmap=NS/NAME, "
+                                "--policy-file=FILE or --policy-configmap=NS/NAME too"))
       << text.str();
 }
 
