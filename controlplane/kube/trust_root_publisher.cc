@@ -184,8 +184,8 @@ void TrustRootPublisher::Run() {
       // Until both copies are in, and while another replica writes, changes are
       // remembered, not acted on.
       if (!synced || !writer) {
-        const absl::Time until = absl::Now() + absl::Milliseconds(100);
-        while (!stop_ && absl::Now() < until) wake_.WaitWithDeadline(&mu_, until);
+        const absl::Time recheck = absl::Now() + absl::Milliseconds(100);
+        while (!stop_ && absl::Now() < recheck) wake_.WaitWithDeadline(&mu_, recheck);
         continue;
       }
       work.swap(dirty_);
