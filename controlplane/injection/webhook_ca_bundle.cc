@@ -9,41 +9,16 @@
 #include "common/log/log.h"
 #include "common/metrics/registry.h"
 #include "common/stream_backoff.h"
+#include "controlplane/kube/json_depth.h"
 #include "nlohmann/json.hpp"
 
 namespace tandem::controlplane {
 namespace {
 
-// Kubernetes objects nest a dozen levels; the cap keeps nlohmann's recursive dump and
-// comparisons off a deep stack.
-constexpr int kMaxDepth = 64;
 constexpr const char* kResults[] = {
     "updated",  "unchanged",    "not_found", "no_matching_webhook",
     "conflict", "unauthorized", "api_error", "unavailable",
     "malformed"};
-
-// True when no array/object in `text` nests deeper than kMaxDepth (strings skipped).
-bool DepthWithinLimit(std::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxDepth) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
 
 bool IsString(const nlohmann::ordered_json& object, const char* key,
               const std::string& want) {
@@ -57,9 +32,9 @@ bool IsString(const nlohmann::ordered_json& object, const char* key,
 absl::StatusOr<CaBundleEdit> SetWebhookCaBundle(std::string_view config_json,
                                                 const WebhookService& service,
                                                 std::string_view ca_bundle_base64) {
-  if (!DepthWithinLimit(config_json)) {
+  if (!JsonNestsWithin({config_json.data(), config_json.size()}, kMaxApiJsonDepth)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("webhook configuration: nested deeper than ", kMaxDepth));
+        absl::StrCat("webhook configuration: nested deeper than ", kMaxApiJsonDepth));
   }
   nlohmann::ordered_json doc = nlohmann::ordered_json::parse(
       config_json.begin(), config_json.end(), nullptr, /*allow_exceptions=*/false);

@@ -2,35 +2,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "controlplane/kube/json_depth.h"
 
 namespace tandem::controlplane {
 namespace {
-
-// Kubernetes objects nest a dozen levels; the cap keeps nlohmann's recursive parser,
-// dump and destructor off a deep stack.
-constexpr int kMaxDepth = 64;
-
-bool DepthWithinLimit(absl::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxDepth) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
 
 std::string StringAt(const nlohmann::json& object, const char* key) {
   auto it = object.find(key);
@@ -40,8 +15,8 @@ std::string StringAt(const nlohmann::json& object, const char* key) {
 }  // namespace
 
 absl::StatusOr<nlohmann::json> ParseKubeObject(absl::string_view json) {
-  if (!DepthWithinLimit(json)) {
-    return absl::InvalidArgumentError(absl::StrCat("nested deeper than ", kMaxDepth));
+  if (!JsonNestsWithin(json, kMaxApiJsonDepth)) {
+    return absl::InvalidArgumentError(absl::StrCat("nested deeper than ", kMaxApiJsonDepth));
   }
   nlohmann::json doc = nlohmann::json::parse(json.begin(), json.end(), nullptr,
                                              /*allow_exceptions=*/false);
