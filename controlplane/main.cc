@@ -59,11 +59,11 @@
 #include "controlplane/injection/admission_review.h"
 #include "controlplane/injection/injector_endpoint.h"
 #include "controlplane/injection/webhook_ca_bundle.h"
+#include "controlplane/kube/informer.h"
 #include "controlplane/kube/kube_client.h"
 #include "controlplane/kube/leader_elector.h"
 #include "controlplane/kube/trust_root_publisher.h"
 #include "controlplane/policy/policy_watcher.h"
-#include "controlplane/kube/informer.h"
 #include "controlplane/revocation/admin_client.h"
 #include "controlplane/revocation/configmap_revocation_backend.h"
 #include "controlplane/revocation/revocation_admin.h"
@@ -96,95 +96,178 @@ bool Duration(const tandem::Flags& flags, const std::string& name, absl::Duratio
   return true;
 }
 
-int Serve(const tandem::Flags& flags) {
-  absl::StatusOr<CaServerOptions> parsed =
-      tandem::controlplane::CaServerOptionsFromFlags(flags);
-  if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
-  CaServerOptions options = *std::move(parsed);
-  auto get = [&](const char* name, const std::string& fallback) {
-    return flags.Get(name, fallback);
-  };
-  using tandem::controlplane::TokenReviewAuthenticator;
-  auto kube_api = [&] { return tandem::controlplane::KubeApiOptionsFromFlags(flags); };
-  // In a cluster, the Kubernetes API is the store shared by every replica.
-  using tandem::controlplane::KubeClient;
-  using tandem::controlplane::LeaderElector;
-  using tandem::controlplane::TrustRootPublisher;
-  std::unique_ptr<KubeClient> kube;
-  auto kube_client = [&](const std::string& flag) -> absl::StatusOr<KubeClient*> {
-    if (kube) return kube.get();
-    absl::StatusOr<TokenReviewAuthenticator::Options> api = kube_api();
-    if (!api.ok())
-      return absl::Status(api.status().code(),
-                          flag + ": " + std::string(api.status().message()));
-    KubeClient::Options client;
-    client.api_server = api->api_server;
-    client.ca_pem = api->ca_pem;
-    client.server_name = api->server_name;
-    client.token_path = api->credential_token_path;
-    client.token = api->credential_token;
-    absl::StatusOr<std::unique_ptr<KubeClient>> made = KubeClient::Create(client);
-    if (!made.ok())
-      return absl::Status(made.status().code(),
-                          flag + ": " + std::string(made.status().message()));
-    kube = *std::move(made);
-    return kube.get();
-  };
-  // Revocations and the mesh policy, in objects every replica lists and watches.
-  using tandem::controlplane::ConfigMapRevocationBackend;
-  using tandem::controlplane::Informer;
-  using tandem::controlplane::PolicyWatcher;
-  using tandem::controlplane::RevocationAdmin;
-  using tandem::controlplane::RevocationStore;
-  // "NAMESPACE/NAME" of a ConfigMap flag, or empty parts.
-  auto configmap_ref = [&](const char* flag) -> std::pair<std::string, std::string> {
-    std::vector<std::string> parts = absl::StrSplit(get(flag, ""), '/');
-    if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) return {};
-    return {parts[0], parts[1]};
-  };
-  // A watched copy of one ConfigMap (fieldSelector metadata.name, so RBAC may limit it).
-  auto watch_configmap = [&](const std::string& ns, const std::string& name,
-                             Informer::Handler on_event) {
-    Informer::Options watch;
-    watch.client = kube.get();
-    watch.collection = absl::StrCat("/api/v1/namespaces/", ns,
-                                    "/configmaps?fieldSelector=metadata.name%3D", name);
-    watch.on_event = std::move(on_event);
-    auto informer = std::make_unique<Informer>(std::move(watch));
-    informer->Start();
-    return informer;
-  };
-  std::unique_ptr<PolicyWatcher> policy;
-  std::unique_ptr<Informer> policy_informer;
-  if (flags.Has("policy-file") && flags.Has("policy-configmap")) {
-    return Fail("--policy-file or --policy-configmap: one source of the mesh policy");
+using tandem::controlplane::ConfigMapRevocationBackend;
+using tandem::controlplane::Informer;
+using tandem::controlplane::InjectorEndpoint;
+using tandem::controlplane::KubeClient;
+using tandem::controlplane::LeaderElector;
+using tandem::controlplane::PolicyWatcher;
+using tandem::controlplane::RevocationAdmin;
+using tandem::controlplane::RevocationStore;
+using tandem::controlplane::TokenReviewAuthenticator;
+using tandem::controlplane::TrustRootPublisher;
+using tandem::controlplane::WebhookCaBundlePublisher;
+using tandem::http::HttpRequest;
+using tandem::http::HttpResponse;
+using tandem::http::HttpServer;
+
+absl::Status Refused(const std::string& message) {
+  return absl::InvalidArgumentError(message);
+}
+
+// The part of a status after the flag it names: "--FLAG: <message>".
+absl::Status Named(const std::string& flag, const absl::Status& status) {
+  return absl::Status(status.code(), flag + ": " + std::string(status.message()));
+}
+
+// "NAMESPACE/NAME" into its parts, or empty parts.
+std::pair<std::string, std::string> ObjectRef(const std::string& ref) {
+  std::vector<std::string> parts = absl::StrSplit(ref, '/');
+  if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) return {};
+  return {parts[0], parts[1]};
+}
+
+// An HTTP server on `address` with the probes' two answers; `flag` names it in refusals.
+absl::StatusOr<std::unique_ptr<HttpServer>> ProbeServer(const std::string& flag,
+                                                        const std::string& name,
+                                                        const std::string& address) {
+  HttpServer::Options http_options;
+  http_options.name = name;
+  http_options.registry = &tandem::metrics::Registry::Default();
+  if (absl::Status s = tandem::http::SetListenAddress(address, &http_options); !s.ok()) {
+    return Named(flag, s);
   }
-  if (flags.Has("policy-file")) {
+  absl::StatusOr<std::unique_ptr<HttpServer>> http = HttpServer::Create(http_options);
+  if (!http.ok()) return Named(flag, http.status());
+  (*http)->Handle("/healthz/ready", [](const HttpRequest&) {
+    return HttpResponse{200, "text/plain", "ready\n"};
+  });
+  (*http)->Handle("/healthz/live", [](const HttpRequest&) {
+    return HttpResponse{200, "text/plain", "live\n"};
+  });
+  return http;
+}
+
+// Everything `tandem-ca serve` runs, each part opened or started from its flags. Every
+// step returns the refusal Serve logs before exiting 2; Stop() stops the parts so that
+// writers finish before the Lease is released. Main thread only.
+class CaProcess {
+ public:
+  explicit CaProcess(const tandem::Flags& flags) : flags_(flags) {}
+
+  // The mesh policy and the revocations: files standalone, ConfigMaps in a cluster.
+  absl::Status OpenStores(CaServerOptions* options);
+  // The gRPC server and everything that serves beside it.
+  absl::Status Start(const CaServerOptions& options);
+  void Stop();
+  int grpc_port() const { return server_->port(); }
+
+ private:
+  std::string Get(const char* name, const std::string& fallback = "") const {
+    return flags_.Get(name, fallback);
+  }
+  // One client for every ConfigMap and Lease flag, made when the first needs it.
+  absl::StatusOr<KubeClient*> Kube(const std::string& flag);
+  // A watched copy of one ConfigMap (fieldSelector metadata.name, so RBAC may limit it).
+  std::unique_ptr<Informer> WatchConfigMap(const std::string& ns, const std::string& name,
+                                           Informer::Handler on_event);
+  absl::Status OpenPolicy(CaServerOptions* options);
+  absl::Status OpenRevocations(CaServerOptions* options);
+  absl::Status StartHttp();
+  absl::Status StartInjector();
+  absl::Status StartLeaderElection();
+  absl::Status StartTrustRoots();
+  absl::Status StartAdmin();
+
+  const tandem::Flags& flags_;
+  std::unique_ptr<KubeClient> kube_;
+  std::unique_ptr<PolicyWatcher> policy_;
+  std::unique_ptr<Informer> policy_informer_;
+  std::unique_ptr<RevocationStore> revocations_;
+  std::unique_ptr<Informer> revocation_informer_;
+  std::unique_ptr<CaServer> server_;
+  std::unique_ptr<HttpServer> metrics_;
+  std::unique_ptr<HttpServer> health_;
+  std::unique_ptr<InjectorEndpoint> injector_;
+  std::unique_ptr<WebhookCaBundlePublisher> ca_bundle_;
+  std::unique_ptr<LeaderElector> elector_;
+  std::unique_ptr<TrustRootPublisher> trust_roots_;
+  std::unique_ptr<RevocationAdmin> admin_;
+};
+
+absl::StatusOr<KubeClient*> CaProcess::Kube(const std::string& flag) {
+  if (kube_) return kube_.get();
+  absl::StatusOr<TokenReviewAuthenticator::Options> api =
+      tandem::controlplane::KubeApiOptionsFromFlags(flags_);
+  if (!api.ok()) return Named(flag, api.status());
+  KubeClient::Options client;
+  client.api_server = api->api_server;
+  client.ca_pem = api->ca_pem;
+  client.server_name = api->server_name;
+  client.token_path = api->credential_token_path;
+  client.token = api->credential_token;
+  absl::StatusOr<std::unique_ptr<KubeClient>> made = KubeClient::Create(client);
+  if (!made.ok()) return Named(flag, made.status());
+  kube_ = *std::move(made);
+  return kube_.get();
+}
+
+std::unique_ptr<Informer> CaProcess::WatchConfigMap(const std::string& ns,
+                                                    const std::string& name,
+                                                    Informer::Handler on_event) {
+  Informer::Options watch;
+  watch.client = kube_.get();
+  watch.collection = absl::StrCat("/api/v1/namespaces/", ns,
+                                  "/configmaps?fieldSelector=metadata.name%3D", name);
+  watch.on_event = std::move(on_event);
+  auto informer = std::make_unique<Informer>(std::move(watch));
+  informer->Start();
+  return informer;
+}
+
+absl::Status CaProcess::OpenStores(CaServerOptions* options) {
+  if (absl::Status s = OpenPolicy(options); !s.ok()) return s;
+  if (absl::Status s = OpenRevocations(options); !s.ok()) return s;
+  if (flags_.Has("admin") && !policy_ && !revocations_) {
+    return Refused(
+        "--admin serves revocations and the policy streams: give --state-dir=DIR, "
+        "--revocations-configmap=NS/NAME, --policy-file=FILE or "
+        "--policy-configmap=NS/NAME "
+        "too");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CaProcess::OpenPolicy(CaServerOptions* options) {
+  if (flags_.Has("policy-file") && flags_.Has("policy-configmap")) {
+    return Refused("--policy-file or --policy-configmap: one source of the mesh policy");
+  }
+  if (flags_.Has("policy-file")) {
     absl::StatusOr<std::unique_ptr<PolicyWatcher>> watcher =
-        PolicyWatcher::Create(get("policy-file", ""));
-    if (!watcher.ok())
-      return Fail("--policy-file: " + std::string(watcher.status().message()));
-    policy = *std::move(watcher);
-    options.policy = policy.get();
-  } else if (flags.Has("policy-configmap")) {
-    auto [ns, name] = configmap_ref("policy-configmap");
-    if (ns.empty()) return Fail("--policy-configmap: NAMESPACE/NAME of the ConfigMap");
-    absl::StatusOr<KubeClient*> client = kube_client("--policy-configmap");
-    if (!client.ok()) return Fail(std::string(client.status().message()));
-    policy_informer = watch_configmap(ns, name, nullptr);
+        PolicyWatcher::Create(Get("policy-file"));
+    if (!watcher.ok()) return Named("--policy-file", watcher.status());
+    policy_ = *std::move(watcher);
+  } else if (flags_.Has("policy-configmap")) {
+    auto [ns, name] = ObjectRef(Get("policy-configmap"));
+    if (ns.empty()) return Refused("--policy-configmap: NAMESPACE/NAME of the ConfigMap");
+    if (absl::StatusOr<KubeClient*> client = Kube("--policy-configmap"); !client.ok()) {
+      return client.status();
+    }
+    policy_informer_ = WatchConfigMap(ns, name, nullptr);
     // The CA must not serve without its policy: wait for the first list.
     for (absl::Time until = absl::Now() + absl::Seconds(30);
-         !policy_informer->synced() && absl::Now() < until;) {
+         !policy_informer_->synced() && absl::Now() < until;) {
       absl::SleepFor(absl::Milliseconds(20));
     }
     const std::string key = ns + "/" + name;
-    Informer* copy = policy_informer.get();
+    Informer* copy = policy_informer_.get();
     // The policy server's poll reads the watched copy: no request per poll.
     PolicyWatcher::Reader read = [copy, key]() -> absl::StatusOr<std::string> {
       std::optional<nlohmann::json> cm = copy->Get(key);
       if (!cm) return absl::NotFoundError("configmap " + key + " does not exist");
       auto data = cm->find("data");
-      if (data == cm->end() || !data->is_object() || !data->contains("mesh-policy.yaml") ||
+      if (data == cm->end() || !data->is_object() ||
+          !data->contains("mesh-policy.yaml") ||
           !(*data)["mesh-policy.yaml"].is_string()) {
         return absl::NotFoundError("configmap " + key + " has no key mesh-policy.yaml");
       }
@@ -192,44 +275,43 @@ int Serve(const tandem::Flags& flags) {
     };
     absl::StatusOr<std::unique_ptr<PolicyWatcher>> watcher =
         PolicyWatcher::Create("configmap " + key, std::move(read));
-    if (!watcher.ok())
-      return Fail("--policy-configmap: " + std::string(watcher.status().message()));
-    policy = *std::move(watcher);
-    options.policy = policy.get();
+    if (!watcher.ok()) return Named("--policy-configmap", watcher.status());
+    policy_ = *std::move(watcher);
   }
-  std::unique_ptr<RevocationStore> revocations;
-  std::unique_ptr<Informer> revocation_informer;
-  if (flags.Has("state-dir") && flags.Has("revocations-configmap")) {
-    return Fail("--state-dir or --revocations-configmap: one home for revocations");
+  options->policy = policy_.get();
+  return absl::OkStatus();
+}
+
+absl::Status CaProcess::OpenRevocations(CaServerOptions* options) {
+  if (flags_.Has("state-dir") && flags_.Has("revocations-configmap")) {
+    return Refused("--state-dir or --revocations-configmap: one home for revocations");
   }
-  if (flags.Has("state-dir")) {
+  if (flags_.Has("state-dir")) {
     absl::StatusOr<std::unique_ptr<RevocationStore>> store =
-        RevocationStore::Open({get("state-dir", ""), options.core.max_ttl}, absl::Now());
-    if (!store.ok()) return Fail("--state-dir: " + std::string(store.status().message()));
-    revocations = *std::move(store);
-    options.revocations = revocations.get();
-  } else if (flags.Has("revocations-configmap")) {
-    auto [ns, name] = configmap_ref("revocations-configmap");
-    if (ns.empty()) return Fail("--revocations-configmap: NAMESPACE/NAME of the ConfigMap");
-    absl::StatusOr<KubeClient*> client = kube_client("--revocations-configmap");
-    if (!client.ok()) return Fail(std::string(client.status().message()));
+        RevocationStore::Open({Get("state-dir"), options->core.max_ttl}, absl::Now());
+    if (!store.ok()) return Named("--state-dir", store.status());
+    revocations_ = *std::move(store);
+  } else if (flags_.Has("revocations-configmap")) {
+    auto [ns, name] = ObjectRef(Get("revocations-configmap"));
+    if (ns.empty()) {
+      return Refused("--revocations-configmap: NAMESPACE/NAME of the ConfigMap");
+    }
+    absl::StatusOr<KubeClient*> client = Kube("--revocations-configmap");
+    if (!client.ok()) return client.status();
     absl::StatusOr<std::unique_ptr<RevocationStore>> store = RevocationStore::Open(
         std::make_unique<ConfigMapRevocationBackend>(*client, ns, name),
-        options.core.max_ttl, absl::Now());
-    if (!store.ok()) {
-      return Fail("--revocations-configmap: " + std::string(store.status().message()));
-    }
-    revocations = *std::move(store);
-    options.revocations = revocations.get();
+        options->core.max_ttl, absl::Now());
+    if (!store.ok()) return Named("--revocations-configmap", store.status());
+    revocations_ = *std::move(store);
     // What another replica revokes reaches this one through the watch.
-    RevocationStore* shared = revocations.get();
-    revocation_informer = watch_configmap(
+    RevocationStore* shared = revocations_.get();
+    revocation_informer_ = WatchConfigMap(
         ns, name, [shared](Informer::EventType type, const nlohmann::json& cm) {
-          absl::StatusOr<bool> changed = shared->Reload(
-              type == Informer::EventType::kDeleted
-                  ? ""
-                  : ConfigMapRevocationBackend::ListOf(cm),
-              absl::Now());
+          absl::StatusOr<bool> changed =
+              shared->Reload(type == Informer::EventType::kDeleted
+                                 ? ""
+                                 : ConfigMapRevocationBackend::ListOf(cm),
+                             absl::Now());
           if (!changed.ok()) {
             tandem::log::Error("ca", "revocation list refused, keeping the last good one",
                                {{"error", std::string(changed.status().message())}});
@@ -238,244 +320,254 @@ int Serve(const tandem::Flags& flags) {
                               {{"revocations", shared->Live(absl::Now()).size()}});
           }
         });
-  } else if (flags.Has("admin") && !policy) {
-    return Fail(
-        "--admin serves revocations and the policy streams: give --state-dir=DIR, "
-        "--revocations-configmap=NS/NAME, --policy-file=FILE or --policy-configmap=NS/NAME "
-        "too");
   }
+  options->revocations = revocations_.get();
+  return absl::OkStatus();
+}
+
+absl::Status CaProcess::Start(const CaServerOptions& options) {
+  absl::StatusOr<std::unique_ptr<CaServer>> server = CaServer::Create(options);
+  if (!server.ok()) return server.status();
+  server_ = *std::move(server);
+  if (absl::Status s = server_->Start(); !s.ok()) return s;
+  tandem::log::Listening("ca", "grpc", options.listen_address, server_->port());
+  for (absl::Status (CaProcess::*step)() :
+       {&CaProcess::StartHttp, &CaProcess::StartInjector, &CaProcess::StartLeaderElection,
+        &CaProcess::StartTrustRoots, &CaProcess::StartAdmin}) {
+    if (absl::Status s = (this->*step)(); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CaProcess::StartHttp() {
+  if (std::string address = Get("metrics", "0.0.0.0:15014"); !address.empty()) {
+    absl::StatusOr<std::unique_ptr<HttpServer>> http =
+        ProbeServer("--metrics", "ca", address);
+    if (!http.ok()) return http.status();
+    metrics_ = *std::move(http);
+    CaServer* ca = server_.get();
+    metrics_->Handle("/metrics", [ca](const HttpRequest&) {
+      return HttpResponse{
+          200, "text/plain; version=0.0.4; charset=utf-8",
+          ca->RenderMetrics() + tandem::metrics::Registry::Default().RenderPrometheus()};
+    });
+    metrics_->Handle("/trust-bundle", [ca](const HttpRequest&) {
+      return HttpResponse{200, "application/x-pem-file", ca->core().trust_bundle_pem()};
+    });
+    if (absl::Status s = metrics_->Start(); !s.ok()) return Named("--metrics", s);
+    tandem::log::Listening("ca", "metrics", address, metrics_->port());
+  }
+  // Probes on a server of their own: a scrape storm on --metrics (each /metrics renders
+  // on the server's one thread) cannot delay a kubelet probe.
+  if (std::string address = Get("health"); !address.empty()) {
+    absl::StatusOr<std::unique_ptr<HttpServer>> http =
+        ProbeServer("--health", "ca_health", address);
+    if (!http.ok()) return http.status();
+    health_ = *std::move(http);
+    if (absl::Status s = health_->Start(); !s.ok()) return Named("--health", s);
+    tandem::log::Listening("ca", "health", address, health_->port());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CaProcess::StartInjector() {
+  std::string address = Get("injector-listen");
+  if (address.empty()) {
+    if (flags_.Has("webhook-config") || flags_.Has("injector-dns-names") ||
+        flags_.Has("template") || flags_.Has("proxy-image") ||
+        flags_.Has("sidecar-ca-address")) {
+      return Refused(
+          "--webhook-config, --injector-dns-names, --template, --proxy-image and "
+          "--sidecar-ca-address need --injector-listen");
+    }
+    return absl::OkStatus();
+  }
+  InjectorEndpoint::Options injector_options;
+  injector_options.listen_address = address;
+  injector_options.registry = &tandem::metrics::Registry::Default();
+  if (flags_.Has("injector-dns-names")) {
+    injector_options.dns_names =
+        absl::StrSplit(Get("injector-dns-names"), ',', absl::SkipEmpty());
+  }
+  // The same library and template as `tandemctl kube-inject` (docs/injection.md).
+  tandem::injection::InjectorOptions inject_options;
+  inject_options.template_name =
+      Get("template", "/etc/tandem/injection/sidecar-template.yaml");
+  absl::StatusOr<std::string> template_yaml =
+      tandem::ReadFileToString(inject_options.template_name);
+  if (!template_yaml.ok()) return Named("--template", template_yaml.status());
+  inject_options.template_yaml = *std::move(template_yaml);
+  inject_options.proxy_image = Get("proxy-image", inject_options.proxy_image);
+  // Where injected agents dial this CA; their TLS check keeps the Service's name.
+  inject_options.ca_address = Get("sidecar-ca-address", inject_options.ca_address);
+  absl::StatusOr<std::unique_ptr<tandem::injection::Injector>> made =
+      tandem::injection::Injector::Create(std::move(inject_options));
+  if (!made.ok()) return Named("--template", made.status());
+  // Shared: the handler is a copyable std::function; the Injector is immutable.
+  std::shared_ptr<const tandem::injection::Injector> injection = *std::move(made);
+  absl::StatusOr<std::unique_ptr<InjectorEndpoint>> created = InjectorEndpoint::Create(
+      injector_options, &server_->core(), [injection](const HttpRequest& request) {
+        tandem::injection::AdmissionResult review =
+            tandem::injection::ReviewAdmission(request.body, *injection);
+        return HttpResponse{review.http_status, std::move(review.content_type),
+                            std::move(review.body)};
+      });
+  if (!created.ok()) return Named("--injector-listen", created.status());
+  injector_ = *std::move(created);
+  if (absl::Status s = injector_->Start(); !s.ok()) return Named("--injector-listen", s);
+  if (std::string config = Get("webhook-config", "tandem-sidecar-injector");
+      !config.empty()) {
+    // The API server dials the webhook's Service as <name>.<namespace>.svc: the first
+    // DNS name says which Service our webhook entries point to.
+    std::vector<std::string> labels =
+        absl::StrSplit(injector_options.dns_names.front(), '.');
+    if (labels.size() < 3 || labels[2] != "svc") {
+      return Refused(
+          "--injector-dns-names: the first name must be <service>.<namespace>.svc to "
+          "fill --webhook-config's caBundle (or give --webhook-config=)");
+    }
+    absl::StatusOr<TokenReviewAuthenticator::Options> api =
+        tandem::controlplane::KubeApiOptionsFromFlags(flags_);
+    if (!api.ok()) {
+      return Refused("--webhook-config: " + std::string(api.status().message()) +
+                     "; --webhook-config= leaves the caBundle to someone else");
+    }
+    WebhookCaBundlePublisher::Options publish;
+    publish.api_server = api->api_server;
+    publish.ca_pem = api->ca_pem;
+    publish.server_name = api->server_name;
+    publish.credential_token_path = api->credential_token_path;
+    publish.credential_token = api->credential_token;
+    publish.config_name = config;
+    publish.service = {labels[0], labels[1]};
+    // Read at every round: tandem-ca's bundle changes when it reloads its root files.
+    publish.ca_bundle_source = [core = &server_->core()] {
+      return core->trust_bundle_pem();
+    };
+    publish.registry = &tandem::metrics::Registry::Default();
+    absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>> publisher =
+        WebhookCaBundlePublisher::Create(publish);
+    if (!publisher.ok()) return Named("--webhook-config", publisher.status());
+    ca_bundle_ = *std::move(publisher);
+    ca_bundle_->Start();
+  }
+  tandem::log::Listening("ca", "injector", address, injector_->port());
+  return absl::OkStatus();
+}
+
+absl::Status CaProcess::StartLeaderElection() {
+  std::string lease = Get("leader-lease");
+  if (lease.empty()) {
+    if (flags_.Has("pod-name")) {
+      return Refused("--pod-name names this replica in --leader-lease: give that too");
+    }
+    return absl::OkStatus();
+  }
+  auto [ns, name] = ObjectRef(lease);
+  if (ns.empty()) return Refused("--leader-lease: NAMESPACE/NAME of the Lease");
+  absl::StatusOr<KubeClient*> client = Kube("--leader-lease");
+  if (!client.ok()) return client.status();
+  LeaderElector::Options election;
+  election.client = *client;
+  election.ns = ns;
+  election.name = name;
+  // The pod's name: unique among replicas, and what an operator sees in the Lease.
+  const char* pod = std::getenv("POD_NAME");
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  election.identity = Get("pod-name", pod != nullptr && *pod ? pod : host);
+  election.registry = &tandem::metrics::Registry::Default();
+  absl::StatusOr<std::unique_ptr<LeaderElector>> made = LeaderElector::Create(election);
+  if (!made.ok()) return Named("--leader-lease", made.status());
+  elector_ = *std::move(made);
+  elector_->Start();
+  return absl::OkStatus();
+}
+
+absl::Status CaProcess::StartTrustRoots() {
+  std::string name = Get("trust-root-configmap");
+  if (name.empty()) {
+    if (flags_.Has("trust-root-namespaces")) {
+      return Refused("--trust-root-namespaces needs --trust-root-configmap");
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<KubeClient*> client = Kube("--trust-root-configmap");
+  if (!client.ok()) return client.status();
+  TrustRootPublisher::Options publish;
+  publish.client = *client;
+  publish.bundle = [core = &server_->core()] { return core->trust_bundle_pem(); };
+  publish.configmap_name = name;
+  publish.namespace_selector = Get("trust-root-namespaces", publish.namespace_selector);
+  // With replicas, only the Lease's holder writes: two writers of one object would
+  // fight over it on every edit.
+  if (LeaderElector* e = elector_.get())
+    publish.may_write = [e] { return e->is_leader(); };
+  publish.registry = &tandem::metrics::Registry::Default();
+  absl::StatusOr<std::unique_ptr<TrustRootPublisher>> made =
+      TrustRootPublisher::Create(publish);
+  if (!made.ok()) return Named("--trust-root-configmap", made.status());
+  trust_roots_ = *std::move(made);
+  trust_roots_->Start();
+  return absl::OkStatus();
+}
+
+absl::Status CaProcess::StartAdmin() {
+  std::string address = Get("admin", "127.0.0.1:15010");
+  if ((!revocations_ && !policy_) || address.empty()) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<RevocationAdmin>> created =
+      RevocationAdmin::Create({address, revocations_.get(), policy_.get()});
+  if (!created.ok()) return Named("--admin", created.status());
+  admin_ = *std::move(created);
+  // `tandemctl proxy-status` and `tandemctl check` read these two.
+  if (const tandem::controlplane::PolicyServer* streams = server_->policy_server()) {
+    admin_->Handle("/policy-streams", [streams](const HttpRequest&) {
+      return HttpResponse{200, "application/json", streams->StreamsJson()};
+    });
+  }
+  CaServer* ca = server_.get();
+  admin_->Handle("/trust-bundle", [ca](const HttpRequest&) {
+    return HttpResponse{200, "application/x-pem-file", ca->core().trust_bundle_pem()};
+  });
+  if (absl::Status s = admin_->Start(); !s.ok()) return s;
+  tandem::log::Listening("ca", "admin", address, admin_->port());
+  tandem::log::Info("ca", "admin serving",
+                    {{"address", address}, {"port", admin_->port()}});
+  return absl::OkStatus();
+}
+
+void CaProcess::Stop() {
+  if (revocation_informer_) revocation_informer_->Stop();
+  if (policy_informer_) policy_informer_->Stop();
+  if (admin_) admin_->Stop();
+  if (trust_roots_) trust_roots_->Stop();
+  // Last of the writers: releasing the Lease lets another replica lead at once.
+  if (elector_) elector_->Stop();
+  if (ca_bundle_) ca_bundle_->Stop();
+  if (injector_) injector_->Stop();
+  if (metrics_) metrics_->Stop();
+  if (health_) health_->Stop();
+  if (server_) server_->Stop();
+}
+
+int Serve(const tandem::Flags& flags) {
+  absl::StatusOr<CaServerOptions> parsed =
+      tandem::controlplane::CaServerOptionsFromFlags(flags);
+  if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
+  CaServerOptions options = *std::move(parsed);
+  CaProcess process(flags);
+  if (absl::Status s = process.OpenStores(&options); !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
+  // Blocked before any thread starts, so that every thread inherits the mask and the
+  // signals wait for sigwait below.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  absl::StatusOr<std::unique_ptr<CaServer>> server = CaServer::Create(options);
-  if (!server.ok()) return Fail(std::string(server.status().message()));
-  if (absl::Status s = (*server)->Start(); !s.ok()) return Fail(std::string(s.message()));
-  tandem::log::Listening("ca", "grpc", options.listen_address, (*server)->port());
-  using tandem::http::HttpRequest;
-  using tandem::http::HttpResponse;
-  std::unique_ptr<tandem::http::HttpServer> metrics;
-  if (std::string address = get("metrics", "0.0.0.0:15014"); !address.empty()) {
-    tandem::http::HttpServer::Options http_options;
-    http_options.name = "ca";
-    http_options.registry = &tandem::metrics::Registry::Default();
-    if (absl::Status s = tandem::http::SetListenAddress(address, &http_options);
-        !s.ok()) {
-      return Fail("--metrics: " + std::string(s.message()));
-    }
-    absl::StatusOr<std::unique_ptr<tandem::http::HttpServer>> http =
-        tandem::http::HttpServer::Create(http_options);
-    if (!http.ok()) return Fail("--metrics: " + std::string(http.status().message()));
-    metrics = *std::move(http);
-    CaServer* s = server->get();
-    metrics->Handle("/metrics", [s](const HttpRequest&) {
-      return HttpResponse{
-          200, "text/plain; version=0.0.4; charset=utf-8",
-          s->RenderMetrics() + tandem::metrics::Registry::Default().RenderPrometheus()};
-    });
-    metrics->Handle("/healthz/ready", [](const HttpRequest&) {
-      return HttpResponse{200, "text/plain", "ready\n"};
-    });
-    metrics->Handle("/healthz/live", [](const HttpRequest&) {
-      return HttpResponse{200, "text/plain", "live\n"};
-    });
-    metrics->Handle("/trust-bundle", [s](const HttpRequest&) {
-      return HttpResponse{200, "application/x-pem-file", s->core().trust_bundle_pem()};
-    });
-    if (absl::Status st = metrics->Start(); !st.ok()) {
-      return Fail("--metrics: " + std::string(st.message()));
-    }
-    tandem::log::Listening("ca", "metrics", address, metrics->port());
-  }
-  // Probes on a server of their own: a scrape storm on --metrics (each /metrics renders
-  // on the server's one thread) cannot delay a kubelet probe.
-  std::unique_ptr<tandem::http::HttpServer> health;
-  if (std::string address = get("health", ""); !address.empty()) {
-    tandem::http::HttpServer::Options http_options;
-    http_options.name = "ca_health";
-    http_options.registry = &tandem::metrics::Registry::Default();
-    if (absl::Status s = tandem::http::SetListenAddress(address, &http_options);
-        !s.ok()) {
-      return Fail("--health: " + std::string(s.message()));
-    }
-    absl::StatusOr<std::unique_ptr<tandem::http::HttpServer>> http =
-        tandem::http::HttpServer::Create(http_options);
-    if (!http.ok()) return Fail("--health: " + std::string(http.status().message()));
-    health = *std::move(http);
-    health->Handle("/healthz/ready", [](const HttpRequest&) {
-      return HttpResponse{200, "text/plain", "ready\n"};
-    });
-    health->Handle("/healthz/live", [](const HttpRequest&) {
-      return HttpResponse{200, "text/plain", "live\n"};
-    });
-    if (absl::Status st = health->Start(); !st.ok()) {
-      return Fail("--health: " + std::string(st.message()));
-    }
-    tandem::log::Listening("ca", "health", address, health->port());
-  }
-  using tandem::controlplane::InjectorEndpoint;
-  using tandem::controlplane::WebhookCaBundlePublisher;
-  std::unique_ptr<InjectorEndpoint> injector;
-  std::unique_ptr<WebhookCaBundlePublisher> ca_bundle;
-  if (std::string address = get("injector-listen", ""); !address.empty()) {
-    InjectorEndpoint::Options injector_options;
-    injector_options.listen_address = address;
-    injector_options.registry = &tandem::metrics::Registry::Default();
-    if (flags.Has("injector-dns-names")) {
-      injector_options.dns_names =
-          absl::StrSplit(get("injector-dns-names", ""), ',', absl::SkipEmpty());
-    }
-    // The same library and template as `tandemctl kube-inject` (docs/injection.md).
-    tandem::injection::InjectorOptions inject_options;
-    inject_options.template_name =
-        get("template", "/etc/tandem/injection/sidecar-template.yaml");
-    absl::StatusOr<std::string> template_yaml =
-        tandem::ReadFileToString(inject_options.template_name);
-    if (!template_yaml.ok()) {
-      return Fail("--template: " + std::string(template_yaml.status().message()));
-    }
-    inject_options.template_yaml = *std::move(template_yaml);
-    inject_options.proxy_image = get("proxy-image", inject_options.proxy_image);
-    // Where injected agents dial this CA; their TLS check keeps the Service's name.
-    inject_options.ca_address = get("sidecar-ca-address", inject_options.ca_address);
-    absl::StatusOr<std::unique_ptr<tandem::injection::Injector>> made =
-        tandem::injection::Injector::Create(std::move(inject_options));
-    if (!made.ok()) return Fail("--template: " + std::string(made.status().message()));
-    // Shared: the handler is a copyable std::function; the Injector is immutable.
-    std::shared_ptr<const tandem::injection::Injector> injection = *std::move(made);
-    absl::StatusOr<std::unique_ptr<InjectorEndpoint>> created = InjectorEndpoint::Create(
-        injector_options, &(*server)->core(),
-        [injection](const HttpRequest& request) {
-          tandem::injection::AdmissionResult review =
-              tandem::injection::ReviewAdmission(request.body, *injection);
-          return HttpResponse{review.http_status, std::move(review.content_type),
-                              std::move(review.body)};
-        });
-    if (!created.ok()) {
-      return Fail("--injector-listen: " + std::string(created.status().message()));
-    }
-    injector = *std::move(created);
-    if (absl::Status s = injector->Start(); !s.ok()) {
-      return Fail("--injector-listen: " + std::string(s.message()));
-    }
-    if (std::string config = get("webhook-config", "tandem-sidecar-injector");
-        !config.empty()) {
-      // The API server dials the webhook's Service as <name>.<namespace>.svc: the
-      // first DNS name says which Service our webhook entries point to.
-      std::vector<std::string> labels =
-          absl::StrSplit(injector_options.dns_names.front(), '.');
-      if (labels.size() < 3 || labels[2] != "svc") {
-        return Fail("--injector-dns-names: the first name must be <service>.<namespace>.svc"
-                    " to fill --webhook-config's caBundle (or give --webhook-config=)");
-      }
-      absl::StatusOr<TokenReviewAuthenticator::Options> api = kube_api();
-      if (!api.ok()) {
-        return Fail("--webhook-config: " + std::string(api.status().message()) +
-                    "; --webhook-config= leaves the caBundle to someone else");
-      }
-      WebhookCaBundlePublisher::Options publish;
-      publish.api_server = api->api_server;
-      publish.ca_pem = api->ca_pem;
-      publish.server_name = api->server_name;
-      publish.credential_token_path = api->credential_token_path;
-      publish.credential_token = api->credential_token;
-      publish.config_name = config;
-      publish.service = {labels[0], labels[1]};
-      // Read at every round: tandem-ca's bundle changes when it reloads its root files.
-      publish.ca_bundle_source = [core = &(*server)->core()] {
-        return core->trust_bundle_pem();
-      };
-      publish.registry = &tandem::metrics::Registry::Default();
-      absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>> publisher =
-          WebhookCaBundlePublisher::Create(publish);
-      if (!publisher.ok()) {
-        return Fail("--webhook-config: " + std::string(publisher.status().message()));
-      }
-      ca_bundle = *std::move(publisher);
-      ca_bundle->Start();
-    }
-    tandem::log::Listening("ca", "injector", address, injector->port());
-  } else if (flags.Has("webhook-config") || flags.Has("injector-dns-names") ||
-             flags.Has("template") || flags.Has("proxy-image") ||
-             flags.Has("sidecar-ca-address")) {
-    return Fail(
-        "--webhook-config, --injector-dns-names, --template, --proxy-image and "
-        "--sidecar-ca-address need --injector-listen");
-  }
-  std::unique_ptr<LeaderElector> elector;
-  if (std::string lease = get("leader-lease", ""); !lease.empty()) {
-    std::vector<std::string> parts = absl::StrSplit(lease, '/');
-    if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
-      return Fail("--leader-lease: NAMESPACE/NAME of the Lease");
-    }
-    absl::StatusOr<KubeClient*> client = kube_client("--leader-lease");
-    if (!client.ok()) return Fail(std::string(client.status().message()));
-    LeaderElector::Options election;
-    election.client = *client;
-    election.ns = parts[0];
-    election.name = parts[1];
-    // The pod's name: unique among replicas, and what an operator sees in the Lease.
-    const char* pod = std::getenv("POD_NAME");
-    char host[256] = {};
-    gethostname(host, sizeof(host) - 1);
-    election.identity = get("pod-name", pod != nullptr && *pod ? pod : host);
-    election.registry = &tandem::metrics::Registry::Default();
-    absl::StatusOr<std::unique_ptr<LeaderElector>> made = LeaderElector::Create(election);
-    if (!made.ok())
-      return Fail("--leader-lease: " + std::string(made.status().message()));
-    elector = *std::move(made);
-    elector->Start();
-  } else if (flags.Has("pod-name")) {
-    return Fail("--pod-name names this replica in --leader-lease: give that too");
-  }
-  std::unique_ptr<TrustRootPublisher> trust_roots;
-  if (std::string name = get("trust-root-configmap", ""); !name.empty()) {
-    absl::StatusOr<KubeClient*> client = kube_client("--trust-root-configmap");
-    if (!client.ok()) return Fail(std::string(client.status().message()));
-    TrustRootPublisher::Options publish;
-    publish.client = *client;
-    publish.bundle = [core = &(*server)->core()] { return core->trust_bundle_pem(); };
-    publish.configmap_name = name;
-    publish.namespace_selector = get("trust-root-namespaces", publish.namespace_selector);
-    // With replicas, only the Lease's holder writes: two writers of one object would
-    // fight over it on every edit.
-    if (LeaderElector* e = elector.get())
-      publish.may_write = [e] { return e->is_leader(); };
-    publish.registry = &tandem::metrics::Registry::Default();
-    absl::StatusOr<std::unique_ptr<TrustRootPublisher>> made =
-        TrustRootPublisher::Create(publish);
-    if (!made.ok())
-      return Fail("--trust-root-configmap: " + std::string(made.status().message()));
-    trust_roots = *std::move(made);
-    trust_roots->Start();
-  } else if (flags.Has("trust-root-namespaces")) {
-    return Fail("--trust-root-namespaces needs --trust-root-configmap");
-  }
-  std::unique_ptr<RevocationAdmin> admin;
-  if (std::string address = get("admin", "127.0.0.1:15010");
-      (revocations || policy) && !address.empty()) {
-    absl::StatusOr<std::unique_ptr<RevocationAdmin>> created =
-        RevocationAdmin::Create({address, revocations.get(), policy.get()});
-    if (!created.ok()) return Fail("--admin: " + std::string(created.status().message()));
-    admin = *std::move(created);
-    // `tandemctl proxy-status` and `tandemctl check` read these two.
-    if (const tandem::controlplane::PolicyServer* streams = (*server)->policy_server()) {
-      admin->Handle("/policy-streams", [streams](const tandem::http::HttpRequest&) {
-        return tandem::http::HttpResponse{200, "application/json",
-                                          streams->StreamsJson()};
-      });
-    }
-    CaServer* ca = server->get();
-    admin->Handle("/trust-bundle", [ca](const tandem::http::HttpRequest&) {
-      return tandem::http::HttpResponse{200, "application/x-pem-file",
-                                        ca->core().trust_bundle_pem()};
-    });
-    if (absl::Status s = admin->Start(); !s.ok()) return Fail(std::string(s.message()));
-    tandem::log::Listening("ca", "admin", address, admin->port());
-    tandem::log::Info("ca", "admin serving",
-                      {{"address", address}, {"port", admin->port()}});
+  if (absl::Status s = process.Start(options); !s.ok()) {
+    return Fail(std::string(s.message()));
   }
   const char* mode =
       !options.token_review.api_server.empty() ? "TokenReview"
@@ -483,23 +575,13 @@ int Serve(const tandem::Flags& flags) {
           ? "JWT public keys"
           : "none (certificate renewals only)";
   tandem::log::Info("ca", "serving IstioCertificateService",
-                    {{"port", (*server)->port()},
+                    {{"port", process.grpc_port()},
                      {"trust_domain", options.core.trust_domain},
                      {"token_authority", mode}});
   int sig;
   sigwait(&signals, &sig);
   tandem::log::Info("ca", "shutting down");
-  if (revocation_informer) revocation_informer->Stop();
-  if (policy_informer) policy_informer->Stop();
-  if (admin) admin->Stop();
-  if (trust_roots) trust_roots->Stop();
-  // Last of the writers: releasing the Lease lets another replica lead at once.
-  if (elector) elector->Stop();
-  if (ca_bundle) ca_bundle->Stop();
-  if (injector) injector->Stop();
-  if (metrics) metrics->Stop();
-  if (health) health->Stop();
-  (*server)->Stop();
+  process.Stop();
   return 0;
 }
 
