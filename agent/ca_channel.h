@@ -14,6 +14,9 @@ namespace tandem::agent {
 // `server_name`), reconnecting quickly after a CA restart. Shared by the certificate
 // client and the policy relay so both reach the CA the same way.
 std::shared_ptr<grpc::Channel> NewCaChannel(const CaClientOptions& options);
+// Returns the arguments NewCaChannel uses (server name, reconnect backoff), for a
+// caller that needs more of them (bench/ca_load: one connection per simulated agent).
+grpc::ChannelArguments CaChannelArguments(const CaClientOptions& options);
 
 }  // namespace tandem::agent
 
