@@ -16,6 +16,8 @@ set -euo pipefail
 B="$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPEATS="${REPEATS:-3}"
+CONTROL_PLANE="$(sed -n '/^<!-- control-plane/,/^<!-- \/control-plane -->/p' \
+  "${RESULTS:-$HERE/RESULTS.md}" 2>/dev/null || true)"
 SECS="${SECS:-4}"
 HOLD="${HOLD:-10000}"
 HOLD_STUNNEL="${HOLD_STUNNEL:-1000}"
@@ -583,3 +585,5 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
     done
   fi
 } | tee "${RESULTS:-$HERE/RESULTS.md}"
+# The control-plane section is bench/ca_load.sh's: kept as it was.
+if [[ -n $CONTROL_PLANE ]]; then printf '\n%s\n' "$CONTROL_PLANE" >> "${RESULTS:-$HERE/RESULTS.md}"; fi
