@@ -105,20 +105,24 @@ HZ="$(getconf CLK_TCK)"
 # to TARGET; "in" terminates mTLS on LISTEN (client certificate required) and sends
 # plaintext to TARGET. KIND: tandem, haproxy, haproxy-full (no session reuse, no
 # tickets, no session cache: every handshake is a full one), haproxy-plain (a TCP relay
-# without TLS: what two more processes on the path cost, the floor), stunnel.
+# without TLS: what two more processes on the path cost, the floor), tandem-plain
+# (tandem's own pair relaying plaintext: its floor without TLS), stunnel.
 # start_role KIND ROLE LISTEN TARGET  -> appends the pid to PAIR_PIDS, sets ROLE_PID.
 start_role() {
   local kind="$1" role="$2" listen="$3" target="$4" name="$1-$2"
   case "$kind" in
-    tandem | tandem-baseline)
+    tandem | tandem-baseline | tandem-plain)
       local base=$((listen + 10)) who=client binary="$PROXY"
       [[ $kind == tandem-baseline ]] && binary="$BASELINE_PROXY"
       [[ $role == in ]] && who=server
       local route
       if [[ $role == out ]]; then
         route="\"outbound_address\": \"127.0.0.1:$listen\", \"inbound_address\": \"127.0.0.1:$base\", \"outbound_fixed_destination\": \"127.0.0.1:$target\""
+        # tandem-plain: 127.0.0.1 is outside the mesh, so the out proxy relays plaintext.
+        [[ $kind == tandem-plain ]] && route+=", \"mesh_cidrs\": [\"192.0.2.0/24\"]"
       else
         route="\"outbound_address\": \"127.0.0.1:$base\", \"inbound_address\": \"127.0.0.1:$listen\", \"inbound_fixed_app\": \"127.0.0.1:$target\""
+        [[ $kind == tandem-plain ]] && route+=", \"default_inbound_mode\": \"PERMISSIVE\""
       fi
       cat >$name.json <<JSON
 {$route, "metrics_address": "127.0.0.1:$((base + 1))",
@@ -289,15 +293,19 @@ iperf_through() {  # iperf_through KIND: appends gbps, cpu_gb, busy to TP[KIND,*
   fi
   TP[$kind,busy]+="$(awk -v a="$c0" -v b="$c1" 'BEGIN {split(a, x, " "); split(b, y, " ");
     busy = y[1] - x[1]; idle = y[2] - x[2]; printf "%.0f", 100 * busy / (busy + idle)}') "
+  if [[ "${bytes:-0}" -gt 0 ]]; then
+    TP[$kind,machine_gb]+="$(awk -v a="$c0" -v b="$c1" -v hz=$HZ -v n="$bytes" 'BEGIN {
+      split(a, x, " "); split(b, y, " "); printf "%.2f", (y[1] - x[1]) / hz / (n / 1e9)}') "
+  fi
 }
-TP_KINDS=(tandem haproxy haproxy-plain direct)
+TP_KINDS=(tandem haproxy tandem-plain haproxy-plain direct)
 throughput_alternations() {
   TP_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
   local i kind order
   for i in $(seq 1 "$ALTERNATIONS"); do
     order=(tandem haproxy)
     ((i % 2 == 0)) && order=(haproxy tandem)
-    for kind in "${order[@]}" haproxy-plain direct; do
+    for kind in "${order[@]}" tandem-plain haproxy-plain direct; do
       echo "bench: throughput alternation $i/$ALTERNATIONS, $kind" >&2
       iperf_through "$kind"
     done
@@ -316,19 +324,24 @@ throughput_report() {
   echo "## Throughput by iperf3, alternated"
   echo
   echo "$ALTERNATIONS rounds; in each, one \`iperf3 -c 127.0.0.1 -p ENTRY -t $TSECS -J\` through"
-  echo "tandem's pair and HAProxy's (order flipped every round), then HAProxy as a plain"
-  echo "TCP relay pair (the floor: two relays without TLS) and direct. Load average"
+  echo "tandem's pair and HAProxy's (order flipped every round), then each as a plain"
+  echo "TCP relay pair (the floor: the same two relays without TLS) and direct. Load average"
   echo "(1/5/15 min) $TP_LOAD at the start, $TP_LOAD_END at the end."
   echo
   echo "| target | paired ratio, median (range) | rounds | verdict |"
   echo "|---|---|---|---|"
   echo "| throughput ≥1.5x HAProxy, iperf3 alternated | ${med}x (${lo}-${hi}x) | $(paste -sd/ - <<<"$ratios") | $(verdict "$med" ">=" 1.5) |"
   echo
-  echo "| pair | Gb/s, median | Gb/s, each round | CPU-s per GB, both proxies, median | each round | CPUs busy, % |"
-  echo "|---|---|---|---|---|---|"
+  echo "| pair | Gb/s, median | Gb/s, each round | CPU-s per GB, both proxies, median | each round | CPU-s per GB, whole machine, median | CPUs busy, %, each round |"
+  echo "|---|---|---|---|---|---|---|"
   for kind in "${TP_KINDS[@]}"; do
-    echo "| $kind | $(tp_med $kind,gbps) | $(tp_all $kind,gbps) | $(tp_med $kind,cpu_gb) | $(tp_all $kind,cpu_gb) | $(tp_all $kind,busy) |"
+    echo "| $kind | $(tp_med $kind,gbps) | $(tp_all $kind,gbps) | $(tp_med $kind,cpu_gb) | $(tp_all $kind,cpu_gb) | $(tp_med $kind,machine_gb) | $(tp_all $kind,busy) |"
   done
+  echo
+  echo "Whole machine: every CPU's non-idle time from /proc/stat over the bytes iperf3"
+  echo "moved (iperf3's own two ends, the kernel and anything else running included). When"
+  echo "the CPUs are near 100% busy, a pair's throughput is about $(nproc) CPUs over that figure,"
+  echo "so the ratio of two pairs' whole-machine CPU per GB bounds their throughput ratio."
   echo
 }
 
