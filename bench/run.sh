@@ -4,9 +4,12 @@
 # TLS_AES_128_GCM_SHA256, client certificates verified), plus the direct loopback
 # baseline, in one run, alternating, medians of REPEATS (default 3).
 #   bench/run.sh BUILD_DIR        (./dev bench)
+#   bench/run.sh BUILD_DIR throughput   (./dev bench throughput: only the iperf3
+#                 alternation, a few minutes, written to bench/THROUGHPUT.md)
 # Environment: REPEATS (3), SECS per load step (4), HOLD idle connections held for the
 # memory figure (10000), HOLD_STUNNEL (1000: stunnel runs a thread per connection),
 # STUNNEL=0 to leave stunnel out, KEEP_BENCH_DIR=1 to keep configs and logs.
+# ALTERNATIONS (5) rounds of TSECS (5) seconds for the iperf3 alternation.
 # BASELINE_PROXY=PATH: another tandem-proxy binary (e.g. main's) measured as the pair
 # "tandem-baseline" right after tandem in each repetition, before/after alternated,
 # reported side by side. KINDS="tandem tandem-baseline" runs only those pairs (and
@@ -28,6 +31,7 @@ HOLD="${HOLD:-10000}"
 HOLD_STUNNEL="${HOLD_STUNNEL:-1000}"
 LG="$B/bench/tandem-loadgen"
 FLOOR="$B/bench/handshake_floor_benchmark"
+DATA_FLOOR="$B/bench/data_path_floor_benchmark"
 PROXY="$B/proxy/tandem-proxy"
 for tool in haproxy iperf3 openssl curl ss "$LG" "$PROXY"; do
   command -v "$tool" >/dev/null || { echo "bench: $tool missing"; exit 1; }
@@ -311,6 +315,14 @@ throughput_alternations() {
     done
   done
   TP_LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+  # The floor of the TLS work per byte, with tandem's BoringSSL, on this machine.
+  declare -gA DF=()
+  if [[ -x "$DATA_FLOOR" ]]; then
+    local name cpu rate
+    while IFS=, read -r name _ _ cpu _ rate _; do
+      DF[${name//\"/}]="$cpu ${rate:-0}"
+    done < <("$DATA_FLOOR" --benchmark_min_time=0.5 --benchmark_format=csv 2>/dev/null | grep '^"BM_')
+  fi
 }
 tp_list() { tr ' ' '\n' <<<"${TP[$1]:-}" | sed '/^$/d'; }
 throughput_report() {
@@ -338,6 +350,22 @@ throughput_report() {
     echo "| $kind | $(tp_med $kind,gbps) | $(tp_all $kind,gbps) | $(tp_med $kind,cpu_gb) | $(tp_all $kind,cpu_gb) | $(tp_med $kind,machine_gb) | $(tp_all $kind,busy) |"
   done
   echo
+  if [[ -n "${DF[BM_Aes128GcmSealRecord]:-}" ]]; then
+    # s per GB = 1e9 / bytes per second
+    local seal open copy sys plain
+    seal="$(awk -v r="${DF[BM_Aes128GcmSealRecord]#* }" 'BEGIN {printf "%.3f", 1e9 / r}')"
+    open="$(awk -v r="${DF[BM_Aes128GcmOpenRecord]#* }" 'BEGIN {printf "%.3f", 1e9 / r}')"
+    copy="$(awk -v r="${DF[BM_Memcpy64KiB]#* }" 'BEGIN {printf "%.3f", 1e9 / r}')"
+    sys="$(awk -v c="${DF[BM_NullSyscall]% *}" 'BEGIN {printf "%.0f", c}')"
+    plain="$(tp_med tandem-plain,cpu_gb)"
+    echo "Floor on this machine (\`$DATA_FLOOR\`, BoringSSL as tandem links it, one core):"
+    echo "AES-128-GCM sealing of 16 KiB records $seal s per GB, opening $open s per GB;"
+    echo "one user-space copy of 64 KiB $copy s per GB; a null system call $sys ns. A TLS"
+    echo "pair must seal and open every byte once on top of relaying it, so its floor is"
+    echo "tandem's plain relay pair plus both: $plain + $seal + $open = $(awk -v a="$plain" -v b="$seal" -v c="$open" 'BEGIN {printf "%.2f", a + b + c}') CPU-s per GB"
+    echo "(tandem's TLS pair: $(tp_med tandem,cpu_gb); HAProxy's: $(tp_med haproxy,cpu_gb))."
+    echo
+  fi
   echo "Whole machine: every CPU's non-idle time from /proc/stat over the bytes iperf3"
   echo "moved (iperf3's own two ends, the kernel and anything else running included). When"
   echo "the CPUs are near 100% busy, a pair's throughput is about $(nproc) CPUs over that figure,"
