@@ -52,9 +52,17 @@ std::vector<pki::Certificate> PeerChain(const SSL* ssl, size_t max = SIZE_MAX) {
 ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
   PeerVerification* v = TlsContextManager::GetVerification(ssl);
   if (v == nullptr) return ssl_verify_invalid;
+  absl::Time now = absl::Now();
+  VerifiedChainCache::Key key = VerifiedChainCache::KeyOf(SSL_get0_peer_certificates(ssl));
+  if (std::shared_ptr<const VerifiedChain> known = v->snapshot->verified->Find(key, now)) {
+    v->identity = known->identity;
+    v->serial_hex = known->serial_hex;
+    return ssl_verify_ok;
+  }
   std::vector<pki::Certificate> chain = PeerChain(ssl);
+  pki::Validity validity;
   absl::StatusOr<SpiffeId> id =
-      v->snapshot->bundle.Verify(chain, absl::Now(), &v->failure);
+      v->snapshot->bundle.Verify(chain, now, &v->failure, &validity);
   if (!id.ok()) {
     v->error = std::string(id.status().message());
     *out_alert = v->failure == pki::VerifyFailure::kExpired ? SSL_AD_CERTIFICATE_EXPIRED
@@ -70,6 +78,7 @@ ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
   }
   v->identity = *std::move(id);
   v->serial_hex = chain.front().SerialHex();
+  v->snapshot->verified->Insert(key, VerifiedChain{*v->identity, v->serial_hex, validity});
   return ssl_verify_ok;
 }
 
