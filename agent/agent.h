@@ -71,7 +71,8 @@ class Agent {
 
   // Main thread. Starts the renewal thread; the first request goes out at once.
   void Start();
-  // Main thread. Idempotent; returns once the renewal thread has exited.
+  // Main thread. Idempotent; returns once the renewal thread has exited, which may
+  // wait for a CA call in flight: CaClient::Shutdown() first makes that prompt.
   void Stop();
 
   // Any thread. Exact at the time of the call (expiry is checked against the clock).
