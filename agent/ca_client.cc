@@ -11,7 +11,7 @@ namespace tandem::agent {
 
 struct CaClient::Impl {
   CaClientOptions options;
-  std::unique_ptr<istio::v1::auth::IstioCertificateService::Stub> stub;
+  std::unique_ptr<CaChannel> channel;  // re-reads the CA's roots before every call
 };
 
 absl::StatusOr<std::unique_ptr<CaClient>> CaClient::Create(CaClientOptions options) {
@@ -19,7 +19,7 @@ absl::StatusOr<std::unique_ptr<CaClient>> CaClient::Create(CaClientOptions optio
     return absl::InvalidArgumentError("CA root certificate is required to verify the CA");
   }
   auto impl = std::make_unique<Impl>();
-  impl->stub = istio::v1::auth::IstioCertificateService::NewStub(NewCaChannel(options));
+  impl->channel = std::make_unique<CaChannel>(options);
   impl->options = std::move(options);
   return std::unique_ptr<CaClient>(new CaClient(std::move(impl)));
 }
@@ -37,7 +37,9 @@ absl::StatusOr<std::vector<std::string>> CaClient::CreateCertificate(
   request.set_csr(csr_pem);
   request.set_validity_duration(validity_seconds);
   istio::v1::auth::IstioCertificateResponse response;
-  grpc::Status status = impl_->stub->CreateCertificate(&context, request, &response);
+  grpc::Status status =
+      istio::v1::auth::IstioCertificateService::NewStub(impl_->channel->Get())
+          ->CreateCertificate(&context, request, &response);
   if (!status.ok()) {
     return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                         absl::StrCat("CA: ", status.error_message()));

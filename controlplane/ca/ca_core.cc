@@ -95,9 +95,6 @@ struct CaCore::Signer {
 
 struct CaCore::State {
   CaCoreOptions options;
-  // The CA's own gRPC serving certificate, issued at Create from the signer of then.
-  std::string server_key_pem;
-  std::string server_chain_pem;
   mutable absl::Mutex mu;
   std::shared_ptr<const Signer> signer ABSL_GUARDED_BY(mu);
   // The refusal last reported by Reload, so a file left bad is reported once.
@@ -215,17 +212,8 @@ absl::StatusOr<std::unique_ptr<CaCore>> CaCore::Create(CaCoreOptions options,
     absl::MutexLock lock(&state->mu);
     state->signer = *std::move(signer);
   }
-
-  // The CA's own gRPC serving certificate, valid as long as the CA.
   state->options = std::move(options);
-  auto core = std::unique_ptr<CaCore>(new CaCore(std::move(state)));
-  absl::StatusOr<ServingCertificate> server = core->IssueServingWithIps(
-      core->state_->options.server_dns_names, core->state_->options.server_ips,
-      absl::Hours(24 * 365), now);
-  if (!server.ok()) return server.status();
-  core->state_->server_key_pem = std::move(server->key_pem);
-  core->state_->server_chain_pem = std::move(server->chain_pem);
-  return core;
+  return std::unique_ptr<CaCore>(new CaCore(std::move(state)));
 }
 
 absl::StatusOr<bool> CaCore::Reload(absl::Time now) {
@@ -266,11 +254,6 @@ std::shared_ptr<const CaCore::Signer> CaCore::CurrentSigner() const {
 }
 
 absl::StatusOr<ServingCertificate> CaCore::IssueServing(
-    const std::vector<std::string>& dns_names, absl::Duration ttl, absl::Time now) const {
-  return IssueServingWithIps(dns_names, {}, ttl, now);
-}
-
-absl::StatusOr<ServingCertificate> CaCore::IssueServingWithIps(
     const std::vector<std::string>& dns_names, const std::vector<std::string>& ips,
     absl::Duration ttl, absl::Time now) const {
   absl::StatusOr<pki::PrivateKey> key = pki::PrivateKey::GenerateP256();
@@ -349,8 +332,6 @@ absl::StatusOr<ServiceAccount> CaCore::AuthenticatePeer(const std::string& chain
   return ServiceAccount{id->KubernetesNamespace(), id->KubernetesServiceAccount()};
 }
 
-const std::string& CaCore::server_key_pem() const { return state_->server_key_pem; }
-const std::string& CaCore::server_chain_pem() const { return state_->server_chain_pem; }
 std::string CaCore::trust_bundle_pem() const { return CurrentSigner()->bundle_pem; }
 const std::string& CaCore::trust_domain() const { return state_->options.trust_domain; }
 

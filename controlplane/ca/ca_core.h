@@ -76,12 +76,13 @@ class CaCore {
       const std::string& chain_pem, absl::Time now,
       std::string* serial_hex = nullptr) const;
 
-  // Issues a fresh serving certificate for the CA's own endpoints (the injector's
-  // webhook): a new P-256 key, the URI SAN of tandem-ca's identity, `dns_names`, valid
-  // for `ttl` (clamped to the CA's own lifetime). kInvalidArgument for a bad name.
-  absl::StatusOr<ServingCertificate> IssueServing(const std::vector<std::string>& dns_names,
-                                                  absl::Duration ttl,
-                                                  absl::Time now) const;
+  // Issues a fresh serving certificate for the CA's own endpoints (its gRPC port, the
+  // injector's webhook) from the signing material in force: a new P-256 key, the URI
+  // SAN of tandem-ca's identity, `dns_names` and `ips`, valid for `ttl` (clamped to the
+  // CA's own lifetime). kInvalidArgument for a bad name or address.
+  absl::StatusOr<ServingCertificate> IssueServing(
+      const std::vector<std::string>& dns_names, const std::vector<std::string>& ips,
+      absl::Duration ttl, absl::Time now) const;
 
   // Re-reads ca-key.pem, ca-cert.pem and the extra roots file (a Kubernetes Secret or
   // ConfigMap update replaces them by a symlink swap) and, when they changed, checks
@@ -92,9 +93,6 @@ class CaCore {
   // change again. Any thread (tandem-ca's reload thread).
   absl::StatusOr<bool> Reload(absl::Time now);
 
-  // The serving certificate issued at Create (it does not follow Reload).
-  const std::string& server_key_pem() const;
-  const std::string& server_chain_pem() const;
   // Every root clients should trust (ours first, then extra roots), as of now.
   std::string trust_bundle_pem() const;
   const std::string& trust_domain() const;
@@ -114,10 +112,6 @@ class CaCore {
   std::shared_ptr<const Signer> CurrentSigner() const;
 
   explicit CaCore(std::unique_ptr<State> state);
-  absl::StatusOr<ServingCertificate> IssueServingWithIps(const std::vector<std::string>& dns_names,
-                                                  const std::vector<std::string>& ips,
-                                                  absl::Duration ttl,
-                                                  absl::Time now) const;
   std::unique_ptr<State> state_;
 };
 
