@@ -271,9 +271,19 @@ absl::Status Agent::RenewOnce(RenewalFailure* reason) {
     }
     extra_roots = *std::move(extra);
   }
+  std::string pinned_roots = options_.pinned_roots_pem;
+  if (!options_.pinned_roots_file.empty()) {
+    // Unreadable: refusing is safer than accepting a chain to any root.
+    absl::StatusOr<std::string> pinned = ReadFileToString(options_.pinned_roots_file);
+    if (!pinned.ok()) {
+      *reason = RenewalFailure::kTrustBundle;
+      return pinned.status();
+    }
+    pinned_roots = *std::move(pinned);
+  }
   absl::StatusOr<IssuedCredential> issued =
       AcceptCredential(pending->private_key_pem, *chain, extra_roots, spiffe_id_,
-                       absl::Now(), options_.pinned_roots_pem);
+                       absl::Now(), pinned_roots);
   if (!issued.ok()) {
     *reason = RenewalFailure::kBadResponse;
     return issued.status();

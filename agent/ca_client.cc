@@ -16,7 +16,7 @@ namespace tandem::agent {
 
 struct CaClient::Impl {
   CaClientOptions options;
-  std::unique_ptr<istio::v1::auth::IstioCertificateService::Stub> stub;
+  std::unique_ptr<CaChannel> channel;  // re-reads the CA's roots before every call
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
   std::set<grpc::ClientContext*> in_flight ABSL_GUARDED_BY(mu);
@@ -27,7 +27,7 @@ absl::StatusOr<std::unique_ptr<CaClient>> CaClient::Create(CaClientOptions optio
     return absl::InvalidArgumentError("CA root certificate is required to verify the CA");
   }
   auto impl = std::make_unique<Impl>();
-  impl->stub = istio::v1::auth::IstioCertificateService::NewStub(NewCaChannel(options));
+  impl->channel = std::make_unique<CaChannel>(options);
   impl->options = std::move(options);
   return std::unique_ptr<CaClient>(new CaClient(std::move(impl)));
 }
@@ -52,7 +52,9 @@ absl::StatusOr<std::vector<std::string>> CaClient::CreateCertificate(
   request.set_csr(csr_pem);
   request.set_validity_duration(validity_seconds);
   istio::v1::auth::IstioCertificateResponse response;
-  grpc::Status status = impl_->stub->CreateCertificate(&context, request, &response);
+  grpc::Status status =
+      istio::v1::auth::IstioCertificateService::NewStub(impl_->channel->Get())
+          ->CreateCertificate(&context, request, &response);
   {
     absl::MutexLock lock(&impl_->mu);
     impl_->in_flight.erase(&context);

@@ -17,6 +17,14 @@ struct CaClientOptions {
   // Name to verify in the CA's certificate, when `address` is an IP.
   std::string server_name = "tandem-ca";
   absl::Duration timeout = absl::Seconds(10);
+  // When set, re-read before every call and used instead of root_pem (the agent's
+  // --ca-root: in Kubernetes the tandem-ca-root ConfigMap, which tandem-ca rewrites
+  // during a root rotation). An unreadable or empty file keeps the last roots.
+  std::string root_file;
+  // More roots that verify the CA, re-read before every call (the agent's
+  // --extra-roots): during a root rotation tandem-ca's own certificate moves to the
+  // next root, which the operator adds here first (docs/controlplane.md).
+  std::string extra_roots_file;
 };
 
 // Calls istio.v1.auth.IstioCertificateService/CreateCertificate over gRPC+TLS: works
