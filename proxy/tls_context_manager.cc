@@ -248,6 +248,7 @@ absl::StatusOr<std::shared_ptr<TlsSnapshot>> TlsContextManager::Build(
       .client = bssl::UniquePtr<SSL_CTX>(SSL_CTX_new(TLS_with_buffers_method())),
       .bundle = *bundle,
       .leaf = creds.leaf(),
+      .leaf_not_after = creds.leaf().not_after(),
       .identity = *id,
       .trust_domain = options_.trust_domain});
   if (!snapshot->server || !snapshot->client) {
@@ -295,7 +296,7 @@ absl::Status TlsContextManager::UpdateSecret(const WorkloadSecretPem& secret) {
 
 std::shared_ptr<TlsSnapshot> TlsContextManager::Current() const {
   std::shared_ptr<TlsSnapshot> snapshot = Latest();
-  if (snapshot == nullptr || absl::Now() < snapshot->leaf.not_after()) return snapshot;
+  if (snapshot == nullptr || absl::Now() < snapshot->leaf_not_after) return snapshot;
   if (expiry_logged_.exchange(snapshot->generation) != snapshot->generation) {
     log::Error(
         "proxy", "certificate expired: mTLS refused until a new one arrives",
