@@ -23,6 +23,7 @@ constexpr RenewalFailure kAllFailures[] = {
     RenewalFailure::kCa,          RenewalFailure::kBadResponse,
     RenewalFailure::kTrustBundle, RenewalFailure::kSinkRefused};
 
+constexpr char kMillis[] = "%Y-%m-%dT%H:%M:%E3SZ";
 constexpr char kCaRequestsHelp[] =
     "CreateCertificate calls, by result (ok or gRPC code).";
 
@@ -205,6 +206,17 @@ void Agent::Run() {
         phase_ == CertState::kNoCertificate ? absl::InfinitePast() : not_before_;
     next = NextRenewal(options_.policy, not_before, not_after_, absl::Now(), failures_,
                        uniform(rng));
+    if (s.ok()) {
+      // When it asked, how long the CA took and when the next renewal is due: enough
+      // to tell from the log alone whether a renewal came late, and why.
+      log::Info("agent", "certificate installed",
+                {{"serial", serial_},
+                 {"spiffe_id", spiffe_id_},
+                 {"not_after",
+                  absl::FormatTime(absl::RFC3339_sec, not_after_, absl::UTCTimeZone())},
+                 {"ca_ms", absl::ToInt64Milliseconds(last_ca_call_)},
+                 {"renew_at", absl::FormatTime(kMillis, next, absl::UTCTimeZone())}});
+    }
   }
 }
 
@@ -228,7 +240,8 @@ absl::Status Agent::RenewOnce(RenewalFailure* reason) {
   absl::Time start = absl::Now();
   absl::StatusOr<std::vector<std::string>> chain = ca_->CreateCertificate(
       pending->csr_pem, bearer, options_.requested_validity_seconds);
-  metrics_->ca_latency.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  last_ca_call_ = absl::Now() - start;
+  metrics_->ca_latency.Observe(absl::ToDoubleSeconds(last_ca_call_));
   RecordCaCall(metrics_->registry, chain.status().code());
   if (!chain.ok()) {
     metrics_->CaResult(chain.status().code()).Inc();
@@ -269,11 +282,6 @@ absl::Status Agent::RenewOnce(RenewalFailure* reason) {
   serial_ = issued->serial;
   metrics_->expiry.Set(static_cast<double>(absl::ToUnixSeconds(not_after_)));
   metrics_->issued.Set(static_cast<double>(absl::ToUnixSeconds(not_before_)));
-  log::Info("agent", "certificate installed",
-            {{"serial", serial_},
-             {"spiffe_id", spiffe_id_},
-             {"not_after",
-              absl::FormatTime(absl::RFC3339_sec, not_after_, absl::UTCTimeZone())}});
   return absl::OkStatus();
 }
 

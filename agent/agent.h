@@ -99,6 +99,7 @@ class Agent {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> rotations_ok_{0};
+  absl::Duration last_ca_call_;  // renewal thread only: the last CA call's duration
 
   mutable absl::Mutex mu_;
   absl::CondVar wake_;
