@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/pki/certificate.h"
 #include "common/pki/trust_bundle.h"
 #include "common/secret_sink.h"
@@ -60,6 +61,8 @@ struct TlsSnapshot {
   bssl::UniquePtr<SSL_CTX> client;
   pki::TrustBundle bundle;
   pki::Certificate leaf;
+  // leaf.not_after(), read once: Current() checks it for every connection.
+  absl::Time leaf_not_after;
   SpiffeId identity;
   std::string trust_domain;
   uint64_t generation = 0;

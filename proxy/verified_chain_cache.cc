@@ -29,13 +29,15 @@ std::shared_ptr<const VerifiedChain> VerifiedChainCache::Find(const Key& key,
     entry = it->second;
   }
   // At the bounds themselves, full verification decides.
-  if (now <= entry->validity.not_before || now >= entry->validity.not_after) return nullptr;
+  if (now <= entry->validity.not_before || now >= entry->validity.not_after)
+    return nullptr;
   return entry;
 }
 
 void VerifiedChainCache::Insert(const Key& key, VerifiedChain chain) {
   auto entry = std::make_shared<const VerifiedChain>(std::move(chain));
-  absl::flat_hash_map<Key, std::shared_ptr<const VerifiedChain>> dropped;  // freed unlocked
+  // Freed after the lock is released.
+  absl::flat_hash_map<Key, std::shared_ptr<const VerifiedChain>> dropped;
   absl::MutexLock lock(&mu_);
   if (entries_.size() >= kMaxEntries && !entries_.contains(key)) dropped.swap(entries_);
   entries_[key] = std::move(entry);

@@ -29,12 +29,12 @@ struct VerifiedChain {
 // SHA-256 of the certificates exactly as the peer sent them. A mesh peer presents the
 // same chain on every connection until its certificate rotates: a hit skips parsing
 // it and X509_verify_cert (the CA's signature check, chain building: the largest cost
-// of a handshake side after its own key exchange and signatures). Only what decides the outcome and does not change with the
-// bytes is skipped: the time is checked against the path's validity on every hit, the
-// peer still proves its key in every handshake, and revocations are checked after it
-// as before. Only successes are kept; refusals are verified again each time. Bounded:
-// it starts over when full. Thread-safe: any thread; the lock is held to copy a
-// shared_ptr.
+// of a handshake side after its own key exchange and signatures). Only what decides the
+// outcome and does not change with the bytes is skipped: the time is checked against the
+// path's validity on every hit, the peer still proves its key in every handshake, and
+// revocations are checked after it as before. Only successes are kept; refusals are
+// verified again each time. Bounded: it starts over when full. Thread-safe: any thread;
+// the lock is held to copy a shared_ptr.
 class VerifiedChainCache {
  public:
   static constexpr size_t kMaxEntries = 1024;
