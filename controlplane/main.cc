@@ -154,6 +154,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> ProbeServer(const std::string& flag,
 class CaProcess {
  public:
   explicit CaProcess(const tandem::Flags& flags) : flags_(flags) {}
+  // Stops what a failed Start left running: the CA's reload thread calls the injector.
+  ~CaProcess() { Stop(); }
 
   // The mesh policy and the revocations: files standalone, ConfigMaps in a cluster.
   absl::Status OpenStores(CaServerOptions* options);
@@ -415,6 +417,8 @@ absl::Status CaProcess::StartInjector() {
   if (!created.ok()) return Named("--injector-listen", created.status());
   injector_ = *std::move(created);
   if (absl::Status s = injector_->Start(); !s.ok()) return Named("--injector-listen", s);
+  // A new signing root: the webhook's certificate follows at once, not at its renewal.
+  server_->OnRootReload([injector = injector_.get()] { injector->RenewNow(); });
   if (std::string config = Get("webhook-config", "tandem-sidecar-injector");
       !config.empty()) {
     // The API server dials the webhook's Service as <name>.<namespace>.svc: the first
