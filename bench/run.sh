@@ -26,6 +26,9 @@ ALTERNATIONS="${ALTERNATIONS:-5}"
 TSECS="${TSECS:-5}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPEATS="${REPEATS:-3}"
+# bench/handshake.sh's section of RESULTS.md, carried over to the new one.
+HANDSHAKE_SECTION="$(sed -n '/^<!-- handshake/,/^<!-- \/handshake -->/p' \
+  "${RESULTS:-$HERE/RESULTS.md}" 2>/dev/null || true)"
 SECS="${SECS:-4}"
 HOLD="${HOLD:-10000}"
 HOLD_STUNNEL="${HOLD_STUNNEL:-1000}"
@@ -708,5 +711,9 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
       k="${f%%:*}"
       echo "| ${f#*:} | $(m tandem,$k) | $(m tandem-baseline,$k) | $(all tandem,$k) | $(all tandem-baseline,$k) |"
     done
+  fi
+  if [[ -n $HANDSHAKE_SECTION ]]; then
+    echo
+    echo "$HANDSHAKE_SECTION"
   fi
 } | tee "${RESULTS:-$HERE/RESULTS.md}"
