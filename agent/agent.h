@@ -75,7 +75,8 @@ class Agent {
 
   // Main thread. Starts the renewal thread; the first request goes out at once.
   void Start();
-  // Main thread. Idempotent; returns once the renewal thread has exited.
+  // Main thread. Idempotent; returns once the renewal thread has exited, which may
+  // wait for a CA call in flight: CaClient::Shutdown() first makes that prompt.
   void Stop();
 
   // Any thread. Exact at the time of the call (expiry is checked against the clock).
@@ -103,6 +104,7 @@ class Agent {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> rotations_ok_{0};
+  absl::Duration last_ca_call_;  // renewal thread only: the last CA call's duration
 
   mutable absl::Mutex mu_;
   absl::CondVar wake_;

@@ -250,6 +250,7 @@ int main(int argc, char** argv) {
                                   "/sa/", options.service_account)}});
   int sig;
   sigwait(&signals, &sig);
+  (*ca)->Shutdown();  // a call waiting for the CA would hold up the agent's stop
   agent.Stop();
   if (http) http->Stop();
   if (app_health) app_health->Stop();  // before the prober its handlers call

@@ -4,16 +4,26 @@
 # TLS_AES_128_GCM_SHA256, client certificates verified), plus the direct loopback
 # baseline, in one run, alternating, medians of REPEATS (default 3).
 #   bench/run.sh BUILD_DIR        (./dev bench)
+#   bench/run.sh BUILD_DIR throughput   (./dev bench throughput: only the iperf3
+#                 alternation, a few minutes, written to bench/THROUGHPUT.md)
 # Environment: REPEATS (3), SECS per load step (4), HOLD idle connections held for the
 # memory figure (10000), HOLD_STUNNEL (1000: stunnel runs a thread per connection),
 # STUNNEL=0 to leave stunnel out, KEEP_BENCH_DIR=1 to keep configs and logs.
+# ALTERNATIONS (5) rounds of TSECS (5) seconds for the iperf3 alternation.
 # BASELINE_PROXY=PATH: another tandem-proxy binary (e.g. main's) measured as the pair
 # "tandem-baseline" right after tandem in each repetition, before/after alternated,
 # reported side by side. KINDS="tandem tandem-baseline" runs only those pairs (and
 # skips the full-handshake pairs); RESULTS=FILE writes there instead.
 # 127.0.0.1 only; every load loop is bounded in count and time. Writes bench/RESULTS.md.
 set -euo pipefail
-B="$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)"
+B="$(cd "${1:?usage: run.sh BUILD_DIR [throughput]}" && pwd)"
+# "throughput": only the iperf3 alternation below (a few minutes), written to
+# ${RESULTS:-bench/THROUGHPUT.md}; the full run includes it in RESULTS.md.
+MODE="${2:-all}"
+[[ $MODE == all || $MODE == throughput ]] || { echo "bench: unknown mode $MODE" >&2; exit 2; }
+# The throughput alternation: ALTERNATIONS rounds of TSECS-second iperf3 runs.
+ALTERNATIONS="${ALTERNATIONS:-5}"
+TSECS="${TSECS:-5}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPEATS="${REPEATS:-3}"
 SECS="${SECS:-4}"
@@ -21,6 +31,7 @@ HOLD="${HOLD:-10000}"
 HOLD_STUNNEL="${HOLD_STUNNEL:-1000}"
 LG="$B/bench/tandem-loadgen"
 FLOOR="$B/bench/handshake_floor_benchmark"
+DATA_FLOOR="$B/bench/data_path_floor_benchmark"
 PROXY="$B/proxy/tandem-proxy"
 for tool in haproxy iperf3 openssl curl ss "$LG" "$PROXY"; do
   command -v "$tool" >/dev/null || { echo "bench: $tool missing"; exit 1; }
@@ -98,20 +109,24 @@ HZ="$(getconf CLK_TCK)"
 # to TARGET; "in" terminates mTLS on LISTEN (client certificate required) and sends
 # plaintext to TARGET. KIND: tandem, haproxy, haproxy-full (no session reuse, no
 # tickets, no session cache: every handshake is a full one), haproxy-plain (a TCP relay
-# without TLS: what two more processes on the path cost, the floor), stunnel.
+# without TLS: what two more processes on the path cost, the floor), tandem-plain
+# (tandem's own pair relaying plaintext: its floor without TLS), stunnel.
 # start_role KIND ROLE LISTEN TARGET  -> appends the pid to PAIR_PIDS, sets ROLE_PID.
 start_role() {
   local kind="$1" role="$2" listen="$3" target="$4" name="$1-$2"
   case "$kind" in
-    tandem | tandem-baseline)
+    tandem | tandem-baseline | tandem-plain)
       local base=$((listen + 10)) who=client binary="$PROXY"
       [[ $kind == tandem-baseline ]] && binary="$BASELINE_PROXY"
       [[ $role == in ]] && who=server
       local route
       if [[ $role == out ]]; then
         route="\"outbound_address\": \"127.0.0.1:$listen\", \"inbound_address\": \"127.0.0.1:$base\", \"outbound_fixed_destination\": \"127.0.0.1:$target\""
+        # tandem-plain: 127.0.0.1 is outside the mesh, so the out proxy relays plaintext.
+        [[ $kind == tandem-plain ]] && route+=", \"mesh_cidrs\": [\"192.0.2.0/24\"]"
       else
         route="\"outbound_address\": \"127.0.0.1:$base\", \"inbound_address\": \"127.0.0.1:$listen\", \"inbound_fixed_app\": \"127.0.0.1:$target\""
+        [[ $kind == tandem-plain ]] && route+=", \"default_inbound_mode\": \"PERMISSIVE\""
       fi
       cat >$name.json <<JSON
 {$route, "metrics_address": "127.0.0.1:$((base + 1))",
@@ -242,11 +257,120 @@ pair_anon() { local r=0; for p in "${PAIR_PIDS[@]}"; do r=$((r + $(anon_kb "$p")
 pair_pss() { local r=0; for p in "${PAIR_PIDS[@]}"; do r=$((r + $(pss_kb "$p"))); done; echo $r; }
 field() { grep -o "$1=[0-9.]*" | cut -d= -f2; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : "n/a")}'; }
+verdict() {  # verdict VALUE OP LIMIT
+  awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
+    if (v == "n/a" || v == "") { print "n/a"; exit }
+    ok = (op == ">=") ? (v + 0 >= l) : (v + 0 <= l); print (ok ? "met" : "**not met**") }'
+}
 metric() {  # metric PORT NAME: the sum of NAME's samples on a tandem /metrics page
   curl -sf "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 {s += $2} END {print s + 0}'
 }
 us_per() {  # us_per TICKS COUNT
   awk -v t="$1" -v hz="$HZ" -v n="$2" 'BEGIN {printf "%.0f", (n > 0 ? t / hz / n * 1e6 : 0)}'
+}
+
+# --- throughput by iperf3, alternated ---
+# One iperf3 connection (client → out proxy → in proxy → server) through each pair in
+# turn, ALTERNATIONS times; the order flips every round (tandem first, then HAProxy
+# first) so a drift of the shared machine does not favour one pair. The paired ratio
+# is tandem's Gb/s over HAProxy's in the same round, seconds apart.
+# busy = share of all CPUs not idle during the run, from /proc/stat: at ~100% the
+# pair's throughput is set by the CPU every process on the path (iperf3 included)
+# spends per byte.
+cpu_busy_idle() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat; }
+declare -A TP
+iperf_through() {  # iperf_through KIND: appends gbps, cpu_gb, busy to TP[KIND,*]
+  local kind="$1"
+  start_pair "$kind" $IPERF
+  local t0 t1 c0 c1 out gbps bytes
+  t0=$(pair_ticks)
+  c0="$(cpu_busy_idle)"
+  out="$(timeout $((TSECS + 20)) iperf3 -c 127.0.0.1 -p $ENTRY -t "$TSECS" -J 2>/dev/null || echo '{}')"
+  c1="$(cpu_busy_idle)"
+  t1=$(pair_ticks)
+  stop_pair
+  gbps="$(grep -o '"bits_per_second":[[:space:]]*[0-9.e+]*' <<<"$out" | tail -1 | awk -F: '{printf "%.2f", $2/1e9}')"
+  bytes="$(grep -o '"bytes":[[:space:]]*[0-9]*' <<<"$out" | tail -1 | cut -d: -f2 | tr -dc '0-9')"
+  TP[$kind,gbps]+="${gbps:-0} "
+  if [[ $kind != direct && "${bytes:-0}" -gt 0 ]]; then
+    TP[$kind,cpu_gb]+="$(awk -v t=$((t1 - t0)) -v hz=$HZ -v b="$bytes" 'BEGIN {printf "%.2f", t/hz/(b/1e9)}') "
+  fi
+  TP[$kind,busy]+="$(awk -v a="$c0" -v b="$c1" 'BEGIN {split(a, x, " "); split(b, y, " ");
+    busy = y[1] - x[1]; idle = y[2] - x[2]; printf "%.0f", 100 * busy / (busy + idle)}') "
+  if [[ "${bytes:-0}" -gt 0 ]]; then
+    TP[$kind,machine_gb]+="$(awk -v a="$c0" -v b="$c1" -v hz=$HZ -v n="$bytes" 'BEGIN {
+      split(a, x, " "); split(b, y, " "); printf "%.2f", (y[1] - x[1]) / hz / (n / 1e9)}') "
+  fi
+}
+TP_KINDS=(tandem haproxy tandem-plain haproxy-plain direct)
+throughput_alternations() {
+  TP_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
+  local i kind order
+  for i in $(seq 1 "$ALTERNATIONS"); do
+    order=(tandem haproxy)
+    ((i % 2 == 0)) && order=(haproxy tandem)
+    for kind in "${order[@]}" tandem-plain haproxy-plain direct; do
+      echo "bench: throughput alternation $i/$ALTERNATIONS, $kind" >&2
+      iperf_through "$kind"
+    done
+  done
+  TP_LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+  # The floor of the TLS work per byte, with tandem's BoringSSL, on this machine.
+  declare -gA DF=()
+  if [[ -x "$DATA_FLOOR" ]]; then
+    local name cpu rate
+    while IFS=, read -r name _ _ cpu _ rate _; do
+      DF[${name//\"/}]="$cpu ${rate:-0}"
+    done < <("$DATA_FLOOR" --benchmark_min_time=0.5 --benchmark_format=csv 2>/dev/null | grep '^"BM_')
+  fi
+}
+tp_list() { tr ' ' '\n' <<<"${TP[$1]:-}" | sed '/^$/d'; }
+throughput_report() {
+  local ratios med lo hi
+  ratios="$(paste -d' ' <(tp_list tandem,gbps) <(tp_list haproxy,gbps) |
+    awk '$2 > 0 {printf "%.2f\n", $1 / $2}')"
+  med="$(median <<<"$ratios")"
+  lo="$(sort -g <<<"$ratios" | head -1)" hi="$(sort -g <<<"$ratios" | tail -1)"
+  tp_med() { tp_list "$1" | median; }
+  tp_all() { tp_list "$1" | paste -sd/ -; }
+  echo "## Throughput by iperf3, alternated"
+  echo
+  echo "$ALTERNATIONS rounds; in each, one \`iperf3 -c 127.0.0.1 -p ENTRY -t $TSECS -J\` through"
+  echo "tandem's pair and HAProxy's (order flipped every round), then each as a plain"
+  echo "TCP relay pair (the floor: the same two relays without TLS) and direct. Load average"
+  echo "(1/5/15 min) $TP_LOAD at the start, $TP_LOAD_END at the end."
+  echo
+  echo "| target | paired ratio, median (range) | rounds | verdict |"
+  echo "|---|---|---|---|"
+  echo "| throughput ≥1.5x HAProxy, iperf3 alternated | ${med}x (${lo}-${hi}x) | $(paste -sd/ - <<<"$ratios") | $(verdict "$med" ">=" 1.5) |"
+  echo
+  echo "| pair | Gb/s, median | Gb/s, each round | CPU-s per GB, both proxies, median | each round | CPU-s per GB, whole machine, median | CPUs busy, %, each round |"
+  echo "|---|---|---|---|---|---|---|"
+  for kind in "${TP_KINDS[@]}"; do
+    echo "| $kind | $(tp_med $kind,gbps) | $(tp_all $kind,gbps) | $(tp_med $kind,cpu_gb) | $(tp_all $kind,cpu_gb) | $(tp_med $kind,machine_gb) | $(tp_all $kind,busy) |"
+  done
+  echo
+  if [[ -n "${DF[BM_Aes128GcmSealRecord]:-}" ]]; then
+    # s per GB = 1e9 / bytes per second
+    local seal open copy sys plain
+    seal="$(awk -v r="${DF[BM_Aes128GcmSealRecord]#* }" 'BEGIN {printf "%.3f", 1e9 / r}')"
+    open="$(awk -v r="${DF[BM_Aes128GcmOpenRecord]#* }" 'BEGIN {printf "%.3f", 1e9 / r}')"
+    copy="$(awk -v r="${DF[BM_Memcpy64KiB]#* }" 'BEGIN {printf "%.3f", 1e9 / r}')"
+    sys="$(awk -v c="${DF[BM_NullSyscall]% *}" 'BEGIN {printf "%.0f", c}')"
+    plain="$(tp_med tandem-plain,cpu_gb)"
+    echo "Floor on this machine (\`$DATA_FLOOR\`, BoringSSL as tandem links it, one core):"
+    echo "AES-128-GCM sealing of 16 KiB records $seal s per GB, opening $open s per GB;"
+    echo "one user-space copy of 64 KiB $copy s per GB; a null system call $sys ns. A TLS"
+    echo "pair must seal and open every byte once on top of relaying it, so its floor is"
+    echo "tandem's plain relay pair plus both: $plain + $seal + $open = $(awk -v a="$plain" -v b="$seal" -v c="$open" 'BEGIN {printf "%.2f", a + b + c}') CPU-s per GB"
+    echo "(tandem's TLS pair: $(tp_med tandem,cpu_gb); HAProxy's: $(tp_med haproxy,cpu_gb))."
+    echo
+  fi
+  echo "Whole machine: every CPU's non-idle time from /proc/stat over the bytes iperf3"
+  echo "moved (iperf3's own two ends, the kernel and anything else running included). When"
+  echo "the CPUs are near 100% busy, a pair's throughput is about $(nproc) CPUs over that figure,"
+  echo "so the ratio of two pairs' whole-machine CPU per GB bounds their throughput ratio."
+  echo
 }
 
 # The cipher suite and group each pair's terminating side picks for a client that
@@ -272,6 +396,11 @@ else
   KINDS+=(haproxy haproxy-plain)
   [[ $STUNNEL == 1 ]] && KINDS+=(stunnel)
   FULL_PAIRS=(haproxy-full tandem/haproxy-full haproxy-full/tandem)
+fi
+if [[ $MODE == throughput ]]; then
+  throughput_alternations
+  throughput_report | tee "${RESULTS:-$HERE/THROUGHPUT.md}"
+  exit 0
 fi
 declare -A R
 add() { R[$1]+="$2 "; }
@@ -374,6 +503,8 @@ for rep in $(seq 1 "$REPEATS"); do
   done
 done
 
+throughput_alternations
+
 # --- crypto floor of one handshake ---
 FLOOR_NOTE=""
 declare -A FL
@@ -397,11 +528,6 @@ m() { tr ' ' '\n' <<<"${R[$1]:-}" | sed '/^$/d' | median; }
 all() { tr ' ' '\n' <<<"${R[$1]:-}" | sed '/^$/d' | paste -sd/ -; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf ((b + 0 > 0 && a + 0 > 0) ? "%.2fx" : "n/a"), a/b}'; }
 sum() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", a + b}'; }
-verdict() {  # verdict VALUE OP LIMIT
-  awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
-    if (v == "n/a" || v == "") { print "n/a"; exit }
-    ok = (op == ">=") ? (v + 0 >= l) : (v + 0 <= l); print (ok ? "met" : "**not met**") }'
-}
 direct_p50="$(m direct,p50)"
 added() { awk -v a="$1" -v d="$direct_p50" 'BEGIN {printf "%.1f", a - d}'; }
 cpu_model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
@@ -476,6 +602,7 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
   echo "| idle RSS ≤8 MB per proxy process, KB | $idle_kb | $(m haproxy,rss_idle) | | $(verdict "$idle_kb" "<=" 8192) |"
   echo "| ≤16 KB per idle mTLS connection per proxy, KB | ${PER_CONN[tandem]:-n/a} | ${PER_CONN[haproxy]:-n/a} | | $(verdict "${PER_CONN[tandem]:-n/a}" "<=" 16) |"
   echo
+  throughput_report
   echo "## All figures (medians)"
   echo
   echo "| scenario | direct | tandem | HAProxy | stunnel |"
