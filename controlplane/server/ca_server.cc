@@ -154,12 +154,12 @@ struct CaServer::Impl {
   absl::Mutex listeners_mu;
   std::vector<std::function<void()>> listeners ABSL_GUARDED_BY(listeners_mu);
   metrics::Counter& reloads_accepted = ReloadCounter("accepted");
+  metrics::Counter& reloads_refused = ReloadCounter("refused");
 
   std::vector<std::function<void()>> ReloadListeners() {
     absl::MutexLock lock(&listeners_mu);
     return listeners;
   }
-  metrics::Counter& reloads_refused = ReloadCounter("refused");
 
   metrics::Counter& ReloadCounter(const char* result) {
     return registry.GetCounter("tandem_ca_root_reloads_total",

@@ -35,11 +35,6 @@ void ReloadableServerCredentials::Update(Pair pair) {
   ++version_;
 }
 
-uint64_t ReloadableServerCredentials::pairs_taken() const {
-  absl::MutexLock lock(&mu_);
-  return pairs_taken_;
-}
-
 void ReloadableServerCredentials::SetAuthMetadataProcessor(
     const std::shared_ptr<grpc::AuthMetadataProcessor>&) {
   log::Error("ca", "ReloadableServerCredentials takes no auth metadata processor");
@@ -64,7 +59,6 @@ grpc_ssl_certificate_config_reload_status ReloadableServerCredentials::Fetch(
   *config = grpc_ssl_server_certificate_config_create(current.client_roots_pem.c_str(),
                                                       &pair, 1);
   credentials->taken_version_ = credentials->version_;
-  ++credentials->pairs_taken_;
   return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
 }
 

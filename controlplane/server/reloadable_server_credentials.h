@@ -43,8 +43,6 @@ class ReloadableServerCredentials final : public grpc::ServerCredentials {
   // New handshakes use this pair from now on. gRPC checks it when it builds the next
   // handshaker factory and keeps the previous pair if the new one is unusable.
   void Update(Pair pair);
-  // How many pairs gRPC has taken (the first included). Any thread.
-  uint64_t pairs_taken() const;
 
   // tandem-ca authenticates callers itself (CallerAuthenticator): an auth metadata
   // processor here would be a second, unused path, so it is refused (aborts).
@@ -60,11 +58,10 @@ class ReloadableServerCredentials final : public grpc::ServerCredentials {
       void* self, grpc_ssl_server_certificate_config** config);
 
   grpc_server_credentials* credentials_ = nullptr;  // owned; released in the destructor
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   Pair pair_ ABSL_GUARDED_BY(mu_);
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 1;        // of the pair above; Update bumps it
   uint64_t taken_version_ ABSL_GUARDED_BY(mu_) = 0;  // the one gRPC last took
-  uint64_t pairs_taken_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace tandem::controlplane
