@@ -48,17 +48,18 @@ int ReloadableServerCredentials::AddPortToServer(const std::string& addr,
 
 grpc_ssl_certificate_config_reload_status ReloadableServerCredentials::Fetch(
     void* self, grpc_ssl_server_certificate_config** config) {
-  auto* credentials = static_cast<ReloadableServerCredentials*>(self);
-  absl::MutexLock lock(&credentials->mu_);
-  if (credentials->taken_version_ == credentials->version_) {
-    return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
-  }
-  const Pair& current = credentials->pair_;
-  grpc_ssl_pem_key_cert_pair pair = {current.key_pem.c_str(), current.chain_pem.c_str()};
+  return static_cast<ReloadableServerCredentials*>(self)->TakeNewPair(config);
+}
+
+grpc_ssl_certificate_config_reload_status ReloadableServerCredentials::TakeNewPair(
+    grpc_ssl_server_certificate_config** config) {
+  absl::MutexLock lock(&mu_);
+  if (taken_version_ == version_) return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+  grpc_ssl_pem_key_cert_pair pair = {pair_.key_pem.c_str(), pair_.chain_pem.c_str()};
   // Copied by gRPC.
-  *config = grpc_ssl_server_certificate_config_create(current.client_roots_pem.c_str(),
-                                                      &pair, 1);
-  credentials->taken_version_ = credentials->version_;
+  *config =
+      grpc_ssl_server_certificate_config_create(pair_.client_roots_pem.c_str(), &pair, 1);
+  taken_version_ = version_;
   return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
 }
 

@@ -56,6 +56,9 @@ class ReloadableServerCredentials final : public grpc::ServerCredentials {
   // The certificate-config callback; `self` is this object.
   static grpc_ssl_certificate_config_reload_status Fetch(
       void* self, grpc_ssl_server_certificate_config** config);
+  // The pair given since gRPC last asked, as a new config; UNCHANGED when none.
+  grpc_ssl_certificate_config_reload_status TakeNewPair(
+      grpc_ssl_server_certificate_config** config);
 
   grpc_server_credentials* credentials_ = nullptr;  // owned; released in the destructor
   absl::Mutex mu_;
