@@ -21,7 +21,9 @@ absl::Time NextRenewal(const RenewalPolicy& policy, absl::Time not_before,
   absl::Duration lifetime = not_after - not_before;
   absl::Time planned = not_before + lifetime * policy.renew_fraction -
                        lifetime * policy.jitter_fraction * random01;
-  return std::max(planned, now);
+  absl::Time with_margin = std::max(not_after - policy.min_margin,
+                                    not_before + lifetime * policy.earliest_fraction);
+  return std::max(std::min(planned, with_margin), now);
 }
 
 }  // namespace tandem::agent

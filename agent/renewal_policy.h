@@ -11,6 +11,15 @@ struct RenewalPolicy {
   double renew_fraction = 0.5;
   // Spread renewals of many workloads: up to this fraction of the lifetime earlier.
   double jitter_fraction = 0.1;
+  // A renewal is due no later than this long before the expiry, so a CA round trip
+  // and the push to the proxy fit in what is left even on a loaded machine; only short
+  // certificates feel it. notAfter is whole seconds, so a 2 s certificate lives 1-2 s,
+  // and at half of that a renewal had as little as 0.45 s (a soak saw a CA call take
+  // 0.61 s and the certificate run out first).
+  absl::Duration min_margin = absl::Seconds(1);
+  // ...but the margin never brings a renewal before this fraction of the lifetime, so
+  // a certificate that lives less than twice the margin does not renew in a storm.
+  double earliest_fraction = 0.25;
   absl::Duration initial_backoff = absl::Milliseconds(200);
   absl::Duration max_backoff = absl::Seconds(30);
   // While the current certificate is valid, a retry waits at most a quarter of its
@@ -27,7 +36,9 @@ struct RenewalPolicy {
 //    a quarter of its remaining validity, or the time since its expiry), then jittered
 //    between half and all of it.
 //  - Otherwise: not_before + renew_fraction * lifetime, minus up to jitter_fraction *
-//    lifetime; never before `now`.
+//    lifetime; moved earlier to not_after - min_margin if that is sooner, but not by
+//    the margin to before not_before + earliest_fraction * lifetime; never before
+//    `now`.
 absl::Time NextRenewal(const RenewalPolicy& policy, absl::Time not_before,
                        absl::Time not_after, absl::Time now, int failures,
                        double random01);

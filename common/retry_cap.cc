@@ -15,7 +15,8 @@ absl::Duration CapRetryBackoff(const RetryCap& cap, absl::Duration backoff,
   // last second of a 2 s certificate), and the plain backoff then slept 15-30 s past a
   // CA that was back after 3 s, the workload without a certificate all along (found
   // by the soak).
-  return std::min(backoff, std::max(cap.min_after_expiry, now - not_after));
+  return std::min(
+      {backoff, std::max(cap.min_after_expiry, now - not_after), cap.max_after_expiry});
 }
 
 }  // namespace tandem

@@ -18,6 +18,10 @@ struct RetryCap {
   // less than `min_after_expiry`), so the retries double from the expiry however many
   // failed before it, instead of sleeping a grown backoff past a peer that is back.
   absl::Duration min_after_expiry = absl::Milliseconds(200);
+  // ...and never more than this: a retry that costs the other end nothing (the proxy
+  // dialling its agent's local socket) need not back off from a workload that is out
+  // of service.
+  absl::Duration max_after_expiry = absl::InfiniteDuration();
 };
 
 // Returns `backoff` shortened by `cap` for a certificate valid until `not_after`

@@ -46,12 +46,19 @@ TEST(RetryCapTest, HonoursConfiguredFractionAndFloors) {
   cap.fraction_of_remaining = 0.5;
   cap.min_while_valid = absl::Milliseconds(300);
   cap.min_after_expiry = absl::Milliseconds(100);
+  cap.max_after_expiry = absl::Milliseconds(250);
   EXPECT_EQ(CapRetryBackoff(cap, absl::Seconds(5), kT0 + absl::Seconds(2), kT0),
             absl::Seconds(1));
   EXPECT_EQ(CapRetryBackoff(cap, absl::Seconds(5), kT0 + absl::Milliseconds(400), kT0),
             absl::Milliseconds(300));
   EXPECT_EQ(CapRetryBackoff(cap, absl::Seconds(5), kT0, kT0 + absl::Milliseconds(20)),
             absl::Milliseconds(100));
+  // Expired 3 s ago: the time since the expiry (3 s) is above the ceiling.
+  EXPECT_EQ(CapRetryBackoff(cap, absl::Seconds(5), kT0, kT0 + absl::Seconds(3)),
+            absl::Milliseconds(250));
+  // The ceiling applies only after the expiry.
+  EXPECT_EQ(CapRetryBackoff(cap, absl::Seconds(5), kT0 + absl::Seconds(8), kT0),
+            absl::Seconds(4));
 }
 
 }  // namespace

@@ -18,12 +18,15 @@ struct SdsReconnectOptions {
   // before each wait. Empty: waits are not capped.
   std::function<absl::Time()> certificate_not_after;
   // Each wait (100 ms doubling to 5 s) is shortened for that certificate by the rule
-  // the agent's renewals follow: a quarter of what it has left, floor 50 ms; once it has
-  // expired, as long as it has been expired, floor 100 ms (the first wait). A proxy
-  // whose agent was down so redials before its certificate runs out, not 5 s later.
+  // the agent's renewals follow: a quarter of what it has left, floor 50 ms, so a
+  // proxy whose agent was down redials before its certificate runs out, not 5 s later.
+  // Once it has expired the proxy is out of service and a redial of a local socket
+  // costs the agent nothing: 100-200 ms (a restarted agent's first certificate was
+  // seen up to 2 s late when these waits doubled from the expiry, as the agent's do).
   RetryCap cap = {.fraction_of_remaining = 0.25,
                   .min_while_valid = absl::Milliseconds(50),
-                  .min_after_expiry = absl::Milliseconds(100)};
+                  .min_after_expiry = absl::Milliseconds(100),
+                  .max_after_expiry = absl::Milliseconds(200)};
 };
 
 // Receives the workload secret from the agent over Envoy's SDS protocol

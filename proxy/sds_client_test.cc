@@ -209,6 +209,18 @@ TEST_F(SdsClientTest, RedialsWithinAQuarterOfWhatTheCertificateHasLeft) {
       << service_->streams() << " streams";
 }
 
+TEST_F(SdsClientTest, RedialsEvery200MsAtMostOnceTheCertificateHasExpired) {
+  StartServer();
+  service_->Shutdown();  // every stream ends at once, before any secret
+  SdsReconnectOptions reconnect;
+  const absl::Time expired = absl::Now() - absl::Hours(1);
+  reconnect.certificate_not_after = [expired] { return expired; };
+  StartClient(std::move(reconnect));
+  // Uncapped 30 streams take a minute or more; at 100-200 ms apart, 3-6 s.
+  EXPECT_TRUE(WaitFor([&] { return service_->streams() >= 30; }, absl::Seconds(30)))
+      << service_->streams() << " streams";
+}
+
 TEST_F(SdsClientTest, StopsPromptlyWhileNoServerExists) {
   StartClient();
   absl::SleepFor(absl::Milliseconds(300));  // let it fail a few connection attempts
