@@ -53,17 +53,25 @@ def classify(frames):
         if any(rule.search(sym) for sym, _ in frames):
             return name
     if frames and frames[0][1] == "[kernel.kallsyms]":
+        name = None
+        in_syscall = False
         for sym, dso in frames:
             if dso != "[kernel.kallsyms]":
+                # Caught in the system call's entry or exit: the libc wrapper names it.
+                if in_syscall:
+                    name = re.sub(r"^(__GI_)?_*(libc_)?", "", sym)
                 break
+            in_syscall = in_syscall or sym.startswith("entry_SYSCALL")
             m = SYSCALL.match(sym)
             if m:
                 name = m.group(2)
-                name = {"readv": "read", "sendto": "send", "sendmsg": "send",
-                        "recvfrom": "read", "accept": "accept4", "close_range": "close",
-                        "epoll_pwait": "epoll_wait"}.get(name, name)
-                return "kernel: " + name
-        return "kernel: interrupts, softirq, scheduler (no system call)"
+                break
+        if name is None:
+            return "kernel: interrupts, softirq, scheduler (no system call)"
+        name = {"readv": "read", "sendto": "send", "sendmsg": "send", "recv": "read",
+                "recvfrom": "read", "accept": "accept4", "close_range": "close",
+                "epoll_pwait": "epoll_wait"}.get(name, name)
+        return "kernel: " + name
     for sym, _ in frames:
         for name, rule in FRAME_RULES:
             if rule.search(sym):

@@ -66,7 +66,8 @@ Connection::Connection(WorkerContext ctx, Direction direction, int downstream_fd
       policy_(ctx.policy->Current()) {
   downstream_.owner = upstream_.owner = this;
   downstream_.fd = downstream_fd;
-  started_ = last_activity_ = absl::Now();
+  started_ = absl::Now();
+  last_activity_ = EventLoop::CoarseNow();
 }
 
 Connection::~Connection() {
@@ -105,7 +106,7 @@ void Connection::Start() {
 void Connection::OnEvents(Endpoint* endpoint, uint32_t events) {
   ctx_.loop->AssertInLoopThread("Connection::OnEvents");
   if (state_ == State::kClosed) return;  // a stale event from this batch
-  last_activity_ = absl::Now();
+  last_activity_ = EventLoop::CoarseNow();
   // A drained socket is read again only once the loop reports it readable.
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
     endpoint->drained = false;
@@ -565,7 +566,8 @@ bool Connection::CheckTimeouts(absl::Time now) {
     }
     return true;
   }
-  if (state_ == State::kPumping && now - last_activity_ > ctx_.options->idle_timeout) {
+  if (state_ == State::kPumping &&
+      EventLoop::CoarseNow() - last_activity_ > ctx_.options->idle_timeout) {
     close_reason_ = "idle_timeout";
     Close();
     return true;

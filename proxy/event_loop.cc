@@ -1,6 +1,7 @@
 #include "proxy/event_loop.h"
 
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -58,6 +59,12 @@ void EventLoop::Post(std::function<void()> task) {
   }
   uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+absl::Duration EventLoop::CoarseNow() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return absl::DurationFromTimespec(ts);
 }
 
 void EventLoop::Stop() {

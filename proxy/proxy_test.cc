@@ -765,6 +765,23 @@ TEST(ProxyModeTest, PassesThroughDestinationsOutsideTheMesh) {
   echo.Stop();
 }
 
+TEST(ProxyModeTest, ClosesAConnectionIdleLongerThanTheIdleTimeout) {
+  EchoServer echo;
+  int outbound, unused;
+  std::unique_ptr<Proxy> proxy = StartProxy(
+      absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", echo.port(),
+                   "\", \"mesh_cidrs\": [\"10.0.0.0/8\"], \"idle_timeout_ms\": 300"),
+      &outbound, &unused);
+  int fd = Connect(outbound);
+  ASSERT_EQ(RoundTrip(fd, "busy"), "busy");
+  pollfd readable{fd, POLLIN, 0};
+  ASSERT_EQ(poll(&readable, 1, 10000), 1) << "the idle connection was never closed";
+  char byte;
+  EXPECT_EQ(recv(fd, &byte, 1, 0), 0) << "closed with a FIN, not reset";
+  close(fd);
+  echo.Stop();
+}
+
 TEST(ProxyModeTest, ResetsTheAppWhenItsDestinationRefusesTheConnection) {
   // Bound but not listening: every connection to it is refused.
   int refusing = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

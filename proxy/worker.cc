@@ -4,7 +4,6 @@
 #include <linux/netfilter_ipv6/ip6_tables.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -38,13 +37,6 @@ SocketAddress OriginalDestination(int fd, int family) {
   len = sizeof(ss);
   getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
   return SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-}
-
-// Time since boot to the kernel's tick (a few ms): enough to notice that kTick passed.
-absl::Duration CoarseMonotonic() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return absl::DurationFromTimespec(ts);
 }
 
 bool SameEndpoint(const SocketAddress& a, const SocketAddress& b) {
@@ -194,10 +186,10 @@ void Worker::ResumeAccepting() {
 }
 
 void Worker::Run() {
-  absl::Duration next_check = CoarseMonotonic() + kTick;
+  absl::Duration next_check = EventLoop::CoarseNow() + kTick;
   while (loop_.RunOnce(kTick)) {
     // Asked after every event batch: the coarse clock costs a tenth of absl::Now().
-    absl::Duration elapsed = CoarseMonotonic();
+    absl::Duration elapsed = EventLoop::CoarseNow();
     if (elapsed < next_check) continue;
     next_check = elapsed + kTick;
     ResumeAccepting();
