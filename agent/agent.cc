@@ -23,6 +23,7 @@ constexpr RenewalFailure kAllFailures[] = {
     RenewalFailure::kCa,          RenewalFailure::kBadResponse,
     RenewalFailure::kTrustBundle, RenewalFailure::kSinkRefused};
 
+constexpr char kMillis[] = "%Y-%m-%dT%H:%M:%E3SZ";
 constexpr char kCaRequestsHelp[] =
     "CreateCertificate calls, by result (ok or gRPC code).";
 
@@ -186,6 +187,7 @@ void Agent::Run() {
     }
     RenewalFailure reason = RenewalFailure::kCa;
     absl::Status s = RenewOnce(&reason);
+    if (stopping_.load()) return;  // e.g. a call CaClient::Shutdown() cancelled
     absl::MutexLock lock(&mu_);
     if (s.ok()) {
       failures_ = 0;
@@ -205,6 +207,17 @@ void Agent::Run() {
         phase_ == CertState::kNoCertificate ? absl::InfinitePast() : not_before_;
     next = NextRenewal(options_.policy, not_before, not_after_, absl::Now(), failures_,
                        uniform(rng));
+    if (s.ok()) {
+      // When it asked, how long the CA took and when the next renewal is due: enough
+      // to tell from the log alone whether a renewal came late, and why.
+      log::Info("agent", "certificate installed",
+                {{"serial", serial_},
+                 {"spiffe_id", spiffe_id_},
+                 {"not_after",
+                  absl::FormatTime(absl::RFC3339_sec, not_after_, absl::UTCTimeZone())},
+                 {"ca_ms", absl::ToInt64Milliseconds(last_ca_call_)},
+                 {"renew_at", absl::FormatTime(kMillis, next, absl::UTCTimeZone())}});
+    }
   }
 }
 
@@ -226,9 +239,20 @@ absl::Status Agent::RenewOnce(RenewalFailure* reason) {
         absl::StrCat("token file ", options_.token_file, " is empty"));
   }
   absl::Time start = absl::Now();
+  // The call waits for a reconnecting channel; while a certificate is valid, no longer
+  // than its expiry (but 0.5 s at least, so a call made just before it is not cut
+  // short), so the state turns expired on time and the retry schedule takes over.
+  absl::Time call_deadline = absl::InfiniteFuture();
+  {
+    absl::MutexLock lock(&mu_);
+    if (phase_ != CertState::kNoCertificate && not_after_ > start) {
+      call_deadline = std::max(not_after_, start + absl::Milliseconds(500));
+    }
+  }
   absl::StatusOr<std::vector<std::string>> chain = ca_->CreateCertificate(
-      pending->csr_pem, bearer, options_.requested_validity_seconds);
-  metrics_->ca_latency.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+      pending->csr_pem, bearer, options_.requested_validity_seconds, call_deadline);
+  last_ca_call_ = absl::Now() - start;
+  metrics_->ca_latency.Observe(absl::ToDoubleSeconds(last_ca_call_));
   RecordCaCall(metrics_->registry, chain.status().code());
   if (!chain.ok()) {
     metrics_->CaResult(chain.status().code()).Inc();
@@ -247,9 +271,19 @@ absl::Status Agent::RenewOnce(RenewalFailure* reason) {
     }
     extra_roots = *std::move(extra);
   }
+  std::string pinned_roots = options_.pinned_roots_pem;
+  if (!options_.pinned_roots_file.empty()) {
+    // Unreadable: refusing is safer than accepting a chain to any root.
+    absl::StatusOr<std::string> pinned = ReadFileToString(options_.pinned_roots_file);
+    if (!pinned.ok()) {
+      *reason = RenewalFailure::kTrustBundle;
+      return pinned.status();
+    }
+    pinned_roots = *std::move(pinned);
+  }
   absl::StatusOr<IssuedCredential> issued =
       AcceptCredential(pending->private_key_pem, *chain, extra_roots, spiffe_id_,
-                       absl::Now(), options_.pinned_roots_pem);
+                       absl::Now(), pinned_roots);
   if (!issued.ok()) {
     *reason = RenewalFailure::kBadResponse;
     return issued.status();
@@ -269,11 +303,6 @@ absl::Status Agent::RenewOnce(RenewalFailure* reason) {
   serial_ = issued->serial;
   metrics_->expiry.Set(static_cast<double>(absl::ToUnixSeconds(not_after_)));
   metrics_->issued.Set(static_cast<double>(absl::ToUnixSeconds(not_before_)));
-  log::Info("agent", "certificate installed",
-            {{"serial", serial_},
-             {"spiffe_id", spiffe_id_},
-             {"not_after",
-              absl::FormatTime(absl::RFC3339_sec, not_after_, absl::UTCTimeZone())}});
   return absl::OkStatus();
 }
 

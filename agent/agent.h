@@ -31,6 +31,10 @@ struct AgentOptions {
   // Roots the issued chain must verify against (the CA root the operator trusts);
   // empty accepts whatever root the CA returns.
   std::string pinned_roots_pem;
+  // When set, re-read before every renewal and used instead of pinned_roots_pem (the
+  // agent's --ca-root: in Kubernetes the tandem-ca-root ConfigMap, which holds every
+  // root during a root rotation).
+  std::string pinned_roots_file;
   int64_t requested_validity_seconds = 24 * 3600;
   RenewalPolicy policy;
   // Where the agent's metrics live; null means metrics::Registry::Default(). Must
@@ -71,7 +75,8 @@ class Agent {
 
   // Main thread. Starts the renewal thread; the first request goes out at once.
   void Start();
-  // Main thread. Idempotent; returns once the renewal thread has exited.
+  // Main thread. Idempotent; returns once the renewal thread has exited, which may
+  // wait for a CA call in flight: CaClient::Shutdown() first makes that prompt.
   void Stop();
 
   // Any thread. Exact at the time of the call (expiry is checked against the clock).
@@ -99,6 +104,7 @@ class Agent {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> rotations_ok_{0};
+  absl::Duration last_ca_call_;  // renewal thread only: the last CA call's duration
 
   mutable absl::Mutex mu_;
   absl::CondVar wake_;

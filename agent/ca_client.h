@@ -17,6 +17,14 @@ struct CaClientOptions {
   // Name to verify in the CA's certificate, when `address` is an IP.
   std::string server_name = "tandem-ca";
   absl::Duration timeout = absl::Seconds(10);
+  // When set, re-read before every call and used instead of root_pem (the agent's
+  // --ca-root: in Kubernetes the tandem-ca-root ConfigMap, which tandem-ca rewrites
+  // during a root rotation). An unreadable or empty file keeps the last roots.
+  std::string root_file;
+  // More roots that verify the CA, re-read before every call (the agent's
+  // --extra-roots): during a root rotation tandem-ca's own certificate moves to the
+  // next root, which the operator adds here first (docs/controlplane.md).
+  std::string extra_roots_file;
 };
 
 // Calls istio.v1.auth.IstioCertificateService/CreateCertificate over gRPC+TLS: works
@@ -27,10 +35,17 @@ class CaClient {
   static absl::StatusOr<std::unique_ptr<CaClient>> Create(CaClientOptions options);
   ~CaClient();
   // Sends `csr_pem` with `authorization: Bearer <token>`. Returns the PEM chain, leaf
-  // first. gRPC errors keep their code.
-  absl::StatusOr<std::vector<std::string>> CreateCertificate(const std::string& csr_pem,
-                                                             const std::string& token,
-                                                             int64_t validity_seconds);
+  // first. gRPC errors keep their code. While the channel is (re)connecting the call
+  // waits for it, until `timeout` or `deadline` if sooner, instead of failing at once:
+  // a CA that is back is then used as soon as the channel reaches it, whereas a
+  // fail-fast call made in the second after its return failed, and the failure doubled
+  // the agent's next wait (found by the soak). Returns CANCELLED after Shutdown().
+  absl::StatusOr<std::vector<std::string>> CreateCertificate(
+      const std::string& csr_pem, const std::string& token, int64_t validity_seconds,
+      absl::Time deadline = absl::InfiniteFuture());
+  // Any thread: cancels the call in flight and fails later ones at once, so a stopping
+  // agent does not wait out a call that waits for the CA.
+  void Shutdown();
 
   struct Impl;
 

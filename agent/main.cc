@@ -126,10 +126,13 @@ int main(int argc, char** argv) {
   tandem::agent::CaClientOptions ca_options;
   ca_options.address = get("ca-address", ca_options.address);
   ca_options.server_name = get("ca-server-name", ca_options.server_name);
-  absl::StatusOr<std::string> root =
-      tandem::ReadFileToString(get("ca-root", "/var/run/tandem/ca-root.pem"));
+  const std::string root_file = get("ca-root", "/var/run/tandem/ca-root.pem");
+  absl::StatusOr<std::string> root = tandem::ReadFileToString(root_file);
   if (!root.ok()) return Fail("--ca-root: " + std::string(root.status().message()));
   ca_options.root_pem = *root;
+  // Both re-read: a root rotation changes them while the agent runs.
+  ca_options.root_file = root_file;
+  ca_options.extra_roots_file = get("extra-roots", "");
 
   options.trust_domain = get("trust-domain", options.trust_domain);
   options.ns = get("namespace", options.ns);
@@ -137,6 +140,7 @@ int main(int argc, char** argv) {
   options.token_file = get("token-file", options.token_file);
   options.extra_roots_file = get("extra-roots", "");
   options.pinned_roots_pem = *root;  // the workload chain must come from this CA
+  options.pinned_roots_file = root_file;
 
   tandem::agent::SdsServerOptions sds_options;
   sds_options.socket_path = get("sds-socket", sds_options.socket_path);
@@ -246,6 +250,7 @@ int main(int argc, char** argv) {
                                   "/sa/", options.service_account)}});
   int sig;
   sigwait(&signals, &sig);
+  (*ca)->Shutdown();  // a call waiting for the CA would hold up the agent's stop
   agent.Stop();
   if (http) http->Stop();
   if (app_health) app_health->Stop();  // before the prober its handlers call

@@ -44,7 +44,8 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
 
   PolicyRelayOptions options;
   metrics::Registry& registry;
-  std::unique_ptr<pb::MeshPolicyService::Stub> stub;
+  // Re-reads the CA's roots for every new upstream stream.
+  std::unique_ptr<CaChannel> channel;
   StreamLoop upstream_loop;
   metrics::Gauge& upstream_gauge;
   metrics::Counter& relayed;
@@ -208,6 +209,8 @@ bool PolicyRelay::Impl::RunUpstream() {
   if (!attachment.attached()) return false;
   pb::PolicyRequest first;
   first.set_node(options.node);
+  // Before the stream, after it: the call keeps the stub's channel.
+  auto stub = pb::MeshPolicyService::NewStub(channel->Get());
   auto stream = stub->StreamPolicy(&context);
   bool opened;
   {
@@ -261,7 +264,7 @@ absl::StatusOr<std::unique_ptr<PolicyRelay>> PolicyRelay::Create(
   }
   auto impl = std::make_unique<Impl>(options.registry ? *options.registry
                                                       : metrics::Registry::Default());
-  impl->stub = pb::MeshPolicyService::NewStub(NewCaChannel(options.ca));
+  impl->channel = std::make_unique<CaChannel>(options.ca);
   impl->options = std::move(options);
   return std::unique_ptr<PolicyRelay>(new PolicyRelay(std::move(impl)));
 }

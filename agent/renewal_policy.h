@@ -2,6 +2,7 @@
 #define TANDEM_AGENT_RENEWAL_POLICY_H_
 
 #include "absl/time/time.h"
+#include "common/retry_cap.h"
 
 namespace tandem::agent {
 
@@ -10,26 +11,34 @@ struct RenewalPolicy {
   double renew_fraction = 0.5;
   // Spread renewals of many workloads: up to this fraction of the lifetime earlier.
   double jitter_fraction = 0.1;
+  // A renewal is due no later than this long before the expiry, so a CA round trip
+  // and the push to the proxy fit in what is left even on a loaded machine; only short
+  // certificates feel it. notAfter is whole seconds, so a 2 s certificate lives 1-2 s,
+  // and at half of that a renewal had as little as 0.45 s (a soak saw a CA call take
+  // 0.61 s and the certificate run out first).
+  absl::Duration min_margin = absl::Seconds(1);
+  // ...but the margin never brings a renewal before this fraction of the lifetime, so
+  // a certificate that lives less than twice the margin does not renew in a storm.
+  double earliest_fraction = 0.25;
   absl::Duration initial_backoff = absl::Milliseconds(200);
   absl::Duration max_backoff = absl::Seconds(30);
-  // While the current certificate is still valid, a retry waits at most this fraction
-  // of its remaining validity, but never less than `min_retry`: a backoff that grew
-  // while the CA was down must not sleep past the expiry it is trying to prevent.
-  double max_retry_fraction_of_remaining = 0.25;
-  absl::Duration min_retry = absl::Milliseconds(50);
+  // While the current certificate is valid, a retry waits at most a quarter of its
+  // remaining validity (floor 50 ms); once it has expired, at most as long as it has
+  // been expired (floor 200 ms). The same rule as the proxy's SDS redials.
+  RetryCap retry_cap;
 };
 
 // Returns when to next ask the CA for a certificate. Side-effect free: the caller passes
 // the clock and a uniform random number in [0, 1).
 //  - With no certificate (not_after == InfinitePast()) or after `failures` consecutive
-//    failed attempts: exponential backoff from `now` (initial * 2^(failures-1), capped),
-//    with full jitter between half and all of it; while a certificate is still valid,
-//    never more than max_retry_fraction_of_remaining of its remaining validity
-//    (floored at min_retry) from `now`; once it has expired, never more than the time
-//    since its expiry (floored at initial_backoff), so the retries double from the
-//    expiry however many failed before it.
+//    failed attempts: exponential backoff from `now` (initial * 2^(failures-1), capped
+//    at max_backoff), shortened by `retry_cap` for the certificate held (CapRetryBackoff:
+//    a quarter of its remaining validity, or the time since its expiry), then jittered
+//    between half and all of it.
 //  - Otherwise: not_before + renew_fraction * lifetime, minus up to jitter_fraction *
-//    lifetime; never before `now`.
+//    lifetime; moved earlier to not_after - min_margin if that is sooner, but not by
+//    the margin to before not_before + earliest_fraction * lifetime; never before
+//    `now`.
 absl::Time NextRenewal(const RenewalPolicy& policy, absl::Time not_before,
                        absl::Time not_after, absl::Time now, int failures,
                        double random01);

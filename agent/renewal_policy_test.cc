@@ -40,8 +40,9 @@ TEST(RenewalPolicyTest, Table) {
        kT0 + absl::Seconds(10), kT0 + absl::Seconds(9), 30, 1.0,
        kT0 + absl::Seconds(9.25)},
       {"failing, 2 s left: the 1.6 s backoff is cut to 0.5 s", kT0,
-       kT0 + absl::Seconds(4), kT0 + absl::Seconds(2), 4, 1.0,
-       kT0 + absl::Seconds(2.5)},
+       kT0 + absl::Seconds(4), kT0 + absl::Seconds(2), 4, 1.0, kT0 + absl::Seconds(2.5)},
+      {"failing, 2 s left, least jitter: half of the 0.5 s cap, never past it", kT0,
+       kT0 + absl::Seconds(4), kT0 + absl::Seconds(2), 4, 0.0, kT0 + absl::Seconds(2.25)},
       {"failing, 0.1 s left: the floor", kT0, kT0 + absl::Seconds(4),
        kT0 + absl::Seconds(3.9), 5, 1.0, kT0 + absl::Seconds(3.95)},
       {"failing, cap above the backoff: backoff", kT0, kT0 + absl::Hours(2),
@@ -57,6 +58,17 @@ TEST(RenewalPolicyTest, Table) {
        kT0 + absl::Seconds(14), 3, 1.0, kT0 + absl::Seconds(14.8)},
       {"short-lived cert: renews at half", kT0, kT0 + absl::Seconds(4), kT0, 0, 0.0,
        kT0 + absl::Seconds(2)},
+      {"2 s certificate living 2 s: half is 1 s before expiry, the margin", kT0,
+       kT0 + absl::Seconds(2), kT0, 0, 0.0, kT0 + absl::Seconds(1)},
+      {"2 s certificate living 1.5 s (notAfter in whole seconds): 1 s before expiry, "
+       "not 0.75 s",
+       kT0, kT0 + absl::Seconds(1.5), kT0, 0, 0.0, kT0 + absl::Seconds(0.5)},
+      {"living 1 s: not before a quarter of its life, 0.75 s before expiry", kT0,
+       kT0 + absl::Seconds(1), kT0, 0, 0.0, kT0 + absl::Seconds(0.25)},
+      {"living 1 s, full jitter: still a quarter in", kT0, kT0 + absl::Seconds(1), kT0, 0,
+       1.0, kT0 + absl::Seconds(0.25)},
+      {"living 1 s, arrived late: now", kT0, kT0 + absl::Seconds(1),
+       kT0 + absl::Seconds(0.4), 0, 0.0, kT0 + absl::Seconds(0.4)},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(NextRenewal(p, c.not_before, c.not_after, c.now, c.failures, c.random),
@@ -71,6 +83,22 @@ TEST(RenewalPolicyTest, HonoursConfiguredFraction) {
   p.jitter_fraction = 0;
   EXPECT_EQ(NextRenewal(p, kT0, kT0 + absl::Hours(10), kT0, 0, 0.7),
             kT0 + absl::Hours(8));
+  // A fraction below the margin's earliest point is the operator's choice: kept.
+  p.renew_fraction = 0.1;
+  EXPECT_EQ(NextRenewal(p, kT0, kT0 + absl::Seconds(10), kT0, 0, 0.7),
+            kT0 + absl::Seconds(1));
+}
+
+TEST(RenewalPolicyTest, HonoursConfiguredMargin) {
+  RenewalPolicy p;
+  p.jitter_fraction = 0;
+  p.min_margin = absl::Minutes(30);
+  EXPECT_EQ(NextRenewal(p, kT0, kT0 + absl::Hours(1), kT0, 0, 0.5),
+            kT0 + absl::Minutes(30));
+  EXPECT_EQ(NextRenewal(p, kT0, kT0 + absl::Minutes(50), kT0, 0, 0.5),
+            kT0 + absl::Minutes(20));
+  EXPECT_EQ(NextRenewal(p, kT0, kT0 + absl::Minutes(20), kT0, 0, 0.5),
+            kT0 + absl::Minutes(5));
 }
 
 }  // namespace

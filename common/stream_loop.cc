@@ -16,15 +16,16 @@ StreamLoop::Attachment::~Attachment() {
 
 StreamLoop::~StreamLoop() { Stop(); }
 
-void StreamLoop::Start(std::function<bool()> run_one_stream) {
+void StreamLoop::Start(std::function<bool()> run_one_stream, BackoffCap cap) {
   if (thread_.joinable()) {
     // Two loops would race for one hook: a caller bug.
     std::fputs("tandem::StreamLoop CHECK failed: Start called twice\n", stderr);
     std::abort();
   }
   if (stopping_.load()) return;
-  thread_ = std::thread(
-      [this, run = std::move(run_one_stream)] { RunStreamWithBackoff(stopping_, run); });
+  thread_ = std::thread([this, run = std::move(run_one_stream), cap = std::move(cap)] {
+    RunStreamWithBackoff(stopping_, run, absl::Seconds(5), cap);
+  });
 }
 
 void StreamLoop::Stop() {

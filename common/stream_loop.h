@@ -7,6 +7,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "common/stream_backoff.h"
 
 namespace tandem {
 
@@ -45,9 +46,10 @@ class StreamLoop {
   StreamLoop& operator=(const StreamLoop&) = delete;
 
   // Main thread, at most once: starts the thread. `run_one_stream` runs one stream until
-  // it ends and returns true if it received anything (which resets the backoff). Does
-  // nothing after Stop().
-  void Start(std::function<bool()> run_one_stream);
+  // it ends and returns true if it received anything (which resets the backoff); `cap`,
+  // if set, shortens each wait between streams (RunStreamWithBackoff). Does nothing
+  // after Stop().
+  void Start(std::function<bool()> run_one_stream, BackoffCap cap = nullptr);
   // Main thread: stops the loop, cancels the stream in flight and joins the thread.
   // Safe before Start and more than once.
   void Stop();

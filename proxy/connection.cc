@@ -116,7 +116,7 @@ void Connection::OnEvents(Endpoint* endpoint, uint32_t events) {
       Sniff();
       break;
     case State::kConnecting:
-      if (endpoint == &upstream_) OnConnected();
+      if (endpoint == &upstream_) OnConnected(events);
       break;
     case State::kHandshaking:
       ContinueHandshake();
@@ -192,10 +192,14 @@ void Connection::ConnectUpstream(const SocketAddress& target) {
   SetInterest(upstream_, EPOLLOUT);
 }
 
-void Connection::OnConnected() {
+void Connection::OnConnected(uint32_t events) {
+  // A pending socket error always raises EPOLLERR: without it (or a hang-up) the
+  // connect succeeded, and asking SO_ERROR would be a system call for nothing.
   int error = 0;
-  socklen_t len = sizeof(error);
-  getsockopt(upstream_.fd, SOL_SOCKET, SO_ERROR, &error, &len);
+  if (events & (EPOLLERR | EPOLLHUP)) {
+    socklen_t len = sizeof(error);
+    getsockopt(upstream_.fd, SOL_SOCKET, SO_ERROR, &error, &len);
+  }
   if (error != 0) {
     CountConnectFailure();
     // Tell the app the way a direct connection would have: with a reset.

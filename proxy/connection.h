@@ -89,7 +89,7 @@ class Connection {
   void OnEvents(Endpoint* endpoint, uint32_t events);
   void Sniff();
   void ConnectUpstream(const SocketAddress& target);
-  void OnConnected();
+  void OnConnected(uint32_t events);
   void StartHandshake();
   void ContinueHandshake();
   void StartPumping();

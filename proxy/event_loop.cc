@@ -54,6 +54,7 @@ void EventLoop::Post(std::function<void()> task) {
   {
     absl::MutexLock lock(&mu_);
     posted_.push_back(std::move(task));
+    has_posted_.store(true);
   }
   uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof(one));
@@ -102,7 +103,9 @@ bool EventLoop::RunOnce(absl::Duration timeout) {
     handler->OnEvents(events_[i].events);
   }
   std::vector<std::function<void()>> tasks;
-  {
+  // A task posted after this exchange sets the flag again and runs next turn; the
+  // lock orders the tasks' contents.
+  if (has_posted_.exchange(false)) {
     absl::MutexLock lock(&mu_);
     tasks.swap(posted_);
   }

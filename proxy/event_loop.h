@@ -85,6 +85,9 @@ class EventLoop {
   std::atomic<std::thread::id> owner_{std::thread::id()};
   absl::Mutex mu_;
   std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
+  // Set by Post() with the lock held: RunOnce() takes the lock only when it is set,
+  // not on every turn.
+  std::atomic<bool> has_posted_{false};
   std::vector<std::function<void()>> graveyard_;  // loop thread only
   std::vector<epoll_event> events_ = std::vector<epoll_event>(256);
 };

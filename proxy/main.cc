@@ -31,6 +31,7 @@
 #include "proxy/policy_client.h"
 #include "proxy/proxy.h"
 #include "proxy/sds_client.h"
+#include "proxy/tls_context_manager.h"
 #include "proxy/wait_ready.h"
 
 namespace {
@@ -234,8 +235,16 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<tandem::proxy::SdsClient> sds;
   if (!options->sds_socket.empty()) {
+    // Redials of a lost stream never wait past a quarter of what the certificate in
+    // force has left: the agent may be back with the next one.
+    tandem::proxy::SdsReconnectOptions reconnect;
+    reconnect.certificate_not_after = [tls = &(*proxy)->tls()] {
+      std::shared_ptr<tandem::proxy::TlsSnapshot> latest = tls->Latest();
+      return latest ? latest->leaf.not_after() : absl::InfinitePast();
+    };
     absl::StatusOr<std::unique_ptr<tandem::proxy::SdsClient>> client =
-        tandem::proxy::SdsClient::Create(options->sds_socket, &(*proxy)->tls());
+        tandem::proxy::SdsClient::Create(options->sds_socket, &(*proxy)->tls(),
+                                         std::move(reconnect));
     if (!client.ok()) return Fail(2, "SDS client", client.status());
     sds = *std::move(client);
     sds->Start();

@@ -1,6 +1,7 @@
 // Secrets cross into BoringSSL code only as PEM strings through SecretSink.
 #include "proxy/sds_client.h"
 
+#include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "common/metrics/registry.h"
 #include "common/stream_loop.h"
@@ -15,6 +16,7 @@ namespace discovery = ::envoy::service::discovery::v3;
 struct SdsClient::Impl {
   std::string socket_path;
   SecretSink* sink;
+  SdsReconnectOptions reconnect;
   metrics::Registry registry;  // before the metrics it owns
   metrics::Counter& accepted =
       registry.GetCounter("tandem_proxy_sds_updates_total",
@@ -32,14 +34,15 @@ struct SdsClient::Impl {
   bool RunStream();
 };
 
-absl::StatusOr<std::unique_ptr<SdsClient>> SdsClient::Create(std::string socket_path,
-                                                             SecretSink* sink) {
+absl::StatusOr<std::unique_ptr<SdsClient>> SdsClient::Create(
+    std::string socket_path, SecretSink* sink, SdsReconnectOptions reconnect) {
   if (socket_path.empty() || socket_path[0] != '/') {
     return absl::InvalidArgumentError("sds_socket must be an absolute path");
   }
   auto impl = std::make_unique<Impl>();
   impl->socket_path = std::move(socket_path);
   impl->sink = sink;
+  impl->reconnect = std::move(reconnect);
   return std::unique_ptr<SdsClient>(new SdsClient(std::move(impl)));
 }
 
@@ -48,7 +51,14 @@ SdsClient::SdsClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SdsClient::~SdsClient() { Stop(); }
 
 void SdsClient::Start() {
-  impl_->loop.Start([impl = impl_.get()] { return impl->RunStream(); });
+  BackoffCap cap;
+  if (impl_->reconnect.certificate_not_after) {
+    cap = [impl = impl_.get()](absl::Duration backoff) {
+      return CapRetryBackoff(impl->reconnect.cap, backoff,
+                             impl->reconnect.certificate_not_after(), absl::Now());
+    };
+  }
+  impl_->loop.Start([impl = impl_.get()] { return impl->RunStream(); }, std::move(cap));
 }
 
 void SdsClient::Stop() { impl_->loop.Stop(); }

@@ -89,8 +89,9 @@ class SdsClientTest : public ::testing::Test {
     server_.reset();
     service_ = nullptr;
   }
-  void StartClient() {
-    absl::StatusOr<std::unique_ptr<SdsClient>> client = SdsClient::Create(path_, &sink_);
+  void StartClient(SdsReconnectOptions reconnect = {}) {
+    absl::StatusOr<std::unique_ptr<SdsClient>> client =
+        SdsClient::Create(path_, &sink_, std::move(reconnect));
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = *std::move(client);
     client_->Start();
@@ -193,6 +194,31 @@ TEST_F(SdsClientTest, ReconnectsAfterTheServerRestartsAndIsFedAgain) {
   ASSERT_TRUE(WaitFor([&] { return service_->streams() >= 1; }, absl::Seconds(10)));
   service_->Push(Response("v1", "n1", true, true));  // a restarted agent starts over
   EXPECT_TRUE(WaitFor([&] { return sink_.count() == 2; }, absl::Seconds(5)));
+}
+
+TEST_F(SdsClientTest, RedialsWithinAQuarterOfWhatTheCertificateHasLeft) {
+  StartServer();
+  service_->Shutdown();  // every stream ends at once, before any secret
+  SdsReconnectOptions reconnect;
+  // A certificate forever 100 ms from its expiry: each wait is cut to the 50 ms floor.
+  reconnect.certificate_not_after = [] { return absl::Now() + absl::Milliseconds(100); };
+  StartClient(std::move(reconnect));
+  // Uncapped (100 ms doubling to 5 s, jitter down to half) 30 streams take a minute or
+  // more; capped, about 1.5 s.
+  EXPECT_TRUE(WaitFor([&] { return service_->streams() >= 30; }, absl::Seconds(30)))
+      << service_->streams() << " streams";
+}
+
+TEST_F(SdsClientTest, RedialsEvery200MsAtMostOnceTheCertificateHasExpired) {
+  StartServer();
+  service_->Shutdown();  // every stream ends at once, before any secret
+  SdsReconnectOptions reconnect;
+  const absl::Time expired = absl::Now() - absl::Hours(1);
+  reconnect.certificate_not_after = [expired] { return expired; };
+  StartClient(std::move(reconnect));
+  // Uncapped 30 streams take a minute or more; at 100-200 ms apart, 3-6 s.
+  EXPECT_TRUE(WaitFor([&] { return service_->streams() >= 30; }, absl::Seconds(30)))
+      << service_->streams() << " streams";
 }
 
 TEST_F(SdsClientTest, StopsPromptlyWhileNoServerExists) {

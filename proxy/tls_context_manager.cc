@@ -52,9 +52,19 @@ std::vector<pki::Certificate> PeerChain(const SSL* ssl, size_t max = SIZE_MAX) {
 ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
   PeerVerification* v = TlsContextManager::GetVerification(ssl);
   if (v == nullptr) return ssl_verify_invalid;
+  absl::Time now = absl::Now();
+  VerifiedChainCache::Key key =
+      VerifiedChainCache::KeyOf(SSL_get0_peer_certificates(ssl));
+  if (std::shared_ptr<const VerifiedChain> known =
+          v->snapshot->verified->Find(key, now)) {
+    v->identity = known->identity;
+    v->serial_hex = known->serial_hex;
+    return ssl_verify_ok;
+  }
   std::vector<pki::Certificate> chain = PeerChain(ssl);
+  pki::Validity validity;
   absl::StatusOr<SpiffeId> id =
-      v->snapshot->bundle.Verify(chain, absl::Now(), &v->failure);
+      v->snapshot->bundle.Verify(chain, now, &v->failure, &validity);
   if (!id.ok()) {
     v->error = std::string(id.status().message());
     *out_alert = v->failure == pki::VerifyFailure::kExpired ? SSL_AD_CERTIFICATE_EXPIRED
@@ -70,6 +80,8 @@ ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
   }
   v->identity = *std::move(id);
   v->serial_hex = chain.front().SerialHex();
+  v->snapshot->verified->Insert(key,
+                                VerifiedChain{*v->identity, v->serial_hex, validity});
   return ssl_verify_ok;
 }
 
@@ -145,16 +157,25 @@ absl::Status ConfigureCommon(SSL_CTX* ctx, const pki::WorkloadCredentials& creds
       !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
       !SSL_CTX_set1_curves_list(ctx, "X25519:P-256") ||
       !SSL_CTX_set_verify_algorithm_prefs(ctx, kVerifySignatureAlgorithms,
-                                          std::size(kVerifySignatureAlgorithms)) ||
-      !SSL_CTX_use_certificate(ctx, creds.leaf().get()) ||
-      !SSL_CTX_use_PrivateKey(ctx, creds.key.get())) {
+                                          std::size(kVerifySignatureAlgorithms))) {
     ERR_clear_error();
     return absl::InternalError("TLS context setup failed");
   }
-  for (size_t i = 1; i < creds.chain.size(); ++i) {
-    if (!SSL_CTX_add1_chain_cert(ctx, creds.chain[i].get())) {
+  std::vector<bssl::UniquePtr<CRYPTO_BUFFER>> chain;
+  std::vector<CRYPTO_BUFFER*> chain_ptrs;
+  for (const pki::Certificate& cert : creds.chain) {
+    std::string der = cert.ToDer();
+    chain.emplace_back(CRYPTO_BUFFER_new(reinterpret_cast<const uint8_t*>(der.data()),
+                                         der.size(), nullptr));
+    if (der.empty() || chain.back() == nullptr) {
       return absl::InternalError("TLS context: chain setup failed");
     }
+    chain_ptrs.push_back(chain.back().get());
+  }
+  if (!SSL_CTX_set_chain_and_key(ctx, chain_ptrs.data(), chain_ptrs.size(),
+                                 creds.key.get(), nullptr)) {
+    ERR_clear_error();
+    return absl::InternalError("TLS context: certificate or key setup failed");
   }
   // TLS 1.2 names the certificate's key type in the suite: ECDSA and RSA leaves.
   if (allow_tls12 && !SSL_CTX_set_strict_cipher_list(ctx,
@@ -219,13 +240,17 @@ absl::StatusOr<std::shared_ptr<TlsSnapshot>> TlsContextManager::Build(
                                                    options_.trust_domain));
   }
 
-  auto snapshot = std::make_shared<TlsSnapshot>(
-      TlsSnapshot{.server = bssl::UniquePtr<SSL_CTX>(SSL_CTX_new(TLS_method())),
-                  .client = bssl::UniquePtr<SSL_CTX>(SSL_CTX_new(TLS_method())),
-                  .bundle = *bundle,
-                  .leaf = creds.leaf(),
-                  .identity = *id,
-                  .trust_domain = options_.trust_domain});
+  // Certificates as CRYPTO_BUFFERs only: with TLS_method BoringSSL would also parse
+  // every peer certificate (and a server's list of CA names) into X509 objects, which
+  // verification (VerifyPeer) does not use, and free them again with the session.
+  auto snapshot = std::make_shared<TlsSnapshot>(TlsSnapshot{
+      .server = bssl::UniquePtr<SSL_CTX>(SSL_CTX_new(TLS_with_buffers_method())),
+      .client = bssl::UniquePtr<SSL_CTX>(SSL_CTX_new(TLS_with_buffers_method())),
+      .bundle = *bundle,
+      .leaf = creds.leaf(),
+      .leaf_not_after = creds.leaf().not_after(),
+      .identity = *id,
+      .trust_domain = options_.trust_domain});
   if (!snapshot->server || !snapshot->client) {
     return absl::InternalError("SSL_CTX allocation failed");
   }
@@ -271,7 +296,7 @@ absl::Status TlsContextManager::UpdateSecret(const WorkloadSecretPem& secret) {
 
 std::shared_ptr<TlsSnapshot> TlsContextManager::Current() const {
   std::shared_ptr<TlsSnapshot> snapshot = Latest();
-  if (snapshot == nullptr || absl::Now() < snapshot->leaf.not_after()) return snapshot;
+  if (snapshot == nullptr || absl::Now() < snapshot->leaf_not_after) return snapshot;
   if (expiry_logged_.exchange(snapshot->generation) != snapshot->generation) {
     log::Error(
         "proxy", "certificate expired: mTLS refused until a new one arrives",
@@ -310,9 +335,8 @@ bssl::UniquePtr<SSL> TlsContextManager::NewClientSsl(
     const std::shared_ptr<TlsSnapshot>& snapshot, const std::string& destination) {
   bssl::UniquePtr<SSL> ssl(SSL_new(snapshot->client.get()));
   if (!ssl) return nullptr;
-  SSL_set_ex_data(
-      ssl.get(), VerificationIndex(),
-      new PeerVerification{.snapshot = snapshot, .destination = destination});
+  SSL_set_ex_data(ssl.get(), VerificationIndex(),
+                  new PeerVerification{.snapshot = snapshot, .destination = destination});
   if (bssl::UniquePtr<SSL_SESSION> session = snapshot->sessions->Take(destination)) {
     SSL_set_session(ssl.get(), session.get());
   }

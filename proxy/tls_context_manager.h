@@ -12,10 +12,12 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/pki/certificate.h"
 #include "common/pki/trust_bundle.h"
 #include "common/secret_sink.h"
 #include "common/spiffe_id.h"
+#include "proxy/verified_chain_cache.h"
 
 namespace tandem::proxy {
 
@@ -51,18 +53,22 @@ class SessionCache {
 };
 
 // One published generation of TLS state: server and client SSL_CTX built from one
-// validated secret. Immutable after publication except the client session cache, which
-// has its own lock (SessionCache). Connections hold a shared_ptr for their whole life, so
+// validated secret. Immutable after publication except the client session cache and the
+// verified-chain cache, which have their own locks. Connections hold a shared_ptr for their whole life, so
 // a rotation never touches an open connection.
 struct TlsSnapshot {
   bssl::UniquePtr<SSL_CTX> server;
   bssl::UniquePtr<SSL_CTX> client;
   pki::TrustBundle bundle;
   pki::Certificate leaf;
+  // leaf.not_after(), read once: Current() checks it for every connection.
+  absl::Time leaf_not_after;
   SpiffeId identity;
   std::string trust_domain;
   uint64_t generation = 0;
   std::unique_ptr<SessionCache> sessions = std::make_unique<SessionCache>();
+  // Peer chains verified against `bundle`: a new bundle starts an empty one.
+  std::unique_ptr<VerifiedChainCache> verified = std::make_unique<VerifiedChainCache>();
   std::string chain_pem;  // as delivered, leaf first: for the admin endpoint
 };
 

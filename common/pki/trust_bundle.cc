@@ -3,6 +3,8 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
@@ -86,8 +88,8 @@ absl::StatusOr<TrustBundle> TrustBundle::FromCertificates(
 }
 
 absl::StatusOr<SpiffeId> TrustBundle::Verify(const std::vector<Certificate>& chain,
-                                             absl::Time now,
-                                             VerifyFailure* failure) const {
+                                             absl::Time now, VerifyFailure* failure,
+                                             Validity* validity) const {
   if (failure != nullptr) *failure = VerifyFailure::kNone;
   if (chain.empty()) {
     return Fail(VerifyFailure::kMalformed, failure,
@@ -125,6 +127,15 @@ absl::StatusOr<SpiffeId> TrustBundle::Verify(const std::vector<Certificate>& cha
     return Fail(VerifyFailure::kBadIdentity, failure,
                 absl::PermissionDeniedError(
                     absl::StrCat("peer identity refused: ", id.status().message())));
+  }
+  if (validity != nullptr) {
+    *validity = Validity{absl::InfinitePast(), absl::InfiniteFuture()};
+    STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(ctx.get());
+    for (size_t i = 0; i < sk_X509_num(path); ++i) {
+      Certificate cert = Certificate::FromX509(sk_X509_value(path, i));
+      validity->not_before = std::max(validity->not_before, cert.not_before());
+      validity->not_after = std::min(validity->not_after, cert.not_after());
+    }
   }
   return id;
 }

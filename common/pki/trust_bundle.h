@@ -27,6 +27,13 @@ enum class VerifyFailure {
 };
 std::string_view VerifyFailureName(VerifyFailure failure);
 
+// When a verified chain verifies: the overlap of the validity periods of every
+// certificate on the verified path, the root's included.
+struct Validity {
+  absl::Time not_before;
+  absl::Time not_after;
+};
+
 // A set of trusted root certificates (several at once, so a root can rotate with an
 // overlap and no restart). Immutable once built; any thread may call Verify().
 class TrustBundle {
@@ -36,10 +43,12 @@ class TrustBundle {
   static absl::StatusOr<TrustBundle> FromCertificates(std::vector<Certificate> roots);
 
   // Verifies `chain` (leaf first, then intermediates) against the roots at `now` and
-  // returns the leaf's SPIFFE ID. On refusal sets *failure (when non-null) and returns
+  // returns the leaf's SPIFFE ID, and in *validity (when non-null) the times between
+  // which the same chain verifies. On refusal sets *failure (when non-null) and returns
   // kUnauthenticated (chain problems) or kPermissionDenied (identity problems).
   absl::StatusOr<SpiffeId> Verify(const std::vector<Certificate>& chain, absl::Time now,
-                                  VerifyFailure* failure = nullptr) const;
+                                  VerifyFailure* failure = nullptr,
+                                  Validity* validity = nullptr) const;
 
   const std::vector<Certificate>& roots() const { return roots_; }
   std::string ToPem() const { return Certificate::ChainToPem(roots_); }

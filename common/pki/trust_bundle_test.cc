@@ -1,5 +1,7 @@
 #include "common/pki/trust_bundle.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
 #include "tests/support/pki_test_util.h"
@@ -20,6 +22,17 @@ TEST(TrustBundleTest, VerifiesChainAndReturnsIdentity) {
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_EQ(id->ToString(), kId);
   EXPECT_EQ(failure, VerifyFailure::kNone);
+}
+
+TEST(TrustBundleTest, ReportsWhenTheVerifiedPathIsValid) {
+  CertificateAuthority ca = MakeRoot();
+  WorkloadCredentials creds = MakeWorkload(ca, kId, absl::Hours(2));
+  Validity validity;
+  ASSERT_TRUE(creds.bundle.Verify(creds.chain, absl::Now(), nullptr, &validity).ok());
+  const Certificate& leaf = creds.chain.front();
+  EXPECT_EQ(validity.not_before, std::max(leaf.not_before(), ca.root().not_before()));
+  EXPECT_EQ(validity.not_after, std::min(leaf.not_after(), ca.root().not_after()));
+  EXPECT_LT(validity.not_before, validity.not_after);
 }
 
 TEST(TrustBundleTest, AcceptsAnyOfSeveralRoots) {

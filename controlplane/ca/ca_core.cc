@@ -95,9 +95,6 @@ struct CaCore::Signer {
 
 struct CaCore::State {
   CaCoreOptions options;
-  // The CA's own gRPC serving certificate, issued at Create from the signer of then.
-  std::string server_key_pem;
-  std::string server_chain_pem;
   mutable absl::Mutex mu;
   std::shared_ptr<const Signer> signer ABSL_GUARDED_BY(mu);
   // The refusal last reported by Reload, so a file left bad is reported once.
@@ -110,17 +107,34 @@ CaCore::~CaCore() = default;
 absl::StatusOr<CaCore::Sources> CaCore::ReadSources(const CaCoreOptions& options) {
   const std::string& dir = options.root_dir;
   const std::string key_path = dir + "/ca-key.pem", cert_path = dir + "/ca-cert.pem";
+  const std::string root_cert_path = dir + "/root-cert.pem";
+  const std::string cert_chain_path = dir + "/cert-chain.pem";
+  // Istio's two files are optional; present, they are checked as the key is: they
+  // come in the same Secret, and a chain someone else could write is a chain they
+  // choose.
+  std::vector<std::string> files = {key_path, cert_path};
+  struct stat st;
+  for (const std::string& path : {root_cert_path, cert_chain_path}) {
+    if (stat(path.c_str(), &st) == 0) files.push_back(path);
+  }
   if (options.key_permissions == KeyPermissions::kSecretVolume) {
-    for (const std::string& path : {key_path, cert_path}) {
+    for (const std::string& path : files) {
       if (absl::Status s = CheckSecretVolumeFile(path); !s.ok()) return s;
     }
   } else {
-    for (auto [path, is_dir] : {std::pair{dir, true}, std::pair{key_path, false},
-                                std::pair{cert_path, false}}) {
-      if (absl::Status s = CheckOwnerOnly(path, is_dir); !s.ok()) return s;
+    if (absl::Status s = CheckOwnerOnly(dir, true); !s.ok()) return s;
+    for (const std::string& path : files) {
+      if (absl::Status s = CheckOwnerOnly(path, false); !s.ok()) return s;
     }
   }
   Sources sources;
+  for (auto [path, pem] : {std::pair{root_cert_path, &sources.root_cert_pem},
+                           std::pair{cert_chain_path, &sources.cert_chain_pem}}) {
+    if (std::find(files.begin(), files.end(), path) == files.end()) continue;
+    absl::StatusOr<std::string> text = ReadFileToString(path);
+    if (!text.ok()) return text.status();
+    *pem = *std::move(text);
+  }
   absl::StatusOr<std::string> key_pem = ReadFileToString(key_path);
   if (!key_pem.ok()) return key_pem.status();
   absl::StatusOr<std::string> cert_pem = ReadFileToString(cert_path);
@@ -139,28 +153,75 @@ absl::StatusOr<CaCore::Sources> CaCore::ReadSources(const CaCoreOptions& options
 absl::StatusOr<std::shared_ptr<const CaCore::Signer>> CaCore::BuildSigner(
     const CaCoreOptions& options, Sources sources) {
   auto signer = std::make_shared<Signer>();
-  absl::StatusOr<pki::CertificateAuthority> ca =
-      pki::CertificateAuthority::FromPem(sources.key_pem, sources.cert_pem);
-  if (!ca.ok()) {
+  auto refused = [&](absl::string_view why) {
     return absl::FailedPreconditionError(
-        absl::StrCat("CA files in ", options.root_dir, ": ", ca.status().message()));
+        absl::StrCat("CA files in ", options.root_dir, ": ", why));
+  };
+  auto blank = [](const std::string& pem) {
+    return absl::StripAsciiWhitespace(pem).empty();
+  };
+  // Istio's layout: ca-cert.pem holds the signing certificate alone and cert-chain.pem
+  // it and its issuers up to the root (empty when ca-cert.pem is the root itself).
+  const std::string* chain_pem = &sources.cert_pem;
+  if (!blank(sources.cert_chain_pem)) {
+    absl::StatusOr<std::vector<pki::Certificate>> signing =
+        pki::Certificate::ChainFromPem(sources.cert_pem);
+    absl::StatusOr<std::vector<pki::Certificate>> chain =
+        pki::Certificate::ChainFromPem(sources.cert_chain_pem);
+    if (!signing.ok())
+      return refused(absl::StrCat("ca-cert.pem: ", signing.status().message()));
+    if (!chain.ok()) {
+      return refused(absl::StrCat("cert-chain.pem: ", chain.status().message()));
+    }
+    if (signing->front().ToDer() != chain->front().ToDer()) {
+      return refused(
+          "cert-chain.pem must start with the certificate in ca-cert.pem (Istio's "
+          "layout: "
+          "the signing certificate, then its issuers up to the root)");
+    }
+    chain_pem = &sources.cert_chain_pem;
   }
+  absl::StatusOr<pki::CertificateAuthority> ca =
+      pki::CertificateAuthority::FromPem(sources.key_pem, *chain_pem);
+  if (!ca.ok()) return refused(ca.status().message());
   signer->ca = std::make_unique<pki::CertificateAuthority>(*std::move(ca));
   std::vector<pki::Certificate> roots = {signer->ca->root()};
-  if (!absl::StripAsciiWhitespace(sources.extra_roots_pem).empty()) {
+  // The next root may be listed before the switch and the old one after: publish each
+  // root once.
+  auto publish = [&roots](const std::vector<pki::Certificate>& more) {
+    for (const pki::Certificate& root : more) {
+      bool listed = false;
+      for (const pki::Certificate& have : roots) listed |= have.ToDer() == root.ToDer();
+      if (!listed) roots.push_back(root);
+    }
+  };
+  if (!blank(sources.root_cert_pem)) {
+    // Istio's root-cert.pem: the roots workloads trust, several during a rotation.
+    absl::StatusOr<std::vector<pki::Certificate>> listed =
+        pki::Certificate::ChainFromPem(sources.root_cert_pem);
+    if (!listed.ok()) {
+      return refused(absl::StrCat("root-cert.pem: ", listed.status().message()));
+    }
+    bool has_ours = false;
+    for (const pki::Certificate& root : *listed) {
+      has_ours |= root.ToDer() == signer->ca->root().ToDer();
+    }
+    if (!has_ours) {
+      return refused(
+          absl::StrCat("root-cert.pem does not hold the root the CA chain ends "
+                       "with (\"",
+                       signer->ca->root().Subject(), "\")"));
+    }
+    publish(*listed);
+  }
+  if (!blank(sources.extra_roots_pem)) {
     absl::StatusOr<std::vector<pki::Certificate>> extra =
         pki::Certificate::ChainFromPem(sources.extra_roots_pem);
     if (!extra.ok()) {
       return absl::FailedPreconditionError(
           absl::StrCat("extra roots: ", extra.status().message()));
     }
-    // The next root may be listed before the switch and the old one after: publish
-    // each root once.
-    for (const pki::Certificate& root : *extra) {
-      bool listed = false;
-      for (const pki::Certificate& have : roots) listed |= have.ToDer() == root.ToDer();
-      if (!listed) roots.push_back(root);
-    }
+    publish(*extra);
   }
   absl::StatusOr<pki::TrustBundle> bundle = pki::TrustBundle::FromCertificates(roots);
   if (!bundle.ok()) return bundle.status();
@@ -215,17 +276,8 @@ absl::StatusOr<std::unique_ptr<CaCore>> CaCore::Create(CaCoreOptions options,
     absl::MutexLock lock(&state->mu);
     state->signer = *std::move(signer);
   }
-
-  // The CA's own gRPC serving certificate, valid as long as the CA.
   state->options = std::move(options);
-  auto core = std::unique_ptr<CaCore>(new CaCore(std::move(state)));
-  absl::StatusOr<ServingCertificate> server = core->IssueServingWithIps(
-      core->state_->options.server_dns_names, core->state_->options.server_ips,
-      absl::Hours(24 * 365), now);
-  if (!server.ok()) return server.status();
-  core->state_->server_key_pem = std::move(server->key_pem);
-  core->state_->server_chain_pem = std::move(server->chain_pem);
-  return core;
+  return std::unique_ptr<CaCore>(new CaCore(std::move(state)));
 }
 
 absl::StatusOr<bool> CaCore::Reload(absl::Time now) {
@@ -266,11 +318,6 @@ std::shared_ptr<const CaCore::Signer> CaCore::CurrentSigner() const {
 }
 
 absl::StatusOr<ServingCertificate> CaCore::IssueServing(
-    const std::vector<std::string>& dns_names, absl::Duration ttl, absl::Time now) const {
-  return IssueServingWithIps(dns_names, {}, ttl, now);
-}
-
-absl::StatusOr<ServingCertificate> CaCore::IssueServingWithIps(
     const std::vector<std::string>& dns_names, const std::vector<std::string>& ips,
     absl::Duration ttl, absl::Time now) const {
   absl::StatusOr<pki::PrivateKey> key = pki::PrivateKey::GenerateP256();
@@ -349,8 +396,6 @@ absl::StatusOr<ServiceAccount> CaCore::AuthenticatePeer(const std::string& chain
   return ServiceAccount{id->KubernetesNamespace(), id->KubernetesServiceAccount()};
 }
 
-const std::string& CaCore::server_key_pem() const { return state_->server_key_pem; }
-const std::string& CaCore::server_chain_pem() const { return state_->server_chain_pem; }
 std::string CaCore::trust_bundle_pem() const { return CurrentSigner()->bundle_pem; }
 const std::string& CaCore::trust_domain() const { return state_->options.trust_domain; }
 

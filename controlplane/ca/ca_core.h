@@ -24,12 +24,16 @@ enum class KeyPermissions {
 
 struct CaCoreOptions {
   // Holds ca-key.pem and ca-cert.pem (CA cert first, then its issuers up to the root).
+  // Istio's plug-in CA layout (the `cacerts` Secret) works too: ca-cert.pem the signing
+  // certificate alone, cert-chain.pem it and its issuers up to the root, root-cert.pem
+  // the root(s) to publish (docs/controlplane.md).
   std::string root_dir;
   KeyPermissions key_permissions = KeyPermissions::kOwnerOnly;
   std::string trust_domain = "cluster.local";
   absl::Duration default_ttl = absl::Hours(1);
   absl::Duration max_ttl = absl::Hours(24);
-  // Names the CA's own serving certificate carries, for clients to verify.
+  // Names the CA's own gRPC serving certificate carries, for clients to verify
+  // (CaServer issues it with IssueServing and keeps it fresh).
   std::vector<std::string> server_dns_names = {"tandem-ca", "tandem-ca.tandem-system.svc",
                                                "localhost"};
   std::vector<std::string> server_ips = {"127.0.0.1"};
@@ -76,15 +80,17 @@ class CaCore {
       const std::string& chain_pem, absl::Time now,
       std::string* serial_hex = nullptr) const;
 
-  // Issues a fresh serving certificate for the CA's own endpoints (the injector's
-  // webhook): a new P-256 key, the URI SAN of tandem-ca's identity, `dns_names`, valid
-  // for `ttl` (clamped to the CA's own lifetime). kInvalidArgument for a bad name.
-  absl::StatusOr<ServingCertificate> IssueServing(const std::vector<std::string>& dns_names,
-                                                  absl::Duration ttl,
-                                                  absl::Time now) const;
+  // Issues a fresh serving certificate for the CA's own endpoints (its gRPC port, the
+  // injector's webhook) from the signing material in force: a new P-256 key, the URI
+  // SAN of tandem-ca's identity, `dns_names` and `ips`, valid for `ttl` (clamped to the
+  // CA's own lifetime). kInvalidArgument for a bad name or address.
+  absl::StatusOr<ServingCertificate> IssueServing(
+      const std::vector<std::string>& dns_names, const std::vector<std::string>& ips,
+      absl::Duration ttl, absl::Time now) const;
 
-  // Re-reads ca-key.pem, ca-cert.pem and the extra roots file (a Kubernetes Secret or
-  // ConfigMap update replaces them by a symlink swap) and, when they changed, checks
+  // Re-reads ca-key.pem, ca-cert.pem (and Istio's cert-chain.pem and root-cert.pem when
+  // present) and the extra roots file (a Kubernetes Secret or ConfigMap update replaces
+  // them by a symlink swap) and, when they changed, checks
   // them as Create does and swaps them in: later issuance signs with them and
   // publishes their roots; requests in flight finish with the material they started
   // with. Returns whether it swapped. An error names what is wrong and leaves the
@@ -92,10 +98,8 @@ class CaCore {
   // change again. Any thread (tandem-ca's reload thread).
   absl::StatusOr<bool> Reload(absl::Time now);
 
-  // The serving certificate issued at Create (it does not follow Reload).
-  const std::string& server_key_pem() const;
-  const std::string& server_chain_pem() const;
-  // Every root clients should trust (ours first, then extra roots), as of now.
+  // Every root clients should trust (ours first, then the others of root-cert.pem, then
+  // extra roots), as of now.
   std::string trust_bundle_pem() const;
   const std::string& trust_domain() const;
 
@@ -103,9 +107,10 @@ class CaCore {
 
  private:
   struct Signer;
-  // The files' contents, as read.
+  // The files' contents, as read; root_cert_pem and cert_chain_pem are empty unless the
+  // root dir holds Istio's plug-in CA files (root-cert.pem, cert-chain.pem).
   struct Sources {
-    std::string key_pem, cert_pem, extra_roots_pem;
+    std::string key_pem, cert_pem, extra_roots_pem, root_cert_pem, cert_chain_pem;
     bool operator==(const Sources&) const = default;
   };
   static absl::StatusOr<Sources> ReadSources(const CaCoreOptions& options);
@@ -114,10 +119,6 @@ class CaCore {
   std::shared_ptr<const Signer> CurrentSigner() const;
 
   explicit CaCore(std::unique_ptr<State> state);
-  absl::StatusOr<ServingCertificate> IssueServingWithIps(const std::vector<std::string>& dns_names,
-                                                  const std::vector<std::string>& ips,
-                                                  absl::Duration ttl,
-                                                  absl::Time now) const;
   std::unique_ptr<State> state_;
 };
 

@@ -189,6 +189,116 @@ TEST_F(CaCoreOpensslRootTest, RefusesAWeakRsaRootKeyNamingTheReason) {
                 ": private key: RSA-1024 is too weak: RSA keys need at least 2048 bits");
 }
 
+// Istio's plug-in CA files (the `cacerts` Secret), made as Istio's
+// tools/certs/Makefile.selfsigned.mk makes them with the openssl CLI (P-256 keys here,
+// for speed; RSA roots are tested above): a root, an intermediate for the cluster,
+// ca-cert.pem the intermediate alone, cert-chain.pem the intermediate then the root,
+// root-cert.pem the root.
+class CaCoreIstioLayoutTest : public CaCoreOpensslRootTest {
+ protected:
+  void SetUp() override {
+    CaCoreOpensslRootTest::SetUp();
+    for (const char* name : {"root", "other-root"}) {
+      ASSERT_TRUE(openssl_.GenerateKey(name, "EC:P-256").ok());
+    }
+    root_ = *openssl_.MakeRoot("root");
+    other_root_ = *openssl_.MakeRoot("other-root");
+    ASSERT_TRUE(openssl_.GenerateKey("cluster1", "EC:P-256").ok());
+    absl::StatusOr<std::string> intermediate =
+        openssl_.MakeIntermediate("cluster1", "root");
+    ASSERT_TRUE(intermediate.ok()) << intermediate.status();
+    intermediate_ = *intermediate;
+    ASSERT_EQ(mkdir(options_.root_dir.c_str(), 0700), 0);
+  }
+  // Writes the four files (owner-only); an empty text leaves that file out.
+  void InstallCacerts(const std::string& ca_cert, const std::string& cert_chain,
+                      const std::string& root_cert) {
+    Write(options_.root_dir + "/ca-key.pem",
+          *ReadFileToString(openssl_.PathOf("cluster1.key")), 0600);
+    Write(options_.root_dir + "/ca-cert.pem", ca_cert, 0600);
+    if (!cert_chain.empty())
+      Write(options_.root_dir + "/cert-chain.pem", cert_chain, 0600);
+    if (!root_cert.empty()) Write(options_.root_dir + "/root-cert.pem", root_cert, 0600);
+  }
+  std::string root_, other_root_, intermediate_;
+};
+
+TEST_F(CaCoreIstioLayoutTest, SignsWithIstiosCacertsFilesAsTheyAre) {
+  InstallCacerts(intermediate_, intermediate_ + root_, root_);
+  absl::StatusOr<std::unique_ptr<CaCore>> core = CaCore::Create(options_, absl::Now());
+  ASSERT_TRUE(core.ok()) << core.status();
+  EXPECT_EQ((*core)->trust_bundle_pem(), root_);
+  PendingCredential pending = *NewCredentialRequest("spiffe://cluster.local/ns/a/sa/b");
+  absl::StatusOr<std::vector<std::string>> chain =
+      (*core)->Issue(pending.csr_pem, {"a", "b"}, 0, absl::Now());
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  ASSERT_EQ(chain->size(), 3u);  // leaf, the cluster's intermediate, the root
+  EXPECT_EQ((*chain)[1], intermediate_);
+  EXPECT_EQ((*chain)[2], root_);
+  absl::StatusOr<IssuedCredential> issued =
+      AcceptCredential(pending.private_key_pem, *chain, "", "", absl::Now(), root_);
+  ASSERT_TRUE(issued.ok()) << issued.status();
+  EXPECT_EQ(issued->spiffe_id, "spiffe://cluster.local/ns/a/sa/b");
+}
+
+TEST_F(CaCoreIstioLayoutTest, PublishesEveryRootOfRootCertPem) {
+  // During an Istio root rotation root-cert.pem holds the old and the new root.
+  InstallCacerts(intermediate_, intermediate_ + root_, other_root_ + root_);
+  absl::StatusOr<std::unique_ptr<CaCore>> core = CaCore::Create(options_, absl::Now());
+  ASSERT_TRUE(core.ok()) << core.status();
+  EXPECT_EQ((*core)->trust_bundle_pem(), root_ + other_root_);
+}
+
+TEST_F(CaCoreIstioLayoutTest, TakesASelfSignedCaCertWithAnEmptyCertChain) {
+  // "If your ca-cert.pem is the same as root-cert.pem, cert-chain.pem should be empty."
+  Write(options_.root_dir + "/ca-key.pem", *ReadFileToString(openssl_.PathOf("root.key")),
+        0600);
+  Write(options_.root_dir + "/ca-cert.pem", root_, 0600);
+  Write(options_.root_dir + "/cert-chain.pem", "", 0600);
+  Write(options_.root_dir + "/root-cert.pem", root_, 0600);
+  absl::StatusOr<std::unique_ptr<CaCore>> core = CaCore::Create(options_, absl::Now());
+  ASSERT_TRUE(core.ok()) << core.status();
+  EXPECT_EQ((*core)->trust_bundle_pem(), root_);
+}
+
+TEST_F(CaCoreIstioLayoutTest, RefusesACertChainThatDoesNotStartWithCaCert) {
+  InstallCacerts(intermediate_, root_, root_);
+  absl::StatusOr<std::unique_ptr<CaCore>> core = CaCore::Create(options_, absl::Now());
+  EXPECT_EQ(core.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(core.status().message(),
+            "CA files in " + options_.root_dir +
+                ": cert-chain.pem must start with the certificate in ca-cert.pem "
+                "(Istio's layout: the signing certificate, then its issuers up to the "
+                "root)");
+}
+
+TEST_F(CaCoreIstioLayoutTest, RefusesARootCertPemWithoutTheChainsRoot) {
+  InstallCacerts(intermediate_, intermediate_ + root_, other_root_);
+  absl::StatusOr<std::unique_ptr<CaCore>> core = CaCore::Create(options_, absl::Now());
+  EXPECT_EQ(core.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(core.status().message().find(
+                ": root-cert.pem does not hold the root the CA chain ends with (\""),
+            std::string::npos)
+      << core.status();
+}
+
+TEST_F(CaCoreIstioLayoutTest, RefusesAnIntermediateWithoutItsChain) {
+  InstallCacerts(intermediate_, "", root_);
+  absl::StatusOr<std::unique_ptr<CaCore>> core = CaCore::Create(options_, absl::Now());
+  EXPECT_EQ(core.status().message(), "CA files in " + options_.root_dir +
+                                         ": CA: certificate 0 (last) is not self-signed");
+}
+
+TEST_F(CaCoreIstioLayoutTest, RefusesARootCertPemOthersCanWrite) {
+  InstallCacerts(intermediate_, intermediate_ + root_, root_);
+  const std::string path = options_.root_dir + "/root-cert.pem";
+  ASSERT_EQ(chmod(path.c_str(), 0666), 0);
+  absl::StatusOr<std::unique_ptr<CaCore>> core = CaCore::Create(options_, absl::Now());
+  EXPECT_EQ(core.status().message(),
+            path + " has mode 0666; CA key material must be owner-only (chmod 600 " +
+                path + ")");
+}
+
 TEST_F(CaCoreTest, UsesDefaultTtlWhenNoneIsRequested) {
   options_.default_ttl = absl::Minutes(30);
   std::unique_ptr<CaCore> core = *CaCore::Create(options_, absl::Now());

@@ -4,20 +4,16 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/renewal_policy.h"
 #include "common/http/http_server.h"
 #include "controlplane/ca/ca_core.h"
+#include "controlplane/ca/serving_certificate_renewer.h"
 
 namespace tandem::metrics {
-class Counter;
-class Gauge;
 class Registry;
 }  // namespace tandem::metrics
 
@@ -26,14 +22,14 @@ namespace tandem::controlplane {
 // The sidecar injector's HTTPS endpoint inside tandem-ca (as istiod serves /inject
 // from the process that holds its CA): the Kubernetes API server POSTs AdmissionReview
 // v1 to /inject. Its serving certificate comes from tandem-ca's own CA (CaCore), with a
-// key made in memory and never written to disk; it is re-issued at half its lifetime
-// (the agent's renewal policy, with jitter and backoff on failure) and swapped into the
+// key made in memory and never written to disk; a ServingCertificateRenewer re-issues it
+// at half its lifetime and when the CA's root changes (RenewNow) and swaps it into the
 // running server, so the webhook never restarts and never serves an expired
 // certificate.
 //
 // Threading: Create/Start/Stop/destructor on the owning (main) thread; the HTTP
-// server's thread runs `inject`; a renewal thread re-issues the certificate; port() and
-// serving_serial() from any thread.
+// server's thread runs `inject`; the renewer's thread re-issues the certificate;
+// port(), serving_serial() and RenewNow() from any thread.
 class InjectorEndpoint {
  public:
   struct Options {
@@ -65,28 +61,16 @@ class InjectorEndpoint {
   void Stop();
   uint16_t port() const { return server_->port(); }
   // The serial (hex) of the certificate new connections get.
-  std::string serving_serial() const;
+  std::string serving_serial() const { return renewer_->current_serial(); }
+  // Re-issues the certificate now: the CA signs with a new root.
+  void RenewNow() { renewer_->RenewNow(); }
 
  private:
-  InjectorEndpoint(Options options, const CaCore* core,
-                   std::unique_ptr<http::HttpServer> server, ServingCertificate first,
-                   absl::Time issued_at);
-  void RenewLoop();
+  InjectorEndpoint(std::unique_ptr<ServingCertificateRenewer> renewer,
+                   std::unique_ptr<http::HttpServer> server);
 
-  const Options options_;
-  const CaCore* const core_;
+  std::unique_ptr<ServingCertificateRenewer> renewer_;
   std::unique_ptr<http::HttpServer> server_;
-  metrics::Counter* renewed_ = nullptr;  // null without a registry
-  metrics::Counter* renew_failed_ = nullptr;
-  metrics::Gauge* expiry_ = nullptr;
-  std::thread renewer_;
-
-  mutable absl::Mutex mu_;
-  absl::CondVar stop_cv_;  // signalled by Stop()
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Time issued_at_ ABSL_GUARDED_BY(mu_);
-  absl::Time not_after_ ABSL_GUARDED_BY(mu_);
-  std::string serial_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tandem::controlplane

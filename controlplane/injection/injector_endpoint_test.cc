@@ -109,7 +109,7 @@ class InjectorEndpointTest : public ::testing::Test {
   uint64_t Renewals(const std::string& result) {
     return registry_
         .GetCounter("tandem_injector_certificate_renewals_total",
-                    "Injector serving certificate re-issues, by result.",
+                    "Re-issues of the injector serving certificate, by result.",
                     {{"result", result}})
         .Value();
   }

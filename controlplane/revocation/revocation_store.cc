@@ -155,8 +155,19 @@ bool RevocationStore::Swap(Entries next) {
     if (SameEntries(entries_, next)) return false;
     entries_ = std::move(next);
   }
-  generation_.fetch_add(1, std::memory_order_acq_rel);
+  Changed();
   return true;
+}
+
+void RevocationStore::Changed() {
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  absl::MutexLock lock(&listener_mu_);
+  if (listener_) listener_();
+}
+
+void RevocationStore::SetChangeListener(std::function<void()> listener) {
+  absl::MutexLock lock(&listener_mu_);
+  listener_ = std::move(listener);
 }
 
 absl::StatusOr<Revocation> RevocationStore::RevokeSerial(const std::string& serial_hex,
@@ -260,7 +271,7 @@ absl::StatusOr<size_t> RevocationStore::DropExpired(absl::Time now) {
     }
   }
   if (dropped == 0) return 0;
-  generation_.fetch_add(1, std::memory_order_acq_rel);
+  Changed();
   // Expired entries are dead either way: a failed write only leaves them stored until
   // the next change, and every reader drops them again.
   absl::MutexLock write(&write_mu_);

@@ -77,6 +77,12 @@ class RevocationStore {
   // Returns a number that grows with every change (revocation added or dropped), so
   // a poller can tell whether to push. Any thread.
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  // Makes `listener` (null: none) be called after every change of generation(), on the
+  // thread that made the change, with no lock of this store held, so a pusher need not
+  // wait for its next poll. Replaces the previous listener; once this returns, the
+  // previous one is not running and will not run. Any thread; `listener` must not call
+  // SetChangeListener.
+  void SetChangeListener(std::function<void()> listener);
   // Returns where the store lives (the file's path, the ConfigMap's name).
   std::string path() const;
 
@@ -90,11 +96,15 @@ class RevocationStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Swaps `next` in; true (and a new generation) when it differs.
   bool Swap(Entries next);
+  // Bumps generation() and tells the listener.
+  void Changed();
 
   const absl::Duration max_ttl_;
   const std::string name_;
   std::unique_ptr<RevocationBackend> backend_ ABSL_PT_GUARDED_BY(write_mu_);
   std::atomic<uint64_t> generation_{0};
+  absl::Mutex listener_mu_;  // taken after write_mu_, never with mu_
+  std::function<void()> listener_ ABSL_GUARDED_BY(listener_mu_);
   absl::Mutex write_mu_;  // taken before mu_
   mutable absl::Mutex mu_;
   // Keyed "id:<spiffe id>" or "serial:<hex>", so listing order is stable.

@@ -90,6 +90,19 @@ TEST_F(RevocationStoreTest, EntriesExpireAndAreDroppedFromTheFile) {
       << "entries expired at start are dropped from the file";
 }
 
+TEST_F(RevocationStoreTest, TellsTheListenerOfEachChangeUntilItIsCleared) {
+  std::unique_ptr<RevocationStore> store = Open();
+  int calls = 0;
+  store->SetChangeListener([&calls] { ++calls; });
+  ASSERT_TRUE(store->RevokeSerial("0A", kNow + absl::Hours(1), "", false, kNow).ok());
+  EXPECT_EQ(calls, 1);
+  ASSERT_TRUE(store->DropExpired(kNow + absl::Hours(2)).ok());  // the serial expired
+  EXPECT_EQ(calls, 2);
+  store->SetChangeListener(nullptr);
+  ASSERT_TRUE(store->RevokeSerial("0B", kNow + absl::Hours(1), "", false, kNow).ok());
+  EXPECT_EQ(calls, 2);
+}
+
 TEST_F(RevocationStoreTest, RevokingAgainNeverShortens) {
   auto store = Open();
   ASSERT_TRUE(store->RevokeSpiffeId(kId, "first", false, kNow + absl::Hours(1)).ok());

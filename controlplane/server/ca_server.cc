@@ -7,16 +7,21 @@
 
 #include <array>
 #include <cstdio>
+#include <functional>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "common/metrics/registry.h"
 #include "controlplane/auth/jwt.h"
 #include "controlplane/auth/refusal_reason.h"
+#include "controlplane/ca/serving_certificate_renewer.h"
 #include "controlplane/server/caller_authenticator.h"
+#include "controlplane/server/reloadable_server_credentials.h"
 #include "istio/ca.grpc.pb.h"
 
 namespace tandem::controlplane {
@@ -136,13 +141,25 @@ struct CaServer::Impl {
   std::unique_ptr<CallerAuthenticator> callers;
   std::unique_ptr<CertificateService> service;
   std::unique_ptr<PolicyServer> policy;  // null without policy or revocations
+  // The gRPC port's own certificate, re-issued by `serving` and swapped into
+  // `credentials`; both outlive `server`.
+  std::unique_ptr<ServingCertificateRenewer> serving;
+  std::shared_ptr<ReloadableServerCredentials> credentials;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   // The reload thread, stopped by `stop_reload`.
   std::thread reloader;
   absl::Notification stop_reload;
+  // Told after each accepted reload (OnRootReload).
+  absl::Mutex listeners_mu;
+  std::vector<std::function<void()>> listeners ABSL_GUARDED_BY(listeners_mu);
   metrics::Counter& reloads_accepted = ReloadCounter("accepted");
   metrics::Counter& reloads_refused = ReloadCounter("refused");
+
+  std::vector<std::function<void()>> ReloadListeners() {
+    absl::MutexLock lock(&listeners_mu);
+    return listeners;
+  }
 
   metrics::Counter& ReloadCounter(const char* result) {
     return registry.GetCounter("tandem_ca_root_reloads_total",
@@ -163,6 +180,9 @@ struct CaServer::Impl {
         reloads_accepted.Inc();
         log::Info("ca", "CA files reloaded: new issuance uses them",
                   {{"root_dir", options.core.root_dir}});
+        // Clients that trust only the new bundle must reach this port too.
+        serving->RenewNow();
+        for (const std::function<void()>& listener : ReloadListeners()) listener();
       }
     }
   }
@@ -174,6 +194,17 @@ absl::StatusOr<std::unique_ptr<CaServer>> CaServer::Create(CaServerOptions optio
       CaCore::Create(options.core, absl::Now());
   if (!core.ok()) return core.status();
   impl->core = *std::move(core);
+  ServingCertificateRenewer::Options serving;
+  serving.name = "grpc";
+  serving.dns_names = options.core.server_dns_names;
+  serving.ip_addresses = options.core.server_ips;
+  serving.ttl = options.serving_certificate_ttl;
+  serving.registry = &impl->registry;
+  serving.metric_prefix = "tandem_ca_serving_certificate";
+  absl::StatusOr<std::unique_ptr<ServingCertificateRenewer>> renewer =
+      ServingCertificateRenewer::Create(std::move(serving), impl->core.get());
+  if (!renewer.ok()) return renewer.status();
+  impl->serving = *std::move(renewer);
   const bool standalone =
       !options.token_public_key_pem.empty() || !options.token_jwks_json.empty();
   if (standalone && !options.token_review.api_server.empty()) {
@@ -213,12 +244,14 @@ CaServer::CaServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CaServer::~CaServer() { Stop(); }
 
 absl::Status CaServer::Start() {
-  grpc::SslServerCredentialsOptions ssl(
-      GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
-  ssl.pem_key_cert_pairs.push_back(
-      {impl_->core->server_key_pem(), impl_->core->server_chain_pem()});
+  // Client certificates are requested, not verified by gRPC: CallerAuthenticator checks
+  // them against the roots in force at the call.
+  impl_->credentials = ReloadableServerCredentials::Create(
+      GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY,
+      {impl_->serving->first().key_pem, impl_->serving->first().chain_pem,
+       impl_->core->trust_bundle_pem()});
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(impl_->options.listen_address, grpc::SslServerCredentials(ssl),
+  builder.AddListeningPort(impl_->options.listen_address, impl_->credentials,
                            &impl_->port);
   builder.RegisterService(impl_->service.get());
   if (impl_->policy) {
@@ -231,6 +264,11 @@ absl::Status CaServer::Start() {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", impl_->options.listen_address));
   }
+  impl_->serving->Start([credentials = impl_->credentials,
+                         core = impl_->core.get()](const ServingCertificate& fresh) {
+    credentials->Update({fresh.key_pem, fresh.chain_pem, core->trust_bundle_pem()});
+    return absl::OkStatus();
+  });
   if (impl_->options.root_reload_interval > absl::ZeroDuration()) {
     impl_->reloader = std::thread([impl = impl_.get()] { impl->ReloadLoop(); });
   }
@@ -242,6 +280,7 @@ void CaServer::Stop() {
     impl_->stop_reload.Notify();
     impl_->reloader.join();
   }
+  impl_->serving->Stop();
   // Policy streams never end by themselves: end them before the server waits for them.
   if (impl_->policy) impl_->policy->Stop();
   if (impl_->server) {
@@ -251,6 +290,11 @@ void CaServer::Stop() {
 }
 
 int CaServer::port() const { return impl_->port; }
+std::string CaServer::serving_serial() const { return impl_->serving->current_serial(); }
+void CaServer::OnRootReload(std::function<void()> listener) {
+  absl::MutexLock lock(&impl_->listeners_mu);
+  impl_->listeners.push_back(std::move(listener));
+}
 const CaCore& CaServer::core() const { return *impl_->core; }
 const PolicyServer* CaServer::policy_server() const { return impl_->policy.get(); }
 std::string CaServer::RenderMetrics() const {

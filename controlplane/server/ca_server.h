@@ -1,6 +1,7 @@
 #ifndef TANDEM_CONTROLPLANE_SERVER_CA_SERVER_H_
 #define TANDEM_CONTROLPLANE_SERVER_CA_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,14 +35,22 @@ struct CaServerOptions {
   // How often the CA's key, certificate and extra roots file are re-read (root
   // rotation without a restart, CaCore::Reload); zero: never.
   absl::Duration root_reload_interval = absl::Seconds(5);
+  // Lifetime of the gRPC port's own certificate (core.server_dns_names/server_ips),
+  // clamped to the CA's; re-issued at half of it and after every accepted reload.
+  absl::Duration serving_certificate_ttl = absl::Hours(24);
 };
 
 // tandem-ca's gRPC server: istio.v1.auth.IstioCertificateService/CreateCertificate over
 // TLS, and the mesh policy stream (PolicyServer) when configured. Callers authenticate
 // with `authorization: Bearer <service-account JWT>` or with their current client
-// certificate (CallerAuthenticator). Start/Stop from the main thread; gRPC
-// runs requests on its own threads, and a reload thread of its own re-reads the CA's
-// files every root_reload_interval. gRPC code: the header names no BoringSSL type.
+// certificate (CallerAuthenticator). The port's own certificate is issued from the CA
+// and swapped in without a restart (ServingCertificateRenewer,
+// ReloadableServerCredentials): at half its lifetime, and at once when a reload brings
+// a new signing root, so clients that trust only the new bundle can connect; open
+// connections keep theirs. Start/Stop from the main thread; gRPC runs requests on its
+// own threads, a reload thread of its own re-reads the CA's files every
+// root_reload_interval, and a renewal thread re-issues the certificate. gRPC code: the
+// header names no BoringSSL type.
 class CaServer {
  public:
   static absl::StatusOr<std::unique_ptr<CaServer>> Create(CaServerOptions options);
@@ -50,6 +59,12 @@ class CaServer {
   void Stop();
   int port() const;
   const CaCore& core() const;
+  // The serial (hex) of the certificate new gRPC connections get. Any thread.
+  std::string serving_serial() const;
+  // Calls `listener` on the reload thread after every accepted reload (the injector
+  // re-issues its certificate then). Any thread; `listener` must stay callable until
+  // Stop().
+  void OnRootReload(std::function<void()> listener);
   // Null unless options.policy or options.revocations was set.
   const PolicyServer* policy_server() const;
   // Prometheus text: requests by result, refusals by reason, certificates issued,

@@ -59,8 +59,14 @@ class CaServerTest : public ::testing::Test {
   }
   std::unique_ptr<istio::v1::auth::IstioCertificateService::Stub> Stub(
       const std::string& client_key = "", const std::string& client_chain = "") {
+    return StubTrusting(server_->core().trust_bundle_pem(), client_key, client_chain);
+  }
+  // A stub on a channel of its own whose TLS trusts `roots` only.
+  std::unique_ptr<istio::v1::auth::IstioCertificateService::Stub> StubTrusting(
+      const std::string& roots, const std::string& client_key = "",
+      const std::string& client_chain = "") {
     grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = server_->core().trust_bundle_pem();
+    ssl.pem_root_certs = roots;
     ssl.pem_private_key = client_key;
     ssl.pem_cert_chain = client_chain;
     grpc::ChannelArguments args;
@@ -321,6 +327,57 @@ TEST_F(CaServerTest, RenewsWithClientCertificateAndNoToken) {
   EXPECT_EQ(AcceptCredential(next.private_key_pem, Chain(renewed), "", "", absl::Now())
                 ->spiffe_id,
             "spiffe://cluster.local/ns/a/sa/b");
+}
+
+// Root rotation reaches the gRPC port itself: after a reload brings a new signing root,
+// the port serves a certificate from it (a client trusting only the new root connects),
+// while a connection opened before keeps working on the session it has.
+TEST_F(CaServerTest, ServesFromTheNewRootAfterAReloadAndKeepsOpenConnections) {
+  CaServerOptions options = Options();
+  options.token_public_key_pem = *PublicKeyPemOf(signing_key_);
+  options.root_reload_interval = absl::Milliseconds(50);
+  StartServer(options);
+  const std::string old_root = server_->core().trust_bundle_pem();
+  auto open_on_old = StubTrusting(old_root);
+  istio::v1::auth::IstioCertificateResponse response;
+  PendingCredential pending = *NewCredentialRequest("spiffe://cluster.local/ns/a/sa/b");
+  ASSERT_TRUE(Call(*open_on_old, Token({"a", "b"}), pending.csr_pem, 0, &response).ok());
+  const std::string first_serial = server_->serving_serial();
+
+  // The operator's next root, made by openssl, replaces the files.
+  testing::OpensslCli openssl(dir_);
+  ASSERT_TRUE(openssl.GenerateKey("next", "EC:P-256").ok());
+  absl::StatusOr<std::string> next_root = openssl.MakeRoot("next");
+  ASSERT_TRUE(next_root.ok()) << next_root.status();
+  for (auto [from, to] :
+       {std::pair{"next.key", "ca-key.pem"}, std::pair{"next.crt", "ca-cert.pem"}}) {
+    const std::string staged = options.core.root_dir + "/." + to;
+    std::filesystem::copy_file(openssl.PathOf(from), staged);
+    std::filesystem::permissions(
+        staged, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    std::filesystem::rename(staged, options.core.root_dir + "/" + to);
+  }
+  for (absl::Time until = absl::Now() + absl::Seconds(20);
+       server_->serving_serial() == first_serial && absl::Now() < until;) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_NE(server_->serving_serial(), first_serial);
+  EXPECT_EQ(server_->core().trust_bundle_pem(), *next_root);
+
+  grpc::Status on_next =
+      Call(*StubTrusting(*next_root), Token({"a", "b"}), pending.csr_pem, 0, &response);
+  EXPECT_TRUE(on_next.ok()) << on_next.error_message();
+  grpc::Status on_open =
+      Call(*open_on_old, Token({"a", "b"}), pending.csr_pem, 0, &response);
+  EXPECT_TRUE(on_open.ok()) << on_open.error_message();
+  grpc::Status new_on_old =
+      Call(*StubTrusting(old_root), Token({"a", "b"}), pending.csr_pem, 0, &response);
+  EXPECT_EQ(new_on_old.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << "a new connection trusting only the old root must not verify the new "
+         "certificate";
+  EXPECT_TRUE(
+      MetricsContain("tandem_ca_serving_certificate_renewals_total{result=\"ok\"} 1"));
+  EXPECT_TRUE(MetricsContain("tandem_ca_root_reloads_total{result=\"accepted\"} 1"));
 }
 
 }  // namespace

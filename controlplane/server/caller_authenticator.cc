@@ -14,7 +14,7 @@
 namespace tandem::controlplane {
 
 absl::StatusOr<ServiceAccount> CallerAuthenticator::Authenticate(
-    grpc::ServerContext* context, absl::Time now) const {
+    const grpc::ServerContextBase* context, absl::Time now) const {
   std::string certificate_serial;
   absl::StatusOr<ServiceAccount> account = Identify(context, now, &certificate_serial);
   if (!account.ok()) {
@@ -49,7 +49,8 @@ absl::StatusOr<ServiceAccount> CallerAuthenticator::Authenticate(
 }
 
 absl::StatusOr<ServiceAccount> CallerAuthenticator::Identify(
-    grpc::ServerContext* context, absl::Time now, std::string* certificate_serial) const {
+    const grpc::ServerContextBase* context, absl::Time now,
+    std::string* certificate_serial) const {
   auto auth = context->client_metadata().find("authorization");
   if (auth != context->client_metadata().end()) {
     std::string value(auth->second.data(), auth->second.size());

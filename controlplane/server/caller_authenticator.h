@@ -28,12 +28,13 @@ class CallerAuthenticator {
   // Refusals are kUnauthenticated (bad or missing credentials), kUnavailable or
   // kDeadlineExceeded (the token authority could not be asked: retry), or
   // kPermissionDenied (revoked); each carries a refusal reason (refusal_reason.h).
-  absl::StatusOr<ServiceAccount> Authenticate(grpc::ServerContext* context,
+  absl::StatusOr<ServiceAccount> Authenticate(const grpc::ServerContextBase* context,
                                               absl::Time now) const;
 
  private:
   // Who the credentials name, before the revocation check.
-  absl::StatusOr<ServiceAccount> Identify(grpc::ServerContext* context, absl::Time now,
+  absl::StatusOr<ServiceAccount> Identify(const grpc::ServerContextBase* context,
+                                          absl::Time now,
                                           std::string* certificate_serial) const;
 
   const CaCore* core_;

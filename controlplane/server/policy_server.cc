@@ -10,8 +10,12 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
@@ -30,7 +34,6 @@ namespace {
 using tandem::policy::v1::PolicyRequest;
 using tandem::policy::v1::PolicyResponse;
 using tandem::policy::v1::WorkloadPolicy;
-using Stream = grpc::ServerReaderWriter<PolicyResponse, PolicyRequest>;
 
 grpc::StatusCode GrpcCodeOf(absl::StatusCode code) {
   switch (code) {
@@ -43,18 +46,6 @@ grpc::StatusCode GrpcCodeOf(absl::StatusCode code) {
       return grpc::StatusCode::UNAUTHENTICATED;
   }
 }
-
-// One open stream. Guarded by Impl::mu.
-struct StreamState {
-  grpc::ServerContext* context = nullptr;
-  ServiceAccount account;
-  PolicyServer::StreamInfo info;
-  bool got_first_request = false;
-  bool reader_done = false;
-  uint64_t seen_generation = 0;
-  bool sent_any = false;
-  std::string sent_nonce;
-};
 
 // Returns at most `max` bytes of `text`, cut at a UTF-8 character boundary (the JSON
 // printer refuses a string with half a character).
@@ -105,7 +96,14 @@ std::string PolicyVersion(const WorkloadPolicy& policy) {
   return StableVersion(bytes);
 }
 
-struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service {
+struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::CallbackService {
+  class Stream;
+  // The policy of one service account at one generation, shared by its streams.
+  struct Snapshot {
+    WorkloadPolicy policy;
+    std::string version;
+  };
+
   Impl(PolicyServerOptions options, const CallerAuthenticator* authenticator)
       : options(std::move(options)),
         authenticator(authenticator),
@@ -162,119 +160,21 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
     });
   }
 
-  grpc::Status StreamPolicy(grpc::ServerContext* context, Stream* stream) override {
-    absl::StatusOr<ServiceAccount> account =
-        authenticator->Authenticate(context, absl::Now());
-    if (!account.ok()) {
-      std::string reason = RefusalReasonOf(account.status(), "internal");
-      refusals[RefusalReasonIndex(reason)]->Inc();
-      log::Warn("ca", "policy stream refused",
-                {{"reason", reason}, {"error", std::string(account.status().message())}});
-      return grpc::Status(GrpcCodeOf(account.status().code()),
-                          std::string(account.status().message()));
-    }
-    StreamState state;
-    state.context = context;
-    state.account = *account;
-    absl::StatusOr<SpiffeId> id =
-        SpiffeId::ForWorkload(options.trust_domain, account->ns, account->name);
-    state.info.spiffe_id = id.ok() ? id->ToString() : account->ns + "/" + account->name;
-    state.info.connected_since = absl::Now();
-    {
-      absl::MutexLock lock(&mu);
-      if (stopping) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down");
-      streams.insert(&state);
-    }
-    std::thread reader([this, stream, &state] { ReadRequests(stream, &state); });
-    grpc::Status status = WriteResponses(stream, &state);
-    bool reader_done;
-    {
-      absl::MutexLock lock(&mu);
-      reader_done = state.reader_done;
-    }
-    // The reader is blocked in Read() until the client closes or the call ends.
-    if (!reader_done) context->TryCancel();
-    reader.join();
-    absl::MutexLock lock(&mu);
-    streams.erase(&state);
-    return status;
-  }
+  grpc::ServerBidiReactor<PolicyRequest, PolicyResponse>* StreamPolicy(
+      grpc::CallbackServerContext* context) override;
 
-  // Runs on the stream's reader thread: records ACKs and NACKs.
-  void ReadRequests(Stream* stream, StreamState* state) {
-    PolicyRequest request;
-    while (stream->Read(&request)) {
-      std::string nack_log;
-      {
-        absl::MutexLock lock(&mu);
-        if (!state->got_first_request) {
-          state->got_first_request = true;
-          state->info.node = Bounded(request.node(), kMaxNodeFieldBytes);
-          if (request.has_node_info()) ApplyNode(request.node_info(), &state->info);
-          continue;
-        }
-        if (request.has_node_info()) ApplyNode(request.node_info(), &state->info);
-        // No nonce: a node update, not an answer.
-        if (request.response_nonce().empty()) continue;
-        if (request.response_nonce() != state->sent_nonce) continue;  // stale answer
-        if (request.error_detail().empty()) {
-          acks.Inc();
-          state->info.acked_version = request.version_info();
-        } else {
-          nacks.Inc();
-          state->info.nacked_version = state->info.sent_version;
-          state->info.last_nack_error =
-              Bounded(request.error_detail(), kMaxNackErrorBytes);
-          nack_log =
-              absl::StrCat("tandem-ca: policy version ", state->info.sent_version,
-                           " NACKed by ", state->info.spiffe_id, " (node \"",
-                           state->info.node, "\"): ", request.error_detail(), "\n");
-        }
-      }
-      if (!nack_log.empty()) std::fputs(nack_log.c_str(), stderr);
-    }
-    absl::MutexLock lock(&mu);
-    state->reader_done = true;
-  }
+  // Sends `stream` the policy if it is owed it. Any thread but the poll thread's
+  // PushAll; `mu` not held; `stream` kept alive by the caller (a reaction in progress).
+  void Push(Stream* stream);
+  // Poll thread: sends every stream owed the policy.
+  void PushAll();
+  // Returns `account`'s policy as of `generation`, resolved once per generation.
+  const Snapshot& SnapshotLocked(const ServiceAccount& account)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Ends every stream (UNAVAILABLE) and waits until gRPC is done with them.
+  void StopStreams();
 
-  // Runs on the gRPC thread: sends the policy after the first request and after every
-  // change of it, until the client leaves or the server stops.
-  grpc::Status WriteResponses(Stream* stream, StreamState* state) {
-    while (true) {
-      {
-        absl::MutexLock lock(&mu);
-        // Await evaluates it with `mu` held.
-        auto ready = [this, state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-          return stopping || state->reader_done ||
-                 (state->got_first_request &&
-                  (!state->sent_any || generation != state->seen_generation));
-        };
-        mu.Await(absl::Condition(&ready));
-        if (stopping) {
-          return grpc::Status(grpc::StatusCode::UNAVAILABLE, "tandem-ca is stopping");
-        }
-        if (state->reader_done) return grpc::Status::OK;
-        state->seen_generation = generation;
-      }
-      PolicyResponse response;
-      *response.mutable_policy() = Snapshot(state->account);
-      response.set_version_info(PolicyVersion(response.policy()));
-      {
-        absl::MutexLock lock(&mu);
-        if (state->sent_any && response.version_info() == state->info.sent_version) {
-          continue;  // this change does not concern this workload
-        }
-        response.set_nonce(absl::StrCat(next_nonce++));
-        state->sent_any = true;
-        state->sent_nonce = response.nonce();
-        state->info.sent_version = response.version_info();
-      }
-      if (!stream->Write(response)) return grpc::Status::OK;  // the client is gone
-      responses.Inc();
-    }
-  }
-
-  WorkloadPolicy Snapshot(const ServiceAccount& account) const {
+  WorkloadPolicy Resolve(const ServiceAccount& account) const {
     std::shared_ptr<const PolicyFile> file =
         options.policy != nullptr ? options.policy->current() : no_policy;
     WorkloadPolicy policy = file->Resolve(account);
@@ -300,9 +200,12 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
     while (true) {
       {
         absl::MutexLock lock(&mu);
-        if (mu.AwaitWithTimeout(absl::Condition(&stopping), options.poll_interval)) {
-          return;
-        }
+        auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+          return stopping || wake_poll;
+        };
+        mu.AwaitWithTimeout(absl::Condition(&woken), options.poll_interval);
+        if (stopping) return;
+        wake_poll = false;
       }
       if (options.policy != nullptr) options.policy->Poll();
       if (options.revocations != nullptr) {
@@ -314,8 +217,11 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
       }
       if (std::string now = Fingerprint(); now != fingerprint) {
         fingerprint = now;
-        absl::MutexLock lock(&mu);
-        ++generation;  // wakes every stream's writer
+        {
+          absl::MutexLock lock(&mu);
+          ++generation;
+        }
+        PushAll();
       }
     }
   }
@@ -324,12 +230,19 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
   const CallerAuthenticator* const authenticator;
   const std::shared_ptr<const PolicyFile> no_policy;
   std::thread poll_thread;  // owning thread only
+  bool listening = false;   // owning thread only: the revocation listener is ours
 
   mutable absl::Mutex mu;
   uint64_t generation ABSL_GUARDED_BY(mu) = 0;
   bool stopping ABSL_GUARDED_BY(mu) = false;
+  // A revocation changed: the poll thread looks now rather than at its next tick.
+  bool wake_poll ABSL_GUARDED_BY(mu) = false;
   uint64_t next_nonce ABSL_GUARDED_BY(mu) = 1;
-  std::set<StreamState*> streams ABSL_GUARDED_BY(mu);
+  std::set<Stream*> streams ABSL_GUARDED_BY(mu);
+  // Snapshots by "namespace/name", all of generation `cache_generation`: 10,000
+  // streams of 1,000 service accounts resolve the policy 1,000 times per change.
+  uint64_t cache_generation ABSL_GUARDED_BY(mu) = 0;
+  std::unordered_map<std::string, Snapshot> cache ABSL_GUARDED_BY(mu);
 
   metrics::Registry registry;  // before the metrics it owns
   metrics::Counter& responses;
@@ -337,6 +250,278 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Service
   metrics::Counter& nacks;
   std::array<metrics::Counter*, kRefusalReasonCount> refusals{};
 };
+
+// One StreamPolicy call, from the first request until gRPC calls OnDone (which deletes
+// it). Its fields are guarded by Impl::mu, except `request` (owned by the read in
+// flight) and `response` (owned by the write in flight: at most one at a time).
+class PolicyServer::Impl::Stream final
+    : public grpc::ServerBidiReactor<PolicyRequest, PolicyResponse> {
+ public:
+  Stream(Impl* impl, grpc::CallbackServerContext* context)
+      : impl_(impl), context_(context) {}
+
+  // gRPC thread: authenticates and starts reading, or refuses.
+  void Begin() {
+    absl::StatusOr<ServiceAccount> account =
+        impl_->authenticator->Authenticate(context_, absl::Now());
+    if (!account.ok()) {
+      std::string reason = RefusalReasonOf(account.status(), "internal");
+      impl_->refusals[RefusalReasonIndex(reason)]->Inc();
+      log::Warn("ca", "policy stream refused",
+                {{"reason", reason}, {"error", std::string(account.status().message())}});
+      Finish(grpc::Status(GrpcCodeOf(account.status().code()),
+                          std::string(account.status().message())));
+      return;
+    }
+    account_ = *account;
+    absl::StatusOr<SpiffeId> id =
+        SpiffeId::ForWorkload(impl_->options.trust_domain, account->ns, account->name);
+    info_.spiffe_id = id.ok() ? id->ToString() : account->ns + "/" + account->name;
+    info_.connected_since = absl::Now();
+    {
+      absl::MutexLock lock(&impl_->mu);
+      if (!impl_->stopping) {
+        impl_->streams.insert(this);
+        registered_ = true;
+      }
+    }
+    if (!registered_) {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  // Records the request (node, ACK or NACK); the first one makes the policy go out.
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client half-closed or the call ended
+      std::optional<grpc::Status> finish;
+      {
+        absl::MutexLock lock(&impl_->mu);
+        reader_done_ = true;
+        finish = FinishIfIdleLocked(grpc::Status::OK);
+      }
+      if (finish) Finish(*finish);
+      return;
+    }
+    std::string nack_log;
+    bool first = false;
+    {
+      absl::MutexLock lock(&impl_->mu);
+      nack_log = RecordLocked(&first);
+    }
+    if (!nack_log.empty()) std::fputs(nack_log.c_str(), stderr);
+    if (first) impl_->Push(this);
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (ok) impl_->responses.Inc();
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&impl_->mu);
+      write_in_flight_ = false;
+      // A failed write: the client is gone.
+      if (!ok) reader_done_ = true;
+      finish = FinishIfIdleLocked(grpc::Status::OK);
+    }
+    if (finish) {
+      Finish(*finish);
+      return;
+    }
+    // A change that came while this write was in flight.
+    impl_->Push(this);
+  }
+
+  void OnDone() override {
+    if (registered_) {
+      absl::MutexLock lock(&impl_->mu);
+      impl_->streams.erase(this);
+    }
+    delete this;
+  }
+
+  // With Impl::mu held: the status to Finish with (outside the lock) if the stream must
+  // end and has no write in flight; each stream finishes once.
+  std::optional<grpc::Status> FinishIfIdleLocked(grpc::Status status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
+    if (finished_ || write_in_flight_ || cancelling_) return std::nullopt;
+    if (impl_->stopping) {
+      status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "tandem-ca is stopping");
+    } else if (!reader_done_) {
+      return std::nullopt;
+    }
+    finished_ = true;
+    return status;
+  }
+
+  // With Impl::mu held: true when this stream is owed the policy as of `generation`.
+  bool WantsLocked(uint64_t generation) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
+    return !finished_ && !write_in_flight_ && !reader_done_ && !impl_->stopping &&
+           got_first_request_ && (!sent_any_ || seen_generation_ != generation);
+  }
+
+  // With Impl::mu held, after WantsLocked: fills the response from `snapshot` unless
+  // it is the version already sent; true when StartWrite(&response_) must follow.
+  bool PrepareLocked(uint64_t generation, const Snapshot& snapshot)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
+    seen_generation_ = generation;
+    // A change that does not concern this workload.
+    if (sent_any_ && snapshot.version == info_.sent_version) return false;
+    *response_.mutable_policy() = snapshot.policy;
+    response_.set_version_info(snapshot.version);
+    response_.set_nonce(absl::StrCat(impl_->next_nonce++));
+    sent_any_ = true;
+    sent_nonce_ = response_.nonce();
+    info_.sent_version = snapshot.version;
+    write_in_flight_ = true;
+    return true;
+  }
+
+  void Write() { StartWrite(&response_); }
+  // With Impl::mu held: starts or ends a cancel, during which the stream does not
+  // finish. Ending it returns the status to Finish with, as FinishIfIdleLocked does.
+  void BeginCancelLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
+    cancelling_ = true;
+  }
+  std::optional<grpc::Status> EndCancelLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
+    cancelling_ = false;
+    return FinishIfIdleLocked(grpc::Status::OK);
+  }
+  // Impl::mu not held, between BeginCancelLocked and EndCancelLocked: fails the
+  // call's reads and writes in flight.
+  void Cancel() { context_->TryCancel(); }
+
+  const ServiceAccount& account() const { return account_; }
+  bool finished() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) { return finished_; }
+  const StreamInfo& info() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
+    return info_;
+  }
+
+ private:
+  // With Impl::mu held: takes in request_; returns the NACK line to log, if any.
+  std::string RecordLocked(bool* first) ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
+    const PolicyRequest& request = request_;
+    if (!got_first_request_) {
+      got_first_request_ = true;
+      *first = true;
+      info_.node = Bounded(request.node(), kMaxNodeFieldBytes);
+      if (request.has_node_info()) ApplyNode(request.node_info(), &info_);
+      return "";
+    }
+    if (request.has_node_info()) ApplyNode(request.node_info(), &info_);
+    // No nonce: a node update, not an answer.
+    if (request.response_nonce().empty()) return "";
+    if (request.response_nonce() != sent_nonce_) return "";  // stale answer
+    if (request.error_detail().empty()) {
+      impl_->acks.Inc();
+      info_.acked_version = request.version_info();
+      return "";
+    }
+    impl_->nacks.Inc();
+    info_.nacked_version = info_.sent_version;
+    info_.last_nack_error = Bounded(request.error_detail(), kMaxNackErrorBytes);
+    return absl::StrCat("tandem-ca: policy version ", info_.sent_version, " NACKed by ",
+                        info_.spiffe_id, " (node \"", info_.node,
+                        "\"): ", request.error_detail(), "\n");
+  }
+
+  Impl* const impl_;
+  grpc::CallbackServerContext* const context_;
+  ServiceAccount account_;   // set in Begin, then read-only
+  bool registered_ = false;  // in impl_->streams; set in Begin, then read-only
+  // StopStreams is cancelling the call: no Finish, so gRPC keeps the context alive.
+  bool cancelling_ ABSL_GUARDED_BY(impl_->mu) = false;
+  PolicyRequest request_;
+  PolicyResponse response_;
+  StreamInfo info_ ABSL_GUARDED_BY(impl_->mu);
+  bool got_first_request_ ABSL_GUARDED_BY(impl_->mu) = false;
+  bool reader_done_ ABSL_GUARDED_BY(impl_->mu) = false;
+  bool write_in_flight_ ABSL_GUARDED_BY(impl_->mu) = false;
+  bool finished_ ABSL_GUARDED_BY(impl_->mu) = false;
+  bool sent_any_ ABSL_GUARDED_BY(impl_->mu) = false;
+  uint64_t seen_generation_ ABSL_GUARDED_BY(impl_->mu) = 0;
+  std::string sent_nonce_ ABSL_GUARDED_BY(impl_->mu);
+};
+
+grpc::ServerBidiReactor<PolicyRequest, PolicyResponse>* PolicyServer::Impl::StreamPolicy(
+    grpc::CallbackServerContext* context) {
+  auto* stream = new Stream(this, context);
+  stream->Begin();
+  return stream;
+}
+
+void PolicyServer::Impl::Push(Stream* stream) {
+  {
+    absl::MutexLock lock(&mu);
+    if (!stream->WantsLocked(generation)) return;
+    if (!stream->PrepareLocked(generation, SnapshotLocked(stream->account()))) return;
+  }
+  stream->Write();  // outside `mu`: gRPC may run OnWriteDone on this thread
+}
+
+void PolicyServer::Impl::PushAll() {
+  std::vector<Stream*> writes;
+  {
+    absl::MutexLock lock(&mu);
+    for (Stream* stream : streams) {
+      if (stream->WantsLocked(generation) &&
+          stream->PrepareLocked(generation, SnapshotLocked(stream->account()))) {
+        writes.push_back(stream);
+      }
+    }
+  }
+  // A stream with a write prepared lives until that write is done.
+  for (Stream* stream : writes) stream->Write();
+}
+
+const PolicyServer::Impl::Snapshot& PolicyServer::Impl::SnapshotLocked(
+    const ServiceAccount& account) {
+  if (cache_generation != generation) {
+    cache.clear();
+    cache_generation = generation;
+  }
+  auto [it, inserted] = cache.try_emplace(absl::StrCat(account.ns, "/", account.name));
+  if (inserted) {
+    it->second.policy = Resolve(account);
+    it->second.version = PolicyVersion(it->second.policy);
+  }
+  return it->second;
+}
+
+void PolicyServer::Impl::StopStreams() {
+  // Finish and TryCancel run outside `mu`: gRPC may run a reaction on this thread.
+  std::vector<std::pair<Stream*, grpc::Status>> finish;
+  std::vector<Stream*> cancel;
+  {
+    absl::MutexLock lock(&mu);
+    stopping = true;
+    for (Stream* stream : streams) {
+      if (std::optional<grpc::Status> status = stream->FinishIfIdleLocked({})) {
+        finish.emplace_back(stream, *status);
+      } else if (!stream->finished()) {  // a finished call is gRPC's to end
+        stream->BeginCancelLocked();
+        cancel.push_back(stream);
+      }
+    }
+  }
+  for (auto& [stream, status] : finish) stream->Finish(status);
+  finish.clear();
+  // A write in flight may wait on a client that reads no more: cancelled, it fails.
+  for (Stream* stream : cancel) stream->Cancel();
+  {
+    absl::MutexLock lock(&mu);
+    for (Stream* stream : cancel) {
+      if (std::optional<grpc::Status> status = stream->EndCancelLocked()) {
+        finish.emplace_back(stream, *status);
+      }
+    }
+  }
+  for (auto& [stream, status] : finish) stream->Finish(status);
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(
+      +[](std::set<Stream*>* open) { return open->empty(); }, &streams));
+}
 
 PolicyServer::PolicyServer(PolicyServerOptions options,
                            const CallerAuthenticator* authenticator)
@@ -347,24 +532,30 @@ PolicyServer::~PolicyServer() { Stop(); }
 grpc::Service* PolicyServer::service() { return impl_.get(); }
 
 void PolicyServer::Start() {
+  if (impl_->options.revocations != nullptr) {
+    impl_->options.revocations->SetChangeListener([impl = impl_.get()] {
+      absl::MutexLock lock(&impl->mu);
+      impl->wake_poll = true;
+    });
+    impl_->listening = true;
+  }
   impl_->poll_thread = std::thread(
       [this, fingerprint = impl_->Fingerprint()] { impl_->Poll(fingerprint); });
 }
 
 void PolicyServer::Stop() {
-  {
-    absl::MutexLock lock(&impl_->mu);
-    impl_->stopping = true;
-    // Unblocks each stream's reader (in Read) and writer (in Write or Await).
-    for (StreamState* stream : impl_->streams) stream->context->TryCancel();
+  if (impl_->listening) {
+    impl_->options.revocations->SetChangeListener(nullptr);
+    impl_->listening = false;
   }
+  impl_->StopStreams();
   if (impl_->poll_thread.joinable()) impl_->poll_thread.join();
 }
 
 std::vector<PolicyServer::StreamInfo> PolicyServer::Streams() const {
   absl::MutexLock lock(&impl_->mu);
   std::vector<StreamInfo> out;
-  for (const StreamState* stream : impl_->streams) out.push_back(stream->info);
+  for (const Impl::Stream* stream : impl_->streams) out.push_back(stream->info());
   return out;
 }
 

@@ -93,7 +93,7 @@ class PolicyServerTest : public ::testing::Test {
     options.token_public_key_pem = *PublicKeyPemOf(signing_key_);
     options.policy = watcher_.get();
     options.revocations = revocations_.get();
-    options.policy_poll_interval = absl::Milliseconds(20);
+    options.policy_poll_interval = poll_interval_;
     absl::StatusOr<std::unique_ptr<CaServer>> server = CaServer::Create(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -143,6 +143,7 @@ class PolicyServerTest : public ::testing::Test {
   std::unique_ptr<PolicyWatcher> watcher_;
   std::unique_ptr<RevocationStore> revocations_;
   std::unique_ptr<CaServer> server_;
+  absl::Duration poll_interval_ = absl::Milliseconds(20);
   std::vector<std::unique_ptr<MeshPolicyService::Stub>> stubs_;
 };
 
@@ -294,6 +295,22 @@ TEST_F(PolicyServerTest, SamePolicyHasTheSameVersionAfterARestart) {
   EXPECT_EQ(s->Next().version_info(), version);
 }
 
+TEST_F(PolicyServerTest, RevocationIsPushedAtOnceNotAtTheNextPoll) {
+  poll_interval_ = absl::Hours(1);
+  StartServer();
+  auto s = Open({"shop", "web"});
+  PolicyResponse first = s->Next();
+  ASSERT_FALSE(first.version_info().empty());
+  ASSERT_TRUE(revocations_
+                  ->RevokeSerial("0BADC0DE", absl::Now() + absl::Hours(1), "test", false,
+                                 absl::Now())
+                  .ok());
+  // The store's change listener wakes the poll thread: no hour-long wait.
+  PolicyResponse second = s->Next();
+  ASSERT_EQ(second.policy().revocations_size(), 1);
+  EXPECT_EQ(second.policy().revocations(0).serial_hex(), "badc0de");
+}
+
 TEST_F(PolicyServerTest, RevocationIsPushedAndRefusesIssuanceToTheRevokedIdentity) {
   auto s = Open({"shop", "web"});
   PolicyResponse first = s->Next();
@@ -386,7 +403,9 @@ TEST_F(PolicyServerTest, StopEndsOpenStreams) {
   ASSERT_FALSE(s->Next().version_info().empty());
   server_->Stop();
   EXPECT_EQ(s->Next().version_info(), "") << "the stream ends instead of hanging";
-  EXPECT_FALSE(s->stream->Finish().ok());
+  grpc::Status status = s->stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(status.error_message(), "tandem-ca is stopping");
 }
 
 }  // namespace

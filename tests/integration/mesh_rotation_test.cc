@@ -225,7 +225,8 @@ void WriteAtomically(const std::string& path, const std::string& text) {
 // Root rotation as an operation (the runbook in docs/controlplane.md), with tandem-ca
 // running throughout: its root dir is laid out as the kubelet lays out a Secret volume
 // (files are symlinks through ..data, which one rename swaps), its extra roots and the
-// agents' extra roots are files, and the traffic never stops.
+// agents' extra roots are files, and the traffic never stops. At the end the agents
+// trust the next root alone, for the CA's own port too.
 TEST_F(MeshTest, RotatesTheRootByTheRunbookWithoutRestartingTheCa) {
   OpensslCli openssl(dir_);
   std::string old_root, next_root;
@@ -316,6 +317,21 @@ TEST_F(MeshTest, RotatesTheRootByTheRunbookWithoutRestartingTheCa) {
   EXPECT_TRUE(WaitFor([&] { return reloads() == 3; }, absl::Seconds(10)));
   EXPECT_EQ(HttpGet(ca_metrics_, "/trust-bundle"), next_root);
   EXPECT_TRUE(wait_one_lifetime());
+  // 5. The agents' bundle becomes the next root alone, as the tandem-ca-root ConfigMap
+  //    behind their --ca-root does once tandem-ca dropped the old root: they re-read
+  //    it, reconnect trusting only the next root (the CA's port serves a certificate
+  //    from it since step 2) and keep renewing.
+  WriteAtomically(dir_ + "/ca-root.pem", next_root);
+  WriteAtomically(agent_extra, "");
+  EXPECT_TRUE(wait_one_lifetime());
+  // A fresh agent trusting only the next root reaches the CA too.
+  const std::string installed = "tandem_agent_rotations_total{result=\"success\"}";
+  client_.agent->Kill();
+  ASSERT_TRUE(client_.agent->Start());
+  client_.agent_metrics = WaitForListeningPort(*client_.agent, "metrics");
+  EXPECT_TRUE(
+      WaitFor([&] { return AgentMetric(client_, installed) >= 2; }, absl::Seconds(20)))
+      << client_.agent->LogSinceStart();
   stop = true;
   traffic.join();
 
@@ -329,6 +345,16 @@ TEST_F(MeshTest, RotatesTheRootByTheRunbookWithoutRestartingTheCa) {
             0);
   EXPECT_EQ(Metric(client_, "tandem_proxy_secret_updates_total{result=\"refused\"}"), 0);
   EXPECT_EQ(Metric(server_, "tandem_proxy_secret_updates_total{result=\"refused\"}"), 0);
+  // The CA's own certificate followed the switch, and no agent failed to reach it.
+  EXPECT_GE(MetricValue(HttpGet(ca_metrics_, "/metrics"),
+                        "tandem_ca_serving_certificate_renewals_total{result=\"ok\"}"),
+            1);
+  EXPECT_EQ(AgentMetric(client_, "tandem_agent_rotation_failures_total{reason=\"ca\"}"),
+            0)
+      << client_.agent->Log();
+  EXPECT_EQ(AgentMetric(server_, "tandem_agent_rotation_failures_total{reason=\"ca\"}"),
+            0)
+      << server_.agent->Log();
 }
 
 }  // namespace

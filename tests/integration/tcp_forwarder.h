@@ -23,6 +23,8 @@ class TcpForwarder {
   TcpForwarder& operator=(const TcpForwarder&) = delete;
 
   int port() const { return server_.port(); }
+  // Connections accepted so far (relayed or, with no target, closed at once).
+  int64_t accepted() const { return server_.accepted(); }
   void set_target_port(int port) { target_port_->store(port); }
   // Closes the listener and every relayed connection, and waits for the threads.
   void Stop() { server_.Stop(); }

@@ -22,10 +22,19 @@ void ExcuseGaps(const std::vector<TimeInterval>& obstacles, absl::Duration allow
         gap.excused = true;
         gap.excused_by = static_cast<int>(i);
         gap.expired_after_fault = gap.when.start - o.end;
-        gap.recovered_after_fault = gap.when.end - o.end;
         break;
       }
     }
+    if (!gap.excused) continue;
+    gap.recovered_after = gap.excused_by;
+    for (size_t i = 0; i < obstacles.size(); ++i) {
+      const TimeInterval& o = obstacles[i];
+      if (o.start <= gap.when.end && gap.when.start <= o.end &&
+          o.end > obstacles[gap.recovered_after].end) {
+        gap.recovered_after = static_cast<int>(i);
+      }
+    }
+    gap.recovered_after_fault = gap.when.end - obstacles[gap.recovered_after].end;
   }
 }
 

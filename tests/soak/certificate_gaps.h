@@ -50,11 +50,15 @@ struct ServedCertificate {
 struct CertificateGap {
   TimeInterval when;
   bool excused = false;
-  // For an excused gap, from the end of the obstacle that excused it: when the
-  // certificate ran out (negative: during the fault) and when the next one came.
+  // For an excused gap: when the certificate ran out, from the end of the obstacle
+  // that excused it (negative: during the fault), and when the next one came, from the
+  // end of the last obstacle that overlapped the gap (a second fault during a recovery
+  // restarts it: that is how long the workload stayed without a certificate once the
+  // faults were over).
   absl::Duration expired_after_fault = absl::ZeroDuration();
   absl::Duration recovered_after_fault = absl::ZeroDuration();
-  int excused_by = -1;  // the index of that obstacle
+  int excused_by = -1;       // the index of the obstacle that excused it
+  int recovered_after = -1;  // the index of the last obstacle that overlapped it
 };
 
 // The gaps in `served` (in the order seen, one entry per certificate) up to `run_end`.

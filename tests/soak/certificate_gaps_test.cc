@@ -64,6 +64,18 @@ TEST(CertificateGapsTest, AnExcusedGapCoversTheWholeRecoveryUpToTheNextCertifica
   EXPECT_EQ(gaps[0].excused_by, 0);
 }
 
+TEST(CertificateGapsTest, TheRecoveryCountsFromTheLastFaultDuringTheGap) {
+  // The CA down 1-5 s, the certificate out at 3 s, the CA down again 7-9 s, the next
+  // certificate at 11 s: 2 s of recovery after the faults, not 6.
+  std::vector<CertificateGap> gaps = {{.when = {At(3), At(11)}}};
+  ExcuseGaps({{At(1), At(5)}, {At(7), At(9)}, {At(12), At(13)}}, absl::Seconds(1), &gaps);
+  EXPECT_TRUE(gaps[0].excused);
+  EXPECT_EQ(gaps[0].excused_by, 0);
+  EXPECT_EQ(gaps[0].recovered_after, 1);
+  EXPECT_EQ(gaps[0].expired_after_fault, absl::Seconds(-2));
+  EXPECT_EQ(gaps[0].recovered_after_fault, absl::Seconds(2));
+}
+
 TEST(CertificateGapsTest, AFailureIsInsideWhenItsSpanOverlapsAnExcusedGap) {
   std::vector<CertificateGap> gaps = {{.when = {At(3), At(4)}, .excused = true},
                                       {.when = {At(8), At(9)}, .excused = false}};

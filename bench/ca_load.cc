@@ -1,0 +1,1058 @@
+// tandem-ca-load: the control-plane load harness (issue #17). bench/ca_load.sh runs it
+// (`./dev bench-ca`); tests/ run a small smoke of it.
+//
+//   tandem-ca-load --ca-bin=PATH [--agents=10000] [--per-process=2500]
+//       [--accounts=1000] [--first-open=1000] [--open-rate=1000]
+//       [--rates=1000,2000,3000,4000]
+//       [--rate-secs=5] [--revocations=3] [--storm=1] [--storm-deadline=60s]
+//       [--out=FILE]        (--rates= , --revocations=0, --storm=0 skip a phase)
+//
+// One driver process (no gRPC in it) starts tandem-ca standalone (token public key,
+// policy file, revocation state, admin endpoint) and forks worker processes, each
+// simulating up to --per-process agents: agent i speaks for service account
+// load/sa-(i % accounts) with a real token signed by the key tandem-ca trusts, over
+// its own gRPC+TLS connection (NewCaChannel's arguments, plus a local subchannel pool
+// so connections are not shared), with one StreamPolicy stream that ACKs what it
+// receives. A stream that ends reconnects on the agents' own schedule
+// (tandem::StreamBackoff, as RunStreamWithBackoff uses it); a certificate renewal that
+// fails retries on the agent's schedule (agent::NextRenewal). The driver talks to
+// the workers over pipes, one line per command and per answer, and samples tandem-ca's
+// CPU and RSS from /proc. Phases, in one run:
+//   1. --first-open streams, then every agent's: CA RSS and CPU at each count;
+//   2. --revocations revocations (tandem-ca revoke --admin): time from the command
+//      until each stream has the response that carries it, p50/p99/max;
+//   3. CreateCertificate at each of --rates per second, open loop, --rate-secs each,
+//      with every stream open (CSRs from a pool made before, so the harness does not
+//      sign): certificates/s achieved and latency p50/p99;
+//   4. the reconnect storm: every agent's renewal falls due, tandem-ca is SIGKILLed
+//      and started again on the same port; time until each agent's stream is back
+//      (its first response) and its certificate renewed, the arrival curve, and
+//      tandem-ca's peak CPU and RSS meanwhile.
+// Every loop is bounded in count and time; the run fails (exit 1) when a stream or
+// a renewal is missing at a phase's deadline. Writes a Markdown section to --out.
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "agent/ca_channel.h"
+#include "agent/renewal_policy.h"
+#include "common/credential_request.h"
+#include "common/file_util.h"
+#include "common/flags.h"
+#include "common/stream_backoff.h"
+#include "controlplane/auth/jwt.h"
+#include "istio/ca.grpc.pb.h"
+#include "tandem/mesh_policy.grpc.pb.h"
+
+namespace {
+
+using istio::v1::auth::IstioCertificateRequest;
+using istio::v1::auth::IstioCertificateResponse;
+using istio::v1::auth::IstioCertificateService;
+using tandem::policy::v1::MeshPolicyService;
+using tandem::policy::v1::PolicyRequest;
+using tandem::policy::v1::PolicyResponse;
+
+int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "tandem-ca-load: %s\n", what.c_str());
+  std::exit(2);
+}
+
+// ---------------------------------------------------------------------------------
+// Worker: simulated agents. Threading: gRPC's callback threads run the calls; one
+// timer thread starts reconnects and renewals when due; the main thread reads
+// commands. `mu` guards every agent's state.
+
+struct WorkerOptions {
+  std::string address;
+  std::string root_pem;
+  std::string signing_key_pem;
+  int first = 0;  // global index of this worker's first agent
+  int count = 0;
+  int accounts = 1000;
+};
+
+class Worker {
+ public:
+  explicit Worker(WorkerOptions options);
+  // Main thread: runs commands from `in`, answers on `out`, until "quit" or EOF.
+  void Serve(FILE* in, FILE* out);
+
+ private:
+  struct Agent {
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<MeshPolicyService::Stub> policy;
+    std::unique_ptr<IstioCertificateService::Stub> certs;
+    const std::string* token = nullptr;
+    bool opened = false;      // its stream is wanted (open command)
+    bool connecting = false;  // a call or a scheduled reconnect is in flight
+    bool up = false;          // its current stream has received a response
+    tandem::StreamBackoff backoff;
+    int64_t revoked_at = 0;  // when a response carrying `watch_count_` arrived
+    int64_t back_at = 0;     // storm: first response of a stream opened after arm
+    int64_t renewed_at = 0;  // storm: certificate issued after arm
+    int renew_failures = 0;
+    bool renewing = false;
+  };
+  class PolicyCall;
+  enum class Event { kConnect, kRenew };
+
+  void Schedule(absl::Time when, int agent, Event event);
+  void TimerLoop();
+  void Connect(int agent);
+  void Renew(int agent);
+  // From PolicyCall's reactions.
+  // `started`: when the call that carried it began.
+  void OnResponse(int agent, const PolicyResponse& response, int64_t started);
+  void OnStreamEnded(int agent, bool received);
+
+  // Opens agents [0, n) at `rate` per second (new ones only).
+  std::string Open(int n, double rate, absl::Duration deadline);
+  std::string CollectRevocation(int64_t t0, absl::Duration deadline);
+  std::string Certificates(double rate, absl::Duration duration);
+  std::string CollectStorm(int64_t t0, absl::Duration deadline);
+
+  double Random() {
+    std::lock_guard<std::mutex> lock(rng_mu_);
+    return uniform_(rng_);
+  }
+
+  const WorkerOptions options_;
+  std::map<int, std::string> tokens_;  // by account; built before any call
+  std::vector<std::string> csr_pool_;  // read-only after construction
+  tandem::agent::RenewalPolicy renewal_;
+
+  std::mutex rng_mu_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::uniform_real_distribution<double> uniform_{0.0, 1.0};
+
+  std::mutex mu_;
+  std::condition_variable changed_;  // an agent's state changed
+  std::vector<Agent> agents_;
+  int watch_count_ = 0;  // revocations a response must carry to count; 0: none
+  int64_t storm_armed_at_ = 0;
+  std::atomic<bool> quitting_{false};  // read without `mu_` by the timer thread
+
+  std::mutex timer_mu_;
+  std::condition_variable timer_cv_;
+  using Due = std::tuple<absl::Time, int, Event>;
+  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> timers_;
+  std::thread timer_thread_;
+};
+
+// One StreamPolicy call of one agent; deletes itself in OnDone.
+class Worker::PolicyCall final
+    : public grpc::ClientBidiReactor<PolicyRequest, PolicyResponse> {
+ public:
+  PolicyCall(Worker* worker, int agent) : worker_(worker), agent_(agent) {}
+
+  void Start(MeshPolicyService::Stub* stub, const std::string& token) {
+    started_ = NowMicros();
+    context_.AddMetadata("authorization", "Bearer " + token);
+    stub->async()->StreamPolicy(&context_, this);
+    first_.set_node(absl::StrCat("load-agent-", agent_));
+    writing_ = true;
+    StartWrite(&first_);
+    StartRead(&response_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    received_ = true;
+    worker_->OnResponse(agent_, response_, started_);
+    PolicyRequest ack;
+    ack.set_version_info(response_.version_info());
+    ack.set_response_nonce(response_.nonce());
+    bool write = false;
+    {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      if (writing_) {
+        pending_ = std::move(ack);
+        has_pending_ = true;
+      } else {
+        writing_ = write = true;
+        out_ = std::move(ack);
+      }
+    }
+    if (write) StartWrite(&out_);  // out_ is the in-flight write's alone
+    StartRead(&response_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      writing_ = false;
+      if (!ok || !has_pending_) return;
+      has_pending_ = false;
+      writing_ = true;
+      out_ = std::move(pending_);
+    }
+    StartWrite(&out_);
+  }
+
+  void OnDone(const grpc::Status&) override {
+    worker_->OnStreamEnded(agent_, received_);
+    delete this;
+  }
+
+ private:
+  Worker* const worker_;
+  const int agent_;
+  grpc::ClientContext context_;
+  PolicyRequest first_;
+  PolicyResponse response_;
+  std::mutex write_mu_;
+  bool writing_ = false;
+  bool has_pending_ = false;
+  PolicyRequest out_;
+  PolicyRequest pending_;
+  bool received_ = false;  // reactions run one at a time per direction
+  int64_t started_ = 0;
+};
+
+Worker::Worker(WorkerOptions options) : options_(std::move(options)) {
+  for (int i = 0; i < options_.count; ++i) {
+    int account = (options_.first + i) % options_.accounts;
+    if (tokens_.count(account)) continue;
+    absl::StatusOr<std::string> token = tandem::controlplane::MintServiceAccountToken(
+        options_.signing_key_pem, {"load", absl::StrCat("sa-", account)}, "istio-ca",
+        "tandem-ca-load", absl::Now(), absl::Hours(4));
+    if (!token.ok()) Die(std::string(token.status().message()));
+    tokens_[account] = *token;
+  }
+  // Signing a CSR is the agent's cost, not the CA's: made once, before any load.
+  for (int i = 0; i < 64; ++i) {
+    absl::StatusOr<tandem::PendingCredential> csr = tandem::NewCredentialRequest(
+        absl::StrCat("spiffe://cluster.local/ns/load/sa/sa-", i));
+    if (!csr.ok()) Die(std::string(csr.status().message()));
+    csr_pool_.push_back(csr->csr_pem);
+  }
+  tandem::agent::CaClientOptions ca;
+  ca.address = options_.address;
+  ca.root_pem = options_.root_pem;
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = options_.root_pem;
+  auto credentials = grpc::SslCredentials(ssl);
+  agents_.resize(options_.count);
+  for (int i = 0; i < options_.count; ++i) {
+    grpc::ChannelArguments args = tandem::agent::CaChannelArguments(ca);
+    // One connection per agent, as on separate nodes.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    Agent& agent = agents_[i];
+    agent.channel = grpc::CreateCustomChannel(options_.address, credentials, args);
+    agent.policy = MeshPolicyService::NewStub(agent.channel);
+    agent.certs = IstioCertificateService::NewStub(agent.channel);
+    agent.token = &tokens_[(options_.first + i) % options_.accounts];
+  }
+  timer_thread_ = std::thread([this] { TimerLoop(); });
+}
+
+void Worker::Schedule(absl::Time when, int agent, Event event) {
+  {
+    std::lock_guard<std::mutex> lock(timer_mu_);
+    timers_.emplace(when, agent, event);
+  }
+  timer_cv_.notify_one();
+}
+
+void Worker::TimerLoop() {
+  std::unique_lock<std::mutex> lock(timer_mu_);
+  while (true) {
+    if (quitting_.load()) return;
+    if (timers_.empty()) {
+      timer_cv_.wait_for(lock, std::chrono::milliseconds(100));
+      continue;
+    }
+    auto [when, agent, event] = timers_.top();
+    absl::Duration wait = when - absl::Now();
+    if (wait > absl::ZeroDuration()) {
+      timer_cv_.wait_for(
+          lock, absl::ToChronoMicroseconds(std::min(wait, absl::Milliseconds(100))));
+      continue;
+    }
+    timers_.pop();
+    lock.unlock();
+    if (event == Event::kConnect) {
+      Connect(agent);
+    } else {
+      Renew(agent);
+    }
+    lock.lock();
+  }
+}
+
+void Worker::Connect(int agent) {
+  Agent& a = agents_[agent];
+  if (quitting_.load()) return;
+  (new PolicyCall(this, agent))->Start(a.policy.get(), *a.token);
+}
+
+void Worker::OnResponse(int agent, const PolicyResponse& response, int64_t started) {
+  int64_t now = NowMicros();
+  std::lock_guard<std::mutex> lock(mu_);
+  Agent& a = agents_[agent];
+  a.up = true;
+  // Back: a stream opened after the storm began has its first response.
+  if (storm_armed_at_ != 0 && started > storm_armed_at_ && a.back_at == 0) {
+    a.back_at = now;
+  }
+  if (watch_count_ > 0 && a.revoked_at == 0 &&
+      response.policy().revocations_size() >= watch_count_) {
+    a.revoked_at = now;
+  }
+  changed_.notify_all();
+}
+
+void Worker::OnStreamEnded(int agent, bool received) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Agent& a = agents_[agent];
+  a.up = false;
+  if (quitting_) return;
+  // RunStreamWithBackoff's schedule: a stream that received something resets it.
+  if (received) a.backoff.Reset();
+  absl::Duration wait = a.backoff.Next(Random());
+  Schedule(absl::Now() + wait, agent, Event::kConnect);
+  changed_.notify_all();
+}
+
+void Worker::Renew(int agent) {
+  Agent& a = agents_[agent];
+  struct Call {
+    grpc::ClientContext context;
+    IstioCertificateRequest request;
+    IstioCertificateResponse response;
+  };
+  auto call = std::make_shared<Call>();
+  call->context.AddMetadata("authorization", "Bearer " + *a.token);
+  call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  call->request.set_csr(csr_pool_[agent % csr_pool_.size()]);
+  call->request.set_validity_duration(3600);
+  a.certs->async()->CreateCertificate(&call->context, &call->request, &call->response,
+                                      [this, agent, call](grpc::Status status) {
+                                        std::lock_guard<std::mutex> lock(mu_);
+                                        Agent& b = agents_[agent];
+                                        if (status.ok()) {
+                                          b.renewing = false;
+                                          b.renew_failures = 0;
+                                          if (b.renewed_at == 0)
+                                            b.renewed_at = NowMicros();
+                                          changed_.notify_all();
+                                          return;
+                                        }
+                                        if (quitting_) return;
+                                        // The agent's own retry schedule: it holds a
+                                        // certificate issued half a lifetime (1 h) ago,
+                                        // so retries are capped by the validity left.
+                                        ++b.renew_failures;
+                                        absl::Time now = absl::Now();
+                                        absl::Time next = tandem::agent::NextRenewal(
+                                            renewal_, now - absl::Minutes(30),
+                                            now + absl::Minutes(30), now,
+                                            b.renew_failures, Random());
+                                        Schedule(next, agent, Event::kRenew);
+                                      });
+}
+
+std::string Worker::Open(int n, double rate, absl::Duration deadline) {
+  n = std::min(n, options_.count);
+  {
+    // Agents start over time, as pods do: all at once is the storm's case.
+    std::lock_guard<std::mutex> lock(mu_);
+    absl::Time at = absl::Now();
+    for (int i = 0; i < n; ++i) {
+      if (agents_[i].opened) continue;
+      agents_[i].opened = true;
+      Schedule(at, i, Event::kConnect);
+      at += absl::Seconds(1 / rate);
+    }
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  auto all_up = [&] {
+    for (int i = 0; i < n; ++i) {
+      if (!agents_[i].up) return false;
+    }
+    return true;
+  };
+  changed_.wait_for(lock, absl::ToChronoMicroseconds(deadline), all_up);
+  int up = 0;
+  for (int i = 0; i < n; ++i) up += agents_[i].up;
+  return absl::StrCat("opened ", up, " ", n);
+}
+
+// Answers "rev GOT WANTED lat_us...": latencies from t0 of the agents whose stream was
+// up, each to the first response carrying watch_count_ revocations.
+std::string Worker::CollectRevocation(int64_t t0, absl::Duration deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto all = [&] {
+    for (const Agent& a : agents_) {
+      if (a.opened && a.revoked_at == 0) return false;
+    }
+    return true;
+  };
+  changed_.wait_for(lock, absl::ToChronoMicroseconds(deadline), all);
+  std::vector<int64_t> lat;
+  int wanted = 0;
+  for (Agent& a : agents_) {
+    if (!a.opened) continue;
+    ++wanted;
+    if (a.revoked_at != 0) lat.push_back(a.revoked_at - t0);
+    a.revoked_at = 0;
+  }
+  watch_count_ = 0;
+  return absl::StrCat("rev ", lat.size(), " ", wanted, " ", absl::StrJoin(lat, " "));
+}
+
+// Open loop at `rate` per second for `duration`, round-robin over the agents'
+// connections. Answers "certs SENT OK FAILED lat_us...".
+std::string Worker::Certificates(double rate, absl::Duration duration) {
+  struct Call {
+    grpc::ClientContext context;
+    IstioCertificateRequest request;
+    IstioCertificateResponse response;
+    int64_t start;
+  };
+  std::mutex result_mu;
+  std::condition_variable done_cv;
+  std::vector<int64_t> lat;
+  int ok = 0, failed = 0, in_flight = 0;
+  int64_t sent = 0;
+  const absl::Time start = absl::Now();
+  const absl::Time end = start + duration;
+  while (true) {
+    absl::Time now = absl::Now();
+    if (now >= end) break;
+    int64_t due = static_cast<int64_t>(absl::ToDoubleSeconds(now - start) * rate);
+    for (; sent < due; ++sent) {
+      int agent = static_cast<int>(sent % options_.count);
+      auto call = std::make_shared<Call>();
+      call->context.AddMetadata("authorization", "Bearer " + *agents_[agent].token);
+      call->context.set_deadline(std::chrono::system_clock::now() +
+                                 std::chrono::seconds(10));
+      call->request.set_csr(csr_pool_[sent % csr_pool_.size()]);
+      call->request.set_validity_duration(3600);
+      call->start = NowMicros();
+      {
+        std::lock_guard<std::mutex> lock(result_mu);
+        ++in_flight;
+      }
+      agents_[agent].certs->async()->CreateCertificate(
+          &call->context, &call->request, &call->response,
+          [&, call](grpc::Status status) {
+            int64_t took = NowMicros() - call->start;
+            std::lock_guard<std::mutex> lock(result_mu);
+            if (status.ok()) {
+              ++ok;
+              lat.push_back(took);
+            } else {
+              ++failed;
+            }
+            if (--in_flight == 0) done_cv.notify_all();
+          });
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  // Every call has a 10 s deadline: this wait ends.
+  std::unique_lock<std::mutex> lock(result_mu);
+  done_cv.wait(lock, [&] { return in_flight == 0; });
+  return absl::StrCat("certs ", sent, " ", ok, " ", failed, " ", absl::StrJoin(lat, " "));
+}
+
+// Answers "storm AGENTS BACK RENEWED back_us... | renewed_us...", from t0 (the kill).
+std::string Worker::CollectStorm(int64_t t0, absl::Duration deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto all = [&] {
+    for (const Agent& a : agents_) {
+      if (a.opened && (a.back_at == 0 || a.renewed_at == 0)) return false;
+    }
+    return true;
+  };
+  changed_.wait_for(lock, absl::ToChronoMicroseconds(deadline), all);
+  std::vector<int64_t> back, renewed;
+  int wanted = 0;
+  for (const Agent& a : agents_) {
+    if (!a.opened) continue;
+    ++wanted;
+    if (a.back_at != 0) back.push_back(a.back_at - t0);
+    if (a.renewed_at != 0) renewed.push_back(a.renewed_at - t0);
+  }
+  return absl::StrCat("storm ", wanted, " ", back.size(), " ", renewed.size(), " ",
+                      absl::StrJoin(back, " "), " | ", absl::StrJoin(renewed, " "));
+}
+
+void Worker::Serve(FILE* in, FILE* out) {
+  char* line = nullptr;
+  size_t cap = 0;
+  while (getline(&line, &cap, in) > 0) {
+    std::vector<std::string> words =
+        absl::StrSplit(absl::StripAsciiWhitespace(line), ' ');
+    const std::string& command = words[0];
+    auto number = [&](size_t i) {
+      double value = 0;
+      if (words.size() <= i || !absl::SimpleAtod(words[i], &value)) {
+        Die(absl::StrCat("worker: bad command: ", line));
+      }
+      return value;
+    };
+    std::string answer;
+    if (command == "open") {
+      answer = Open(static_cast<int>(number(1)), number(2), absl::Seconds(number(3)));
+    } else if (command == "watch") {
+      std::lock_guard<std::mutex> lock(mu_);
+      watch_count_ = static_cast<int>(number(1));
+      answer = "watching";
+    } else if (command == "collect-rev") {
+      answer =
+          CollectRevocation(static_cast<int64_t>(number(1)), absl::Seconds(number(2)));
+    } else if (command == "certs") {
+      answer = Certificates(number(1), absl::Seconds(number(2)));
+    } else if (command == "arm-storm") {
+      // Every agent's renewal falls due as the CA dies: the worst case.
+      std::lock_guard<std::mutex> lock(mu_);
+      storm_armed_at_ = NowMicros();
+      for (size_t i = 0; i < agents_.size(); ++i) {
+        agents_[i].back_at = 0;
+        agents_[i].renewed_at = 0;
+      }
+      answer = "armed";
+    } else if (command == "renew-all") {
+      for (int i = 0; i < options_.count; ++i) {
+        if (agents_[i].opened) Schedule(absl::Now(), i, Event::kRenew);
+      }
+      answer = "renewing";
+    } else if (command == "collect-storm") {
+      answer = CollectStorm(static_cast<int64_t>(number(1)), absl::Seconds(number(2)));
+    } else if (command == "quit") {
+      break;
+    } else {
+      Die(absl::StrCat("worker: unknown command: ", line));
+    }
+    std::fprintf(out, "%s\n", answer.c_str());
+    std::fflush(out);
+  }
+  free(line);
+  quitting_ = true;
+  timer_cv_.notify_all();
+  timer_thread_.join();
+  // Streams end with the process: exiting is quicker than cancelling 2,500 calls.
+  std::fflush(out);
+  _exit(0);
+}
+
+// ---------------------------------------------------------------------------------
+// Driver.
+
+struct Proc {
+  pid_t pid = -1;
+  FILE* to = nullptr;
+  FILE* from = nullptr;
+};
+
+std::string Ask(Proc& worker, const std::string& command) {
+  std::fprintf(worker.to, "%s\n", command.c_str());
+  std::fflush(worker.to);
+  char* line = nullptr;
+  size_t cap = 0;
+  if (getline(&line, &cap, worker.from) <= 0) Die("a worker died (see its stderr)");
+  std::string answer(absl::StripTrailingAsciiWhitespace(line));
+  free(line);
+  return answer;
+}
+
+// Sends `command` to every worker, then reads every answer: they work in parallel.
+std::vector<std::string> AskAll(std::vector<Proc>& workers, const std::string& command) {
+  for (Proc& w : workers) {
+    std::fprintf(w.to, "%s\n", command.c_str());
+    std::fflush(w.to);
+  }
+  std::vector<std::string> answers;
+  for (Proc& w : workers) {
+    char* line = nullptr;
+    size_t cap = 0;
+    if (getline(&line, &cap, w.from) <= 0) Die("a worker died (see its stderr)");
+    answers.emplace_back(absl::StripTrailingAsciiWhitespace(line));
+    free(line);
+  }
+  return answers;
+}
+
+std::vector<int64_t> Numbers(absl::string_view text) {
+  std::vector<int64_t> out;
+  for (absl::string_view word : absl::StrSplit(text, ' ', absl::SkipEmpty())) {
+    int64_t v;
+    if (absl::SimpleAtoi(word, &v)) out.push_back(v);
+  }
+  return out;
+}
+
+double Percentile(std::vector<int64_t> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return static_cast<double>(v[std::min(i, v.size() - 1)]);
+}
+
+// tandem-ca's CPU time (s) and RSS (MB) from /proc.
+struct Usage {
+  double cpu_seconds = 0;
+  double rss_mb = 0;
+  double hwm_mb = 0;
+  int threads = 0;
+};
+Usage UsageOf(pid_t pid) {
+  Usage u;
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(stat)), {});
+  size_t close = text.rfind(')');
+  if (close != std::string::npos) {
+    std::vector<std::string> f = absl::StrSplit(text.substr(close + 2), ' ');
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the command.
+    if (f.size() > 12) {
+      u.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) /
+                      static_cast<double>(sysconf(_SC_CLK_TCK));
+    }
+  }
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    auto kb = [&](const char* key) {
+      return std::stod(line.substr(std::strlen(key))) / 1024.0;
+    };
+    if (line.rfind("VmRSS:", 0) == 0) u.rss_mb = kb("VmRSS:");
+    if (line.rfind("VmHWM:", 0) == 0) u.hwm_mb = kb("VmHWM:");
+    if (line.rfind("Threads:", 0) == 0) u.threads = std::stoi(line.substr(8));
+  }
+  return u;
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    Die("cannot find a free port");
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int Run(const std::vector<std::string>& argv, const std::string& log) {
+  pid_t pid = Spawn(argv, log);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+class Driver {
+ public:
+  Driver(const tandem::Flags& flags) : flags_(flags) {}
+  int Main();
+
+ private:
+  void StartCa();
+  bool WaitForCa(absl::Duration deadline);
+  void Sample(absl::Duration window, Usage* at_end, double* cpu_percent);
+  // Stops the workers and tandem-ca, writes the report; the exit code.
+  int Finish(std::vector<Proc>& workers);
+
+  const tandem::Flags& flags_;
+  std::string dir_;
+  std::string ca_bin_;
+  int port_ = 0;
+  int admin_port_ = 0;
+  pid_t ca_ = -1;
+  std::string report_;
+  bool failed_ = false;
+};
+
+void Driver::StartCa() {
+  ca_ = Spawn({ca_bin_, "serve", "--root-dir=" + dir_ + "/root",
+               absl::StrCat("--listen=127.0.0.1:", port_),
+               absl::StrCat("--admin=127.0.0.1:", admin_port_),
+               "--metrics=", "--token-public-key=" + dir_ + "/token.pub",
+               "--policy-file=" + dir_ + "/mesh-policy.yaml",
+               "--state-dir=" + dir_ + "/state", "--log-level=error"},
+              dir_ + "/tandem-ca.log");
+}
+
+// Waits until tandem-ca's port accepts a connection.
+bool Driver::WaitForCa(absl::Duration deadline) {
+  absl::Time end = absl::Now() + deadline;
+  while (absl::Now() < end) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    bool up = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (up) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return false;
+}
+
+// Measures tandem-ca's CPU over `window`.
+void Driver::Sample(absl::Duration window, Usage* at_end, double* cpu_percent) {
+  Usage before = UsageOf(ca_);
+  absl::Time start = absl::Now();
+  absl::SleepFor(window);
+  *at_end = UsageOf(ca_);
+  *cpu_percent = 100.0 * (at_end->cpu_seconds - before.cpu_seconds) /
+                 absl::ToDoubleSeconds(absl::Now() - start);
+}
+
+int Driver::Main() {
+  ca_bin_ = flags_.Get("ca-bin");
+  if (ca_bin_.empty()) Die("--ca-bin=PATH of tandem-ca is required");
+  int agents = std::stoi(flags_.Get("agents", "10000"));
+  int per_process = std::stoi(flags_.Get("per-process", "2500"));
+  int accounts = std::stoi(flags_.Get("accounts", "1000"));
+  int first_open = std::min(agents, std::stoi(flags_.Get("first-open", "1000")));
+  int revocations = std::stoi(flags_.Get("revocations", "3"));
+  double rate_secs = std::stod(flags_.Get("rate-secs", "5"));
+  std::vector<std::string> rates = absl::StrSplit(
+      flags_.Get("rates", "1000,2000,3000,4000"), ',', absl::SkipEmpty());
+  const bool storm = flags_.Get("storm", "1") != "0";
+  double open_rate = std::stod(flags_.Get("open-rate", "1000"));
+  absl::StatusOr<absl::Duration> storm_deadline =
+      flags_.GetDuration("storm-deadline", absl::Seconds(60));
+  if (!storm_deadline.ok()) Die(std::string(storm_deadline.status().message()));
+  const int workers_n = (agents + per_process - 1) / per_process;
+
+  // tandem-ca holds a socket per agent: its soft limit up to the hard one.
+  rlimit fds{};
+  getrlimit(RLIMIT_NOFILE, &fds);
+  fds.rlim_cur = fds.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &fds);
+  if (fds.rlim_max < static_cast<rlim_t>(agents + 1000)) {
+    Die(absl::StrCat("RLIMIT_NOFILE hard limit ", fds.rlim_max, " < agents + 1000"));
+  }
+
+  char tmpl[] = "/tmp/tandem-ca-load-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) Die("mkdtemp");
+  dir_ = tmpl;
+  absl::StatusOr<tandem::PendingCredential> key =
+      tandem::NewCredentialRequest("spiffe://cluster.local/ns/load/sa/token-issuer");
+  if (!key.ok()) Die(std::string(key.status().message()));
+  absl::StatusOr<std::string> pub =
+      tandem::controlplane::PublicKeyPemOf(key->private_key_pem);
+  if (!pub.ok()) Die(std::string(pub.status().message()));
+  std::ofstream(dir_ + "/token.pub") << *pub;
+  // A policy with a rule per 100 service accounts, so responses are not trivial.
+  {
+    std::ofstream policy(dir_ + "/mesh-policy.yaml");
+    policy << "defaults:\n  inboundMode: STRICT\nworkloads:\n";
+    for (int a = 0; a < accounts; a += 100) {
+      policy << "  - namespace: load\n    serviceAccount: sa-" << a
+             << "\n    inboundPorts: [{port: 8080, allow: "
+                "[\"spiffe://cluster.local/ns/load/*\"]}]\n";
+    }
+  }
+  port_ = FreePort();
+  admin_port_ = FreePort();
+  StartCa();
+  if (!WaitForCa(absl::Seconds(20))) Die("tandem-ca did not start: see " + dir_);
+  absl::StatusOr<std::string> root = tandem::ReadFileToString(dir_ + "/root/ca-cert.pem");
+  if (!root.ok()) Die(std::string(root.status().message()));
+
+  // Workers fork before this process touches gRPC (it never does).
+  std::vector<Proc> workers;
+  for (int w = 0; w < workers_n; ++w) {
+    int to[2], from[2];
+    if (pipe(to) != 0 || pipe(from) != 0) Die("pipe");
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(to[1]);
+      close(from[0]);
+      WorkerOptions options{absl::StrCat("127.0.0.1:", port_),
+                            *root,
+                            key->private_key_pem,
+                            w * per_process,
+                            std::min(per_process, agents - w * per_process),
+                            accounts};
+      Worker worker(options);
+      worker.Serve(fdopen(to[0], "r"), fdopen(from[1], "w"));
+      _exit(0);
+    }
+    close(to[0]);
+    close(from[1]);
+    workers.push_back({pid, fdopen(to[1], "w"), fdopen(from[0], "r")});
+  }
+  auto per_worker = [&](int total, int w) {
+    return std::clamp(total - w * per_process, 0, per_process);
+  };
+  std::string load = [] {
+    double l[3];
+    return getloadavg(l, 3) == 3 ? absl::StrFormat("%.2f %.2f %.2f", l[0], l[1], l[2])
+                                 : std::string("?");
+  }();
+  report_ += absl::StrFormat(
+      "%d simulated agents in %d worker processes of at most %d (each agent: its own "
+      "gRPC+TLS connection and StreamPolicy stream, a token of one of %d service "
+      "accounts); load average at start %s.\n\n",
+      agents, workers_n, per_process, accounts, load);
+
+  // --- 1. streams: RSS and CPU at first_open and at every agent ---
+  report_ +=
+      "| open policy streams | time to open | tandem-ca RSS | threads | CPU (idle "
+      "streams) |\n"
+      "|---|---|---|---|---|\n";
+  for (int total : {first_open, agents}) {
+    absl::Time start = absl::Now();
+    int up = 0;
+    for (int w = 0; w < workers_n; ++w) {
+      std::fprintf(workers[w].to, "open %d %.3f 180\n", per_worker(total, w),
+                   open_rate / workers_n);
+      std::fflush(workers[w].to);
+    }
+    for (int w = 0; w < workers_n; ++w) {
+      char* line = nullptr;
+      size_t cap = 0;
+      if (getline(&line, &cap, workers[w].from) <= 0) Die("a worker died");
+      up += static_cast<int>(Numbers(line + 6).at(0));
+      free(line);
+    }
+    double open_s = absl::ToDoubleSeconds(absl::Now() - start);
+    if (up < total) {
+      failed_ = true;
+      std::fprintf(stderr, "only %d of %d streams opened\n", up, total);
+    }
+    absl::SleepFor(absl::Seconds(1));
+    Usage u;
+    double cpu;
+    Sample(absl::Seconds(2), &u, &cpu);
+    report_ += absl::StrFormat("| %d | %.1f s | %.0f MB | %d | %.1f %% |\n", up, open_s,
+                               u.rss_mb, u.threads, cpu);
+    std::printf("streams %d open in %.1f s: RSS %.0f MB, CPU %.1f%%\n", up, open_s,
+                u.rss_mb, cpu);
+    std::fflush(stdout);
+  }
+
+  // --- 2. revocation fan-out ---
+  report_ +=
+      "\n| revocation | streams reached | p50 | p99 | max |\n|---|---|---|---|---|\n";
+  for (int r = 1; r <= revocations; ++r) {
+    AskAll(workers, absl::StrCat("watch ", r));
+    int64_t t0 = NowMicros();
+    std::string not_after = absl::FormatTime(
+        "%Y-%m-%dT%H:%M:%SZ", absl::Now() + absl::Hours(1), absl::UTCTimeZone());
+    int rc = Run({ca_bin_, "revoke", absl::StrCat("--admin=127.0.0.1:", admin_port_),
+                  absl::StrFormat("--serial=%x", 0xC0DE00 + r),
+                  "--not-after=" + not_after, "--reason=ca-load"},
+                 dir_ + "/revoke.log");
+    if (rc != 0) Die("tandem-ca revoke failed: see " + dir_ + "/revoke.log");
+    std::vector<int64_t> lat;
+    int wanted = 0;
+    for (const std::string& a :
+         AskAll(workers, absl::StrCat("collect-rev ", t0, " 20"))) {
+      std::vector<int64_t> n = Numbers(absl::string_view(a).substr(4));
+      wanted += static_cast<int>(n.at(1));
+      lat.insert(lat.end(), n.begin() + 2, n.end());
+    }
+    if (static_cast<int>(lat.size()) < wanted) failed_ = true;
+    report_ += absl::StrFormat("| %d | %d of %d | %.0f ms | %.0f ms | %.0f ms |\n", r,
+                               lat.size(), wanted, Percentile(lat, 0.5) / 1000,
+                               Percentile(lat, 0.99) / 1000, Percentile(lat, 1.0) / 1000);
+    std::printf("revocation %d: %zu of %d streams, p99 %.0f ms\n", r, lat.size(), wanted,
+                Percentile(lat, 0.99) / 1000);
+    std::fflush(stdout);
+  }
+
+  // --- 3. certificates at fixed offered loads ---
+  report_ += absl::StrFormat(
+      "\n| offered | achieved | failed | p50 | p99 | tandem-ca CPU |\n"
+      "|---|---|---|---|---|---|\n");
+  for (const std::string& rate_text : rates) {
+    double rate = std::stod(rate_text);
+    Usage before = UsageOf(ca_);
+    absl::Time start = absl::Now();
+    std::vector<int64_t> lat;
+    int64_t sent = 0, ok = 0, bad = 0;
+    for (const std::string& a : AskAll(
+             workers, absl::StrFormat("certs %.3f %.3f", rate / workers_n, rate_secs))) {
+      std::vector<int64_t> n = Numbers(absl::string_view(a).substr(6));
+      sent += n.at(0);
+      ok += n.at(1);
+      bad += n.at(2);
+      lat.insert(lat.end(), n.begin() + 3, n.end());
+    }
+    double wall = absl::ToDoubleSeconds(absl::Now() - start);
+    Usage after = UsageOf(ca_);
+    double cpu = 100.0 * (after.cpu_seconds - before.cpu_seconds) / wall;
+    // Achieved: issued per second of the offered window (the tail's wait included).
+    report_ +=
+        absl::StrFormat("| %.0f/s | %.0f/s | %d | %.1f ms | %.1f ms | %.0f %% |\n", rate,
+                        static_cast<double>(ok) / wall, bad, Percentile(lat, 0.5) / 1000,
+                        Percentile(lat, 0.99) / 1000, cpu);
+    std::printf("certs offered %.0f/s: %.0f/s, p99 %.1f ms, %" PRId64 " failed\n", rate,
+                static_cast<double>(ok) / wall, Percentile(lat, 0.99) / 1000, bad);
+    std::fflush(stdout);
+  }
+
+  // --- 4. the reconnect storm ---
+  if (!storm) return Finish(workers);
+  AskAll(workers, "arm-storm");
+  int64_t t_kill = NowMicros();
+  kill(ca_, SIGKILL);
+  waitpid(ca_, nullptr, 0);
+  // Renewals fall due while the CA is down: each fails and retries on its schedule.
+  AskAll(workers, "renew-all");
+  StartCa();
+  if (!WaitForCa(absl::Seconds(20))) Die("tandem-ca did not restart: see " + dir_);
+  double restart_s = static_cast<double>(NowMicros() - t_kill) / 1e6;
+  // Samples the restarted CA every 100 ms while the workers wait for their agents.
+  std::atomic<bool> sampling{true};
+  double peak_cpu = 0, peak_rss = 0;
+  std::thread sampler([&] {
+    Usage last = UsageOf(ca_);
+    absl::Time last_at = absl::Now();
+    while (sampling.load()) {
+      absl::SleepFor(absl::Milliseconds(250));
+      Usage u = UsageOf(ca_);
+      absl::Time now = absl::Now();
+      peak_cpu = std::max(peak_cpu, 100.0 * (u.cpu_seconds - last.cpu_seconds) /
+                                        absl::ToDoubleSeconds(now - last_at));
+      peak_rss = std::max(peak_rss, u.rss_mb);
+      last = u;
+      last_at = now;
+    }
+  });
+  std::vector<int64_t> back, renewed;
+  int wanted = 0;
+  for (const std::string& a :
+       AskAll(workers, absl::StrCat("collect-storm ", t_kill, " ",
+                                    absl::ToInt64Seconds(*storm_deadline)))) {
+    std::vector<std::string> halves = absl::StrSplit(a.substr(6), " | ");
+    std::vector<int64_t> n = Numbers(halves[0]);
+    wanted += static_cast<int>(n.at(0));
+    back.insert(back.end(), n.begin() + 3, n.end());
+    std::vector<int64_t> r = Numbers(halves.size() > 1 ? halves[1] : "");
+    renewed.insert(renewed.end(), r.begin(), r.end());
+  }
+  sampling = false;
+  sampler.join();
+  int gave_up = wanted - static_cast<int>(std::min(back.size(), renewed.size()));
+  if (gave_up > 0) failed_ = true;
+  report_ += absl::StrFormat(
+      "\nReconnect storm: every agent's renewal due, tandem-ca SIGKILLed with %d streams "
+      "open and started again (listening %.2f s after the kill).\n\n"
+      "| | agents | p50 | p99 | all (max) |\n|---|---|---|---|---|\n"
+      "| stream back (first response) | %d of %d | %.1f s | %.1f s | %.1f s |\n"
+      "| certificate renewed | %d of %d | %.1f s | %.1f s | %.1f s |\n\n"
+      "Not back or not renewed within %d s: %d. tandem-ca while they came back: peak "
+      "CPU %.0f %% (250 ms samples; 200 %% is both cores), peak RSS %.0f MB.\n\n"
+      "Arrival curve (streams back, by second after the kill):\n\n"
+      "| second | back in it | back by its end |\n|---|---|---|\n",
+      wanted, restart_s, static_cast<int>(back.size()), wanted,
+      Percentile(back, 0.5) / 1e6, Percentile(back, 0.99) / 1e6,
+      Percentile(back, 1.0) / 1e6, static_cast<int>(renewed.size()), wanted,
+      Percentile(renewed, 0.5) / 1e6, Percentile(renewed, 0.99) / 1e6,
+      Percentile(renewed, 1.0) / 1e6,
+      static_cast<int>(absl::ToInt64Seconds(*storm_deadline)), gave_up, peak_cpu,
+      peak_rss);
+  {
+    std::map<int64_t, int> by_second;
+    for (int64_t t : back) ++by_second[t / 1'000'000];
+    int cumulative = 0;
+    int64_t last = by_second.empty() ? 0 : by_second.rbegin()->first;
+    for (int64_t s = 0; s <= last; ++s) {
+      cumulative += by_second[s];
+      report_ +=
+          absl::StrFormat("| %d–%d | %d | %d |\n", s, s + 1, by_second[s], cumulative);
+    }
+  }
+  std::printf("storm: %zu of %d back, p99 %.1f s, all %.1f s; renewed %zu\n", back.size(),
+              wanted, Percentile(back, 0.99) / 1e6, Percentile(back, 1.0) / 1e6,
+              renewed.size());
+
+  return Finish(workers);
+}
+
+int Driver::Finish(std::vector<Proc>& workers) {
+  for (Proc& w : workers) {
+    std::fprintf(w.to, "quit\n");
+    std::fflush(w.to);
+  }
+  for (Proc& w : workers) waitpid(w.pid, nullptr, 0);
+  kill(ca_, SIGTERM);
+  waitpid(ca_, nullptr, 0);
+  std::string out = flags_.Get("out");
+  if (!out.empty()) std::ofstream(out) << report_;
+  std::printf("\n%s", report_.c_str());
+  if (failed_) {
+    absl::StatusOr<std::string> log = tandem::ReadFileToString(dir_ + "/tandem-ca.log");
+    std::fprintf(stderr, "--- tandem-ca's log ---\n%s--- end ---\n",
+                 log.ok() ? log->c_str() : "(unreadable)\n");
+    std::fprintf(stderr,
+                 "tandem-ca-load: FAILED (streams or renewals missing); kept %s\n",
+                 dir_.c_str());
+    return 1;
+  }
+  std::filesystem::remove_all(dir_);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::StatusOr<tandem::Flags> flags = tandem::Flags::Parse(
+      argc, argv, 1,
+      {"ca-bin", "agents", "per-process", "accounts", "first-open", "rates", "rate-secs",
+       "revocations", "storm", "storm-deadline", "open-rate", "out"});
+  if (!flags.ok()) Die(std::string(flags.status().message()));
+  signal(SIGPIPE, SIG_IGN);
+  return Driver(*flags).Main();
+}
