@@ -12,7 +12,7 @@ perf report -i "${1:?usage: data_path_profile.sh PERF_DATA}" --no-children --sor
     share = $1; sub(/%/, "", share); dso = $2; sym = ""
     for (i = 4; i <= NF; i++) sym = sym " " $i
     kernel = dso ~ /kernel/
-    c = kernel ? "kernel: TCP/IP, system calls, softirq, other" : "other user space"
+    c = kernel ? "kernel: TCP/IP, system calls, softirq, other" : "other user space (libc)"
     if (sym ~ /aes|gcm|GCM|AEAD|aead|ghash|CRYPTO_ctr|SSLAEADContext/ || dso ~ /libcrypto/)
       c = "crypto (AES-GCM)"
     if (!kernel && sym ~ /memmove|memcpy/) c = "user-space copies (memcpy)"
@@ -22,7 +22,7 @@ perf report -i "${1:?usage: data_path_profile.sh PERF_DATA}" --no-children --sor
     if (sym ~ /ep_|epoll/) c = "epoll"
     if (sym ~ /finish_task_switch|__schedule|try_to_wake_up|_raw_spin_unlock_irqrestore|select_task_rq|enqueue_task|dequeue_task|_raw_spin_unlock_irq$/)
       c = "scheduling, wake-ups, interrupt enable"
-    if (dso ~ /haproxy|libssl/ || (dso ~ /tandem/ && c == "other user space"))
+    if (dso ~ /haproxy|libssl/ || (dso !~ /^lib|kernel|vdso/ && c == "other user space (libc)"))
       c = "proxy code and TLS record layer"
     total[c] += share
   } END { for (c in total) printf "%6.1f%%  %s\n", total[c], c }' | sort -rn
