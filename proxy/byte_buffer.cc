@@ -12,9 +12,12 @@ namespace {
 // Freed storage is kept per thread for the next buffer that needs some: handing
 // 64 KiB back to malloc at every drain made glibc give the pages back to the kernel
 // and fault them in again (11 page faults per MB in bulk transfers). Bounded, so a
-// worker keeps at most kPooledBlocks blocks of a size after a burst. A worker uses
-// two sizes (the configured buffer_bytes and the socket BIO's), so a few slots do.
+// worker keeps at most kPooledBlocks blocks and kPooledBytes of a size after a burst.
+// A worker uses a few sizes (the configured buffer_bytes, which the socket BIO's
+// read-ahead shares, and the BIO's gather size; the BIO's defaults during a
+// handshake), so a few slots do.
 constexpr size_t kPooledBlocks = 8;
+constexpr size_t kPooledBytes = 1 << 20;
 constexpr size_t kPooledSizes = 4;
 
 struct BlockPool {
@@ -55,7 +58,8 @@ std::unique_ptr<char[]> AcquireBlock(size_t capacity) {
 
 void RecycleBlock(std::unique_ptr<char[]> block, size_t capacity) {
   BlockPool* pool = PoolFor(capacity);
-  if (pool != nullptr && pool->blocks.size() < kPooledBlocks) {
+  if (pool != nullptr && pool->blocks.size() < kPooledBlocks &&
+      pool->blocks.size() * capacity < kPooledBytes) {
     pool->blocks.push_back(std::move(block));
   }
 }

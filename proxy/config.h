@@ -45,7 +45,8 @@ struct ProxyOptions {
   MeshRules policy;
   uint32_t socket_mark = 1337;
   int max_connections = 10000;
-  size_t buffer_bytes = 64 * 1024;
+  // Per direction per connection; also what one read or send of a TLS socket moves.
+  size_t buffer_bytes = 256 * 1024;
   absl::Duration connect_timeout = absl::Seconds(5);
   absl::Duration handshake_timeout = absl::Seconds(5);
   absl::Duration idle_timeout = absl::Hours(1);

@@ -80,6 +80,7 @@ class Connection {
     bool want_write = false;    // a write (or TLS) is blocked on writable
     bool reset = false;         // saw ECONNRESET: propagate as RST
     bool drained = false;       // read all it had (EAGAIN, short read): wait for EPOLLIN
+    uint32_t segment = 0;       // TCP_MAXSEG, read at the first bulk write (0: not yet)
     uint32_t registered = 0;
     bool added = false;  // registered with the loop at all
     void OnEvents(uint32_t events) override { owner->OnEvents(this, events); }
@@ -95,7 +96,11 @@ class Connection {
   void Pump();
   // Return true when bytes moved (or EOF was seen). Set *failed on a hard error.
   bool ReadInto(Endpoint& from, ByteBuffer& buffer, bool* failed);
-  bool WriteFrom(ByteBuffer& buffer, Endpoint& to, bool* failed);
+  // While `from` may have more to give, writes only whole TCP segments of a bulk
+  // transfer and keeps the tail for the next pass (see SegmentAlignment).
+  bool WriteFrom(ByteBuffer& buffer, const Endpoint& from, Endpoint& to, bool* failed);
+  // The size a bulk write to `to` is rounded down to, or 0 to write everything.
+  static size_t SegmentAlignment(const Endpoint& from, Endpoint& to, size_t pending);
   // True once every byte of `buffer` has left for `to`'s socket, TLS records included.
   static bool Delivered(const ByteBuffer& buffer, const Endpoint& to);
   void ShutdownWrite(Endpoint& endpoint);

@@ -373,6 +373,30 @@ TEST_F(SmallBufferPairTest, DeliversBulkDataIntactAcrossWrapArounds) {
   EXPECT_TRUE(received == sent) << "bytes changed on the way";
 }
 
+// Buffers larger than a loopback TCP segment (64 KiB less headers): a write of more
+// than one segment sends the whole segments at once and keeps the partial one for as
+// long as the source has more.
+class LargeBufferPairTest : public ProxyPairTest {
+ protected:
+  LargeBufferPairTest() { server_extra_ = client_extra_ = ", \"buffer_bytes\": 200000"; }
+};
+
+TEST_F(LargeBufferPairTest, DeliversThePartialSegmentOfAWriteWithoutAnEndOfStream) {
+  // One write of 2.3 loopback segments, most likely read at once: the partial segment
+  // kept back must leave on the next pass when nothing joins it, with no FIN or later
+  // bytes to push it (Receive gives up after 5 s without data).
+  int fd = Connect(client_outbound_);
+  ASSERT_GE(fd, 0);
+  std::string sent(150000, '\0');
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>((i * 104729) >> 9);
+  ASSERT_EQ(send(fd, sent.data(), sent.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(sent.size()));
+  std::string received = Receive(fd, sent.size(), absl::ZeroDuration(), nullptr);
+  close(fd);
+  ASSERT_EQ(received.size(), sent.size());
+  EXPECT_TRUE(received == sent) << "bytes changed on the way";
+}
+
 TEST_F(ProxyPairTest, RefusesPeerFromAnotherCa) {
   pki::CertificateAuthority other = MakeRoot("other");
   pki::WorkloadCredentials stranger = MakeWorkload(other, kClientId);

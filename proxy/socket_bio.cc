@@ -13,18 +13,25 @@
 namespace tandem::proxy {
 namespace {
 
-// Bytes [begin, end) of a pooled block; the block is held only while bytes are.
+// Bytes [begin, end) of a pooled block of `capacity` bytes; the block is held only
+// while bytes are.
 struct Span {
   std::unique_ptr<char[]> block;
+  size_t capacity = 0;
   size_t begin = 0;
   size_t end = 0;
 
   size_t size() const { return end - begin; }
-  void Consume(size_t n, size_t capacity) {
-    begin += n;
-    if (begin == end) Release(capacity);
+  void Acquire(size_t bytes) {
+    if (block != nullptr) return;
+    block = AcquireBlock(bytes);
+    capacity = bytes;
   }
-  void Release(size_t capacity) {
+  void Consume(size_t n) {
+    begin += n;
+    if (begin == end) Release();
+  }
+  void Release() {
     if (block != nullptr) RecycleBlock(std::move(block), capacity);
     begin = end = 0;
   }
@@ -32,6 +39,8 @@ struct Span {
 
 struct SocketState {
   int fd = -1;
+  size_t read_ahead = kSocketReadAhead;
+  size_t write_coalesce = kSocketWriteCoalesce;
   Span read;
   bool drained = false;  // the last read came back short or EAGAIN
   Span write;
@@ -53,11 +62,11 @@ int ReadAhead(BIO* bio, char* out, int len) {
       BIO_set_retry_read(bio);
       return -1;
     }
-    if (read_ahead.block == nullptr) read_ahead.block = AcquireBlock(kSocketReadAhead);
-    ssize_t n = read(state->fd, read_ahead.block.get(), kSocketReadAhead);
+    read_ahead.Acquire(state->read_ahead);
+    ssize_t n = read(state->fd, read_ahead.block.get(), read_ahead.capacity);
     if (n <= 0) {
       int saved = errno;  // for SSL_get_error's caller (ECONNRESET)
-      read_ahead.Release(kSocketReadAhead);
+      read_ahead.Release();
       errno = saved;
       if (n < 0 && WouldBlock()) {
         state->drained = true;
@@ -65,31 +74,33 @@ int ReadAhead(BIO* bio, char* out, int len) {
       }
       return static_cast<int>(n);
     }
-    if (static_cast<size_t>(n) < kSocketReadAhead) state->drained = true;
+    if (static_cast<size_t>(n) < read_ahead.capacity) state->drained = true;
     read_ahead.begin = 0;
     read_ahead.end = static_cast<size_t>(n);
   }
   size_t n = std::min(static_cast<size_t>(len), read_ahead.size());
   std::memcpy(out, read_ahead.block.get() + read_ahead.begin, n);
-  read_ahead.Consume(n, kSocketReadAhead);
+  read_ahead.Consume(n);
   return static_cast<int>(n);
 }
 
-// Sends the gathered bytes: 1 when none is left, 0 when the socket is full, -1 on error.
-int SendGathered(SocketState* state) {
+// Sends the gathered bytes, all of them or, with `align`, a multiple of it: 1 when
+// that much has left, 0 when the socket is full, -1 on error.
+int SendGathered(SocketState* state, size_t align = 0) {
   Span& gathered = state->write;
-  while (gathered.size() > 0) {
-    ssize_t n = send(state->fd, gathered.block.get() + gathered.begin, gathered.size(),
-                     MSG_NOSIGNAL);
+  size_t keep = align > 0 ? gathered.size() % align : 0;
+  while (gathered.size() > keep) {
+    ssize_t n = send(state->fd, gathered.block.get() + gathered.begin,
+                     gathered.size() - keep, MSG_NOSIGNAL);
     if (n < 0) return WouldBlock() ? 0 : -1;
-    gathered.Consume(static_cast<size_t>(n), kSocketWriteCoalesce);
+    gathered.Consume(static_cast<size_t>(n));
   }
   return 1;
 }
 
-void Gather(Span& gathered, const char* in, size_t len) {
-  if (gathered.block == nullptr) gathered.block = AcquireBlock(kSocketWriteCoalesce);
-  if (gathered.end + len > kSocketWriteCoalesce) {  // after a partial send: compact
+void Gather(Span& gathered, size_t capacity, const char* in, size_t len) {
+  gathered.Acquire(capacity);
+  if (gathered.end + len > gathered.capacity) {  // after a partial send: compact
     std::memmove(gathered.block.get(), gathered.block.get() + gathered.begin,
                  gathered.size());
     gathered.end -= gathered.begin;
@@ -104,7 +115,10 @@ int WriteThrough(BIO* bio, const char* in, int len) {
   if (len <= 0) return 0;
   SocketState* state = StateOf(bio);
   size_t size = static_cast<size_t>(len);
-  bool fits = state->corked && state->write.size() + size <= kSocketWriteCoalesce;
+  // A block taken under other sizes keeps its own capacity until given back.
+  size_t capacity =
+      state->write.block != nullptr ? state->write.capacity : state->write_coalesce;
+  bool fits = state->corked && state->write.size() + size <= capacity;
   if (!fits && state->write.size() > 0) {
     // Gathered bytes go first, whatever comes after them.
     int sent = SendGathered(state);
@@ -112,10 +126,11 @@ int WriteThrough(BIO* bio, const char* in, int len) {
       if (sent == 0) BIO_set_retry_write(bio);
       return -1;
     }
-    fits = state->corked && size <= kSocketWriteCoalesce;
+    fits = state->corked && size <= state->write_coalesce;
+    capacity = state->write_coalesce;  // sent in full: the block was given back
   }
   if (fits) {
-    Gather(state->write, in, size);
+    Gather(state->write, capacity, in, size);
     return len;
   }
   ssize_t n = send(state->fd, in, size, MSG_NOSIGNAL);
@@ -143,8 +158,8 @@ long Control(BIO* bio, int cmd, long, void*) {
 
 int Destroy(BIO* bio) {
   SocketState* state = StateOf(bio);
-  state->read.Release(kSocketReadAhead);
-  state->write.Release(kSocketWriteCoalesce);
+  state->read.Release();
+  state->write.Release();
   delete state;
   BIO_set_data(bio, nullptr);
   return 1;
@@ -177,12 +192,18 @@ BIO* NewReadAheadSocketBio(int fd, bool wait_for_readable) {
 
 void MarkReadable(BIO* bio) { StateOf(bio)->drained = false; }
 
+void SetSocketBioSizes(BIO* bio, size_t read_ahead, size_t write_coalesce) {
+  SocketState* state = StateOf(bio);
+  state->read_ahead = read_ahead;
+  state->write_coalesce = write_coalesce;
+}
+
 void CorkWrites(BIO* bio) { StateOf(bio)->corked = true; }
 
-int FlushWrites(BIO* bio) {
+int FlushWrites(BIO* bio, size_t align) {
   SocketState* state = StateOf(bio);
   state->corked = false;
-  return SendGathered(state);
+  return SendGathered(state, align);
 }
 
 size_t PendingWrites(BIO* bio) { return StateOf(bio)->write.size(); }

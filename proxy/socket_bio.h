@@ -33,12 +33,18 @@ BIO* NewReadAheadSocketBio(int fd, bool wait_for_readable = false);
 // The loop reported the socket readable: the next read asks the socket again.
 void MarkReadable(BIO* bio);
 
+// Sets how many bytes one read() asks for and how many corked writes gather, from the
+// next buffer taken on (kSocketReadAhead and kSocketWriteCoalesce until then).
+void SetSocketBioSizes(BIO* bio, size_t read_ahead, size_t write_coalesce);
+
 // Holds writes back, up to kSocketWriteCoalesce bytes, until FlushWrites().
 void CorkWrites(BIO* bio);
-// Uncorks and sends what was gathered. Returns 1 when all of it went out, 0 when the
-// socket is full (the rest goes first on the next flush or write: wait for writable),
-// -1 on a socket error (errno says which).
-int FlushWrites(BIO* bio);
+// Uncorks and sends what was gathered or, with `align` > 0, the largest multiple of
+// `align` bytes of it, keeping the rest gathered (still pending: the caller flushes it
+// later). Returns 1 when that much went out, 0 when the socket is full (the rest goes
+// first on the next flush or write: wait for writable), -1 on a socket error (errno
+// says which).
+int FlushWrites(BIO* bio, size_t align = 0);
 // Gathered bytes not yet sent. Nothing may follow them on the socket (a FIN) until
 // this is 0.
 size_t PendingWrites(BIO* bio);

@@ -52,6 +52,22 @@ TEST_F(ReadAheadSocketBioTest, ServesHeaderAndBodyReadsFromOneSocketRead) {
   EXPECT_EQ(BioRead(100), "-late");
 }
 
+TEST_F(ReadAheadSocketBioTest, ReadsAheadAsMuchAsItsSizesSay) {
+  std::string data(100000, 'd');
+  PeerWrites(data);
+  EXPECT_EQ(BioRead(5), "ddddd");
+  EXPECT_EQ(ReadAheadBuffered(bio_.get()), kSocketReadAhead - 5);  // the default
+  ASSERT_EQ(BioRead(100000).size(), kSocketReadAhead - 5);
+  SetSocketBioSizes(bio_.get(), /*read_ahead=*/200000, /*write_coalesce=*/200000);
+  EXPECT_EQ(BioRead(5), "ddddd");
+  EXPECT_EQ(ReadAheadBuffered(bio_.get()), data.size() - kSocketReadAhead - 5);
+  // Corked writes now gather up to 200000 bytes before they must go.
+  CorkWrites(bio_.get());
+  EXPECT_EQ(BIO_write(bio_.get(), data.data(), static_cast<int>(data.size())), 100000);
+  EXPECT_EQ(PendingWrites(bio_.get()), data.size());
+  EXPECT_EQ(FlushWrites(bio_.get()), 1);
+}
+
 TEST_F(ReadAheadSocketBioTest, AsksToRetryWhenTheSocketIsEmpty) {
   char byte;
   EXPECT_EQ(BIO_read(bio_.get(), &byte, 1), -1);
@@ -121,6 +137,25 @@ TEST_F(ReadAheadSocketBioTest, CorkedWritesLeaveInOneSend) {
   // Uncorked again: straight through.
   EXPECT_EQ(BIO_write(bio_.get(), "now", 3), 3);
   EXPECT_EQ(read(fds_[1], out, sizeof(out)), 3);
+}
+
+TEST_F(ReadAheadSocketBioTest, AnAlignedFlushKeepsThePartialSegmentGathered) {
+  CorkWrites(bio_.get());
+  EXPECT_EQ(BIO_write(bio_.get(), "0123456789", 10), 10);
+  EXPECT_EQ(FlushWrites(bio_.get(), /*align=*/4), 1);  // 8 bytes: two whole "segments"
+  EXPECT_EQ(PendingWrites(bio_.get()), 2u);
+  char out[16];
+  EXPECT_EQ(read(fds_[1], out, sizeof(out)), 8);
+  EXPECT_EQ(std::string(out, 8), "01234567");
+  // The kept tail goes first, before what is gathered next.
+  CorkWrites(bio_.get());
+  EXPECT_EQ(BIO_write(bio_.get(), "ab", 2), 2);
+  EXPECT_EQ(FlushWrites(bio_.get(), /*align=*/64), 1);  // less than one: all kept
+  EXPECT_EQ(PendingWrites(bio_.get()), 4u);
+  EXPECT_EQ(FlushWrites(bio_.get()), 1);
+  EXPECT_EQ(PendingWrites(bio_.get()), 0u);
+  EXPECT_EQ(read(fds_[1], out, sizeof(out)), 4);
+  EXPECT_EQ(std::string(out, 4), "89ab");
 }
 
 TEST_F(ReadAheadSocketBioTest, GatheredBytesStayFirstWhenTheSocketIsFull) {
