@@ -2,7 +2,7 @@
 // (`./dev bench-ca`); tests/ run a small smoke of it.
 //
 //   tandem-ca-load --ca-bin=PATH [--agents=10000] [--per-process=2500]
-//       [--accounts=1000] [--first-open=1000] [--open-rate=1000]
+//       [--accounts=1000] [--first-open=1000] [--open-rate=300]
 //       [--rates=1000,2000,3000,4000]
 //       [--rate-secs=5] [--revocations=3] [--storm=1] [--storm-deadline=60s]
 //       [--out=FILE]        (--rates= , --revocations=0, --storm=0 skip a phase)
@@ -763,10 +763,10 @@ int Driver::Main() {
   int first_open = std::min(agents, std::stoi(flags_.Get("first-open", "1000")));
   int revocations = std::stoi(flags_.Get("revocations", "3"));
   double rate_secs = std::stod(flags_.Get("rate-secs", "5"));
-  std::vector<std::string> rates = absl::StrSplit(
-      flags_.Get("rates", "1000,2000,3000,4000"), ',', absl::SkipEmpty());
+  std::vector<std::string> rates =
+      absl::StrSplit(flags_.Get("rates", "1000,2000,3000,4000"), ',', absl::SkipEmpty());
   const bool storm = flags_.Get("storm", "1") != "0";
-  double open_rate = std::stod(flags_.Get("open-rate", "1000"));
+  double open_rate = std::stod(flags_.Get("open-rate", "300"));
   absl::StatusOr<absl::Duration> storm_deadline =
       flags_.GetDuration("storm-deadline", absl::Seconds(60));
   if (!storm_deadline.ok()) Die(std::string(storm_deadline.status().message()));
