@@ -7,6 +7,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdio>
@@ -471,8 +472,19 @@ void PolicyServer::Impl::PushAll() {
       }
     }
   }
-  // A stream with a write prepared lives until that write is done.
-  for (Stream* stream : writes) stream->Write();
+  // A stream with a write prepared lives until that write is done. Starting a write
+  // seals and sends its TLS record on this thread: 10,000 of them are split over the
+  // cores, so a revocation reaches the last stream sooner (bench/ca_load).
+  const size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1,
+                                            std::max<size_t>(1, writes.size() / 512));
+  auto write_share = [&writes, threads](size_t share) {
+    for (size_t i = share; i < writes.size(); i += threads) writes[i]->Write();
+  };
+  std::vector<std::thread> helpers;
+  for (size_t share = 1; share < threads; ++share)
+    helpers.emplace_back(write_share, share);
+  write_share(0);
+  for (std::thread& helper : helpers) helper.join();
 }
 
 const PolicyServer::Impl::Snapshot& PolicyServer::Impl::SnapshotLocked(
