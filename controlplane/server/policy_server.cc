@@ -504,22 +504,31 @@ const PolicyServer::Impl::Snapshot& PolicyServer::Impl::SnapshotLocked(
 void PolicyServer::Impl::StopStreams() {
   // Finish and TryCancel run outside `mu`: gRPC may run a reaction on this thread.
   std::vector<std::pair<Stream*, grpc::Status>> finish;
-  std::vector<Stream*> cancel;
   {
     absl::MutexLock lock(&mu);
     stopping = true;
     for (Stream* stream : streams) {
       if (std::optional<grpc::Status> status = stream->FinishIfIdleLocked({})) {
         finish.emplace_back(stream, *status);
-      } else if (!stream->finished()) {  // a finished call is gRPC's to end
-        stream->BeginCancelLocked();
-        cancel.push_back(stream);
       }
     }
   }
   for (auto& [stream, status] : finish) stream->Finish(status);
   finish.clear();
-  // A write in flight may wait on a client that reads no more: cancelled, it fails.
+  auto all_done = absl::Condition(
+      +[](std::set<Stream*>* open) { return open->empty(); }, &streams);
+  std::vector<Stream*> cancel;
+  {
+    // A stream with a write in flight finishes (UNAVAILABLE) when the write is done...
+    absl::MutexLock lock(&mu);
+    if (mu.AwaitWithTimeout(all_done, absl::Seconds(1))) return;
+    // ...unless its client reads no more: cancelled, the write fails.
+    for (Stream* stream : streams) {
+      if (stream->finished()) continue;  // a finished call is gRPC's to end
+      stream->BeginCancelLocked();
+      cancel.push_back(stream);
+    }
+  }
   for (Stream* stream : cancel) stream->Cancel();
   {
     absl::MutexLock lock(&mu);
@@ -531,8 +540,7 @@ void PolicyServer::Impl::StopStreams() {
   }
   for (auto& [stream, status] : finish) stream->Finish(status);
   absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(
-      +[](std::set<Stream*>* open) { return open->empty(); }, &streams));
+  mu.Await(all_done);
 }
 
 PolicyServer::PolicyServer(PolicyServerOptions options,
