@@ -9,11 +9,13 @@
 # switch to stop). Each tandem side's CPU (utime+stime from /proc/PID/stat) over the
 # connections `tandem-loadgen connrate` completed (connect, 64-byte echo, close), summed;
 # the ratio is taken within each repetition, then the median.
+# Writes its section of bench/RESULTS.md (RESULTS=FILE: there), between
+# "<!-- handshake" and "<!-- /handshake -->", and prints it.
 # Environment: REPEATS (5), SECS per load step (4), BASELINE_PROXY=PATH (another
 # tandem-proxy, e.g. main's, measured the same way right after tandem in each
-# repetition), PERF_DIR=DIR (after measuring, profile each tandem side under the same
-# load with `perf record $PERF_OPTS` into DIR and print its top symbols and the share of
-# each category of work, bench/perf_categories.py; PERF_OPTS defaults to
+# repetition), PERF_DIR=DIR (after measuring, profile each binary's sides under the
+# same load with `perf record $PERF_OPTS` into DIR, `perf report` in DIR/*.txt, and add
+# the share of each category of work, bench/perf_categories.py; PERF_OPTS defaults to
 # "--call-graph dwarf,16384 -F 999": BoringSSL has no frame pointers), KEEP_BENCH_DIR=1.
 # 127.0.0.1 only; every load loop is bounded in count and time.
 set -euo pipefail
@@ -178,6 +180,9 @@ floor_us() {  # an in-memory full mTLS handshake, both sides, CPU µs
 
 declare -A R
 add() { R[$1]+="$2 "; }
+STARTED="$(date -u '+%F %H:%M UTC')"
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+NICENESS="$(nice)"
 binaries=(tandem)
 [[ -n $BASELINE_PROXY ]] && binaries+=(baseline)
 for rep in $(seq 1 "$REPEATS"); do
@@ -203,33 +208,76 @@ done
 
 m() { tr ' ' '\n' <<<"${R[$1]:-}" | sed '/^$/d' | median; }
 all() { tr ' ' '\n' <<<"${R[$1]:-}" | sed '/^$/d' | paste -sd/ -; }
-echo
-echo "bench/handshake.sh, $(date -u '+%F %H:%M UTC'), REPEATS=$REPEATS SECS=$SECS, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo
-echo "| binary | CPU µs/conn out | CPU µs/conn in | both sides | in-memory handshake | ratio (median of per-repetition ratios) |"
-echo "|---|---|---|---|---|---|"
-for b in "${binaries[@]}"; do
-  echo "| $b | $(m $b,out) | $(m $b,in) | $(m $b,sum) | $(m floor) | $(m $b,ratio)x |"
-done
-echo
-echo "Every repetition (out; in; in-memory; ratio):"
-for b in "${binaries[@]}"; do
-  echo "- $b: $(all $b,out); $(all $b,in); $(all floor); $(all $b,ratio)"
-done
 
+# Profiles after the measurement, so perf's overhead is in none of the figures above.
+declare -A SCRIPT
 if [[ -n $PERF_DIR ]]; then
   mkdir -p "$PERF_DIR"
-  for role in out in; do
-    echo "handshake.sh: perf profile, $role side" >&2
-    side "$PROXY" $role "$PERF_DIR/$role.data"
-    echo
-    echo "perf, $role side (self time, top symbols): perf report -i $PERF_DIR/$role.data --no-children"
-    perf report -i "$PERF_DIR/$role.data" --no-children --sort dso,symbol --stdio -g none \
-      2>/dev/null >"$PERF_DIR/$role.txt" || true
-    awk '!/^#/ && NF && ++n <= 25 {printf "%8s %s\n", $1, $4}' "$PERF_DIR/$role.txt"
-    echo
-    echo "categories, $role side:"
-    perf script -i "$PERF_DIR/$role.data" -F ip,sym,dso,period 2>/dev/null |
-      python3 "$HERE/perf_categories.py"
+  for b in "${binaries[@]}"; do
+    bin="$PROXY"
+    [[ $b == baseline ]] && bin="$BASELINE_PROXY"
+    for role in out in; do
+      echo "handshake.sh: perf profile, $b, $role side" >&2
+      side "$bin" $role "$PERF_DIR/$b-$role.data"
+      perf script -i "$PERF_DIR/$b-$role.data" -F ip,sym,dso,period 2>/dev/null \
+        >"$PERF_DIR/$b-$role.script" || true
+      perf report -i "$PERF_DIR/$b-$role.data" --no-children --sort dso,symbol --stdio \
+        -g none 2>/dev/null >"$PERF_DIR/$b-$role.txt" || true
+      SCRIPT[$b,$role]="$PERF_DIR/$b-$role.script"
+    done
   done
+fi
+
+report() {
+  echo "<!-- handshake: written by bench/handshake.sh; bench/run.sh keeps it -->"
+  echo "## CPU per full handshake against the in-memory floor (bench/handshake.sh)"
+  echo
+  echo "Run: \`$(printf '%s' "${BASELINE_PROXY:+BASELINE_PROXY=$BASELINE_PROXY }${PERF_DIR:+PERF_DIR=DIR }REPEATS=$REPEATS bench/handshake.sh BUILD_DIR")\`"
+  echo "(niceness $NICENESS), $STARTED to $(date -u '+%H:%M UTC'), load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after."
+  echo "Each tandem side against a ticket-less HAProxy (every handshake full), \`tandem-loadgen connrate\`"
+  echo "for ${SECS}s (connect, 64-byte echo, close); CPU = the tandem process's utime+stime over the"
+  echo "connections completed. In-memory: \`handshake_floor_benchmark\` BM_MtlsHandshakeFullBothSides"
+  echo "(both sides of a TLS 1.3 mTLS handshake over a BIO pair, BoringSSL as linked into tandem), run"
+  echo "after the pairs in every repetition. Ratio: median of the per-repetition ratios."
+  echo
+  echo "| binary | CPU µs/conn out | CPU µs/conn in | both sides | in-memory handshake, µs | ratio |"
+  echo "|---|---|---|---|---|---|"
+  for b in "${binaries[@]}"; do
+    echo "| $b | $(m $b,out) | $(m $b,in) | $(m $b,sum) | $(m floor) | $(m $b,ratio)x |"
+  done
+  echo
+  echo "Every repetition (out; in; in-memory; ratio):"
+  for b in "${binaries[@]}"; do
+    echo "- $b: $(all $b,out); $(all $b,in); $(all floor); $(all $b,ratio)"
+  done
+  if [[ -n $PERF_DIR ]]; then
+    echo
+    echo "Profiles (\`perf record ${PERF_OPTS:---call-graph dwarf,16384 -F 999}\` on the tandem process"
+    echo "under the same load, after the measurement; samples sorted by bench/perf_categories.py;"
+    echo "in brackets the share of the side's median CPU µs per connection above):"
+    echo
+    local cols=()
+    for role in out in; do
+      for b in "${binaries[@]}"; do
+        cols+=("$b $role:$(m $b,$role):${SCRIPT[$b,$role]}")
+      done
+    done
+    python3 "$HERE/perf_categories.py" "${cols[@]}"
+  fi
+  echo "<!-- /handshake -->"
+}
+OUT_FILE="${RESULTS:-$HERE/RESULTS.md}"
+report >"$W/report.md"
+cat "$W/report.md"
+# Replace this section of RESULTS.md (or append it); the rest stays as bench/run.sh wrote it.
+if [[ -f $OUT_FILE ]]; then
+  awk -v section="$W/report.md" '
+    /^<!-- handshake/ {skip = 1; while ((getline line < section) > 0) print line; done = 1}
+    !skip {print}
+    /^<!-- \/handshake -->/ {skip = 0}
+    END {if (!done) {print ""; while ((getline line < section) > 0) print line}}
+  ' "$OUT_FILE" >"$W/results.md"
+  cp "$W/results.md" "$OUT_FILE"
+else
+  cp "$W/report.md" "$OUT_FILE"
 fi

@@ -2,6 +2,8 @@
 """Sorts a tandem-proxy perf profile's samples into categories, for bench/handshake.sh.
 
   perf script -i FILE -F ip,sym,dso,period | bench/perf_categories.py
+  bench/perf_categories.py LABEL:US:SCRIPT_FILE...   (a Markdown table, a column each;
+      US, the side's CPU µs per connection, adds each category's share in µs)
 
 Each sample goes to the first category that claims a frame of its call chain, leaf
 first (certificate chain verification as a whole first), so work inside BoringSSL's certificate parsing counts as parsing even when the
@@ -51,17 +53,25 @@ def classify(frames):
         if any(rule.search(sym) for sym, _ in frames):
             return name
     if frames and frames[0][1] == "[kernel.kallsyms]":
+        name = None
+        in_syscall = False
         for sym, dso in frames:
             if dso != "[kernel.kallsyms]":
+                # Caught in the system call's entry or exit: the libc wrapper names it.
+                if in_syscall:
+                    name = re.sub(r"^(__GI_)?_*(libc_)?", "", sym)
                 break
+            in_syscall = in_syscall or sym.startswith("entry_SYSCALL")
             m = SYSCALL.match(sym)
             if m:
                 name = m.group(2)
-                name = {"readv": "read", "sendto": "send", "sendmsg": "send",
-                        "recvfrom": "read", "accept": "accept4", "close_range": "close",
-                        "epoll_pwait": "epoll_wait"}.get(name, name)
-                return "kernel: " + name
-        return "kernel: interrupts, softirq, scheduler (no system call)"
+                break
+        if name is None:
+            return "kernel: interrupts, softirq, scheduler (no system call)"
+        name = {"readv": "read", "sendto": "send", "sendmsg": "send", "recv": "read",
+                "recvfrom": "read", "accept": "accept4", "close_range": "close",
+                "epoll_pwait": "epoll_wait"}.get(name, name)
+        return "kernel: " + name
     for sym, _ in frames:
         for name, rule in FRAME_RULES:
             if rule.search(sym):
@@ -84,15 +94,14 @@ def classify(frames):
     return "other"
 
 
-def main():
+def read_samples(stream):
+    """Returns ({category: period}, total period) of `perf script` output."""
     counts = Counter()
-    total = 0
     frames, period = [], 0
-    for line in list(sys.stdin) + [""]:
+    for line in list(stream) + [""]:
         if not line.strip():
             if frames or period:
                 counts[classify(frames)] += period
-                total += period
             frames, period = [], 0
             continue
         m = FRAME.match(line)
@@ -100,13 +109,46 @@ def main():
             frames.append((m.group(1), m.group(2)))
         elif line.strip().isdigit():
             period = int(line.strip())
-    if total == 0:
-        print("no samples")
+    return counts, sum(counts.values())
+
+
+def main():
+    if len(sys.argv) == 1:
+        counts, total = read_samples(sys.stdin)
+        if total == 0:
+            print("no samples")
+            return
+        kernel = sum(v for k, v in counts.items() if k.startswith("kernel"))
+        for name, value in sorted(counts.items(), key=lambda kv: -kv[1]):
+            print(f"{100.0 * value / total:6.1f}%  {name}")
+        print(f"{100.0 * kernel / total:6.1f}%  (all kernel)")
         return
-    kernel = sum(v for k, v in counts.items() if k.startswith("kernel"))
-    for name, value in sorted(counts.items(), key=lambda kv: -kv[1]):
-        print(f"{100.0 * value / total:6.1f}%  {name}")
-    print(f"{100.0 * kernel / total:6.1f}%  (all kernel)")
+    # LABEL:US:FILE ...: a Markdown table, a column per profile (`perf script` output in
+    # FILE); with US, the side's measured CPU µs per connection, each share in µs too.
+    columns = []
+    for arg in sys.argv[1:]:
+        label, us, path = arg.split(":", 2)
+        with open(path) as f:
+            counts, total = read_samples(f)
+        columns.append((label, float(us) if us else None, counts, total))
+    names = Counter()
+    for _, _, counts, total in columns:
+        for name, value in counts.items():
+            names[name] += value / max(total, 1)
+    kernel_rows = [n for n in names if n.startswith("kernel")]
+    rows = sorted(names, key=lambda n: -names[n]) + ["(all kernel)"]
+
+    def cell(col, name):
+        _, us, counts, total = col
+        value = (sum(counts[k] for k in kernel_rows) if name == "(all kernel)"
+                 else counts.get(name, 0))
+        share = value / max(total, 1)
+        return f"{100 * share:.1f}%" + (f" ({share * us:.0f})" if us else "")
+
+    print("| category | " + " | ".join(c[0] for c in columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for name in rows:
+        print(f"| {name} | " + " | ".join(cell(c, name) for c in columns) + " |")
 
 
 if __name__ == "__main__":

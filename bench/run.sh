@@ -26,8 +26,11 @@ ALTERNATIONS="${ALTERNATIONS:-5}"
 TSECS="${TSECS:-5}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPEATS="${REPEATS:-3}"
-CONTROL_PLANE="$(sed -n '/^<!-- control-plane/,/^<!-- \/control-plane -->/p' \
-  "${RESULTS:-$HERE/RESULTS.md}" 2>/dev/null || true)"
+# The sections of RESULTS.md that other scripts write (bench/handshake.sh,
+# bench/ca_load.sh), carried over to the new one as they were.
+KEPT_SECTIONS="$(for s in handshake control-plane; do
+  sed -n "/^<!-- $s/,/^<!-- \/$s -->/p" "${RESULTS:-$HERE/RESULTS.md}" 2>/dev/null; echo
+done)"
 SECS="${SECS:-4}"
 HOLD="${HOLD:-10000}"
 HOLD_STUNNEL="${HOLD_STUNNEL:-1000}"
@@ -712,5 +715,6 @@ row() {  # row LABEL KEY [unit-free]: direct, tandem, HAProxy, stunnel medians
     done
   fi
 } | tee "${RESULTS:-$HERE/RESULTS.md}"
-# The control-plane section is bench/ca_load.sh's: kept as it was.
-if [[ -n $CONTROL_PLANE ]]; then printf '\n%s\n' "$CONTROL_PLANE" >> "${RESULTS:-$HERE/RESULTS.md}"; fi
+if [[ -n ${KEPT_SECTIONS//[[:space:]]/} ]]; then
+  printf '\n%s\n' "$KEPT_SECTIONS" >> "${RESULTS:-$HERE/RESULTS.md}"
+fi

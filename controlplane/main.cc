@@ -178,6 +178,8 @@ class CaProcess {
   absl::Status StartHttp();
   absl::Status StartInjector();
   absl::Status StartLeaderElection();
+  // After the Lease: only its holder writes the caBundle.
+  absl::Status StartWebhookCaBundle();
   absl::Status StartTrustRoots();
   absl::Status StartAdmin();
 
@@ -191,6 +193,7 @@ class CaProcess {
   std::unique_ptr<HttpServer> metrics_;
   std::unique_ptr<HttpServer> health_;
   std::unique_ptr<InjectorEndpoint> injector_;
+  std::string webhook_service_;  // the injector's first DNS name
   std::unique_ptr<WebhookCaBundlePublisher> ca_bundle_;
   std::unique_ptr<LeaderElector> elector_;
   std::unique_ptr<TrustRootPublisher> trust_roots_;
@@ -335,7 +338,8 @@ absl::Status CaProcess::Start(const CaServerOptions& options) {
   tandem::log::Listening("ca", "grpc", options.listen_address, server_->port());
   for (absl::Status (CaProcess::*step)() :
        {&CaProcess::StartHttp, &CaProcess::StartInjector, &CaProcess::StartLeaderElection,
-        &CaProcess::StartTrustRoots, &CaProcess::StartAdmin}) {
+        &CaProcess::StartWebhookCaBundle, &CaProcess::StartTrustRoots,
+        &CaProcess::StartAdmin}) {
     if (absl::Status s = (this->*step)(); !s.ok()) return s;
   }
   return absl::OkStatus();
@@ -419,43 +423,44 @@ absl::Status CaProcess::StartInjector() {
   if (absl::Status s = injector_->Start(); !s.ok()) return Named("--injector-listen", s);
   // A new signing root: the webhook's certificate follows at once, not at its renewal.
   server_->OnRootReload([injector = injector_.get()] { injector->RenewNow(); });
-  if (std::string config = Get("webhook-config", "tandem-sidecar-injector");
-      !config.empty()) {
-    // The API server dials the webhook's Service as <name>.<namespace>.svc: the first
-    // DNS name says which Service our webhook entries point to.
-    std::vector<std::string> labels =
-        absl::StrSplit(injector_options.dns_names.front(), '.');
-    if (labels.size() < 3 || labels[2] != "svc") {
-      return Refused(
-          "--injector-dns-names: the first name must be <service>.<namespace>.svc to "
-          "fill --webhook-config's caBundle (or give --webhook-config=)");
-    }
-    absl::StatusOr<TokenReviewAuthenticator::Options> api =
-        tandem::controlplane::KubeApiOptionsFromFlags(flags_);
-    if (!api.ok()) {
-      return Refused("--webhook-config: " + std::string(api.status().message()) +
-                     "; --webhook-config= leaves the caBundle to someone else");
-    }
-    WebhookCaBundlePublisher::Options publish;
-    publish.api_server = api->api_server;
-    publish.ca_pem = api->ca_pem;
-    publish.server_name = api->server_name;
-    publish.credential_token_path = api->credential_token_path;
-    publish.credential_token = api->credential_token;
-    publish.config_name = config;
-    publish.service = {labels[0], labels[1]};
-    // Read at every round: tandem-ca's bundle changes when it reloads its root files.
-    publish.ca_bundle_source = [core = &server_->core()] {
-      return core->trust_bundle_pem();
-    };
-    publish.registry = &tandem::metrics::Registry::Default();
-    absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>> publisher =
-        WebhookCaBundlePublisher::Create(publish);
-    if (!publisher.ok()) return Named("--webhook-config", publisher.status());
-    ca_bundle_ = *std::move(publisher);
-    ca_bundle_->Start();
-  }
+  // The API server dials the webhook's Service as <name>.<namespace>.svc: the first
+  // DNS name says which Service our webhook entries point to (StartWebhookCaBundle).
+  webhook_service_ = injector_options.dns_names.front();
   tandem::log::Listening("ca", "injector", address, injector_->port());
+  return absl::OkStatus();
+}
+
+absl::Status CaProcess::StartWebhookCaBundle() {
+  std::string config = Get("webhook-config", "tandem-sidecar-injector");
+  if (!injector_ || config.empty()) return absl::OkStatus();
+  std::vector<std::string> labels = absl::StrSplit(webhook_service_, '.');
+  if (labels.size() < 3 || labels[2] != "svc") {
+    return Refused(
+        "--injector-dns-names: the first name must be <service>.<namespace>.svc to "
+        "fill --webhook-config's caBundle (or give --webhook-config=)");
+  }
+  absl::StatusOr<KubeClient*> client = Kube("--webhook-config");
+  if (!client.ok()) {
+    return Refused(std::string(client.status().message()) +
+                   "; --webhook-config= leaves the caBundle to someone else");
+  }
+  WebhookCaBundlePublisher::Options publish;
+  publish.client = *client;
+  publish.config_name = config;
+  publish.service = {labels[0], labels[1]};
+  // Read at every check: tandem-ca's bundle changes when it reloads its root files.
+  publish.ca_bundle_source = [core = &server_->core()] {
+    return core->trust_bundle_pem();
+  };
+  // With replicas, only the Lease's holder writes, as for the trust-root ConfigMaps.
+  if (LeaderElector* e = elector_.get())
+    publish.may_write = [e] { return e->is_leader(); };
+  publish.registry = &tandem::metrics::Registry::Default();
+  absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>> publisher =
+      WebhookCaBundlePublisher::Create(publish);
+  if (!publisher.ok()) return Named("--webhook-config", publisher.status());
+  ca_bundle_ = *std::move(publisher);
+  ca_bundle_->Start();
   return absl::OkStatus();
 }
 
@@ -545,9 +550,9 @@ void CaProcess::Stop() {
   if (policy_informer_) policy_informer_->Stop();
   if (admin_) admin_->Stop();
   if (trust_roots_) trust_roots_->Stop();
+  if (ca_bundle_) ca_bundle_->Stop();
   // Last of the writers: releasing the Lease lets another replica lead at once.
   if (elector_) elector_->Stop();
-  if (ca_bundle_) ca_bundle_->Stop();
   if (injector_) injector_->Stop();
   if (metrics_) metrics_->Stop();
   if (health_) health_->Stop();

@@ -66,7 +66,8 @@ Connection::Connection(WorkerContext ctx, Direction direction, int downstream_fd
       policy_(ctx.policy->Current()) {
   downstream_.owner = upstream_.owner = this;
   downstream_.fd = downstream_fd;
-  started_ = last_activity_ = absl::Now();
+  started_ = absl::Now();
+  last_activity_ = EventLoop::CoarseNow();
 }
 
 Connection::~Connection() {
@@ -105,7 +106,7 @@ void Connection::Start() {
 void Connection::OnEvents(Endpoint* endpoint, uint32_t events) {
   ctx_.loop->AssertInLoopThread("Connection::OnEvents");
   if (state_ == State::kClosed) return;  // a stale event from this batch
-  last_activity_ = absl::Now();
+  last_activity_ = EventLoop::CoarseNow();
   // A drained socket is read again only once the loop reports it readable.
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
     endpoint->drained = false;
@@ -116,7 +117,7 @@ void Connection::OnEvents(Endpoint* endpoint, uint32_t events) {
       Sniff();
       break;
     case State::kConnecting:
-      if (endpoint == &upstream_) OnConnected();
+      if (endpoint == &upstream_) OnConnected(events);
       break;
     case State::kHandshaking:
       ContinueHandshake();
@@ -192,10 +193,14 @@ void Connection::ConnectUpstream(const SocketAddress& target) {
   SetInterest(upstream_, EPOLLOUT);
 }
 
-void Connection::OnConnected() {
+void Connection::OnConnected(uint32_t events) {
+  // A pending socket error always raises EPOLLERR: without it (or a hang-up) the
+  // connect succeeded, and asking SO_ERROR would be a system call for nothing.
   int error = 0;
-  socklen_t len = sizeof(error);
-  getsockopt(upstream_.fd, SOL_SOCKET, SO_ERROR, &error, &len);
+  if (events & (EPOLLERR | EPOLLHUP)) {
+    socklen_t len = sizeof(error);
+    getsockopt(upstream_.fd, SOL_SOCKET, SO_ERROR, &error, &len);
+  }
   if (error != 0) {
     CountConnectFailure();
     // Tell the app the way a direct connection would have: with a reset.
@@ -561,7 +566,8 @@ bool Connection::CheckTimeouts(absl::Time now) {
     }
     return true;
   }
-  if (state_ == State::kPumping && now - last_activity_ > ctx_.options->idle_timeout) {
+  if (state_ == State::kPumping &&
+      EventLoop::CoarseNow() - last_activity_ > ctx_.options->idle_timeout) {
     close_reason_ = "idle_timeout";
     Close();
     return true;

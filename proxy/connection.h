@@ -88,7 +88,7 @@ class Connection {
   void OnEvents(Endpoint* endpoint, uint32_t events);
   void Sniff();
   void ConnectUpstream(const SocketAddress& target);
-  void OnConnected();
+  void OnConnected(uint32_t events);
   void StartHandshake();
   void ContinueHandshake();
   void StartPumping();
@@ -137,7 +137,9 @@ class Connection {
   absl::Time started_;
   absl::Time handshake_started_;
   absl::Time deadline_ = absl::InfiniteFuture();
-  absl::Time last_activity_;
+  // EventLoop::CoarseNow() at the last event: set on every event, read by the idle
+  // timeout only.
+  absl::Duration last_activity_;
 };
 
 }  // namespace tandem::proxy

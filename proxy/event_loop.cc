@@ -1,6 +1,7 @@
 #include "proxy/event_loop.h"
 
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -54,9 +55,16 @@ void EventLoop::Post(std::function<void()> task) {
   {
     absl::MutexLock lock(&mu_);
     posted_.push_back(std::move(task));
+    has_posted_.store(true);
   }
   uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+absl::Duration EventLoop::CoarseNow() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return absl::DurationFromTimespec(ts);
 }
 
 void EventLoop::Stop() {
@@ -102,7 +110,9 @@ bool EventLoop::RunOnce(absl::Duration timeout) {
     handler->OnEvents(events_[i].events);
   }
   std::vector<std::function<void()>> tasks;
-  {
+  // A task posted after this exchange sets the flag again and runs next turn; the
+  // lock orders the tasks' contents.
+  if (has_posted_.exchange(false)) {
     absl::MutexLock lock(&mu_);
     tasks.swap(posted_);
   }

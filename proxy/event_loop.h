@@ -49,6 +49,11 @@ class EventLoop {
   // Any thread: makes RunOnce() return false after the current iteration.
   void Stop();
 
+  // Any thread: time since boot at the kernel's tick (a few ms), for per-event
+  // bookkeeping like idle timers and the loop's tick; a tenth of absl::Now()'s cost
+  // (CLOCK_MONOTONIC_COARSE, vDSO).
+  static absl::Duration CoarseNow();
+
   // Loop thread (the first call makes its caller the loop thread): waits up to
   // `timeout` and dispatches events and posted tasks. Returns false once stopped, and
   // then the loop has no thread any more.
@@ -85,6 +90,9 @@ class EventLoop {
   std::atomic<std::thread::id> owner_{std::thread::id()};
   absl::Mutex mu_;
   std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
+  // Set by Post() with the lock held: RunOnce() takes the lock only when it is set,
+  // not on every turn.
+  std::atomic<bool> has_posted_{false};
   std::vector<std::function<void()>> graveyard_;  // loop thread only
   std::vector<epoll_event> events_ = std::vector<epoll_event>(256);
 };

@@ -765,6 +765,55 @@ TEST(ProxyModeTest, PassesThroughDestinationsOutsideTheMesh) {
   echo.Stop();
 }
 
+TEST(ProxyModeTest, ClosesAConnectionIdleLongerThanTheIdleTimeout) {
+  EchoServer echo;
+  int outbound, unused;
+  std::unique_ptr<Proxy> proxy = StartProxy(
+      absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:", echo.port(),
+                   "\", \"mesh_cidrs\": [\"10.0.0.0/8\"], \"idle_timeout_ms\": 300"),
+      &outbound, &unused);
+  int fd = Connect(outbound);
+  ASSERT_EQ(RoundTrip(fd, "busy"), "busy");
+  pollfd readable{fd, POLLIN, 0};
+  ASSERT_EQ(poll(&readable, 1, 10000), 1) << "the idle connection was never closed";
+  char byte;
+  EXPECT_EQ(recv(fd, &byte, 1, 0), 0) << "closed with a FIN, not reset";
+  close(fd);
+  echo.Stop();
+}
+
+TEST(ProxyModeTest, ResetsTheAppWhenItsDestinationRefusesTheConnection) {
+  // Bound but not listening: every connection to it is refused.
+  int refusing = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(bind(refusing, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(getsockname(refusing, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  int outbound, unused;
+  std::unique_ptr<Proxy> proxy = StartProxy(
+      absl::StrCat(", \"outbound_fixed_destination\": \"127.0.0.1:",
+                   ntohs(address.sin_port), "\", \"mesh_cidrs\": [\"10.0.0.0/8\"]"),
+      &outbound, &unused);
+  int fd = Connect(outbound);
+  ASSERT_GE(fd, 0);
+  pollfd readable{fd, POLLIN, 0};
+  ASSERT_EQ(poll(&readable, 1, 10000), 1) << "the proxy neither reset nor closed";
+  char byte;
+  EXPECT_EQ(recv(fd, &byte, 1, 0), -1);
+  EXPECT_EQ(errno, ECONNRESET) << "as a direct connection would have been";
+  close(fd);
+  const std::string failures =
+      "tandem_proxy_upstream_connect_failures_total{direction=\"outbound\"}";
+  EXPECT_TRUE(tandem::testing::WaitFor(
+      [&] {
+        return tandem::testing::MetricValue(proxy->RenderMetrics(), failures) == 1;
+      },
+      absl::Seconds(5)));
+  close(refusing);
+}
+
 TEST(ProxyModeTest, EnforcesTheConnectionLimit) {
   EchoServer echo;
   int outbound, unused;

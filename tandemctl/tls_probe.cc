@@ -1,21 +1,14 @@
 // BoringSSL code: never include gRPC headers here.
 #include "tandemctl/tls_probe.h"
 
-#include <fcntl.h>
-#include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/tcp_connect.h"
 
 namespace tandem::tandemctl {
 namespace {
@@ -29,55 +22,17 @@ std::string SslErrorText() {
   return buf;
 }
 
+// "host:port" (IPv6 as [addr]:port) into ConnectTcp's parts.
 absl::StatusOr<int> Connect(const std::string& address, absl::Time deadline) {
   size_t colon = address.rfind(':');
   if (colon == std::string::npos || colon + 1 == address.size()) {
     return absl::InvalidArgumentError(absl::StrCat("\"", address, "\" is not host:port"));
   }
   std::string host = address.substr(0, colon);
-  std::string port = address.substr(colon + 1);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("resolving ", host, ": ", gai_strerror(rc)));
-  }
-  absl::Cleanup free_found = [found] { freeaddrinfo(found); };
-  std::string last_error = "no address";
-  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
-    if (fd < 0) continue;
-    int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
-    int err = rc == 0 ? 0 : errno;
-    if (rc != 0 && err == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
-      int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-      err = ETIMEDOUT;
-      if (ms > 0 && poll(&p, 1, static_cast<int>(ms)) == 1) {
-        socklen_t len = sizeof(err);
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      }
-    }
-    if (err == 0) {
-      // Blocking from here, each read and write bounded by what is left.
-      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-      timeval tv =
-          absl::ToTimeval(std::max(deadline - absl::Now(), absl::Milliseconds(1)));
-      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-      return fd;
-    }
-    last_error = std::strerror(err);
-    close(fd);
-  }
-  return absl::UnavailableError(
-      absl::StrCat("cannot connect to ", address, ": ", last_error));
+  return ConnectTcp(host, address.substr(colon + 1), deadline);
 }
 
 }  // namespace

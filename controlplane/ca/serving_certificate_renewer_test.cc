@@ -12,6 +12,7 @@
 #include "common/pki/certificate_authority.h"
 #include "common/pki/trust_bundle.h"
 #include "gtest/gtest.h"
+#include "tests/integration/subprocess.h"
 #include "tests/integration/temp_dir.h"
 
 namespace tandem::controlplane {
@@ -35,13 +36,19 @@ class RecordingInstaller {
   // Waits (bounded) until `n` certificates were installed; returns them.
   std::vector<ServingCertificate> WaitFor(size_t n) {
     absl::MutexLock lock(&mu_);
-    auto enough = [&] { return installed_.size() >= n; };
-    mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(20));
+    wanted_ = n;
+    mu_.AwaitWithTimeout(absl::Condition(this, &RecordingInstaller::Enough),
+                         absl::Seconds(20));
     return installed_;
   }
 
  private:
-  absl::Mutex mu_;
+  bool Enough() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return installed_.size() >= wanted_;
+  }
+
+  mutable absl::Mutex mu_;
+  size_t wanted_ ABSL_GUARDED_BY(mu_) = 0;
   bool refuse_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<ServingCertificate> installed_ ABSL_GUARDED_BY(mu_);
 };
@@ -101,7 +108,8 @@ TEST_F(ServingCertificateRenewerTest, RenewsAtHalfLifeAndInstallsTheNewCertifica
   std::vector<ServingCertificate> installed = installer.WaitFor(1);
   ASSERT_GE(installed.size(), 1u);
   EXPECT_NE(installed[0].serial_hex, renewer->first().serial_hex);
-  EXPECT_GE(Renewals("ok"), 1u);
+  // Counted after `install` returned.
+  EXPECT_TRUE(testing::WaitFor([&] { return Renewals("ok") >= 1; }, absl::Seconds(20)));
   EXPECT_EQ(Renewals("error"), 0u);
 }
 
@@ -126,7 +134,10 @@ TEST_F(ServingCertificateRenewerTest, ReissuesFromTheNewRootAtOnceWhenAskedAfter
   std::vector<ServingCertificate> installed = installer.WaitFor(1);
   ASSERT_EQ(installed.size(), 1u);
   EXPECT_TRUE(ChainsTo(installed[0], next.root()));
-  EXPECT_EQ(renewer->current_serial(), installed[0].serial_hex);
+  // The renewer records it after `install` returned.
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return renewer->current_serial() == installed[0].serial_hex; },
+      absl::Seconds(20)));
 }
 
 TEST_F(ServingCertificateRenewerTest,
@@ -137,17 +148,17 @@ TEST_F(ServingCertificateRenewerTest,
   installer.set_refuse(true);
   renewer->Start(installer.Function());
   renewer->RenewNow();
-  for (absl::Time until = absl::Now() + absl::Seconds(20);
-       Renewals("error") == 0 && absl::Now() < until;) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  EXPECT_GE(Renewals("error"), 1u);
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return Renewals("error") >= 1; }, absl::Seconds(20)));
   EXPECT_EQ(renewer->current_serial(), renewer->first().serial_hex);
   // The retry (backoff from 200 ms) installs once the server takes it.
   installer.set_refuse(false);
   std::vector<ServingCertificate> installed = installer.WaitFor(1);
   ASSERT_EQ(installed.size(), 1u);
-  EXPECT_EQ(renewer->current_serial(), installed[0].serial_hex);
+  // The renewer records it after `install` returned.
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return renewer->current_serial() == installed[0].serial_hex; },
+      absl::Seconds(20)));
 }
 
 TEST_F(ServingCertificateRenewerTest, RefusesNoNamesABadNameAndANonPositiveTtl) {

@@ -1,14 +1,12 @@
 #include "controlplane/injection/webhook_ca_bundle.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
-#include "common/file_util.h"
 #include "common/log/log.h"
 #include "common/metrics/registry.h"
-#include "common/stream_backoff.h"
 #include "controlplane/kube/json_depth.h"
 #include "nlohmann/json.hpp"
 
@@ -70,6 +68,10 @@ absl::StatusOr<CaBundleEdit> SetWebhookCaBundle(std::string_view config_json,
 
 absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>>
 WebhookCaBundlePublisher::Create(Options options) {
+  if (options.client == nullptr) {
+    return absl::InvalidArgumentError(
+        "webhook caBundle: a Kubernetes client is required");
+  }
   if (options.config_name.empty() ||
       options.config_name.find_first_of("/?# ") != std::string::npos) {
     return absl::InvalidArgumentError(
@@ -78,23 +80,15 @@ WebhookCaBundlePublisher::Create(Options options) {
   if (options.ca_bundle_pem.empty() && !options.ca_bundle_source) {
     return absl::InvalidArgumentError("webhook caBundle: no root bundle");
   }
-  if (options.credential_token_path.empty() && options.credential_token.empty()) {
-    return absl::InvalidArgumentError("webhook caBundle: the CA's own token is required");
-  }
-  absl::StatusOr<std::unique_ptr<HttpsClient>> client = HttpsClient::Create(
-      {options.api_server, options.ca_pem, options.server_name, options.timeout});
-  if (!client.ok()) return client.status();
   return std::unique_ptr<WebhookCaBundlePublisher>(
-      new WebhookCaBundlePublisher(std::move(options), *std::move(client)));
+      new WebhookCaBundlePublisher(std::move(options)));
 }
 
-WebhookCaBundlePublisher::WebhookCaBundlePublisher(Options options,
-                                                   std::unique_ptr<HttpsClient> client)
+WebhookCaBundlePublisher::WebhookCaBundlePublisher(Options options)
     : options_(std::move(options)),
       path_(absl::StrCat(
           "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/",
-          options_.config_name)),
-      client_(std::move(client)) {
+          options_.config_name)) {
   for (const char* result : kResults) Syncs(result);  // every series from the start
 }
 
@@ -108,21 +102,12 @@ metrics::Counter* WebhookCaBundlePublisher::Syncs(const char* result) const {
       {{"result", result}});
 }
 
-absl::StatusOr<HttpsResponse> WebhookCaBundlePublisher::Call(
-    const std::string& method, const std::string& body) const {
-  std::string token = options_.credential_token;
-  if (!options_.credential_token_path.empty()) {
-    absl::StatusOr<std::string> read = ReadFileToString(options_.credential_token_path);
-    if (!read.ok()) return read.status();
-    token = std::string(absl::StripTrailingAsciiWhitespace(*read));
-  }
-  return client_->Send(method, path_, "application/json", body,
-                       {{"Authorization", "Bearer " + token}});
+std::string WebhookCaBundlePublisher::Bundle() const {
+  return options_.ca_bundle_source ? options_.ca_bundle_source() : options_.ca_bundle_pem;
 }
 
-absl::Status WebhookCaBundlePublisher::PublishOnce(const char** result) {
-  const std::string bundle =
-      options_.ca_bundle_source ? options_.ca_bundle_source() : options_.ca_bundle_pem;
+absl::Status WebhookCaBundlePublisher::PublishOnce(const std::string& bundle,
+                                                   const char** result) {
   auto http_error = [&](const char* verb, int status) {
     if (status == 401 || status == 403) {
       *result = "unauthorized";
@@ -134,7 +119,7 @@ absl::Status WebhookCaBundlePublisher::PublishOnce(const char** result) {
     return absl::UnavailableError(absl::StrCat(verb, " ", path_, ": HTTP ", status));
   };
   for (int attempt = 0;; ++attempt) {
-    absl::StatusOr<HttpsResponse> got = Call("GET", "");
+    absl::StatusOr<HttpsResponse> got = options_.client->Call("GET", path_);
     if (!got.ok()) {
       *result = "unavailable";
       return absl::UnavailableError(
@@ -146,6 +131,8 @@ absl::Status WebhookCaBundlePublisher::PublishOnce(const char** result) {
                                               options_.config_name, "\" does not exist"));
     }
     if (got->status != 200) return http_error("GET", got->status);
+    // Edited as text, not through KubeClient::Update's parsed object: every field the
+    // API server sent goes back as it came, in its order.
     absl::StatusOr<CaBundleEdit> edit =
         SetWebhookCaBundle(got->body, options_.service, absl::Base64Escape(bundle));
     if (!edit.ok()) {
@@ -163,7 +150,8 @@ absl::Status WebhookCaBundlePublisher::PublishOnce(const char** result) {
       *result = "unchanged";
       return absl::OkStatus();
     }
-    absl::StatusOr<HttpsResponse> put = Call("PUT", edit->object_json);
+    absl::StatusOr<HttpsResponse> put =
+        options_.client->Call("PUT", path_, edit->object_json);
     if (!put.ok()) {
       *result = "unavailable";
       return absl::UnavailableError(
@@ -183,9 +171,9 @@ absl::Status WebhookCaBundlePublisher::PublishOnce(const char** result) {
   }
 }
 
-absl::Status WebhookCaBundlePublisher::Publish() {
+absl::Status WebhookCaBundlePublisher::PublishBundle(const std::string& bundle) {
   const char* result = "unavailable";
-  absl::Status status = PublishOnce(&result);
+  absl::Status status = PublishOnce(bundle, &result);
   if (metrics::Counter* c = Syncs(result)) c->Inc();
   if (status.ok() && std::string_view(result) == "updated") {
     log::Info("ca", "webhook caBundle updated",
@@ -194,28 +182,54 @@ absl::Status WebhookCaBundlePublisher::Publish() {
   return status;
 }
 
+absl::Status WebhookCaBundlePublisher::Publish() { return PublishBundle(Bundle()); }
+
 void WebhookCaBundlePublisher::Start() {
-  thread_ = std::thread([this] {
-    RunStreamWithBackoff(
-        stopping_,
-        [this] {
-          absl::Status status = Publish();
-          if (!status.ok()) {
-            log::Warn("ca", "webhook caBundle not in place; retrying",
-                      {{"webhook_config", options_.config_name},
-                       {"error", std::string(status.message())}});
-            return false;
-          }
-          absl::MutexLock lock(&mu_);
-          // A CondVar rather than an absl::Condition (injector_endpoint.cc says why).
-          const absl::Time until = absl::Now() + options_.resync_interval;
-          while (!stop_requested_ && absl::Now() < until) {
-            stop_cv_.WaitWithDeadline(&mu_, until);
-          }
-          return true;
-        },
-        options_.max_backoff);
-  });
+  thread_ = std::thread([this] { Run(); });
+}
+
+void WebhookCaBundlePublisher::Run() {
+  absl::Time next_round = absl::InfinitePast();
+  absl::Duration backoff = absl::Milliseconds(100);
+  bool was_writer = false;
+  std::string published;  // the bundle of the last round that put it in place
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    const bool writer = !options_.may_write || options_.may_write();
+    // A new writer cannot know what the last one left undone: a round at once.
+    if (writer && !was_writer) next_round = absl::InfinitePast();
+    was_writer = writer;
+    std::string bundle;
+    if (writer) {
+      bundle = Bundle();
+      if (bundle != published) next_round = absl::InfinitePast();  // a root rotation
+    }
+    if (writer && absl::Now() >= next_round) {
+      // The API call takes up to its timeout: Stop() must not wait for the lock.
+      mu_.Unlock();
+      absl::Status status = PublishBundle(bundle);
+      mu_.Lock();
+      if (status.ok()) {
+        published = bundle;
+        backoff = absl::Milliseconds(100);
+        next_round = absl::Now() + options_.resync_interval;
+      } else {
+        log::Warn("ca", "webhook caBundle not in place; retrying",
+                  {{"webhook_config", options_.config_name},
+                   {"error", std::string(status.message())},
+                   {"retry_in", absl::FormatDuration(backoff)}});
+        next_round = absl::Now() + backoff;
+        backoff = std::min(backoff * 2, options_.max_backoff);
+      }
+    }
+    // A CondVar rather than an absl::Condition (serving_certificate_renewer.cc says
+    // why).
+    const absl::Time until = std::min(absl::Now() + options_.check_interval,
+                                      writer ? next_round : absl::InfiniteFuture());
+    while (!stop_requested_ && absl::Now() < until)
+      stop_cv_.WaitWithDeadline(&mu_, until);
+    if (stop_requested_) return;
+  }
 }
 
 void WebhookCaBundlePublisher::Stop() {
@@ -224,7 +238,6 @@ void WebhookCaBundlePublisher::Stop() {
     stop_requested_ = true;
     stop_cv_.Signal();
   }
-  stopping_.store(true);
   if (thread_.joinable()) thread_.join();
 }
 

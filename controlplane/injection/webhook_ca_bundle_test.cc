@@ -1,10 +1,6 @@
 #include "controlplane/injection/webhook_ca_bundle.h"
 
-#include <cstdio>
-#include <cstdlib>
-#include <deque>
-#include <filesystem>
-#include <fstream>
+#include <atomic>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -15,10 +11,15 @@
 #include "absl/time/clock.h"
 #include "common/metrics/registry.h"
 #include "gtest/gtest.h"
-#include "tests/support/fake_https_server.h"
+#include "nlohmann/json.hpp"
+#include "tests/integration/subprocess.h"
+#include "tests/support/kube_standin.h"
 
 namespace tandem::controlplane {
 namespace {
+
+using ::tandem::testing::KubeStandin;
+using ::tandem::testing::WaitFor;
 
 constexpr char kPath[] =
     "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/"
@@ -91,59 +92,63 @@ TEST(SetWebhookCaBundleTest, RefusesWhatIsNotAWebhookConfiguration) {
                   .ok());
 }
 
-// Stands in for the API server: serves one MutatingWebhookConfiguration, stores what
-// is PUT, bumps the resourceVersion, and answers with forced statuses when queued.
+// Against the API-server stand-in (tests/support/kube_api_standin.py), a real HTTPS
+// process holding the MutatingWebhookConfiguration, through a KubeClient as tandem-ca
+// shares one; faults are injected with the stand-in's /_test/fail.
 class PublisherTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/webhook-ca-bundle-" + std::to_string(getpid());
-    std::filesystem::create_directories(dir_);
-    WriteToken("token-1");
-    {
-      absl::MutexLock lock(&mu_);  // uncontended: the server starts below
-      object_ = Config("1");
+    standin_ = KubeStandin::Start();
+    ASSERT_NE(standin_, nullptr);
+    client_ = *KubeClient::Create(standin_->ClientOptions());
+  }
+  void TearDown() override { publisher_.reset(); }
+  // Stores the configuration (as `kubectl apply` would).
+  void CreateConfig() {
+    absl::StatusOr<HttpsResponse> r = standin_->Call(
+        "POST", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        Config(""));
+    ASSERT_TRUE(r.ok() && r->status == 201) << (r.ok() ? r->body : r.status().ToString());
+  }
+  // The stored configuration, parsed; null when absent.
+  nlohmann::json Stored() {
+    absl::StatusOr<HttpsResponse> r = standin_->Call("GET", kPath);
+    if (!r.ok() || r->status != 200) return nullptr;
+    return nlohmann::json::parse(r->body);
+  }
+  // The caBundle of our webhook (the first) and of the other one.
+  std::string OurBundle() {
+    nlohmann::json c = Stored();
+    return c.is_null() ? "" : c["webhooks"][0]["clientConfig"].value("caBundle", "");
+  }
+  // Answers the next `count` requests `method` to the configuration with `status`.
+  void Fail(const std::string& method, int status, int count) {
+    ASSERT_TRUE(standin_->Control(
+        "fail", absl::StrCat(R"({"method":")", method, R"(","path":")", kPath,
+                             R"(","status":)", status, R"(,"count":)", count, "}")));
+  }
+  // "METHOD status" of each request to the configuration so far.
+  std::vector<std::string> Requests() {
+    std::vector<std::string> out;
+    for (const nlohmann::json& r : nlohmann::json::parse(standin_->Requests())) {
+      if (r.value("path", "") != kPath) continue;
+      out.push_back(absl::StrCat(r.value("method", ""), " ", r.value("status", 0)));
     }
-    server_ = *FakeHttpsServer::Create([this](const FakeHttpsRequest& request) {
-      absl::MutexLock lock(&mu_);
-      requests_.push_back(request);
-      if (!forced_.empty()) {
-        FakeHttpsReply reply = forced_.front();
-        forced_.pop_front();
-        if (reply.status == 409) object_ = Config(std::to_string(++version_));
-        return reply;
-      }
-      if (request.method == "GET") return FakeHttpsReply{200, object_};
-      object_ = request.body;
-      return FakeHttpsReply{200, object_};
-    });
+    return out;
   }
-  void TearDown() override {
-    publisher_.reset();
-    server_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  void WriteToken(const std::string& token) {
-    std::ofstream(dir_ + "/token") << token << "\n";
-  }
-  void Force(std::vector<int> statuses) {
-    absl::MutexLock lock(&mu_);
-    for (int s : statuses) forced_.push_back({s, R"({"kind":"Status"})"});
-  }
-  std::vector<FakeHttpsRequest> Requests() {
-    absl::MutexLock lock(&mu_);
-    return requests_;
+  WebhookCaBundlePublisher::Options Options() {
+    WebhookCaBundlePublisher::Options options;
+    options.client = client_.get();
+    options.ca_bundle_pem = kBundlePem;
+    options.registry = &registry_;
+    options.max_conflicts = 3;
+    options.check_interval = absl::Milliseconds(20);
+    return options;
   }
   WebhookCaBundlePublisher& Publisher() {
     if (!publisher_) {
-      WebhookCaBundlePublisher::Options options;
-      options.api_server = absl::StrCat("127.0.0.1:", server_->port());
-      options.ca_pem = server_->ca_pem();
-      options.credential_token_path = dir_ + "/token";
-      options.ca_bundle_pem = kBundlePem;
-      options.registry = &registry_;
-      options.max_conflicts = 3;
       absl::StatusOr<std::unique_ptr<WebhookCaBundlePublisher>> created =
-          WebhookCaBundlePublisher::Create(options);
+          WebhookCaBundlePublisher::Create(Options());
       EXPECT_TRUE(created.ok()) << created.status();
       publisher_ = *std::move(created);
     }
@@ -157,52 +162,39 @@ class PublisherTest : public ::testing::Test {
         .Value();
   }
 
-  std::string dir_;
+  std::unique_ptr<KubeStandin> standin_;
+  std::unique_ptr<KubeClient> client_;
   metrics::Registry registry_;
-  absl::Mutex mu_;
-  std::string object_ ABSL_GUARDED_BY(mu_);
-  int version_ ABSL_GUARDED_BY(mu_) = 1;
-  std::deque<FakeHttpsReply> forced_ ABSL_GUARDED_BY(mu_);
-  std::vector<FakeHttpsRequest> requests_ ABSL_GUARDED_BY(mu_);
-  std::unique_ptr<FakeHttpsServer> server_;
   std::unique_ptr<WebhookCaBundlePublisher> publisher_;
 };
 
-TEST_F(PublisherTest, PutsTheBundleWithTheBearerTokenReadEachCall) {
+TEST_F(PublisherTest, PutsTheBundleOnOurWebhookOnlyWithTheSharedClientsToken) {
+  CreateConfig();
   ASSERT_TRUE(Publisher().Publish().ok());
-  std::vector<FakeHttpsRequest> requests = Requests();
-  ASSERT_EQ(requests.size(), 2u);
-  EXPECT_EQ(requests[0].method, "GET");
-  EXPECT_EQ(requests[0].path, kPath);
-  EXPECT_EQ(requests[0].authorization, "Bearer token-1");
-  EXPECT_EQ(requests[1].method, "PUT");
-  EXPECT_EQ(requests[1].path, kPath);
-  EXPECT_EQ(requests[1].authorization, "Bearer token-1");
-  EXPECT_EQ(requests[1].content_type, "application/json");
-  EXPECT_TRUE(absl::StrContains(
-      requests[1].body,
-      absl::StrCat(R"("port":443},"caBundle":")", absl::Base64Escape(kBundlePem), "\"")))
-      << requests[1].body;
-  EXPECT_TRUE(absl::StrContains(requests[1].body, R"("resourceVersion":"1")"));
+  EXPECT_EQ(Requests(), (std::vector<std::string>{"GET 200", "PUT 200"}));
+  nlohmann::json stored = Stored();
+  EXPECT_EQ(stored["webhooks"][0]["clientConfig"]["caBundle"],
+            absl::Base64Escape(kBundlePem));
+  EXPECT_EQ(stored["webhooks"][0]["clientConfig"]["service"]["path"], "/inject");
+  EXPECT_EQ(stored["webhooks"][1]["clientConfig"]["caBundle"], "b3RoZXI=");
   EXPECT_EQ(Syncs("updated"), 1u);
 
-  // A rotated token is used on the next call; the bundle is in place, so no PUT.
-  WriteToken("token-2");
+  // A rotated token: the stand-in refuses the old one, the client re-reads its file
+  // and retries. The bundle is in place, so no PUT.
+  standin_->SetToken("token-2");
+  const size_t before = Requests().size();
   ASSERT_TRUE(Publisher().Publish().ok());
-  requests = Requests();
-  ASSERT_EQ(requests.size(), 3u);
-  EXPECT_EQ(requests[2].method, "GET");
-  EXPECT_EQ(requests[2].authorization, "Bearer token-2");
+  std::vector<std::string> after = Requests();
+  after.erase(after.begin(), after.begin() + before);
+  EXPECT_EQ(after, (std::vector<std::string>{"GET 401", "GET 200"}));
   EXPECT_EQ(Syncs("unchanged"), 1u);
 }
 
 TEST_F(PublisherTest, FollowsTheBundleSourceFromRoundToRound) {
+  CreateConfig();
   absl::Mutex bundle_mu;
   std::string bundle = kBundlePem;
-  WebhookCaBundlePublisher::Options options;
-  options.api_server = absl::StrCat("127.0.0.1:", server_->port());
-  options.ca_pem = server_->ca_pem();
-  options.credential_token_path = dir_ + "/token";
+  WebhookCaBundlePublisher::Options options = Options();
   options.ca_bundle_source = [&] {
     absl::MutexLock lock(&bundle_mu);
     return bundle;
@@ -216,106 +208,127 @@ TEST_F(PublisherTest, FollowsTheBundleSourceFromRoundToRound) {
     bundle = rotated;
   }
   ASSERT_TRUE(publisher_->Publish().ok());
-  std::vector<FakeHttpsRequest> requests = Requests();
-  ASSERT_EQ(requests.size(), 4u);
-  EXPECT_EQ(requests[3].method, "PUT");
-  EXPECT_TRUE(absl::StrContains(
-      requests[3].body,
-      absl::StrCat(R"("caBundle":")", absl::Base64Escape(rotated), "\"")))
-      << requests[3].body;
+  EXPECT_EQ(OurBundle(), absl::Base64Escape(rotated));
+  EXPECT_EQ(Syncs("updated"), 2u);
 }
 
-TEST_F(PublisherTest, RetriesAConflictWithTheFreshObject) {
-  Force({200});  // the first GET answers normally...
-  {
-    absl::MutexLock lock(&mu_);
-    forced_.front().body = Config("1");
-  }
-  Force({409});  // ...and the PUT conflicts; the object is now at version 2
+TEST_F(PublisherTest, RetriesAConflictWithAFreshRead) {
+  CreateConfig();
+  Fail("PUT", 409, 1);
   ASSERT_TRUE(Publisher().Publish().ok());
-  std::vector<FakeHttpsRequest> requests = Requests();
-  ASSERT_EQ(requests.size(), 4u);
-  EXPECT_EQ(requests[1].method, "PUT");
-  EXPECT_TRUE(absl::StrContains(requests[1].body, R"("resourceVersion":"1")"));
-  EXPECT_EQ(requests[2].method, "GET");
-  EXPECT_EQ(requests[3].method, "PUT");
-  EXPECT_TRUE(absl::StrContains(requests[3].body, R"("resourceVersion":"2")"))
-      << requests[3].body;
+  EXPECT_EQ(Requests(),
+            (std::vector<std::string>{"GET 200", "PUT 409", "GET 200", "PUT 200"}));
+  EXPECT_EQ(OurBundle(), absl::Base64Escape(kBundlePem));
   EXPECT_EQ(Syncs("updated"), 1u);
 }
 
 TEST_F(PublisherTest, GivesUpWhenConflictsPersist) {
-  Force({200, 409, 200, 409, 200, 409});
-  {
-    absl::MutexLock lock(&mu_);
-    for (FakeHttpsReply& r : forced_) {
-      if (r.status == 200) r.body = Config("1");
-    }
-  }
+  CreateConfig();
+  Fail("PUT", 409, 3);
   absl::Status status = Publisher().Publish();
   EXPECT_EQ(status.code(), absl::StatusCode::kAborted);
-  EXPECT_TRUE(absl::StrContains(status.message(), "still conflicting after 3 attempts"));
+  EXPECT_EQ(status.message(),
+            absl::StrCat("PUT ", kPath, ": still conflicting after 3 attempts"));
   EXPECT_EQ(Requests().size(), 6u);
   EXPECT_EQ(Syncs("conflict"), 1u);
 }
 
 TEST_F(PublisherTest, ReportsAMissingConfigurationWithoutFailingHard) {
-  Force({404});
   absl::Status status = Publisher().Publish();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(status.message(),
             "MutatingWebhookConfiguration \"tandem-sidecar-injector\" does not exist");
   EXPECT_EQ(Syncs("not_found"), 1u);
   // The next round, once the object exists, succeeds.
+  CreateConfig();
   EXPECT_TRUE(Publisher().Publish().ok());
   EXPECT_EQ(Syncs("updated"), 1u);
 }
 
-TEST_F(PublisherTest, ReportsMissingRbacAndForeignConfigurations) {
-  Force({403});
+TEST_F(PublisherTest, ReportsMissingRbacForeignConfigurationsAndGarbage) {
+  CreateConfig();
+  Fail("GET", 403, 1);
   absl::Status status = Publisher().Publish();
   EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_TRUE(absl::StrContains(status.message(), "HTTP 403 (RBAC: get and update"));
+  EXPECT_EQ(status.message(), absl::StrCat("GET ", kPath,
+                                           ": HTTP 403 (RBAC: get and update on this "
+                                           "mutatingwebhookconfiguration)"));
   EXPECT_EQ(Syncs("unauthorized"), 1u);
 
-  {
-    absl::MutexLock lock(&mu_);
-    object_ = absl::StrReplaceAll(Config("1"), {{"tandem-injector", "not-ours"}});
-  }
-  status = Publisher().Publish();
-  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(absl::StrContains(status.message(), "tandem-system/tandem-injector"));
-  EXPECT_EQ(Syncs("no_matching_webhook"), 1u);
-
-  {
-    absl::MutexLock lock(&mu_);
-    object_ = "<html>proxy error</html>";
-  }
+  // A 200 whose body is not a webhook configuration (a Status object).
+  Fail("GET", 200, 1);
   status = Publisher().Publish();
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(status.message(), "webhook configuration: no \"webhooks\" list");
   EXPECT_EQ(Syncs("malformed"), 1u);
+
+  nlohmann::json foreign = Stored();
+  foreign["webhooks"][0]["clientConfig"]["service"]["name"] = "not-ours";
+  ASSERT_EQ(standin_->Call("PUT", kPath, foreign.dump())->status, 200);
+  status = Publisher().Publish();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(status.message(),
+            "MutatingWebhookConfiguration \"tandem-sidecar-injector\" has no webhook "
+            "whose clientConfig.service is tandem-system/tandem-injector");
+  EXPECT_EQ(Syncs("no_matching_webhook"), 1u);
 }
 
 TEST_F(PublisherTest, BackgroundLoopRetriesUntilTheBundleIsInPlace) {
-  Force({500, 500});
+  CreateConfig();
+  Fail("GET", 500, 2);
   Publisher().Start();
-  absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (Syncs("updated") == 0 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  EXPECT_TRUE(WaitFor([&] { return Syncs("updated") == 1; }, absl::Seconds(20)));
   publisher_->Stop();
   EXPECT_EQ(Syncs("api_error"), 2u);
-  EXPECT_EQ(Syncs("updated"), 1u);
-  absl::MutexLock lock(&mu_);
-  EXPECT_TRUE(absl::StrContains(object_, absl::Base64Escape(kBundlePem)));
+  EXPECT_EQ(OurBundle(), absl::Base64Escape(kBundlePem));
 }
 
-TEST(PublisherCreateTest, RefusesBadOptions) {
+// Like the trust-root ConfigMaps, the caBundle has one writer among the replicas: the
+// Lease holder. A replica that does not hold it makes no request; one that takes it
+// over puts the bundle back at once (here after a `kubectl apply` emptied it).
+TEST_F(PublisherTest, OnlyTheLeaseHolderWritesAndANewOneRepairsAtOnce) {
+  CreateConfig();
+  std::atomic<bool> a_leads{true}, b_leads{false};
+  std::atomic<int> b_checks{0};
+  WebhookCaBundlePublisher::Options a = Options(), b = Options();
+  a.may_write = [&] { return a_leads.load(); };
+  b.may_write = [&] {
+    ++b_checks;
+    return b_leads.load();
+  };
+  b.registry = nullptr;
+  std::unique_ptr<WebhookCaBundlePublisher> replica_a =
+      *WebhookCaBundlePublisher::Create(a);
+  std::unique_ptr<WebhookCaBundlePublisher> replica_b =
+      *WebhookCaBundlePublisher::Create(b);
+  replica_b->Start();
+  // b has looked several times and, not leading, asked nothing.
+  ASSERT_TRUE(WaitFor([&] { return b_checks.load() >= 5; }, absl::Seconds(20)));
+  EXPECT_TRUE(Requests().empty());
+
+  replica_a->Start();
+  ASSERT_TRUE(WaitFor([&] { return Syncs("updated") == 1; }, absl::Seconds(20)));
+  EXPECT_EQ(Requests(), (std::vector<std::string>{"GET 200", "PUT 200"}));
+
+  // The Lease moves to b; a stops writing, and b finds and repairs an emptied caBundle
+  // without waiting for its resync interval.
+  a_leads = false;
+  replica_a->Stop();
+  nlohmann::json emptied = Stored();
+  emptied["webhooks"][0]["clientConfig"].erase("caBundle");
+  ASSERT_EQ(standin_->Call("PUT", kPath, emptied.dump())->status, 200);
+  b_leads = true;
+  EXPECT_TRUE(WaitFor([&] { return OurBundle() == absl::Base64Escape(kBundlePem); },
+                      absl::Seconds(20)));
+  replica_b->Stop();
+}
+
+TEST_F(PublisherTest, RefusesBadOptions) {
   WebhookCaBundlePublisher::Options options;
-  options.api_server = "127.0.0.1:1";
-  options.ca_pem = kBundlePem;
-  options.credential_token = "t";
   options.ca_bundle_pem = kBundlePem;
+  EXPECT_EQ(WebhookCaBundlePublisher::Create(options).status().message(),
+            "webhook caBundle: a Kubernetes client is required");
+  options.client = client_.get();
   options.config_name = "a/b";
   EXPECT_EQ(WebhookCaBundlePublisher::Create(options).status().message(),
             "webhook configuration name \"a/b\"");

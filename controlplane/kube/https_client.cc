@@ -2,15 +2,12 @@
 #include "controlplane/kube/https_client.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/tcp_connect.h"
 #include "controlplane/kube/chunked_decoder.h"
 
 namespace tandem::controlplane {
@@ -60,46 +58,6 @@ absl::Status SetIoTimeout(int fd, absl::Duration left) {
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   return absl::OkStatus();
-}
-
-// Connects to host:port within the deadline; returns the connected, blocking socket.
-absl::StatusOr<int> Connect(const std::string& host, const std::string& port,
-                            absl::Time deadline) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("resolving ", host, ": ", gai_strerror(rc)));
-  }
-  std::string last_error = "no address";
-  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
-    if (fd < 0) continue;
-    int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
-    if (rc != 0 && errno == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
-      int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-      rc = ms > 0 && poll(&p, 1, static_cast<int>(ms)) == 1 ? 0 : -1;
-      int err = rc == 0 ? 0 : ETIMEDOUT;
-      socklen_t len = sizeof(err);
-      if (rc == 0) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      errno = err;
-      rc = err == 0 ? 0 : -1;
-    }
-    if (rc == 0) {
-      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-      freeaddrinfo(found);
-      return fd;
-    }
-    last_error = std::strerror(errno);
-    close(fd);
-  }
-  freeaddrinfo(found);
-  return absl::UnavailableError(
-      absl::StrCat("connecting to ", host, ":", port, ": ", last_error));
 }
 
 struct ResponseHead {
@@ -283,7 +241,7 @@ absl::StatusOr<std::unique_ptr<HttpsClient::Connection>> HttpsClient::Open(
       return absl::InvalidArgumentError("header with CR/LF");
     }
   }
-  absl::StatusOr<int> fd_or = Connect(host_, port_, deadline);
+  absl::StatusOr<int> fd_or = ConnectTcp(host_, port_, deadline);
   if (!fd_or.ok()) return fd_or.status();
   auto conn = std::make_unique<Connection>(*fd_or);
   const int fd = conn->fd.get();

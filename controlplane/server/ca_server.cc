@@ -154,12 +154,12 @@ struct CaServer::Impl {
   absl::Mutex listeners_mu;
   std::vector<std::function<void()>> listeners ABSL_GUARDED_BY(listeners_mu);
   metrics::Counter& reloads_accepted = ReloadCounter("accepted");
+  metrics::Counter& reloads_refused = ReloadCounter("refused");
 
   std::vector<std::function<void()>> ReloadListeners() {
     absl::MutexLock lock(&listeners_mu);
     return listeners;
   }
-  metrics::Counter& reloads_refused = ReloadCounter("refused");
 
   metrics::Counter& ReloadCounter(const char* result) {
     return registry.GetCounter("tandem_ca_root_reloads_total",
@@ -246,10 +246,13 @@ CaServer::~CaServer() { Stop(); }
 absl::Status CaServer::Start() {
   // Client certificates are requested, not verified by gRPC: CallerAuthenticator checks
   // them against the roots in force at the call.
-  impl_->credentials = ReloadableServerCredentials::Create(
-      GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY,
-      {impl_->serving->first().key_pem, impl_->serving->first().chain_pem,
-       impl_->core->trust_bundle_pem()});
+  absl::StatusOr<std::shared_ptr<ReloadableServerCredentials>> credentials =
+      ReloadableServerCredentials::Create(
+          GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY,
+          {impl_->serving->first().key_pem, impl_->serving->first().chain_pem,
+           impl_->core->trust_bundle_pem()});
+  if (!credentials.ok()) return credentials.status();
+  impl_->credentials = *std::move(credentials);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(impl_->options.listen_address, impl_->credentials,
                            &impl_->port);
@@ -266,8 +269,7 @@ absl::Status CaServer::Start() {
   }
   impl_->serving->Start([credentials = impl_->credentials,
                          core = impl_->core.get()](const ServingCertificate& fresh) {
-    credentials->Update({fresh.key_pem, fresh.chain_pem, core->trust_bundle_pem()});
-    return absl::OkStatus();
+    return credentials->Update({fresh.key_pem, fresh.chain_pem, core->trust_bundle_pem()});
   });
   if (impl_->options.root_reload_interval > absl::ZeroDuration()) {
     impl_->reloader = std::thread([impl = impl_.get()] { impl->ReloadLoop(); });

@@ -46,8 +46,8 @@ struct CaServerOptions {
 // certificate (CallerAuthenticator). The port's own certificate is issued from the CA
 // and swapped in without a restart (ServingCertificateRenewer,
 // ReloadableServerCredentials): at half its lifetime, and at once when a reload brings
-// a new signing root, so clients that trust only the new bundle can connect; open
-// connections keep theirs. Start/Stop from the main thread; gRPC runs requests on its
+// a new signing root, so clients that trust only the new bundle can connect (new
+// handshakes get it within about a second); open connections keep theirs. Start/Stop from the main thread; gRPC runs requests on its
 // own threads, a reload thread of its own re-reads the CA's files every
 // root_reload_interval, and a renewal thread re-issues the certificate. gRPC code: the
 // header names no BoringSSL type.

@@ -364,8 +364,14 @@ TEST_F(CaServerTest, ServesFromTheNewRootAfterAReloadAndKeepsOpenConnections) {
   ASSERT_NE(server_->serving_serial(), first_serial);
   EXPECT_EQ(server_->core().trust_bundle_pem(), *next_root);
 
-  grpc::Status on_next =
-      Call(*StubTrusting(*next_root), Token({"a", "b"}), pending.csr_pem, 0, &response);
+  // New handshakes get the new certificate at gRPC's next re-read of it (a second).
+  grpc::Status on_next;
+  for (absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until;) {
+    on_next =
+        Call(*StubTrusting(*next_root), Token({"a", "b"}), pending.csr_pem, 0, &response);
+    if (on_next.ok()) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
   EXPECT_TRUE(on_next.ok()) << on_next.error_message();
   grpc::Status on_open =
       Call(*open_on_old, Token({"a", "b"}), pending.csr_pem, 0, &response);

@@ -277,10 +277,10 @@ class PolicyServer::Impl::Stream final
     account_ = *account;
     absl::StatusOr<SpiffeId> id =
         SpiffeId::ForWorkload(impl_->options.trust_domain, account->ns, account->name);
-    info_.spiffe_id = id.ok() ? id->ToString() : account->ns + "/" + account->name;
-    info_.connected_since = absl::Now();
     {
       absl::MutexLock lock(&impl_->mu);
+      info_.spiffe_id = id.ok() ? id->ToString() : account->ns + "/" + account->name;
+      info_.connected_since = absl::Now();
       if (!impl_->stopping) {
         impl_->streams.insert(this);
         registered_ = true;
@@ -356,17 +356,23 @@ class PolicyServer::Impl::Stream final
     return status;
   }
 
-  // With Impl::mu held: true when this stream is owed the policy as of `generation`.
-  bool WantsLocked(uint64_t generation) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
+  // Impl holds its `mu`, which is this stream's impl_->mu: says so to the analysis,
+  // which cannot see that the two are one (and checks it at run time).
+  void AssertLockHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK(impl_->mu) {
+    impl_->mu.AssertHeld();
+  }
+
+  // With Impl::mu held: true when this stream is owed the policy as of `as_of`.
+  bool WantsLocked(uint64_t as_of) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
     return !finished_ && !write_in_flight_ && !reader_done_ && !impl_->stopping &&
-           got_first_request_ && (!sent_any_ || seen_generation_ != generation);
+           got_first_request_ && (!sent_any_ || seen_generation_ != as_of);
   }
 
   // With Impl::mu held, after WantsLocked: fills the response from `snapshot` unless
   // it is the version already sent; true when StartWrite(&response_) must follow.
-  bool PrepareLocked(uint64_t generation, const Snapshot& snapshot)
+  bool PrepareLocked(uint64_t as_of, const Snapshot& snapshot)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
-    seen_generation_ = generation;
+    seen_generation_ = as_of;
     // A change that does not concern this workload.
     if (sent_any_ && snapshot.version == info_.sent_version) return false;
     *response_.mutable_policy() = snapshot.policy;
@@ -455,6 +461,7 @@ grpc::ServerBidiReactor<PolicyRequest, PolicyResponse>* PolicyServer::Impl::Stre
 void PolicyServer::Impl::Push(Stream* stream) {
   {
     absl::MutexLock lock(&mu);
+    stream->AssertLockHeld();
     if (!stream->WantsLocked(generation)) return;
     if (!stream->PrepareLocked(generation, SnapshotLocked(stream->account()))) return;
   }
@@ -466,6 +473,7 @@ void PolicyServer::Impl::PushAll() {
   {
     absl::MutexLock lock(&mu);
     for (Stream* stream : streams) {
+      stream->AssertLockHeld();
       if (stream->WantsLocked(generation) &&
           stream->PrepareLocked(generation, SnapshotLocked(stream->account()))) {
         writes.push_back(stream);
@@ -508,6 +516,7 @@ void PolicyServer::Impl::StopStreams() {
     absl::MutexLock lock(&mu);
     stopping = true;
     for (Stream* stream : streams) {
+      stream->AssertLockHeld();
       if (std::optional<grpc::Status> status = stream->FinishIfIdleLocked({})) {
         finish.emplace_back(stream, *status);
       }
@@ -533,6 +542,7 @@ void PolicyServer::Impl::StopStreams() {
   {
     absl::MutexLock lock(&mu);
     for (Stream* stream : cancel) {
+      stream->AssertLockHeld();
       if (std::optional<grpc::Status> status = stream->EndCancelLocked()) {
         finish.emplace_back(stream, *status);
       }
@@ -575,7 +585,10 @@ void PolicyServer::Stop() {
 std::vector<PolicyServer::StreamInfo> PolicyServer::Streams() const {
   absl::MutexLock lock(&impl_->mu);
   std::vector<StreamInfo> out;
-  for (const Impl::Stream* stream : impl_->streams) out.push_back(stream->info());
+  for (const Impl::Stream* stream : impl_->streams) {
+    stream->AssertLockHeld();
+    out.push_back(stream->info());
+  }
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -30,6 +31,11 @@ constexpr char kClientId[] = "spiffe://cluster.local/ns/shop/sa/client";
 constexpr char kLease[] =
     "/apis/coordination.k8s.io/v1/namespaces/tandem-system/leases/tandem-ca";
 constexpr char kShopRoot[] = "/api/v1/namespaces/shop/configmaps/tandem-ca-root";
+constexpr char kWebhooks[] =
+    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations";
+constexpr char kWebhookConfig[] =
+    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/"
+    "tandem-sidecar-injector";
 
 struct Replica {
   std::unique_ptr<Subprocess> process;
@@ -79,7 +85,10 @@ class KubeHaTest : public MeshTest {
                       "--admin=127.0.0.1:0",
                       "--leader-lease=tandem-system/tandem-ca",
                       "--pod-name=" + name,
-                      "--trust-root-configmap=tandem-ca-root"};
+                      "--trust-root-configmap=tandem-ca-root",
+                      "--injector-listen=127.0.0.1:0",
+                      "--template=" TANDEM_SOURCE_DIR
+                      "/deploy/kubernetes/injection/sidecar-template.yaml"};
     const bool first = !std::filesystem::exists(dir_ + "/ca/ca-key.pem");
     StartCa(first ? "ca" : name, "", /*keep_ca_root=*/!first);
     Replica replica;
@@ -95,6 +104,26 @@ class KubeHaTest : public MeshTest {
     absl::StatusOr<controlplane::HttpsResponse> r = standin_->Call("GET", kLease);
     if (!r.ok() || r->status != 200) return "";
     return nlohmann::json::parse(r->body)["spec"].value("holderIdentity", "");
+  }
+  // The caBundle of the webhook configuration's first webhook; "" when none.
+  std::string WebhookCaBundle() {
+    absl::StatusOr<controlplane::HttpsResponse> r = standin_->Call("GET", kWebhookConfig);
+    if (!r.ok() || r->status != 200) return "";
+    return nlohmann::json::parse(r->body)["webhooks"][0]["clientConfig"].value("caBundle",
+                                                                               "");
+  }
+  // The caBundle rounds a replica made, whatever their result.
+  double WebhookRounds(const Replica& r) {
+    std::string text = HttpGet(r.metrics, "/metrics");
+    double sum = 0;
+    for (const char* result :
+         {"updated", "unchanged", "not_found", "no_matching_webhook", "conflict",
+          "unauthorized", "api_error", "unavailable", "malformed"}) {
+      sum += MetricValue(
+          text, absl::StrCat("tandem_ca_webhook_ca_bundle_syncs_total{result=\"", result,
+                             "\"}"));
+    }
+    return sum;
   }
   std::string ShopRoot() {
     absl::StatusOr<controlplane::HttpsResponse> r = standin_->Call("GET", kShopRoot);
@@ -171,6 +200,15 @@ TEST_F(KubeHaTest, RevocationThroughOneReplicaReachesAProxyStreamingFromTheOther
 }
 
 TEST_F(KubeHaTest, OneReplicaWritesTheTrustRootAndTheOtherTakesOverWhenItStops) {
+  // The webhook configuration as the manifest installs it: caBundle empty.
+  nlohmann::json webhooks = {
+      {"metadata", {{"name", "tandem-sidecar-injector"}}},
+      {"webhooks",
+       {{{"name", "sidecar-injector.tandem.dev"},
+         {"clientConfig",
+          {{"service",
+            {{"name", "tandem-injector"}, {"namespace", "tandem-system"}}}}}}}}};
+  ASSERT_EQ(standin_->Call("POST", kWebhooks, webhooks.dump())->status, 201);
   Replica a = StartReplica("ca-a");
   Replica b = StartReplica("ca-b");
   const std::string bundle = HttpGet(a.metrics, "/trust-bundle");
@@ -179,7 +217,19 @@ TEST_F(KubeHaTest, OneReplicaWritesTheTrustRootAndTheOtherTakesOverWhenItStops) 
   ASSERT_TRUE(WaitFor([&] { return !Holder().empty(); }, absl::Seconds(20)));
   const std::string leader = Holder();
   Replica& leading = leader == "ca-a" ? a : b;
+  Replica& following = leader == "ca-a" ? b : a;
   const std::string successor = leader == "ca-a" ? "ca-b" : "ca-a";
+  // The caBundle has one writer too: the follower has made no request for it.
+  const std::string ca_bundle = absl::Base64Escape(bundle);
+  ASSERT_TRUE(WaitFor([&] { return WebhookCaBundle() == ca_bundle; }, absl::Seconds(20)));
+  EXPECT_GE(WebhookRounds(leading), 1);
+  EXPECT_EQ(WebhookRounds(following), 0);
+  // A `kubectl apply` of the manifest empties it; the leader would repair it at its
+  // next resync (a minute), the successor does at once when it takes the Lease.
+  nlohmann::json emptied =
+      nlohmann::json::parse(standin_->Call("GET", kWebhookConfig)->body);
+  emptied["webhooks"][0]["clientConfig"].erase("caBundle");
+  ASSERT_EQ(standin_->Call("PUT", kWebhookConfig, emptied.dump())->status, 200);
   // SIGTERM: the leader releases the Lease as it stops, so the other need not wait
   // out the lease duration.
   ASSERT_EQ(leading.process->Signal(SIGTERM, absl::Seconds(10)), 0);
@@ -189,6 +239,8 @@ TEST_F(KubeHaTest, OneReplicaWritesTheTrustRootAndTheOtherTakesOverWhenItStops) 
   ASSERT_TRUE(WaitFor([&] { return ShopRoot() == bundle; }, absl::Seconds(20)));
   std::cerr << "the new leader put a deleted tandem-ca-root back in "
             << absl::FormatDuration(absl::Now() - deleted_at) << "\n";
+  EXPECT_TRUE(WaitFor([&] { return WebhookCaBundle() == ca_bundle; }, absl::Seconds(20)));
+  EXPECT_GE(WebhookRounds(following), 1);
 }
 
 TEST_F(KubeHaTest, RefusesKubernetesFlagsItCannotHonour) {

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -101,10 +102,12 @@ TrafficReport RunEchoTraffic(int port, const EchoTrafficOptions& o) {
     threads.emplace_back([&, w] {
       std::mt19937_64 rng(w + 1);
       int64_t ok = 0, failed = 0, bytes = 0;
-      // Bounded in time and in count.
+      // Bounded in time and in count. At least one attempt however late the thread
+      // starts: on a loaded machine it can start after `end` (a TSan run did).
       for (int i = 0; i < 10000000; ++i) {
         absl::Time now = absl::Now();
-        if (now >= hard_end || stopped() || (now >= end && i >= o.min_short_per_worker)) {
+        if (now >= hard_end || stopped() ||
+            (now >= end && i >= std::max(1, o.min_short_per_worker))) {
           break;
         }
         if (i > 0 && o.short_pause > absl::ZeroDuration()) absl::SleepFor(o.short_pause);
@@ -142,8 +145,10 @@ TrafficReport RunEchoTraffic(int port, const EchoTrafficOptions& o) {
       std::mt19937_64 rng(1000 + l);
       int64_t rounds = 0, bytes = 0, failed = 0, connections = 0;
       // Each pass is one keep-alive connection; a failed one is opened again only
-      // with reconnect_long. Bounded in time and in count.
-      for (int pass = 0; pass < 100000 && absl::Now() < end && !stopped(); ++pass) {
+      // with reconnect_long. Bounded in time and in count; the first connection and
+      // its first round happen however late the thread starts.
+      for (int pass = 0; pass < 100000 && (pass == 0 || absl::Now() < end) && !stopped();
+           ++pass) {
         if (pass > 0) {
           if (!o.reconnect_long) break;
           absl::SleepFor(o.long_interval);
@@ -157,7 +162,8 @@ TrafficReport RunEchoTraffic(int port, const EchoTrafficOptions& o) {
                          absl::StrCat("long #", l, ": connect failed"));
           continue;
         }
-        for (int64_t r = 0; absl::Now() < end && !stopped() && r < 10000000; ++r) {
+        for (int64_t r = 0; (r == 0 || absl::Now() < end) && !stopped() && r < 10000000;
+             ++r) {
           std::string payload(o.long_payload_bytes, '\0');
           for (char& c : payload) c = static_cast<char>(rng());
           absl::Time round_start = absl::Now();

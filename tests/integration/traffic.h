@@ -73,6 +73,7 @@ struct EchoTrafficOptions {
   // worker does not spin while every connection is refused).
   absl::Duration short_pause = absl::ZeroDuration();
   absl::Duration pause_after_failure = absl::ZeroDuration();
+  // Every worker makes at least one attempt, however late its thread starts.
   // Each short worker keeps going past `duration` until it has made this many attempts
   // (at most 30 s more), so a test can count on an amount of traffic however slow the
   // machine (a sanitizer build under load).

@@ -3,7 +3,9 @@
 API contract tandem-ca relies on, over HTTPS, for tests:
 
 - Objects: namespaces, configmaps (per namespace and across all: /api/v1/configmaps),
-  coordination.k8s.io/v1 leases. Every write bumps one global resourceVersion, stored in
+  coordination.k8s.io/v1 leases, and the cluster-scoped
+  admissionregistration.k8s.io/v1 mutatingwebhookconfigurations. Every write bumps one
+  global resourceVersion, stored in
   metadata.resourceVersion, with uid and creationTimestamp.
 - GET (object or list; a list carries metadata.resourceVersion), POST (409
   AlreadyExists for a taken name, 404 for a missing namespace), PUT (409 Conflict when
@@ -49,7 +51,13 @@ KINDS = {
     "namespaces": ("Namespace", "v1"),
     "configmaps": ("ConfigMap", "v1"),
     "leases": ("Lease", "coordination.k8s.io/v1"),
+    "mutatingwebhookconfigurations": ("MutatingWebhookConfiguration",
+                                      "admissionregistration.k8s.io/v1"),
 }
+# Kinds that live outside namespaces (besides namespaces themselves).
+CLUSTER_KINDS = {"mutatingwebhookconfigurations"}
+GROUPS = (["api", "v1"], ["apis", "coordination.k8s.io", "v1"],
+          ["apis", "admissionregistration.k8s.io", "v1"])
 
 
 def status(code, reason, message):
@@ -64,16 +72,16 @@ REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFo
 def parse_path(path):
     """(resource, namespace, name) with namespace None for all namespaces; or None."""
     parts = [p for p in path.split("/") if p]
-    if parts[:2] == ["api", "v1"]:
-        rest = parts[2:]
-    elif parts[:3] == ["apis", "coordination.k8s.io", "v1"]:
-        rest = parts[3:]
-    else:
+    group = next((g for g in GROUPS if parts[:len(g)] == g), None)
+    if group is None:
         return None
+    rest = parts[len(group):]
     if rest == ["namespaces"]:
         return ("namespaces", "", None)
     if len(rest) == 2 and rest[0] == "namespaces":
         return ("namespaces", "", rest[1])
+    if len(rest) in (1, 2) and rest[0] in CLUSTER_KINDS:
+        return (rest[0], "", rest[1] if len(rest) == 2 else None)
     if len(rest) == 1 and rest[0] in KINDS:
         return (rest[0], None, None)
     if len(rest) in (3, 4) and rest[0] == "namespaces" and rest[2] in KINDS:
@@ -221,7 +229,7 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(obj, dict) or not obj.get("metadata", {}).get("name"):
             return self.reply(400, status(400, "BadRequest", "metadata.name is required"))
         name = obj["metadata"]["name"]
-        if resource != "namespaces" and ("namespaces", "", ns) not in OBJECTS:
+        if ns and ("namespaces", "", ns) not in OBJECTS:
             return self.reply(404, status(404, "NotFound", f'namespaces "{ns}" not found'))
         if (resource, ns, name) in OBJECTS:
             return self.reply(409, status(409, "AlreadyExists",
