@@ -920,11 +920,11 @@ int Driver::Main() {
     Usage before = UsageOf(ca_);
     absl::Time start = absl::Now();
     std::vector<int64_t> lat;
-    int64_t sent = 0, ok = 0, bad = 0;
+    int64_t ok = 0, bad = 0;
     for (const std::string& a : AskAll(
              workers, absl::StrFormat("certs %.3f %.3f", rate / workers_n, rate_secs))) {
+      // "certs SENT OK FAILED lat...": every call sent is OK or FAILED by then.
       std::vector<int64_t> n = Numbers(absl::string_view(a).substr(6));
-      sent += n.at(0);
       ok += n.at(1);
       bad += n.at(2);
       lat.insert(lat.end(), n.begin() + 3, n.end());

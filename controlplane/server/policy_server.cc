@@ -533,6 +533,7 @@ void PolicyServer::Impl::StopStreams() {
     if (mu.AwaitWithTimeout(all_done, absl::Seconds(1))) return;
     // ...unless its client reads no more: cancelled, the write fails.
     for (Stream* stream : streams) {
+      stream->AssertLockHeld();
       if (stream->finished()) continue;  // a finished call is gRPC's to end
       stream->BeginCancelLocked();
       cancel.push_back(stream);
