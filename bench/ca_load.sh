@@ -3,8 +3,8 @@
 #   bench/ca_load.sh BUILD_DIR [tandem-ca-load flags...]        (./dev bench-ca)
 # Needs BUILD_DIR/controlplane/tandem-ca and BUILD_DIR/bench/tandem-ca-load (./dev
 # bench-ca builds both). Defaults: 10,000 agents in 4 processes of 2,500, streams
-# opened at 1,000/s, 3 revocations, CreateCertificate at 1,000-4,000/s for 5 s each,
-# then the reconnect storm (60 s deadline). About 2 minutes on 2 cores; 127.0.0.1
+# opened at 300/s, 3 revocations, CreateCertificate at 1,000-4,000/s for 5 s each,
+# then the reconnect storm (60 s deadline). About 3 minutes on 2 cores; 127.0.0.1
 # only; every loop is bounded in count and time. Replaces the control-plane section
 # of bench/RESULTS.md (RESULTS=FILE writes there instead) and prints it.
 set -euo pipefail

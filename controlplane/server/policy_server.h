@@ -43,8 +43,9 @@ std::string PolicyVersion(const tandem::policy::v1::WorkloadPolicy& policy);
 // (Start/Stop) re-reads the policy file, expires revocations, and on a change resolves
 // the policy once per service account and starts the writes; a revocation wakes it at
 // once (RevocationStore::SetChangeListener). One mutex guards every stream's state.
-// Start/Stop from the owning thread; Stop() ends every stream promptly, waits until
-// gRPC is done with them, and must come before the gRPC server's Shutdown. The other
+// Start/Stop from the owning thread; Stop() ends every stream (UNAVAILABLE; one whose
+// write is still in flight after 1 s is cancelled), waits until gRPC is done with
+// them, and must come before the gRPC server's Shutdown. The other
 // methods from any thread. gRPC code: the header names no BoringSSL type.
 class PolicyServer {
  public:
