@@ -582,17 +582,6 @@ struct Proc {
   FILE* from = nullptr;
 };
 
-std::string Ask(Proc& worker, const std::string& command) {
-  std::fprintf(worker.to, "%s\n", command.c_str());
-  std::fflush(worker.to);
-  char* line = nullptr;
-  size_t cap = 0;
-  if (getline(&line, &cap, worker.from) <= 0) Die("a worker died (see its stderr)");
-  std::string answer(absl::StripTrailingAsciiWhitespace(line));
-  free(line);
-  return answer;
-}
-
 // Sends `command` to every worker, then reads every answer: they work in parallel.
 std::vector<std::string> AskAll(std::vector<Proc>& workers, const std::string& command) {
   for (Proc& w : workers) {
