@@ -10,6 +10,7 @@
 set -euo pipefail
 B="$(cd "${1:?usage: ca_load.sh BUILD_DIR [flags]}" && pwd)"
 HERE="$(cd "$(dirname "$0")" && pwd)"
+source "$HERE/lib.sh"
 OUT="${RESULTS:-$HERE/RESULTS.md}"
 SECTION="$(mktemp /tmp/tandem-ca-load-section-XXXXXX)"
 trap 'rm -f "$SECTION" "$SECTION.md"' EXIT
@@ -32,14 +33,6 @@ rc=0
   cat "$SECTION"
   echo "<!-- /control-plane -->"
 } > "$SECTION.md"
-if [[ -f $OUT ]] && grep -q '^<!-- control-plane' "$OUT"; then
-  # Replace the old section where it stands.
-  awk -v new="$SECTION.md" '
-    /^<!-- control-plane/ { while ((getline line < new) > 0) print line; skip = 1; next }
-    /^<!-- \/control-plane -->/ { skip = 0; next }
-    !skip { print }' "$OUT" > "$OUT.new" && mv "$OUT.new" "$OUT"
-else
-  { echo; cat "$SECTION.md"; } >> "$OUT"
-fi
+replace_results_section control-plane "$SECTION.md" "$OUT"
 cat "$SECTION.md"
 exit "$rc"

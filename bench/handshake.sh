@@ -21,6 +21,7 @@
 set -euo pipefail
 B="$(cd "${1:?usage: handshake.sh BUILD_DIR}" && pwd)"
 HERE="$(cd "$(dirname "$0")" && pwd)"
+source "$HERE/lib.sh"
 REPEATS="${REPEATS:-5}"
 SECS="${SECS:-4}"
 LG="$B/bench/tandem-loadgen"
@@ -40,32 +41,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Certificates as bench/run.sh makes them (openssl CLI).
 cd "$W"
-openssl ecparam -name prime256v1 -genkey -noout -out ca.key 2>/dev/null
-openssl req -x509 -new -key ca.key -subj "/O=bench/CN=bench root" -days 2 \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
-  -out ca.crt 2>/dev/null
-for who in client server; do
-  openssl ecparam -name prime256v1 -genkey -noout -out $who.ec 2>/dev/null
-  openssl pkcs8 -topk8 -nocrypt -in $who.ec -out $who.key
-  openssl req -new -key $who.key -subj "/O=bench" -out $who.csr \
-    -addext "subjectAltName=critical,URI:spiffe://cluster.local/ns/bench/sa/$who" 2>/dev/null
-  openssl x509 -req -in $who.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-    -copy_extensions copy -extfile <(printf "extendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature") \
-    -out $who.crt 2>/dev/null
-  cat $who.crt $who.key >$who.pem
-done
+bench_certificates
 
 ECHO=27300 OUT=27311 IN=27316  # apart from bench/run.sh's ports
-wait_listen() {  # bounded
-  for _ in $(seq 100); do
-    [[ -n "$(ss -Hltn "sport = :$1")" ]] && return 0
-    sleep 0.05
-  done
-  echo "handshake.sh: nothing listens on port $1" >&2
-  return 1
-}
 "$LG" echo $ECHO & pids+=($!)
 wait_listen $ECHO
 
@@ -138,10 +117,7 @@ stop() {  # stop PID...: TERM, bounded wait, KILL
     sleep 0.05
   done
 }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ="$(getconf CLK_TCK)"
-field() { grep -o "$1=[0-9.]*" | cut -d= -f2; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : "n/a")}'; }
 
 # side BINARY ROLE [PERF_FILE] -> US: CPU µs per connection of tandem's ROLE side, with
 # HAProxy on the other side; with PERF_FILE, a perf profile of that side instead.
@@ -178,8 +154,6 @@ floor_us() {  # an in-memory full mTLS handshake, both sides, CPU µs
     awk -F, '/^"BM_/ {printf "%.0f", $4 / 1000}'
 }
 
-declare -A R
-add() { R[$1]+="$2 "; }
 STARTED="$(date -u '+%F %H:%M UTC')"
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 NICENESS="$(nice)"
@@ -206,8 +180,6 @@ for rep in $(seq 1 "$REPEATS"); do
   done
 done
 
-m() { tr ' ' '\n' <<<"${R[$1]:-}" | sed '/^$/d' | median; }
-all() { tr ' ' '\n' <<<"${R[$1]:-}" | sed '/^$/d' | paste -sd/ -; }
 
 # Profiles after the measurement, so perf's overhead is in none of the figures above.
 declare -A SCRIPT
@@ -269,15 +241,5 @@ report() {
 OUT_FILE="${RESULTS:-$HERE/RESULTS.md}"
 report >"$W/report.md"
 cat "$W/report.md"
-# Replace this section of RESULTS.md (or append it); the rest stays as bench/run.sh wrote it.
-if [[ -f $OUT_FILE ]]; then
-  awk -v section="$W/report.md" '
-    /^<!-- handshake/ {skip = 1; while ((getline line < section) > 0) print line; done = 1}
-    !skip {print}
-    /^<!-- \/handshake -->/ {skip = 0}
-    END {if (!done) {print ""; while ((getline line < section) > 0) print line}}
-  ' "$OUT_FILE" >"$W/results.md"
-  cp "$W/results.md" "$OUT_FILE"
-else
-  cp "$W/report.md" "$OUT_FILE"
-fi
+# This section of RESULTS.md replaced (or appended); the rest stays as bench/run.sh wrote it.
+replace_results_section handshake "$W/report.md" "$OUT_FILE"

@@ -25,6 +25,7 @@ MODE="${2:-all}"
 ALTERNATIONS="${ALTERNATIONS:-5}"
 TSECS="${TSECS:-5}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
+source "$HERE/lib.sh"
 REPEATS="${REPEATS:-3}"
 # The sections of RESULTS.md that other scripts write (bench/handshake.sh,
 # bench/ca_load.sh), carried over to the new one as they were.
@@ -67,38 +68,15 @@ HAPROXY_MAXCONN=$(((FDS - 300) / 2))  # HAProxy refuses to start if 2*maxconn > 
 
 # --- certificates (openssl CLI: nothing of tandem's own code) ---
 cd "$W"
-openssl ecparam -name prime256v1 -genkey -noout -out ca.key 2>/dev/null
-openssl req -x509 -new -key ca.key -subj "/O=bench/CN=bench root" -days 2 \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
-  -out ca.crt 2>/dev/null
-for who in client server; do
-  openssl ecparam -name prime256v1 -genkey -noout -out $who.ec 2>/dev/null
-  openssl pkcs8 -topk8 -nocrypt -in $who.ec -out $who.key
-  openssl req -new -key $who.key -subj "/O=bench" -out $who.csr \
-    -addext "subjectAltName=critical,URI:spiffe://cluster.local/ns/bench/sa/$who" 2>/dev/null
-  openssl x509 -req -in $who.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-    -copy_extensions copy -extfile <(printf "extendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature") \
-    -out $who.crt 2>/dev/null
-  cat $who.crt $who.key >$who.pem
-done
+bench_certificates
 
 ECHO=27080 IPERF=27081
 "$LG" echo $ECHO & pids+=($!)
 iperf3 -s -p $IPERF >"$W/iperf.log" 2>&1 & pids+=($!)
 
-# Bounded wait until something listens on 127.0.0.1:PORT.
-wait_listen() {
-  for _ in $(seq 100); do
-    [[ -n "$(ss -Hltn "sport = :$1")" ]] && return 0
-    sleep 0.05
-  done
-  echo "bench: nothing listens on port $1" >&2
-  return 1
-}
 wait_listen $ECHO
 wait_listen $IPERF
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # Pages only this process maps (anonymous memory, dirtied library pages): what one more
 # sidecar costs when the libraries' clean pages are shared.
@@ -260,8 +238,6 @@ pair_rss() { local r=0; for p in "${PAIR_PIDS[@]}"; do r=$((r + $(rss_kb "$p")))
 pair_private() { local r=0; for p in "${PAIR_PIDS[@]}"; do r=$((r + $(private_kb "$p"))); done; echo $r; }
 pair_anon() { local r=0; for p in "${PAIR_PIDS[@]}"; do r=$((r + $(anon_kb "$p"))); done; echo $r; }
 pair_pss() { local r=0; for p in "${PAIR_PIDS[@]}"; do r=$((r + $(pss_kb "$p"))); done; echo $r; }
-field() { grep -o "$1=[0-9.]*" | cut -d= -f2; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : "n/a")}'; }
 verdict() {  # verdict VALUE OP LIMIT
   awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
     if (v == "n/a" || v == "") { print "n/a"; exit }
@@ -407,8 +383,6 @@ if [[ $MODE == throughput ]]; then
   throughput_report | tee "${RESULTS:-$HERE/THROUGHPUT.md}"
   exit 0
 fi
-declare -A R
-add() { R[$1]+="$2 "; }
 for rep in $(seq 1 "$REPEATS"); do
   for kind in "${KINDS[@]}"; do
     echo "bench: repetition $rep/$REPEATS, $kind" >&2
@@ -529,8 +503,6 @@ ossl_x25519="$(awk '/ecdh \(X25519\)/ {printf "%.0f", 1e6 / $NF}' <<<"$speed")"
 ossl_p256dh="$(awk '/ecdh \(nistp256\)/ {printf "%.0f", 1e6 / $NF}' <<<"$speed")"
 
 # --- report ---
-m() { tr ' ' '\n' <<<"${R[$1]:-}" | sed '/^$/d' | median; }
-all() { tr ' ' '\n' <<<"${R[$1]:-}" | sed '/^$/d' | paste -sd/ -; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf ((b + 0 > 0 && a + 0 > 0) ? "%.2fx" : "n/a"), a/b}'; }
 sum() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", a + b}'; }
 direct_p50="$(m direct,p50)"
