@@ -25,8 +25,12 @@ TEST_F(MeshTest, RotatesCertificatesUnderLoadWithoutDroppingAConnection) {
   StartMesh();
   double before =
       Metric(client_, "tandem_proxy_secret_updates_total{result=\"accepted\"}");
-  TrafficReport report = RunEchoTraffic(client_.outbound, absl::Seconds(30),
-                                        /*short_workers=*/4, /*long_connections=*/3);
+  // At least 26 connections per worker however slow the machine: short_ok > 100 below
+  // is a count, not a rate.
+  TrafficReport report =
+      RunEchoTraffic(client_.outbound, absl::Seconds(30),
+                     /*short_workers=*/4, /*long_connections=*/3,
+                     /*payload_bytes=*/4096, /*min_short_per_worker=*/26);
   double rotations =
       Metric(client_, "tandem_proxy_secret_updates_total{result=\"accepted\"}") - before;
   double server_rotations =
@@ -131,8 +135,9 @@ TEST_F(MeshTest, RotatesTheRootWithAnOverlapBundleWithoutDroppingConnections) {
       WaitFor([&] { return Ready(client_) && Ready(server_); }, absl::Seconds(20)));
 
   TrafficReport report;
-  std::thread traffic(
-      [&] { report = RunEchoTraffic(client_.outbound, absl::Seconds(12), 2, 2); });
+  std::thread traffic([&] {
+    report = RunEchoTraffic(client_.outbound, absl::Seconds(12), 2, 2, 4096, 11);
+  });
   absl::SleepFor(absl::Seconds(3));
   ca_.reset();                                                        // the old CA goes,
   StartCa("ca-next", dir_ + "/old-root.pem", /*keep_ca_root=*/true);  // the next serves
