@@ -37,8 +37,9 @@ class CaChannel {
   std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(mu_);
 };
 
-// Returns the arguments CaChannel uses (server name, reconnect backoff), for a caller
-// that needs more of them (bench/ca_load: one connection per simulated agent).
+// Returns the arguments CaChannel uses (server name, reconnect backoff, connection
+// attempt timeout), for a caller that needs more of them (bench/ca_load: one
+// connection per simulated agent).
 grpc::ChannelArguments CaChannelArguments(const CaClientOptions& options);
 
 }  // namespace tandem::agent

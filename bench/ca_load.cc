@@ -33,7 +33,9 @@
 //      (its first response) and its certificate renewed, the arrival curve,
 //      tandem-ca's peak CPU and RSS meanwhile, and the CPU spent until every agent
 //      was back, by tandem-ca and by the simulated agents, per TCP connection the
-//      kernel accepted (with its listen-queue overflows: machine-wide counters).
+//      kernel accepted (with its listen-queue overflows; the network namespace's
+//      counters, exact when the run has one of its own: `unshare -n`), and each
+//      second's CPU of both beside the arrival curve.
 // Every loop is bounded in count and time; the run fails (exit 1) when a stream or
 // a renewal is missing at a phase's deadline. Writes a Markdown section to --out.
 #include <fcntl.h>
@@ -1011,10 +1013,12 @@ int Driver::Main() {
   // Samples the restarted CA every 100 ms while the workers wait for their agents.
   std::atomic<bool> sampling{true};
   double peak_cpu = 0, peak_rss = 0;
-  // tandem-ca's CPU seconds by second after the kill (each sample's to its end's).
-  std::map<int64_t, double> ca_cpu_by_second;
+  // tandem-ca's and the workers' CPU seconds by second after the kill (each sample's
+  // to its end's second).
+  std::map<int64_t, double> ca_cpu_by_second, agents_cpu_by_second;
   std::thread sampler([&] {
     Usage last = UsageOf(ca_);
+    double last_agents = workers_cpu();
     absl::Time last_at = absl::Now();
     while (sampling.load()) {
       absl::SleepFor(absl::Milliseconds(250));
@@ -1023,8 +1027,11 @@ int Driver::Main() {
       peak_cpu = std::max(peak_cpu, 100.0 * (u.cpu_seconds - last.cpu_seconds) /
                                         absl::ToDoubleSeconds(now - last_at));
       peak_rss = std::max(peak_rss, u.rss_mb);
-      ca_cpu_by_second[(NowMicros() - t_kill) / 1'000'000] +=
-          u.cpu_seconds - last.cpu_seconds;
+      const int64_t second = (NowMicros() - t_kill) / 1'000'000;
+      ca_cpu_by_second[second] += u.cpu_seconds - last.cpu_seconds;
+      const double agents = workers_cpu();
+      agents_cpu_by_second[second] += agents - last_agents;
+      last_agents = agents;
       last = u;
       last_at = now;
     }
@@ -1065,24 +1072,26 @@ int Driver::Main() {
       "agents never give up). tandem-ca while they came back: peak "
       "CPU %.0f %% (250 ms samples; 200 %% is both cores), peak RSS %.0f MB.\n\n"
       "CPU (utime+stime) from the kill until every agent was back and renewed (%.1f "
-      "s): tandem-ca %.1f s, the simulated agents %.1f s. The kernel accepted %" PRId64
-      " TCP connections meanwhile (%.2f ms of tandem-ca CPU and %.2f ms of the "
-      "agents' per connection); %" PRId64 " listen-queue overflows, %" PRId64
-      " connection requests dropped at the listener, %" PRId64 " SYNs retransmitted "
-      "(machine-wide counters).\n\n"
+      "s): tandem-ca %.1f s, the simulated agents %.1f s, per connection accepted "
+      "%.2f ms and %.2f ms. The kernel accepted %" PRId64 " TCP connections "
+      "meanwhile, with %" PRId64 " listen-queue overflows, %" PRId64 " connection "
+      "requests dropped at the listener and %" PRId64 " SYNs retransmitted (counters "
+      "of the network namespace: other processes in it count too; `unshare -n` gives "
+      "the harness one of its own).\n\n"
       "Arrival curve (streams back and certificates renewed, by second after the "
       "kill):\n\n"
-      "| second | back in it | back by its end | renewed in it | tandem-ca CPU |\n"
-      "|---|---|---|---|---|\n",
+      "| second | back in it | back by its end | renewed in it | tandem-ca CPU | agents' "
+      "CPU |\n|---|---|---|---|---|---|\n",
       wanted, restart_s, static_cast<int>(back.size()), wanted,
       Percentile(back, 0.5) / 1e6, Percentile(back, 0.99) / 1e6,
       Percentile(back, 1.0) / 1e6, static_cast<int>(renewed.size()), wanted,
       Percentile(renewed, 0.5) / 1e6, Percentile(renewed, 0.99) / 1e6,
       Percentile(renewed, 1.0) / 1e6,
       static_cast<int>(absl::ToInt64Seconds(*storm_deadline)), not_back, not_renewed,
-      peak_cpu, peak_rss, storm_s, ca_cpu, agents_cpu, tcp("Tcp:PassiveOpens"),
+      peak_cpu, peak_rss, storm_s, ca_cpu, agents_cpu,
       1000 * ca_cpu / static_cast<double>(accepted),
-      1000 * agents_cpu / static_cast<double>(accepted), tcp("TcpExt:ListenOverflows"),
+      1000 * agents_cpu / static_cast<double>(accepted), tcp("Tcp:PassiveOpens"),
+      tcp("TcpExt:ListenOverflows"),
       tcp("TcpExt:ListenDrops"), tcp("TcpExt:TCPSynRetrans"));
   {
     std::map<int64_t, int> by_second, renewed_by_second;
@@ -1093,9 +1102,9 @@ int Driver::Main() {
                             renewed_by_second.empty() ? 0 : renewed_by_second.rbegin()->first);
     for (int64_t s = 0; s <= last; ++s) {
       cumulative += by_second[s];
-      report_ += absl::StrFormat("| %d–%d | %d | %d | %d | %.0f %% |\n", s, s + 1,
-                                 by_second[s], cumulative, renewed_by_second[s],
-                                 100 * ca_cpu_by_second[s]);
+      report_ += absl::StrFormat("| %d–%d | %d | %d | %d | %.0f %% | %.0f %% |\n", s,
+                                 s + 1, by_second[s], cumulative, renewed_by_second[s],
+                                 100 * ca_cpu_by_second[s], 100 * agents_cpu_by_second[s]);
     }
   }
   std::printf(
