@@ -240,7 +240,8 @@ TEST_F(AgentTest, ARenewalMadeWhileTheCaIsUnreachableWaitsForItInsteadOfFailing)
   EXPECT_EQ(Metric("tandem_agent_rotations_total{result=\"failure\"}"), 0);
 }
 
-TEST_F(AgentTest, ARenewalThatFoundTheCaUnreachableRetriesWhenTheCaAnswersNotAfterItsBackoff) {
+TEST_F(AgentTest,
+       ARenewalThatFoundTheCaUnreachableRetriesWhenTheCaAnswersNotAfterItsBackoff) {
   // The first failure backs off an hour: without the news that the CA answered, the
   // retry would come 30-60 min later and the wait below would time out.
   StartAgent(/*validity_seconds=*/3600, /*ca_timeout=*/absl::Milliseconds(200),

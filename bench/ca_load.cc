@@ -152,8 +152,7 @@ class Worker {
   void Renew(int agent, uint64_t generation);
   // From PolicyCall's reactions.
   // `started`: when the call that carried it began; `first`: its first response.
-  void OnResponse(int agent, const PolicyResponse& response, int64_t started,
-                  bool first);
+  void OnResponse(int agent, const PolicyResponse& response, int64_t started, bool first);
   void OnStreamEnded(int agent, bool received);
 
   // Opens agents [0, n) at `rate` per second (new ones only).
@@ -352,9 +351,9 @@ void Worker::OnResponse(int agent, const PolicyResponse& response, int64_t start
   a.up = true;
   // Agent::CaReachable: the CA answered on the connection the renewal uses.
   if (first && a.renew_waiting && a.renew_unreachable && !quitting_) {
-    ScheduleRenewalLocked(a, agent,
-                          tandem::agent::RetryWhenReachable(renewal_, a.renew_at,
-                                                            absl::Now(), Random()));
+    ScheduleRenewalLocked(
+        a, agent,
+        tandem::agent::RetryWhenReachable(renewal_, a.renew_at, absl::Now(), Random()));
   }
   // Back: a stream opened after the storm began has its first response.
   if (storm_armed_at_ != 0 && started > storm_armed_at_ && a.back_at == 0) {
@@ -398,34 +397,33 @@ void Worker::Renew(int agent, uint64_t generation) {
   call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   call->request.set_csr(csr_pool_[agent % csr_pool_.size()]);
   call->request.set_validity_duration(3600);
-  a.certs->async()->CreateCertificate(&call->context, &call->request, &call->response,
-                                      [this, agent, call](grpc::Status status) {
-                                        std::lock_guard<std::mutex> lock(mu_);
-                                        Agent& b = agents_[agent];
-                                        b.renew_unreachable = false;
-                                        if (status.ok()) {
-                                          b.renew_failures = 0;
-                                          if (b.renewed_at == 0)
-                                            b.renewed_at = NowMicros();
-                                          changed_.notify_all();
-                                          return;
-                                        }
-                                        if (quitting_) return;
-                                        // The agent's own retry schedule: it holds a
-                                        // certificate issued half a lifetime (1 h) ago,
-                                        // so retries are capped by the validity left.
-                                        ++b.renew_failures;
-                                        b.renew_unreachable = !tandem::agent::ReachedCa(
-                                            static_cast<absl::StatusCode>(
-                                                status.error_code()));
-                                        absl::Time now = absl::Now();
-                                        ScheduleRenewalLocked(
-                                            b, agent,
-                                            tandem::agent::NextRenewal(
-                                                renewal_, now - absl::Minutes(30),
-                                                now + absl::Minutes(30), now,
-                                                b.renew_failures, Random()));
-                                      });
+  a.certs->async()->CreateCertificate(
+      &call->context, &call->request, &call->response,
+      [this, agent, call](grpc::Status status) {
+        std::lock_guard<std::mutex> lock(mu_);
+        Agent& b = agents_[agent];
+        b.renew_unreachable = false;
+        if (status.ok()) {
+          b.renew_failures = 0;
+          if (b.renewed_at == 0) b.renewed_at = NowMicros();
+          changed_.notify_all();
+          return;
+        }
+        if (quitting_) return;
+        // The agent's own retry schedule: it holds a certificate issued half a
+        // lifetime (1 h) ago, so retries are capped by the validity left; one that
+        // did not reach the CA is brought forward when its stream is back
+        // (OnResponse).
+        ++b.renew_failures;
+        b.renew_unreachable =
+            !tandem::agent::ReachedCa(static_cast<absl::StatusCode>(status.error_code()));
+        absl::Time now = absl::Now();
+        ScheduleRenewalLocked(
+            b, agent,
+            tandem::agent::NextRenewal(renewal_, now - absl::Minutes(30),
+                                       now + absl::Minutes(30), now, b.renew_failures,
+                                       Random()));
+      });
 }
 
 std::string Worker::Open(int n, double rate, absl::Duration deadline) {
@@ -1073,9 +1071,12 @@ int Driver::Main() {
       "CPU %.0f %% (250 ms samples; 200 %% is both cores), peak RSS %.0f MB.\n\n"
       "CPU (utime+stime) from the kill until every agent was back and renewed (%.1f "
       "s): tandem-ca %.1f s, the simulated agents %.1f s, per connection accepted "
-      "%.2f ms and %.2f ms. The kernel accepted %" PRId64 " TCP connections "
-      "meanwhile, with %" PRId64 " listen-queue overflows, %" PRId64 " connection "
-      "requests dropped at the listener and %" PRId64 " SYNs retransmitted (counters "
+      "%.2f ms and %.2f ms. The kernel accepted %" PRId64
+      " TCP connections "
+      "meanwhile, with %" PRId64 " listen-queue overflows, %" PRId64
+      " connection "
+      "requests dropped at the listener and %" PRId64
+      " SYNs retransmitted (counters "
       "of the network namespace: other processes in it count too; `unshare -n` gives "
       "the harness one of its own).\n\n"
       "Arrival curve (streams back and certificates renewed, by second after the "
@@ -1091,20 +1092,22 @@ int Driver::Main() {
       peak_cpu, peak_rss, storm_s, ca_cpu, agents_cpu,
       1000 * ca_cpu / static_cast<double>(accepted),
       1000 * agents_cpu / static_cast<double>(accepted), tcp("Tcp:PassiveOpens"),
-      tcp("TcpExt:ListenOverflows"),
-      tcp("TcpExt:ListenDrops"), tcp("TcpExt:TCPSynRetrans"));
+      tcp("TcpExt:ListenOverflows"), tcp("TcpExt:ListenDrops"),
+      tcp("TcpExt:TCPSynRetrans"));
   {
     std::map<int64_t, int> by_second, renewed_by_second;
     for (int64_t t : back) ++by_second[t / 1'000'000];
     for (int64_t t : renewed) ++renewed_by_second[t / 1'000'000];
     int cumulative = 0;
-    int64_t last = std::max(by_second.empty() ? 0 : by_second.rbegin()->first,
-                            renewed_by_second.empty() ? 0 : renewed_by_second.rbegin()->first);
+    int64_t last =
+        std::max(by_second.empty() ? 0 : by_second.rbegin()->first,
+                 renewed_by_second.empty() ? 0 : renewed_by_second.rbegin()->first);
     for (int64_t s = 0; s <= last; ++s) {
       cumulative += by_second[s];
-      report_ += absl::StrFormat("| %d–%d | %d | %d | %d | %.0f %% | %.0f %% |\n", s,
-                                 s + 1, by_second[s], cumulative, renewed_by_second[s],
-                                 100 * ca_cpu_by_second[s], 100 * agents_cpu_by_second[s]);
+      report_ +=
+          absl::StrFormat("| %d–%d | %d | %d | %d | %.0f %% | %.0f %% |\n", s, s + 1,
+                          by_second[s], cumulative, renewed_by_second[s],
+                          100 * ca_cpu_by_second[s], 100 * agents_cpu_by_second[s]);
     }
   }
   std::printf(
