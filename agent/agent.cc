@@ -155,6 +155,13 @@ CertState Agent::state() const {
   return StateLocked(absl::Now());
 }
 
+void Agent::CaReachable() {
+  absl::MutexLock lock(&mu_);
+  if (!unreachable_ || ca_answered_) return;
+  ca_answered_ = true;
+  wake_.SignalAll();
+}
+
 bool Agent::ready() const {
   CertState s = state();
   return s == CertState::kValid || s == CertState::kRenewing;
@@ -175,6 +182,15 @@ void Agent::Run() {
     {
       absl::MutexLock lock(&mu_);
       while (!stopping_.load() && absl::Now() < next) {
+        if (ca_answered_) {
+          // The CA is back: no point sleeping out a backoff that grew while it was
+          // not; the jitter spreads agents whose streams came back together.
+          ca_answered_ = false;
+          next = RetryWhenReachable(options_.policy, next, absl::Now(), uniform(rng));
+          log::Info("agent", "CA reachable again; renewal retry brought forward",
+                    {{"renew_at", absl::FormatTime(kMillis, next, absl::UTCTimeZone())}});
+          continue;
+        }
         // Also wake at expiry, so the state gauge turns to "expired" on time.
         absl::Time deadline = next;
         if (not_after_ > absl::Now()) deadline = std::min(deadline, not_after_);
@@ -189,6 +205,9 @@ void Agent::Run() {
     absl::Status s = RenewOnce(&reason);
     if (stopping_.load()) return;  // e.g. a call CaClient::Shutdown() cancelled
     absl::MutexLock lock(&mu_);
+    // A CaReachable() during the attempt is stale: the attempt itself tells.
+    ca_answered_ = false;
+    unreachable_ = reason == RenewalFailure::kCa && !s.ok() && !ReachedCa(s.code());
     if (s.ok()) {
       failures_ = 0;
       metrics_->rotations_ok.Inc();

@@ -85,6 +85,13 @@ class Agent {
   bool ready() const;
   // Any thread: certificates delivered to the sink so far.
   uint64_t rotations() const { return rotations_ok_.load(); }
+  // Any thread: the CA answered another call of this agent (main.cc: the policy
+  // relay's stream, on the same connection, got its first response). A renewal that
+  // failed because the CA was unreachable, and is waiting out its backoff, then
+  // retries within policy.reachable_jitter (RetryWhenReachable) instead of sleeping
+  // up to max_backoff past a CA that is back; any other wait is unchanged, and a retry
+  // that fails again backs off as before.
+  void CaReachable();
   const std::string& spiffe_id() const { return spiffe_id_; }
 
   struct Metrics;
@@ -114,6 +121,10 @@ class Agent {
   absl::Time not_after_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string serial_ ABSL_GUARDED_BY(mu_);
   int failures_ ABSL_GUARDED_BY(mu_) = 0;
+  // The last attempt failed without reaching the CA (ReachedCa false).
+  bool unreachable_ ABSL_GUARDED_BY(mu_) = false;
+  // CaReachable() came while unreachable_; the wait before the retry takes it.
+  bool ca_answered_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace tandem::agent

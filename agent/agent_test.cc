@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -78,7 +79,8 @@ class AgentTest : public ::testing::Test {
     ASSERT_TRUE(sds_->Start().ok());
   }
   void StartAgent(int64_t validity_seconds = 3600,
-                  absl::Duration ca_timeout = absl::Seconds(2)) {
+                  absl::Duration ca_timeout = absl::Seconds(2),
+                  absl::Duration initial_backoff = absl::Milliseconds(50)) {
     ca_client_ = *CaClient::Create({absl::StrCat("127.0.0.1:", ca_service_.port()),
                                     test_ca_->root_pem(), "tandem-ca", ca_timeout});
     StartSds();
@@ -87,8 +89,8 @@ class AgentTest : public ::testing::Test {
     options.service_account = "cart";
     options.token_file = token_file_;
     options.requested_validity_seconds = validity_seconds;
-    options.policy.initial_backoff = absl::Milliseconds(50);
-    options.policy.max_backoff = absl::Milliseconds(400);
+    options.policy.initial_backoff = initial_backoff;
+    options.policy.max_backoff = std::max(initial_backoff, absl::Milliseconds(400));
     options.registry = &registry_;
     agent_ = std::make_unique<Agent>(options, ca_client_.get(), sds_.get());
     agent_->Start();
@@ -236,6 +238,29 @@ TEST_F(AgentTest, ARenewalMadeWhileTheCaIsUnreachableWaitsForItInsteadOfFailing)
   ASSERT_TRUE(WaitFor([&] { return sink_.count() >= 1; }, absl::Seconds(20)));
   EXPECT_EQ(Failures("ca"), 0);
   EXPECT_EQ(Metric("tandem_agent_rotations_total{result=\"failure\"}"), 0);
+}
+
+TEST_F(AgentTest, ARenewalThatFoundTheCaUnreachableRetriesWhenTheCaAnswersNotAfterItsBackoff) {
+  // The first failure backs off an hour: without the news that the CA answered, the
+  // retry would come 30-60 min later and the wait below would time out.
+  StartAgent(/*validity_seconds=*/3600, /*ca_timeout=*/absl::Milliseconds(200),
+             /*initial_backoff=*/absl::Hours(1));
+  StartProxyClient();
+  ASSERT_TRUE(WaitFor([&] { return Failures("ca") >= 1; }, absl::Seconds(10)));
+  EXPECT_EQ(Metric("tandem_agent_ca_reachable"), 0);
+  StartCa();
+  // What the policy relay says each time its stream to the CA comes back. The retry's
+  // call waits 0.2 s for the channel, which may still be in its reconnect backoff: a
+  // retry that misses it fails and waits for the next news, as in the agent.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        agent_->CaReachable();
+        return sink_.count() >= 1;
+      },
+      absl::Seconds(15)))
+      << "failures: " << Failures("ca");
+  EXPECT_EQ(Metric("tandem_agent_ca_reachable"), 1);
+  EXPECT_EQ(Metric("tandem_agent_consecutive_failures"), 0);
 }
 
 TEST_F(AgentTest, RefusesBadCaResponsesAndKeepsTheCurrentCertificate) {

@@ -16,7 +16,7 @@ namespace tandem::agent {
 
 struct CaClient::Impl {
   CaClientOptions options;
-  std::unique_ptr<CaChannel> channel;  // re-reads the CA's roots before every call
+  std::shared_ptr<CaChannel> channel;  // re-reads the CA's roots before every call
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
   std::set<grpc::ClientContext*> in_flight ABSL_GUARDED_BY(mu);
@@ -27,13 +27,15 @@ absl::StatusOr<std::unique_ptr<CaClient>> CaClient::Create(CaClientOptions optio
     return absl::InvalidArgumentError("CA root certificate is required to verify the CA");
   }
   auto impl = std::make_unique<Impl>();
-  impl->channel = std::make_unique<CaChannel>(options);
+  impl->channel = std::make_shared<CaChannel>(options);
   impl->options = std::move(options);
   return std::unique_ptr<CaClient>(new CaClient(std::move(impl)));
 }
 
 CaClient::CaClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CaClient::~CaClient() = default;
+
+std::shared_ptr<CaChannel> CaClient::channel() const { return impl_->channel; }
 
 absl::StatusOr<std::vector<std::string>> CaClient::CreateCertificate(
     const std::string& csr_pem, const std::string& token, int64_t validity_seconds,

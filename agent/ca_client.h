@@ -27,6 +27,8 @@ struct CaClientOptions {
   std::string extra_roots_file;
 };
 
+class CaChannel;
+
 // Calls istio.v1.auth.IstioCertificateService/CreateCertificate over gRPC+TLS: works
 // against tandem-ca, istiod or cert-manager istio-csr alike. Thread-safe. The header
 // names no gRPC type.
@@ -34,6 +36,11 @@ class CaClient {
  public:
   static absl::StatusOr<std::unique_ptr<CaClient>> Create(CaClientOptions options);
   ~CaClient();
+  // Its connection to the CA, for the policy relay to share (PolicyRelayOptions::
+  // channel): one TLS connection per agent instead of two, so a CA restart costs it
+  // one handshake, and a renewal rides the connection the relay's stream has already
+  // re-opened.
+  std::shared_ptr<CaChannel> channel() const;
   // Sends `csr_pem` with `authorization: Bearer <token>`. Returns the PEM chain, leaf
   // first. gRPC errors keep their code. While the channel is (re)connecting the call
   // waits for it, until `timeout` or `deadline` if sooner, instead of failing at once:

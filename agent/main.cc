@@ -3,11 +3,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/agent.h"
@@ -155,10 +157,20 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<tandem::agent::CaClient>> ca =
       tandem::agent::CaClient::Create(ca_options);
   if (!ca.ok()) return Fail(std::string(ca.status().message()));
+  // The renewal loop, once it exists: the relay tells it when the CA answers.
+  std::atomic<tandem::agent::Agent*> renewals{nullptr};
   std::unique_ptr<tandem::agent::PolicyRelay> relay;
   if (policy_relay_flag == "true") {
     tandem::agent::PolicyRelayOptions relay_options;
     relay_options.ca = ca_options;
+    // One connection to the CA for both: a CA restart costs one TLS handshake per
+    // agent, and a renewal goes out on the connection the relay's stream re-opened.
+    relay_options.channel = (*ca)->channel();
+    // A renewal that found the CA unreachable retries soon after the stream is back
+    // rather than at the end of its backoff (up to 30 s).
+    relay_options.on_ca_reached = [&renewals] {
+      if (tandem::agent::Agent* agent = renewals.load()) agent->CaReachable();
+    };
     relay_options.token_file = options.token_file;
     char host[256] = "tandem-agent";
     gethostname(host, sizeof(host) - 1);  // the pod name, for the control plane's logs
@@ -182,6 +194,11 @@ int main(int argc, char** argv) {
     };
   }
   tandem::agent::Agent agent(options, ca->get(), sds->get());
+  renewals.store(&agent);
+  // The relay calls the agent: on every return below it stops before the agent goes.
+  absl::Cleanup stop_relay = [&relay] {
+    if (relay) relay->Stop();
+  };
   agent.Start();
 
   using tandem::http::HttpRequest;

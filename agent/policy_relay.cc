@@ -45,7 +45,7 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
   PolicyRelayOptions options;
   metrics::Registry& registry;
   // Re-reads the CA's roots for every new upstream stream.
-  std::unique_ptr<CaChannel> channel;
+  std::shared_ptr<CaChannel> channel;
   StreamLoop upstream_loop;
   metrics::Gauge& upstream_gauge;
   metrics::Counter& relayed;
@@ -77,6 +77,8 @@ struct PolicyRelay::Impl final : public pb::MeshPolicyService::Service {
 
   // Runs one upstream stream until it ends; returns true if it received a response.
   bool RunUpstream();
+  // Reports how an upstream call ended (or that it received a response: kOk).
+  void Record(absl::StatusCode code);
   // Returns what this end of the upstream stream reports of itself.
   pb::Node NodeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Sends a node-only request upstream, if a stream is open (a new one starts with
@@ -194,6 +196,11 @@ void PolicyRelay::Impl::SendNode() {
   upstream->Write(update);
 }
 
+void PolicyRelay::Impl::Record(absl::StatusCode code) {
+  RecordCaCall(registry, code);
+  if (options.on_ca_reached && ReachedCa(code)) options.on_ca_reached();
+}
+
 bool PolicyRelay::Impl::RunUpstream() {
   absl::StatusOr<std::string> token = ReadFileToString(options.token_file);
   if (!token.ok()) {
@@ -228,7 +235,7 @@ bool PolicyRelay::Impl::RunUpstream() {
   bool received = false;
   pb::PolicyResponse response;
   while (opened && stream->Read(&response)) {
-    if (!received) RecordCaCall(registry, absl::StatusCode::kOk);
+    if (!received) Record(absl::StatusCode::kOk);
     received = true;
     upstream_gauge.Set(1);
     absl::MutexLock lock(&mu);
@@ -244,7 +251,13 @@ bool PolicyRelay::Impl::RunUpstream() {
   grpc::Status status = stream->Finish();
   // Also a CA without MeshPolicyService (UNIMPLEMENTED) answered: it is reachable.
   if (!upstream_loop.stopping()) {
-    RecordCaCall(registry, static_cast<absl::StatusCode>(status.error_code()));
+    auto code = static_cast<absl::StatusCode>(status.error_code());
+    // A stream that received told on_ca_reached at its first response already.
+    if (received) {
+      RecordCaCall(registry, code);
+    } else {
+      Record(code);
+    }
   }
   std::string why = status.ok() ? "closed" : status.error_message();
   // Logged when the reason changes: a CA without MeshPolicyService (UNIMPLEMENTED, e.g.
@@ -264,7 +277,8 @@ absl::StatusOr<std::unique_ptr<PolicyRelay>> PolicyRelay::Create(
   }
   auto impl = std::make_unique<Impl>(options.registry ? *options.registry
                                                       : metrics::Registry::Default());
-  impl->channel = std::make_unique<CaChannel>(options.ca);
+  impl->channel =
+      options.channel ? options.channel : std::make_shared<CaChannel>(options.ca);
   impl->options = std::move(options);
   return std::unique_ptr<PolicyRelay>(new PolicyRelay(std::move(impl)));
 }

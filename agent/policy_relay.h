@@ -2,6 +2,7 @@
 #define TANDEM_AGENT_POLICY_RELAY_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -18,9 +19,20 @@ class Registry;
 
 namespace tandem::agent {
 
+class CaChannel;
+
 struct PolicyRelayOptions {
   // Where tandem-ca is and the roots that verify it: the agent's CA settings.
   CaClientOptions ca;
+  // The connection to the CA to use: main.cc passes the CaClient's (CaClient::
+  // channel()), so the agent holds one connection to the CA, not two. Null: one of
+  // its own, from `ca`.
+  std::shared_ptr<CaChannel> channel;
+  // Called on the upstream thread when an upstream stream receives its first response,
+  // or ends with an answer from the CA (ReachedCa: e.g. UNIMPLEMENTED from a CA without
+  // MeshPolicyService): the CA is reachable. main.cc tells the renewal loop
+  // (Agent::CaReachable). Empty: nobody is told.
+  std::function<void()> on_ca_reached;
   // The workload's service-account token, sent as `authorization: Bearer`; re-read for
   // every upstream stream (kubelet rotates it).
   std::string token_file;

@@ -7,11 +7,13 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/ca_client.h"
 #include "agent/sds_server.h"
 #include "common/metrics/registry.h"
 #include "common/version.h"
@@ -50,6 +52,13 @@ class PolicyRelayTest : public ::testing::Test {
     options.token_file = dir_ + "/token";
     options.node = "agent-a";
     options.registry = &registry_;
+    options.on_ca_reached = [this] { ++ca_reached_; };
+    if (share_with_ca_client_) {
+      absl::StatusOr<std::unique_ptr<CaClient>> client = CaClient::Create(options.ca);
+      ASSERT_TRUE(client.ok()) << client.status();
+      ca_client_ = *std::move(client);
+      options.channel = ca_client_->channel();
+    }
     absl::StatusOr<std::unique_ptr<PolicyRelay>> relay = PolicyRelay::Create(options);
     ASSERT_TRUE(relay.ok()) << relay.status();
     relay_ = *std::move(relay);
@@ -68,6 +77,7 @@ class PolicyRelayTest : public ::testing::Test {
     proxies_.clear();
     if (sds_) sds_->Stop();
     if (relay_) relay_->Stop();
+    if (ca_client_) ca_client_->Shutdown();
     StopUpstream();
   }
   // Serves the fake CA on a new port of 127.0.0.1 behind the relay's stable CA address.
@@ -110,6 +120,9 @@ class PolicyRelayTest : public ::testing::Test {
   std::unique_ptr<TestGrpcServer<FakePolicyService>> upstream_server_;
   FakePolicyService* upstream_ = nullptr;  // owned by upstream_server_
   tandem::testing::TcpForwarder upstream_service_;  // the relay's CA address
+  bool share_with_ca_client_ = false;  // set before SetUp: the relay uses ca_client_'s
+  std::unique_ptr<CaClient> ca_client_;
+  std::atomic<int> ca_reached_{0};  // on_ca_reached calls
   std::unique_ptr<PolicyRelay> relay_;
   std::unique_ptr<SdsServer> sds_;
   std::vector<std::unique_ptr<proxy::PolicyClient>> proxies_;
@@ -188,6 +201,7 @@ TEST_F(PolicyRelayTest, ServesTheCachedPolicyWhileTheCaIsDownAndResumesAfter) {
   ASSERT_TRUE(UpstreamAnswerTo("n1").has_value());
 
   EXPECT_EQ(CaReachable(), 1);
+  EXPECT_EQ(ca_reached_.load(), 1);
 
   StopUpstream();
   ASSERT_TRUE(WaitFor([&] { return !relay_->upstream_up(); }, absl::Seconds(10)));
@@ -210,6 +224,26 @@ TEST_F(PolicyRelayTest, ServesTheCachedPolicyWhileTheCaIsDownAndResumesAfter) {
       WaitFor([&] { return relay_->responses_relayed() >= 4u; }, absl::Seconds(5)))
       << relay_->responses_relayed();
   EXPECT_EQ(CaReachable(), 1);
+  // The stream that came back told the agent's renewal loop too.
+  EXPECT_GE(ca_reached_.load(), 2);
+}
+
+class PolicyRelaySharingTest : public PolicyRelayTest {
+ protected:
+  void SetUp() override {
+    share_with_ca_client_ = true;
+    PolicyRelayTest::SetUp();
+  }
+};
+
+TEST_F(PolicyRelaySharingTest, RidesTheCaClientsConnectionToTheCa) {
+  ASSERT_TRUE(WaitFor([&] { return upstream_->streams() >= 1; }, absl::Seconds(10)));
+  // This CA serves no certificates: UNIMPLEMENTED is its answer, on the same connection.
+  absl::StatusOr<std::vector<std::string>> chain =
+      ca_client_->CreateCertificate("csr", "token-1", 3600);
+  EXPECT_EQ(chain.status().code(), absl::StatusCode::kUnimplemented) << chain.status();
+  // One TLS connection per agent: a CA restart costs it one handshake, not two.
+  EXPECT_EQ(upstream_service_.accepted(), 1);
 }
 
 }  // namespace

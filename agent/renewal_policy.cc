@@ -26,4 +26,9 @@ absl::Time NextRenewal(const RenewalPolicy& policy, absl::Time not_before,
   return std::max(std::min(planned, with_margin), now);
 }
 
+absl::Time RetryWhenReachable(const RenewalPolicy& policy, absl::Time next,
+                              absl::Time now, double random01) {
+  return std::min(next, now + policy.reachable_jitter * std::clamp(random01, 0.0, 1.0));
+}
+
 }  // namespace tandem::agent

@@ -26,6 +26,11 @@ struct RenewalPolicy {
   // remaining validity (floor 50 ms); once it has expired, at most as long as it has
   // been expired (floor 200 ms). The same rule as the proxy's SDS redials.
   RetryCap retry_cap;
+  // A retry waiting out its backoff after the CA was unreachable goes within this long
+  // once the CA answers again (RetryWhenReachable), spread uniformly: after a CA
+  // restart a fleet's streams come back together, and their renewals need not all
+  // land in the same instant, nor wait the 30 s a grown backoff would.
+  absl::Duration reachable_jitter = absl::Seconds(1);
 };
 
 // Returns when to next ask the CA for a certificate. Side-effect free: the caller passes
@@ -42,6 +47,13 @@ struct RenewalPolicy {
 absl::Time NextRenewal(const RenewalPolicy& policy, absl::Time not_before,
                        absl::Time not_after, absl::Time now, int failures,
                        double random01);
+
+// Returns when to retry a renewal that failed because the CA was unreachable, now that
+// it answered again: `now` plus up to reachable_jitter (random01 * reachable_jitter),
+// but never later than `next`, the time NextRenewal gave (so the RetryCap still
+// holds). Side-effect free.
+absl::Time RetryWhenReachable(const RenewalPolicy& policy, absl::Time next,
+                              absl::Time now, double random01);
 
 }  // namespace tandem::agent
 

@@ -101,5 +101,18 @@ TEST(RenewalPolicyTest, HonoursConfiguredMargin) {
             kT0 + absl::Minutes(5));
 }
 
+TEST(RenewalPolicyTest, ARetryAfterTheCaWasUnreachableGoesWithinTheJitterOnceItAnswers) {
+  RenewalPolicy p;  // 1 s of jitter
+  const absl::Time backoff_end = kT0 + absl::Seconds(30);
+  EXPECT_EQ(RetryWhenReachable(p, backoff_end, kT0, 0.0), kT0);
+  EXPECT_EQ(RetryWhenReachable(p, backoff_end, kT0, 0.5), kT0 + absl::Milliseconds(500));
+  EXPECT_EQ(RetryWhenReachable(p, backoff_end, kT0, 1.0), kT0 + absl::Seconds(1));
+  // Never later than the backoff (already shortened by the certificate's RetryCap).
+  EXPECT_EQ(RetryWhenReachable(p, kT0 + absl::Milliseconds(300), kT0, 1.0),
+            kT0 + absl::Milliseconds(300));
+  p.reachable_jitter = absl::Seconds(4);
+  EXPECT_EQ(RetryWhenReachable(p, backoff_end, kT0, 0.25), kT0 + absl::Seconds(1));
+}
+
 }  // namespace
 }  // namespace tandem::agent

@@ -11,12 +11,16 @@
 // policy file, revocation state, admin endpoint) and forks worker processes, each
 // simulating up to --per-process agents: agent i speaks for service account
 // load/sa-(i % accounts) with a real token signed by the key tandem-ca trusts, over
-// its own gRPC+TLS connection (NewCaChannel's arguments, plus a local subchannel pool
-// so connections are not shared), with one StreamPolicy stream that ACKs what it
-// receives. A stream that ends reconnects on the agents' own schedule
-// (tandem::StreamBackoff, as RunStreamWithBackoff uses it); a certificate renewal that
-// fails retries on the agent's schedule (agent::NextRenewal). The driver talks to
-// the workers over pipes, one line per command and per answer, and samples tandem-ca's
+// its own gRPC+TLS connection (CaChannelArguments, plus a local subchannel pool so
+// connections are not shared), with one StreamPolicy stream that ACKs what it
+// receives; its renewals go on the same connection, as the agent's CaClient shares
+// its channel with the policy relay. A stream that ends reconnects on the agents' own
+// schedule (tandem::StreamBackoff, as RunStreamWithBackoff uses it). A renewal is the
+// agent's CaClient call (waits for a connecting channel, 10 s timeout) and a failed
+// one retries on the agent's schedule (agent::NextRenewal); one that failed without
+// reaching the CA retries within agent::RetryWhenReachable's jitter once the agent's
+// stream has its first response again (Agent::CaReachable). The driver talks to the
+// workers over pipes, one line per command and per answer, and samples tandem-ca's
 // CPU and RSS from /proc. Phases, in one run:
 //   1. --first-open streams, then every agent's: CA RSS and CPU at each count;
 //   2. --revocations revocations (tandem-ca revoke --admin): time from the command
@@ -26,8 +30,10 @@
 //      sign): certificates/s achieved and latency p50/p99;
 //   4. the reconnect storm: every agent's renewal falls due, tandem-ca is SIGKILLed
 //      and started again on the same port; time until each agent's stream is back
-//      (its first response) and its certificate renewed, the arrival curve, and
-//      tandem-ca's peak CPU and RSS meanwhile.
+//      (its first response) and its certificate renewed, the arrival curve,
+//      tandem-ca's peak CPU and RSS meanwhile, and the CPU spent until every agent
+//      was back, by tandem-ca and by the simulated agents, per TCP connection the
+//      kernel accepted (with its listen-queue overflows: machine-wide counters).
 // Every loop is bounded in count and time; the run fails (exit 1) when a stream or
 // a renewal is missing at a phase's deadline. Writes a Markdown section to --out.
 #include <fcntl.h>
@@ -67,6 +73,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "agent/ca_channel.h"
+#include "agent/ca_reachability.h"
 #include "agent/renewal_policy.h"
 #include "common/credential_request.h"
 #include "common/file_util.h"
@@ -126,18 +133,25 @@ class Worker {
     int64_t back_at = 0;     // storm: first response of a stream opened after arm
     int64_t renewed_at = 0;  // storm: certificate issued after arm
     int renew_failures = 0;
-    bool renewing = false;
+    bool renew_unreachable = false;  // the last renewal failed without reaching the CA
+    bool renew_waiting = false;      // a retry is scheduled, at renew_at
+    absl::Time renew_at;
+    uint64_t renew_generation = 0;  // a scheduled renewal of an older one is void
   };
   class PolicyCall;
   enum class Event { kConnect, kRenew };
 
-  void Schedule(absl::Time when, int agent, Event event);
+  // `generation`: a kRenew's renew_generation (0 for kConnect).
+  void Schedule(absl::Time when, int agent, Event event, uint64_t generation = 0);
+  // With `mu_`: the next renewal of `a` at `when`, voiding the one scheduled before.
+  void ScheduleRenewalLocked(Agent& a, int agent, absl::Time when);
   void TimerLoop();
   void Connect(int agent);
-  void Renew(int agent);
+  void Renew(int agent, uint64_t generation);
   // From PolicyCall's reactions.
-  // `started`: when the call that carried it began.
-  void OnResponse(int agent, const PolicyResponse& response, int64_t started);
+  // `started`: when the call that carried it began; `first`: its first response.
+  void OnResponse(int agent, const PolicyResponse& response, int64_t started,
+                  bool first);
   void OnStreamEnded(int agent, bool received);
 
   // Opens agents [0, n) at `rate` per second (new ones only).
@@ -169,7 +183,7 @@ class Worker {
 
   std::mutex timer_mu_;
   std::condition_variable timer_cv_;
-  using Due = std::tuple<absl::Time, int, Event>;
+  using Due = std::tuple<absl::Time, int, Event, uint64_t>;
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> timers_;
   std::thread timer_thread_;
 };
@@ -193,8 +207,8 @@ class Worker::PolicyCall final
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // OnDone follows
+    worker_->OnResponse(agent_, response_, started_, !received_);
     received_ = true;
-    worker_->OnResponse(agent_, response_, started_);
     PolicyRequest ack;
     ack.set_version_info(response_.version_info());
     ack.set_response_nonce(response_.nonce());
@@ -282,12 +296,18 @@ Worker::Worker(WorkerOptions options) : options_(std::move(options)) {
   timer_thread_ = std::thread([this] { TimerLoop(); });
 }
 
-void Worker::Schedule(absl::Time when, int agent, Event event) {
+void Worker::Schedule(absl::Time when, int agent, Event event, uint64_t generation) {
   {
     std::lock_guard<std::mutex> lock(timer_mu_);
-    timers_.emplace(when, agent, event);
+    timers_.emplace(when, agent, event, generation);
   }
   timer_cv_.notify_one();
+}
+
+void Worker::ScheduleRenewalLocked(Agent& a, int agent, absl::Time when) {
+  a.renew_waiting = true;
+  a.renew_at = when;
+  Schedule(when, agent, Event::kRenew, ++a.renew_generation);
 }
 
 void Worker::TimerLoop() {
@@ -298,7 +318,7 @@ void Worker::TimerLoop() {
       timer_cv_.wait_for(lock, std::chrono::milliseconds(100));
       continue;
     }
-    auto [when, agent, event] = timers_.top();
+    auto [when, agent, event, generation] = timers_.top();
     absl::Duration wait = when - absl::Now();
     if (wait > absl::ZeroDuration()) {
       timer_cv_.wait_for(
@@ -310,7 +330,7 @@ void Worker::TimerLoop() {
     if (event == Event::kConnect) {
       Connect(agent);
     } else {
-      Renew(agent);
+      Renew(agent, generation);
     }
     lock.lock();
   }
@@ -322,11 +342,18 @@ void Worker::Connect(int agent) {
   (new PolicyCall(this, agent))->Start(a.policy.get(), *a.token);
 }
 
-void Worker::OnResponse(int agent, const PolicyResponse& response, int64_t started) {
+void Worker::OnResponse(int agent, const PolicyResponse& response, int64_t started,
+                        bool first) {
   int64_t now = NowMicros();
   std::lock_guard<std::mutex> lock(mu_);
   Agent& a = agents_[agent];
   a.up = true;
+  // Agent::CaReachable: the CA answered on the connection the renewal uses.
+  if (first && a.renew_waiting && a.renew_unreachable && !quitting_) {
+    ScheduleRenewalLocked(a, agent,
+                          tandem::agent::RetryWhenReachable(renewal_, a.renew_at,
+                                                            absl::Now(), Random()));
+  }
   // Back: a stream opened after the storm began has its first response.
   if (storm_armed_at_ != 0 && started > storm_armed_at_ && a.back_at == 0) {
     a.back_at = now;
@@ -350,8 +377,13 @@ void Worker::OnStreamEnded(int agent, bool received) {
   changed_.notify_all();
 }
 
-void Worker::Renew(int agent) {
+void Worker::Renew(int agent, uint64_t generation) {
   Agent& a = agents_[agent];
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (generation != a.renew_generation || quitting_) return;  // brought forward
+    a.renew_waiting = false;
+  }
   struct Call {
     grpc::ClientContext context;
     IstioCertificateRequest request;
@@ -359,6 +391,8 @@ void Worker::Renew(int agent) {
   };
   auto call = std::make_shared<Call>();
   call->context.AddMetadata("authorization", "Bearer " + *a.token);
+  // CaClient's call: waits for a (re)connecting channel, for its 10 s timeout.
+  call->context.set_wait_for_ready(true);
   call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   call->request.set_csr(csr_pool_[agent % csr_pool_.size()]);
   call->request.set_validity_duration(3600);
@@ -366,8 +400,8 @@ void Worker::Renew(int agent) {
                                       [this, agent, call](grpc::Status status) {
                                         std::lock_guard<std::mutex> lock(mu_);
                                         Agent& b = agents_[agent];
+                                        b.renew_unreachable = false;
                                         if (status.ok()) {
-                                          b.renewing = false;
                                           b.renew_failures = 0;
                                           if (b.renewed_at == 0)
                                             b.renewed_at = NowMicros();
@@ -379,12 +413,16 @@ void Worker::Renew(int agent) {
                                         // certificate issued half a lifetime (1 h) ago,
                                         // so retries are capped by the validity left.
                                         ++b.renew_failures;
+                                        b.renew_unreachable = !tandem::agent::ReachedCa(
+                                            static_cast<absl::StatusCode>(
+                                                status.error_code()));
                                         absl::Time now = absl::Now();
-                                        absl::Time next = tandem::agent::NextRenewal(
-                                            renewal_, now - absl::Minutes(30),
-                                            now + absl::Minutes(30), now,
-                                            b.renew_failures, Random());
-                                        Schedule(next, agent, Event::kRenew);
+                                        ScheduleRenewalLocked(
+                                            b, agent,
+                                            tandem::agent::NextRenewal(
+                                                renewal_, now - absl::Minutes(30),
+                                                now + absl::Minutes(30), now,
+                                                b.renew_failures, Random()));
                                       });
 }
 
@@ -550,8 +588,9 @@ void Worker::Serve(FILE* in, FILE* out) {
       }
       answer = "armed";
     } else if (command == "renew-all") {
+      std::lock_guard<std::mutex> lock(mu_);
       for (int i = 0; i < options_.count; ++i) {
-        if (agents_[i].opened) Schedule(absl::Now(), i, Event::kRenew);
+        if (agents_[i].opened) ScheduleRenewalLocked(agents_[i], i, absl::Now());
       }
       answer = "renewing";
     } else if (command == "collect-storm") {
@@ -646,6 +685,26 @@ Usage UsageOf(pid_t pid) {
     if (line.rfind("Threads:", 0) == 0) u.threads = std::stoi(line.substr(8));
   }
   return u;
+}
+
+// Machine-wide TCP counters by "Tcp:Name" / "TcpExt:Name" (/proc/net/snmp and
+// /proc/net/netstat: pairs of lines, names then values): other processes count too.
+std::map<std::string, int64_t> TcpCounters() {
+  std::map<std::string, int64_t> out;
+  for (const char* file : {"/proc/net/snmp", "/proc/net/netstat"}) {
+    std::ifstream in(file);
+    std::string names, values;
+    while (std::getline(in, names) && std::getline(in, values)) {
+      std::vector<std::string> n = absl::StrSplit(names, ' ');
+      std::vector<std::string> v = absl::StrSplit(values, ' ');
+      if (n.empty() || v.empty() || n[0] != v[0]) continue;
+      for (size_t i = 1; i < n.size() && i < v.size(); ++i) {
+        int64_t x = 0;
+        if (absl::SimpleAtoi(v[i], &x)) out[n[0] + n[i]] = x;
+      }
+    }
+  }
+  return out;
 }
 
 int FreePort() {
@@ -934,6 +993,13 @@ int Driver::Main() {
   // --- 4. the reconnect storm ---
   if (!storm) return Finish(workers);
   AskAll(workers, "arm-storm");
+  auto workers_cpu = [&] {
+    double cpu = 0;
+    for (const Proc& w : workers) cpu += UsageOf(w.pid).cpu_seconds;
+    return cpu;
+  };
+  const double workers_cpu_before = workers_cpu();
+  std::map<std::string, int64_t> tcp_before = TcpCounters();
   int64_t t_kill = NowMicros();
   kill(ca_, SIGKILL);
   waitpid(ca_, nullptr, 0);
@@ -945,6 +1011,8 @@ int Driver::Main() {
   // Samples the restarted CA every 100 ms while the workers wait for their agents.
   std::atomic<bool> sampling{true};
   double peak_cpu = 0, peak_rss = 0;
+  // tandem-ca's CPU seconds by second after the kill (each sample's to its end's).
+  std::map<int64_t, double> ca_cpu_by_second;
   std::thread sampler([&] {
     Usage last = UsageOf(ca_);
     absl::Time last_at = absl::Now();
@@ -955,6 +1023,8 @@ int Driver::Main() {
       peak_cpu = std::max(peak_cpu, 100.0 * (u.cpu_seconds - last.cpu_seconds) /
                                         absl::ToDoubleSeconds(now - last_at));
       peak_rss = std::max(peak_rss, u.rss_mb);
+      ca_cpu_by_second[(NowMicros() - t_kill) / 1'000'000] +=
+          u.cpu_seconds - last.cpu_seconds;
       last = u;
       last_at = now;
     }
@@ -973,6 +1043,13 @@ int Driver::Main() {
   }
   sampling = false;
   sampler.join();
+  // The restarted tandem-ca's CPU is all the storm's (its start-up is a few ms).
+  const double storm_s = static_cast<double>(NowMicros() - t_kill) / 1e6;
+  const double ca_cpu = UsageOf(ca_).cpu_seconds;
+  const double agents_cpu = workers_cpu() - workers_cpu_before;
+  std::map<std::string, int64_t> tcp_after = TcpCounters();
+  auto tcp = [&](const std::string& name) { return tcp_after[name] - tcp_before[name]; };
+  const int64_t accepted = std::max<int64_t>(tcp("Tcp:PassiveOpens"), 1);
   // No agent gives up (the agent's retry loops never end): one not back or not renewed
   // at the deadline is still waiting out its backoff, and fails the run.
   const int not_back = wanted - static_cast<int>(back.size());
@@ -987,29 +1064,47 @@ int Driver::Main() {
       "At the %d s deadline: %d not back, %d not yet renewed (still retrying: the "
       "agents never give up). tandem-ca while they came back: peak "
       "CPU %.0f %% (250 ms samples; 200 %% is both cores), peak RSS %.0f MB.\n\n"
-      "Arrival curve (streams back, by second after the kill):\n\n"
-      "| second | back in it | back by its end |\n|---|---|---|\n",
+      "CPU (utime+stime) from the kill until every agent was back and renewed (%.1f "
+      "s): tandem-ca %.1f s, the simulated agents %.1f s. The kernel accepted %" PRId64
+      " TCP connections meanwhile (%.2f ms of tandem-ca CPU and %.2f ms of the "
+      "agents' per connection); %" PRId64 " listen-queue overflows, %" PRId64
+      " connection requests dropped at the listener, %" PRId64 " SYNs retransmitted "
+      "(machine-wide counters).\n\n"
+      "Arrival curve (streams back and certificates renewed, by second after the "
+      "kill):\n\n"
+      "| second | back in it | back by its end | renewed in it | tandem-ca CPU |\n"
+      "|---|---|---|---|---|\n",
       wanted, restart_s, static_cast<int>(back.size()), wanted,
       Percentile(back, 0.5) / 1e6, Percentile(back, 0.99) / 1e6,
       Percentile(back, 1.0) / 1e6, static_cast<int>(renewed.size()), wanted,
       Percentile(renewed, 0.5) / 1e6, Percentile(renewed, 0.99) / 1e6,
       Percentile(renewed, 1.0) / 1e6,
       static_cast<int>(absl::ToInt64Seconds(*storm_deadline)), not_back, not_renewed,
-      peak_cpu, peak_rss);
+      peak_cpu, peak_rss, storm_s, ca_cpu, agents_cpu, tcp("Tcp:PassiveOpens"),
+      1000 * ca_cpu / static_cast<double>(accepted),
+      1000 * agents_cpu / static_cast<double>(accepted), tcp("TcpExt:ListenOverflows"),
+      tcp("TcpExt:ListenDrops"), tcp("TcpExt:TCPSynRetrans"));
   {
-    std::map<int64_t, int> by_second;
+    std::map<int64_t, int> by_second, renewed_by_second;
     for (int64_t t : back) ++by_second[t / 1'000'000];
+    for (int64_t t : renewed) ++renewed_by_second[t / 1'000'000];
     int cumulative = 0;
-    int64_t last = by_second.empty() ? 0 : by_second.rbegin()->first;
+    int64_t last = std::max(by_second.empty() ? 0 : by_second.rbegin()->first,
+                            renewed_by_second.empty() ? 0 : renewed_by_second.rbegin()->first);
     for (int64_t s = 0; s <= last; ++s) {
       cumulative += by_second[s];
-      report_ +=
-          absl::StrFormat("| %d–%d | %d | %d |\n", s, s + 1, by_second[s], cumulative);
+      report_ += absl::StrFormat("| %d–%d | %d | %d | %d | %.0f %% |\n", s, s + 1,
+                                 by_second[s], cumulative, renewed_by_second[s],
+                                 100 * ca_cpu_by_second[s]);
     }
   }
-  std::printf("storm: %zu of %d back, p99 %.1f s, all %.1f s; renewed %zu\n", back.size(),
-              wanted, Percentile(back, 0.99) / 1e6, Percentile(back, 1.0) / 1e6,
-              renewed.size());
+  std::printf(
+      "storm: %zu of %d back, p99 %.1f s, all %.1f s; renewed %zu, all %.1f s; CPU "
+      "tandem-ca %.1f s, agents %.1f s; %" PRId64 " connections accepted, %" PRId64
+      " listen overflows\n",
+      back.size(), wanted, Percentile(back, 0.99) / 1e6, Percentile(back, 1.0) / 1e6,
+      renewed.size(), Percentile(renewed, 1.0) / 1e6, ca_cpu, agents_cpu,
+      tcp("Tcp:PassiveOpens"), tcp("TcpExt:ListenOverflows"));
 
   return Finish(workers);
 }
