@@ -6,6 +6,12 @@
 //       [--rates=1000,2000,3000,4000]
 //       [--rate-secs=5] [--revocations=3] [--storm=1] [--storm-deadline=60s]
 //       [--out=FILE]        (--rates= , --revocations=0, --storm=0 skip a phase)
+//   tandem-ca-load --server-bin=PATH --server-mode=tls|plaintext|fd [same flags]
+//
+// With --server-bin the server is bench/grpc_stream_floor (a bare gRPC server with
+// nothing of tandem in it) instead of tandem-ca, serving with a self-signed
+// certificate the openssl CLI makes (tls) or in plaintext (plaintext, fd): phase 1
+// only, so a run shows the floor under tandem-ca's per-stream memory.
 //
 // One driver process (no gRPC in it) starts tandem-ca standalone (token public key,
 // policy file, revocation state, admin endpoint) and forks worker processes, each
@@ -22,7 +28,8 @@
 // stream has its first response again (Agent::CaReachable). The driver talks to the
 // workers over pipes, one line per command and per answer, and samples tandem-ca's
 // CPU and RSS from /proc. Phases, in one run:
-//   1. --first-open streams, then every agent's: CA RSS and CPU at each count;
+//   1. --first-open streams, then every agent's: CA RSS and CPU at each count, and
+//      the RSS each stream added between the two counts (KB per stream);
 //   2. --revocations revocations (tandem-ca revoke --admin): time from the command
 //      until each stream has the response that carries it, p50/p99/max;
 //   3. CreateCertificate at each of --rates per second, open loop, --rate-secs each,
@@ -108,7 +115,7 @@ int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 
 struct WorkerOptions {
   std::string address;
-  std::string root_pem;
+  std::string root_pem;  // empty: plaintext (the floor's plaintext modes)
   std::string signing_key_pem;
   int first = 0;  // global index of this worker's first agent
   int count = 0;
@@ -282,7 +289,8 @@ Worker::Worker(WorkerOptions options) : options_(std::move(options)) {
   ca.root_pem = options_.root_pem;
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = options_.root_pem;
-  auto credentials = grpc::SslCredentials(ssl);
+  auto credentials = options_.root_pem.empty() ? grpc::InsecureChannelCredentials()
+                                               : grpc::SslCredentials(ssl);
   agents_.resize(options_.count);
   for (int i = 0; i < options_.count; ++i) {
     grpc::ChannelArguments args = tandem::agent::CaChannelArguments(ca);
@@ -730,7 +738,7 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    execv(args[0], args.data());
+    execvp(args[0], args.data());
     _exit(127);
   }
   return pid;
@@ -758,6 +766,9 @@ class Driver {
   const tandem::Flags& flags_;
   std::string dir_;
   std::string ca_bin_;
+  // --server-bin: the floor server and its mode instead of tandem-ca.
+  std::string server_bin_;
+  std::string server_mode_;
   int port_ = 0;
   int admin_port_ = 0;
   pid_t ca_ = -1;
@@ -766,6 +777,13 @@ class Driver {
 };
 
 void Driver::StartCa() {
+  if (!server_bin_.empty()) {
+    ca_ = Spawn({server_bin_, absl::StrCat("--listen=127.0.0.1:", port_),
+                 "--mode=" + server_mode_, "--cert=" + dir_ + "/floor.crt",
+                 "--key=" + dir_ + "/floor.key"},
+                dir_ + "/server.log");
+    return;
+  }
   ca_ = Spawn({ca_bin_, "serve", "--root-dir=" + dir_ + "/root",
                absl::StrCat("--listen=127.0.0.1:", port_),
                absl::StrCat("--admin=127.0.0.1:", admin_port_),
@@ -804,7 +822,14 @@ void Driver::Sample(absl::Duration window, Usage* at_end, double* cpu_percent) {
 
 int Driver::Main() {
   ca_bin_ = flags_.Get("ca-bin");
-  if (ca_bin_.empty()) Die("--ca-bin=PATH of tandem-ca is required");
+  server_bin_ = flags_.Get("server-bin");
+  server_mode_ = flags_.Get("server-mode", "tls");
+  if (ca_bin_.empty() == server_bin_.empty()) {
+    Die("one of --ca-bin=PATH (tandem-ca) and --server-bin=PATH (the floor) is required");
+  }
+  if (server_mode_ != "tls" && server_mode_ != "plaintext" && server_mode_ != "fd") {
+    Die("--server-mode must be tls, plaintext or fd");
+  }
   int agents = std::stoi(flags_.Get("agents", "10000"));
   int per_process = std::stoi(flags_.Get("per-process", "2500"));
   int accounts = std::stoi(flags_.Get("accounts", "1000"));
@@ -851,10 +876,22 @@ int Driver::Main() {
   }
   port_ = FreePort();
   admin_port_ = FreePort();
+  if (!server_bin_.empty()) {
+    // The name and address the agents' channels check (CaChannelArguments).
+    int rc =
+        Run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", dir_ + "/floor.key",
+             "-out", dir_ + "/floor.crt", "-subj", "/CN=tandem-ca", "-days", "2",
+             "-addext", "subjectAltName=DNS:tandem-ca,IP:127.0.0.1"},
+            dir_ + "/openssl.log");
+    if (rc != 0) Die("openssl req failed: see " + dir_ + "/openssl.log");
+  }
   StartCa();
-  if (!WaitForCa(absl::Seconds(20))) Die("tandem-ca did not start: see " + dir_);
-  absl::StatusOr<std::string> root = tandem::ReadFileToString(dir_ + "/root/ca-cert.pem");
+  if (!WaitForCa(absl::Seconds(20))) Die("the server did not start: see " + dir_);
+  absl::StatusOr<std::string> root = tandem::ReadFileToString(
+      server_bin_.empty() ? dir_ + "/root/ca-cert.pem" : dir_ + "/floor.crt");
   if (!root.ok()) Die(std::string(root.status().message()));
+  if (server_mode_ != "tls") root->clear();  // plaintext agents
 
   // Workers fork before this process touches gRPC (it never does).
   std::vector<Proc> workers;
@@ -887,17 +924,33 @@ int Driver::Main() {
     return getloadavg(l, 3) == 3 ? absl::StrFormat("%.2f %.2f %.2f", l[0], l[1], l[2])
                                  : std::string("?");
   }();
-  report_ += absl::StrFormat(
-      "%d simulated agents in %d worker processes of at most %d (each agent: its own "
-      "gRPC+TLS connection and StreamPolicy stream, a token of one of %d service "
-      "accounts); load average at start %s.\n\n",
-      agents, workers_n, per_process, accounts, load);
+  if (!server_bin_.empty()) {
+    report_ += absl::StrFormat(
+        "Bare gRPC floor, `grpc_stream_floor --mode=%s` (bench/grpc_stream_floor.cc: no "
+        "tandem code; %s): %d agents in %d worker processes; load average at start "
+        "%s.\n\n",
+        server_mode_,
+        server_mode_ == "tls"  ? "gRPC's TLS credentials, as tandem-ca"
+        : server_mode_ == "fd" ? "plaintext connections handed in by fd"
+                               : "plaintext listener",
+        agents, workers_n, load);
+  } else {
+    report_ += absl::StrFormat(
+        "%d simulated agents in %d worker processes of at most %d (each agent: its own "
+        "gRPC+TLS connection and StreamPolicy stream, a token of one of %d service "
+        "accounts); load average at start %s.\n\n",
+        agents, workers_n, per_process, accounts, load);
+  }
 
   // --- 1. streams: RSS and CPU at first_open and at every agent ---
-  report_ +=
-      "| open policy streams | time to open | tandem-ca RSS | threads | CPU (idle "
-      "streams) |\n"
-      "|---|---|---|---|---|\n";
+  report_ += absl::StrFormat(
+      "| open policy streams | time to open | %s RSS | KB per stream | threads | CPU "
+      "(idle streams) |\n"
+      "|---|---|---|---|---|---|\n",
+      server_bin_.empty() ? "tandem-ca" : "server");
+  // KB per stream: the RSS the streams since the previous row added, each.
+  double last_rss_mb = 0;
+  int last_up = 0;
   for (int total : {first_open, agents}) {
     absl::Time start = absl::Now();
     int up = 0;
@@ -922,12 +975,21 @@ int Driver::Main() {
     Usage u;
     double cpu;
     Sample(absl::Seconds(2), &u, &cpu);
-    report_ += absl::StrFormat("| %d | %.1f s | %.0f MB | %d | %.1f %% |\n", up, open_s,
-                               u.rss_mb, u.threads, cpu);
-    std::printf("streams %d open in %.1f s: RSS %.0f MB, CPU %.1f%%\n", up, open_s,
-                u.rss_mb, cpu);
+    std::string per_stream = "–";
+    if (last_up > 0 && up > last_up) {
+      per_stream =
+          absl::StrFormat("%.1f", (u.rss_mb - last_rss_mb) * 1024 / (up - last_up));
+    }
+    report_ += absl::StrFormat("| %d | %.1f s | %.0f MB | %s | %d | %.1f %% |\n", up,
+                               open_s, u.rss_mb, per_stream, u.threads, cpu);
+    std::printf("streams %d open in %.1f s: RSS %.0f MB (%s KB/stream), CPU %.1f%%\n", up,
+                open_s, u.rss_mb, per_stream.c_str(), cpu);
     std::fflush(stdout);
+    last_rss_mb = u.rss_mb;
+    last_up = up;
   }
+  // The floor is measured for memory only.
+  if (!server_bin_.empty()) return Finish(workers);
 
   // --- 2. revocation fan-out ---
   report_ +=
@@ -1133,8 +1195,9 @@ int Driver::Finish(std::vector<Proc>& workers) {
   if (!out.empty()) std::ofstream(out) << report_;
   std::printf("\n%s", report_.c_str());
   if (failed_) {
-    absl::StatusOr<std::string> log = tandem::ReadFileToString(dir_ + "/tandem-ca.log");
-    std::fprintf(stderr, "--- tandem-ca's log ---\n%s--- end ---\n",
+    absl::StatusOr<std::string> log = tandem::ReadFileToString(
+        dir_ + (server_bin_.empty() ? "/tandem-ca.log" : "/server.log"));
+    std::fprintf(stderr, "--- the server's log ---\n%s--- end ---\n",
                  log.ok() ? log->c_str() : "(unreadable)\n");
     std::fprintf(stderr,
                  "tandem-ca-load: FAILED (streams or renewals missing); kept %s\n",
@@ -1150,8 +1213,9 @@ int Driver::Finish(std::vector<Proc>& workers) {
 int main(int argc, char** argv) {
   absl::StatusOr<tandem::Flags> flags = tandem::Flags::Parse(
       argc, argv, 1,
-      {"ca-bin", "agents", "per-process", "accounts", "first-open", "rates", "rate-secs",
-       "revocations", "storm", "storm-deadline", "open-rate", "out"});
+      {"ca-bin", "server-bin", "server-mode", "agents", "per-process", "accounts",
+       "first-open", "rates", "rate-secs", "revocations", "storm", "storm-deadline",
+       "open-rate", "out"});
   if (!flags.ok()) Die(std::string(flags.status().message()));
   signal(SIGPIPE, SIG_IGN);
   return Driver(*flags).Main();

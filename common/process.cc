@@ -1,5 +1,7 @@
 #include "common/process.h"
 
+#include <sys/resource.h>
+
 #include <csignal>
 
 #include "absl/synchronization/mutex.h"
@@ -9,6 +11,11 @@ namespace tandem {
 void PrepareProcess() {
   std::signal(SIGPIPE, SIG_IGN);
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);  // best effort: the old limit still works
+  }
 }
 
 }  // namespace tandem

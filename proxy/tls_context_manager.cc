@@ -250,11 +250,11 @@ absl::StatusOr<std::shared_ptr<TlsSnapshot>> TlsContextManager::Build(
       .leaf = creds.leaf(),
       .leaf_not_after = creds.leaf().not_after(),
       .identity = *id,
-      .trust_domain = options_.trust_domain});
+      .trust_domain = options_.trust_domain,
+      .chain_pem = secret.cert_chain});
   if (!snapshot->server || !snapshot->client) {
     return absl::InternalError("SSL_CTX allocation failed");
   }
-  snapshot->chain_pem = secret.cert_chain;
   for (SSL_CTX* ctx : {snapshot->server.get(), snapshot->client.get()}) {
     if (absl::Status s = ConfigureCommon(ctx, creds, options_.allow_tls12); !s.ok())
       return s;

@@ -75,13 +75,13 @@ struct TlsSnapshot {
 // What a handshake's verification decided; attached to each SSL via ex_data.
 struct PeerVerification {
   std::shared_ptr<TlsSnapshot> snapshot;  // keeps the bundle alive for the callback
-  std::string destination;                // client side: for the session cache
+  std::string destination{};              // client side: for the session cache
   pki::VerifyFailure failure = pki::VerifyFailure::kNone;
-  std::string error;
+  std::string error{};
   // The verified peer's identity and leaf serial, kept so PeerOf() need not parse the
   // chain again; unset on resumed handshakes, which skip verification.
-  std::optional<SpiffeId> identity;
-  std::string serial_hex;
+  std::optional<SpiffeId> identity{};
+  std::string serial_hex{};
 };
 
 // Who the peer of a completed handshake is.
