@@ -73,6 +73,7 @@
 #include "common/credential_request.h"
 #include "common/file_util.h"
 #include "common/flags.h"
+#include "common/process.h"
 #include "common/stream_backoff.h"
 #include "controlplane/auth/jwt.h"
 #include "istio/ca.grpc.pb.h"
@@ -1066,6 +1067,8 @@ int main(int argc, char** argv) {
       {"ca-bin", "agents", "per-process", "accounts", "first-open", "rates", "rate-secs",
        "revocations", "storm", "storm-deadline", "open-rate", "out"});
   if (!flags.ok()) Die(std::string(flags.status().message()));
-  signal(SIGPIPE, SIG_IGN);
+  // As tandem-agent does (SIGPIPE, and Abseil's deadlock detection off, which took 9%
+  // of the workers' CPU inside gRPC's locks): the simulated agents cost what agents do.
+  tandem::PrepareProcess();
   return Driver(*flags).Main();
 }
