@@ -24,8 +24,10 @@
 #include "absl/strings/str_split.h"
 #include "common/pki/private_key.h"
 #include "controlplane/auth/refusal_reason.h"
+#include "controlplane/kube/json_depth.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "nlohmann/json.hpp"
 
 namespace tandem::controlplane {
 namespace {
@@ -33,6 +35,9 @@ namespace {
 constexpr size_t kMaxTokenBytes = 16 * 1024;
 constexpr absl::Duration kLeeway = absl::Seconds(30);
 constexpr unsigned kMinRsaBits = 2048;
+// A token's header and claims nest three levels ("kubernetes.io"); the cap keeps the
+// parser's stack and destructor shallow on whatever a caller sends.
+constexpr int kMaxTokenJsonDepth = 16;
 
 enum class KeyType { kEc, kRsa };
 
@@ -90,13 +95,34 @@ std::string StringField(const google::protobuf::Struct& s, const std::string& k)
   return v != nullptr && v->has_string_value() ? v->string_value() : std::string();
 }
 
+// A token's header or claims: every CreateCertificate and stream parses two, so
+// nlohmann's parser rather than protobuf's JSON-to-Struct (a sixth of the CPU of a
+// certificate's token check and issuance: bench/ca_issue_benchmark).
+std::optional<nlohmann::json> ParseTokenObject(const std::string& json) {
+  if (!JsonNestsWithin(json, kMaxTokenJsonDepth)) return std::nullopt;
+  nlohmann::json doc = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) return std::nullopt;
+  return doc;
+}
+
+const nlohmann::json* Member(const nlohmann::json& object, const char* key) {
+  auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+// Returns the string member `key`, or "" when absent or not a string.
+std::string StringMember(const nlohmann::json& object, const char* key) {
+  const nlohmann::json* v = Member(object, key);
+  return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
+}
+
 // Reads a NumericDate claim. Returns false when present but not a sane number.
-bool TimeClaim(const google::protobuf::Struct& claims, const std::string& name,
+bool TimeClaim(const nlohmann::json& claims, const char* name,
                std::optional<absl::Time>* out) {
-  const google::protobuf::Value* v = Field(claims, name);
+  const nlohmann::json* v = Member(claims, name);
   if (v == nullptr) return true;
-  if (!v->has_number_value()) return false;
-  double seconds = v->number_value();
+  if (!v->is_number()) return false;
+  double seconds = v->get<double>();
   // Years 1970..5138: also keeps the cast below defined.
   if (!std::isfinite(seconds) || seconds < 0 || seconds > 1e11) return false;
   *out = absl::FromUnixSeconds(static_cast<int64_t>(seconds));
@@ -257,12 +283,12 @@ absl::StatusOr<ServiceAccount> JwtVerifier::Verify(const std::string& token,
       !Base64UrlDecode(parts[2], &signature)) {
     return TokenRefused("malformed_token", "bad base64url");
   }
-  absl::StatusOr<google::protobuf::Struct> header = ParseObject(header_json);
-  if (!header.ok()) return TokenRefused("malformed_token", "header is not a JSON object");
-  if (Field(*header, "crit") != nullptr) {
+  std::optional<nlohmann::json> header = ParseTokenObject(header_json);
+  if (!header) return TokenRefused("malformed_token", "header is not a JSON object");
+  if (Member(*header, "crit") != nullptr) {
     return TokenRefused("unsupported_algorithm", "critical header extensions");
   }
-  const std::string alg = StringField(*header, "alg");
+  const std::string alg = StringMember(*header, "alg");
   KeyType type;
   if (alg == "ES256") {
     type = KeyType::kEc;
@@ -274,7 +300,7 @@ absl::StatusOr<ServiceAccount> JwtVerifier::Verify(const std::string& token,
   } else {
     return TokenRefused("unsupported_algorithm", "alg must be ES256 or RS256");
   }
-  const std::string kid = StringField(*header, "kid");
+  const std::string kid = StringMember(*header, "kid");
 
   // Verify before trusting anything in the payload.
   std::string der_signature = signature;
@@ -315,9 +341,8 @@ absl::StatusOr<ServiceAccount> JwtVerifier::Verify(const std::string& token,
   }
   if (!verified) return TokenRefused("bad_signature", "signature does not verify");
 
-  absl::StatusOr<google::protobuf::Struct> claims = ParseObject(payload_json);
-  if (!claims.ok())
-    return TokenRefused("malformed_token", "payload is not a JSON object");
+  std::optional<nlohmann::json> claims = ParseTokenObject(payload_json);
+  if (!claims) return TokenRefused("malformed_token", "payload is not a JSON object");
   std::optional<absl::Time> exp, nbf, iat;
   if (!TimeClaim(*claims, "exp", &exp) || !TimeClaim(*claims, "nbf", &nbf) ||
       !TimeClaim(*claims, "iat", &iat)) {
@@ -330,11 +355,11 @@ absl::StatusOr<ServiceAccount> JwtVerifier::Verify(const std::string& token,
     return TokenRefused("not_yet_valid", "issued in the future");
   }
   bool audience_ok = false;
-  if (const google::protobuf::Value* aud = Field(*claims, "aud")) {
-    if (aud->has_string_value()) audience_ok = aud->string_value() == options_.audience;
-    if (aud->has_list_value()) {
-      for (const auto& v : aud->list_value().values()) {
-        audience_ok |= v.has_string_value() && v.string_value() == options_.audience;
+  if (const nlohmann::json* aud = Member(*claims, "aud")) {
+    if (aud->is_string()) audience_ok = aud->get<std::string>() == options_.audience;
+    if (aud->is_array()) {
+      for (const nlohmann::json& v : *aud) {
+        audience_ok |= v.is_string() && v.get<std::string>() == options_.audience;
       }
     }
   }
@@ -342,20 +367,20 @@ absl::StatusOr<ServiceAccount> JwtVerifier::Verify(const std::string& token,
     return TokenRefused("wrong_audience",
                         absl::StrCat("audience is not \"", options_.audience, "\""));
   }
-  if (!options_.issuer.empty() && StringField(*claims, "iss") != options_.issuer) {
+  if (!options_.issuer.empty() && StringMember(*claims, "iss") != options_.issuer) {
     return TokenRefused("wrong_issuer", "wrong issuer");
   }
   ServiceAccount account;
-  if (const google::protobuf::Value* k8s = Field(*claims, "kubernetes.io");
-      k8s != nullptr && k8s->has_struct_value()) {
-    account.ns = StringField(k8s->struct_value(), "namespace");
-    if (const auto* sa = Field(k8s->struct_value(), "serviceaccount");
-        sa != nullptr && sa->has_struct_value()) {
-      account.name = StringField(sa->struct_value(), "name");
+  if (const nlohmann::json* k8s = Member(*claims, "kubernetes.io");
+      k8s != nullptr && k8s->is_object()) {
+    account.ns = StringMember(*k8s, "namespace");
+    if (const nlohmann::json* sa = Member(*k8s, "serviceaccount");
+        sa != nullptr && sa->is_object()) {
+      account.name = StringMember(*sa, "name");
     }
   }
   // "sub" must agree with "kubernetes.io" when both are present.
-  std::vector<std::string> sub = absl::StrSplit(StringField(*claims, "sub"), ':');
+  std::vector<std::string> sub = absl::StrSplit(StringMember(*claims, "sub"), ':');
   if (sub.size() == 4 && sub[0] == "system" && sub[1] == "serviceaccount") {
     if (account.ns.empty() && account.name.empty()) {
       account = {sub[2], sub[3]};

@@ -167,6 +167,15 @@ TEST_F(JwtTest, RefusesMalformedTokens) {
   ExpectRefused(B64(R"({"alg":"ES256","crit":["x"]})") + ".e30.AAAA",
                 "unsupported_algorithm");
   ExpectRefused(B64("[1,2]") + ".e30.AAAA", "malformed_token");
+  // Nested deeper than any token needs: refused before it is parsed.
+  const std::string deep =
+      B64(absl::StrCat(R"({"alg":"ES256","x":)", std::string(20, '['),
+                       std::string(20, ']'), "}")) +
+      ".e30.AAAA";
+  ExpectRefused(deep, "malformed_token");
+  EXPECT_NE(std::string(verifier_->Verify(deep, absl::Now()).status().message())
+                .find("header is not a JSON object"),
+            std::string::npos);
 }
 
 TEST_F(JwtTest, RefusesTokenIssuedInTheFuture) {

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdio>
+#include <deque>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -40,14 +41,68 @@ enum Result {
 const char* kResultNames[] = {"issued",      "unauthenticated", "bad_csr",
                               "unavailable", "revoked",         "internal"};
 
-class CertificateService final
-    : public istio::v1::auth::IstioCertificateService::Service {
+// Threads for calls that wait on the network: in Kubernetes mode every token costs a
+// TokenReview round trip to the API server (up to its timeout), which must not hold
+// one of the two threads gRPC 1.51 runs every callback of the process on (policy
+// streams included). Any thread may Run; the destructor runs what is queued, then
+// joins its threads.
+class BlockingWork {
  public:
-  // All three outlive the service.
+  explicit BlockingWork(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~BlockingWork() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    for (std::thread& thread : threads_) thread.join();
+  }
+  void Run(std::function<void()> work) {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(work));
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      std::function<void()> work;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stopping_ || !queue_.empty();
+        };
+        mu_.Await(absl::Condition(&ready));
+        if (queue_.empty()) return;
+        work = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      work();
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+// Concurrent TokenReviews in Kubernetes mode: at a 10 ms round trip, 1,600 per second.
+constexpr int kTokenReviewThreads = 16;
+
+// CreateCertificate on gRPC's callback API, as the policy streams are. The sync API's
+// thread manager started and ended a thread for about every tenth call under load
+// (docs/controlplane.md, "Scale"); here the call runs on the gRPC thread that read it,
+// or, when `blocking` is set (TokenReview), on one of its threads.
+class CertificateService final
+    : public istio::v1::auth::IstioCertificateService::CallbackService {
+ public:
+  // All four outlive the service; `blocking` may be null.
   CertificateService(const CaCore* core, const CallerAuthenticator* authenticator,
-                     metrics::Registry* registry)
+                     BlockingWork* blocking, metrics::Registry* registry)
       : core_(core),
         authenticator_(authenticator),
+        blocking_(blocking),
         issued_(registry->GetCounter("tandem_ca_certificates_issued_total",
                                      "Workload certificates issued.")),
         latency_(registry->GetHistogram(
@@ -65,14 +120,24 @@ class CertificateService final
     }
   }
 
-  grpc::Status CreateCertificate(
-      grpc::ServerContext* context,
+  grpc::ServerUnaryReactor* CreateCertificate(
+      grpc::CallbackServerContext* context,
       const istio::v1::auth::IstioCertificateRequest* request,
       istio::v1::auth::IstioCertificateResponse* response) override {
-    absl::Time start = absl::Now();
-    grpc::Status status = Handle(context, request, response);
-    latency_.Observe(absl::ToDoubleSeconds(absl::Now() - start));
-    return status;
+    const absl::Time start = absl::Now();
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    // gRPC keeps the context, request and response until Finish.
+    auto serve = [this, start, reactor, context, request, response] {
+      grpc::Status status = Handle(context, request, response);
+      latency_.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+      reactor->Finish(std::move(status));
+    };
+    if (blocking_ != nullptr) {
+      blocking_->Run(std::move(serve));
+    } else {
+      serve();
+    }
+    return reactor;
   }
 
  private:
@@ -108,7 +173,7 @@ class CertificateService final
     return grpc::Status(code, std::string(status.message()));
   }
 
-  grpc::Status Handle(grpc::ServerContext* context,
+  grpc::Status Handle(const grpc::CallbackServerContext* context,
                       const istio::v1::auth::IstioCertificateRequest* request,
                       istio::v1::auth::IstioCertificateResponse* response) {
     absl::StatusOr<ServiceAccount> account =
@@ -125,6 +190,7 @@ class CertificateService final
 
   const CaCore* core_;
   const CallerAuthenticator* authenticator_;
+  BlockingWork* blocking_;
   std::array<metrics::Counter*, kResultCount> results_{};
   std::array<metrics::Counter*, kRefusalReasonCount> refusals_{};
   metrics::Counter& issued_;
@@ -139,6 +205,8 @@ struct CaServer::Impl {
   std::unique_ptr<CaCore> core;
   std::unique_ptr<TokenAuthenticator> authenticator;
   std::unique_ptr<CallerAuthenticator> callers;
+  // Kubernetes mode only: runs CreateCertificate's TokenReviews; outlives `server`.
+  std::unique_ptr<BlockingWork> blocking;
   std::unique_ptr<CertificateService> service;
   std::unique_ptr<PolicyServer> policy;  // null without policy or revocations
   // The gRPC port's own certificate, re-issued by `serving` and swapped into
@@ -162,10 +230,11 @@ struct CaServer::Impl {
   }
 
   metrics::Counter& ReloadCounter(const char* result) {
-    return registry.GetCounter("tandem_ca_root_reloads_total",
-                               "Changes of the CA's key, certificate or extra roots files "
-                               "taken in or refused.",
-                               {{"result", result}});
+    return registry.GetCounter(
+        "tandem_ca_root_reloads_total",
+        "Changes of the CA's key, certificate or extra roots files "
+        "taken in or refused.",
+        {{"result", result}});
   }
 
   // Reload thread: re-reads the CA's files until Stop.
@@ -225,11 +294,12 @@ absl::StatusOr<std::unique_ptr<CaServer>> CaServer::Create(CaServerOptions optio
         TokenReviewAuthenticator::Create(std::move(review));
     if (!reviewer.ok()) return reviewer.status();
     impl->authenticator = *std::move(reviewer);
+    impl->blocking = std::make_unique<BlockingWork>(kTokenReviewThreads);
   }
   impl->callers = std::make_unique<CallerAuthenticator>(
       impl->core.get(), impl->authenticator.get(), options.revocations);
   impl->service = std::make_unique<CertificateService>(
-      impl->core.get(), impl->callers.get(), &impl->registry);
+      impl->core.get(), impl->callers.get(), impl->blocking.get(), &impl->registry);
   if (options.policy != nullptr || options.revocations != nullptr) {
     impl->policy = std::make_unique<PolicyServer>(
         PolicyServerOptions{options.core.trust_domain, options.policy,
@@ -269,7 +339,8 @@ absl::Status CaServer::Start() {
   }
   impl_->serving->Start([credentials = impl_->credentials,
                          core = impl_->core.get()](const ServingCertificate& fresh) {
-    return credentials->Update({fresh.key_pem, fresh.chain_pem, core->trust_bundle_pem()});
+    return credentials->Update(
+        {fresh.key_pem, fresh.chain_pem, core->trust_bundle_pem()});
   });
   if (impl_->options.root_reload_interval > absl::ZeroDuration()) {
     impl_->reloader = std::thread([impl = impl_.get()] { impl->ReloadLoop(); });

@@ -47,10 +47,12 @@ struct CaServerOptions {
 // and swapped in without a restart (ServingCertificateRenewer,
 // ReloadableServerCredentials): at half its lifetime, and at once when a reload brings
 // a new signing root, so clients that trust only the new bundle can connect (new
-// handshakes get it within about a second); open connections keep theirs. Start/Stop from the main thread; gRPC runs requests on its
-// own threads, a reload thread of its own re-reads the CA's files every
-// root_reload_interval, and a renewal thread re-issues the certificate. gRPC code: the
-// header names no BoringSSL type.
+// handshakes get it within about a second); open connections keep theirs. Start/Stop
+// from the main thread. Both services are on gRPC's callback API: requests run on
+// gRPC's threads, except CreateCertificate in Kubernetes mode, whose TokenReview round
+// trip runs on a pool of 16 threads of the server's own. A reload thread re-reads the
+// CA's files every root_reload_interval, and a renewal thread re-issues the
+// certificate. gRPC code: the header names no BoringSSL type.
 class CaServer {
  public:
   static absl::StatusOr<std::unique_ptr<CaServer>> Create(CaServerOptions options);
