@@ -31,7 +31,8 @@
 //   1. --first-open streams, then every agent's: CA RSS and CPU at each count, and
 //      the RSS each stream added between the two counts (KB per stream);
 //   2. --revocations revocations (tandem-ca revoke --admin): time from the command
-//      until each stream has the response that carries it, p50/p99/max;
+//      until each stream has the response that carries it, p50/p99/max, and
+//      tandem-ca's and the workers' CPU per stream meanwhile;
 //   3. CreateCertificate at each of --rates per second, open loop, --rate-secs each,
 //      with every stream open (CSRs from a pool made before, so the harness does not
 //      sign): certificates/s achieved, latency p50/p99 (from when each call was due,
@@ -997,11 +998,22 @@ int Driver::Main() {
   // The floor is measured for memory only.
   if (!server_bin_.empty()) return Finish(workers);
 
+  // The simulated agents share the cores with tandem-ca: their CPU beside the CA's
+  // says how much of a figure is theirs (in a cluster they run elsewhere).
+  auto workers_cpu = [&workers] {
+    double seconds = 0;
+    for (const Proc& w : workers) seconds += UsageOf(w.pid).cpu_seconds;
+    return seconds;
+  };
+
   // --- 2. revocation fan-out ---
   report_ +=
-      "\n| revocation | streams reached | p50 | p99 | max |\n|---|---|---|---|---|\n";
+      "\n| revocation | streams reached | p50 | p99 | max | tandem-ca CPU per stream | "
+      "agents' CPU per stream |\n|---|---|---|---|---|---|---|\n";
   for (int r = 1; r <= revocations; ++r) {
     AskAll(workers, absl::StrCat("watch ", r));
+    const double ca_before = UsageOf(ca_).cpu_seconds;
+    const double agents_before = workers_cpu();
     int64_t t0 = NowMicros();
     std::string not_after = absl::FormatTime(
         "%Y-%m-%dT%H:%M:%SZ", absl::Now() + absl::Hours(1), absl::UTCTimeZone());
@@ -1019,11 +1031,19 @@ int Driver::Main() {
       lat.insert(lat.end(), n.begin() + 2, n.end());
     }
     if (static_cast<int>(lat.size()) < wanted) failed_ = true;
-    report_ += absl::StrFormat("| %d | %d of %d | %.0f ms | %.0f ms | %.0f ms |\n", r,
-                               lat.size(), wanted, Percentile(lat, 0.5) / 1000,
-                               Percentile(lat, 0.99) / 1000, Percentile(lat, 1.0) / 1000);
-    std::printf("revocation %d: %zu of %d streams, p99 %.0f ms\n", r, lat.size(), wanted,
-                Percentile(lat, 0.99) / 1000);
+    // From the command until every stream had it (its ACK sent at once): the write,
+    // the read and the ACK of each stream, and the revoke command's own start.
+    const double streams = std::max<double>(1, static_cast<double>(lat.size()));
+    const double ca_us = 1e6 * (UsageOf(ca_).cpu_seconds - ca_before) / streams;
+    const double agents_us = 1e6 * (workers_cpu() - agents_before) / streams;
+    report_ += absl::StrFormat(
+        "| %d | %d of %d | %.0f ms | %.0f ms | %.0f ms | %.0f µs | %.0f µs |\n", r,
+        lat.size(), wanted, Percentile(lat, 0.5) / 1000, Percentile(lat, 0.99) / 1000,
+        Percentile(lat, 1.0) / 1000, ca_us, agents_us);
+    std::printf(
+        "revocation %d: %zu of %d streams, p99 %.0f ms; CPU per stream: tandem-ca %.0f "
+        "us, agents %.0f us\n",
+        r, lat.size(), wanted, Percentile(lat, 0.99) / 1000, ca_us, agents_us);
     std::fflush(stdout);
   }
 
@@ -1032,12 +1052,6 @@ int Driver::Main() {
       "\n| offered | achieved | failed | p50 | p99 | tandem-ca CPU | tandem-ca CPU per "
       "certificate | workers' CPU |\n"
       "|---|---|---|---|---|---|---|---|\n");
-  // The workers share the cores with tandem-ca: their CPU says how much was left.
-  auto workers_cpu = [&workers] {
-    double seconds = 0;
-    for (const Proc& w : workers) seconds += UsageOf(w.pid).cpu_seconds;
-    return seconds;
-  };
   for (const std::string& rate_text : rates) {
     double rate = std::stod(rate_text);
     Usage before = UsageOf(ca_);
@@ -1076,11 +1090,6 @@ int Driver::Main() {
   // --- 4. the reconnect storm ---
   if (!storm) return Finish(workers);
   AskAll(workers, "arm-storm");
-  auto workers_cpu = [&] {
-    double cpu = 0;
-    for (const Proc& w : workers) cpu += UsageOf(w.pid).cpu_seconds;
-    return cpu;
-  };
   const double workers_cpu_before = workers_cpu();
   std::map<std::string, int64_t> tcp_before = TcpCounters();
   int64_t t_kill = NowMicros();
