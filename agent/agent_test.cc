@@ -81,8 +81,11 @@ class AgentTest : public ::testing::Test {
   void StartAgent(int64_t validity_seconds = 3600,
                   absl::Duration ca_timeout = absl::Seconds(2),
                   absl::Duration initial_backoff = absl::Milliseconds(50)) {
-    ca_client_ = *CaClient::Create({absl::StrCat("127.0.0.1:", ca_service_.port()),
-                                    test_ca_->root_pem(), "tandem-ca", ca_timeout});
+    CaClientOptions ca;
+    ca.address = absl::StrCat("127.0.0.1:", ca_service_.port());
+    ca.root_pem = test_ca_->root_pem();
+    ca.timeout = ca_timeout;
+    ca_client_ = *CaClient::Create(ca);
     StartSds();
     AgentOptions options;
     options.ns = "shop";
