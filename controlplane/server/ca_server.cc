@@ -7,7 +7,6 @@
 
 #include <array>
 #include <cstdio>
-#include <deque>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -21,6 +20,7 @@
 #include "controlplane/auth/jwt.h"
 #include "controlplane/auth/refusal_reason.h"
 #include "controlplane/ca/serving_certificate_renewer.h"
+#include "controlplane/server/blocking_work.h"
 #include "controlplane/server/caller_authenticator.h"
 #include "controlplane/server/reloadable_server_credentials.h"
 #include "istio/ca.grpc.pb.h"
@@ -40,52 +40,6 @@ enum Result {
 };
 const char* kResultNames[] = {"issued",      "unauthenticated", "bad_csr",
                               "unavailable", "revoked",         "internal"};
-
-// Threads for calls that wait on the network: in Kubernetes mode every token costs a
-// TokenReview round trip to the API server (up to its timeout), which must not hold
-// one of the two threads gRPC 1.51 runs every callback of the process on (policy
-// streams included). Any thread may Run; the destructor runs what is queued, then
-// joins its threads.
-class BlockingWork {
- public:
-  explicit BlockingWork(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
-  }
-  ~BlockingWork() {
-    {
-      absl::MutexLock lock(&mu_);
-      stopping_ = true;
-    }
-    for (std::thread& thread : threads_) thread.join();
-  }
-  void Run(std::function<void()> work) {
-    absl::MutexLock lock(&mu_);
-    queue_.push_back(std::move(work));
-  }
-
- private:
-  void Loop() {
-    while (true) {
-      std::function<void()> work;
-      {
-        absl::MutexLock lock(&mu_);
-        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return stopping_ || !queue_.empty();
-        };
-        mu_.Await(absl::Condition(&ready));
-        if (queue_.empty()) return;
-        work = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      work();
-    }
-  }
-
-  absl::Mutex mu_;
-  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;
-};
 
 // Concurrent TokenReviews in Kubernetes mode: at a 10 ms round trip, 1,600 per second.
 constexpr int kTokenReviewThreads = 16;
@@ -206,7 +160,8 @@ struct CaServer::Impl {
   std::unique_ptr<CaCore> core;
   std::unique_ptr<TokenAuthenticator> authenticator;
   std::unique_ptr<CallerAuthenticator> callers;
-  // Kubernetes mode only: runs CreateCertificate's TokenReviews; outlives `server`.
+  // Kubernetes mode only: runs the TokenReviews of CreateCertificate and of the
+  // policy streams; outlives `server` and `policy`.
   std::unique_ptr<BlockingWork> blocking;
   std::unique_ptr<CertificateService> service;
   std::unique_ptr<PolicyServer> policy;  // null without policy or revocations
@@ -304,7 +259,8 @@ absl::StatusOr<std::unique_ptr<CaServer>> CaServer::Create(CaServerOptions optio
   if (options.policy != nullptr || options.revocations != nullptr) {
     impl->policy = std::make_unique<PolicyServer>(
         PolicyServerOptions{options.core.trust_domain, options.policy,
-                            options.revocations, options.policy_poll_interval},
+                            options.revocations, options.policy_poll_interval,
+                            impl->blocking.get()},
         impl->callers.get());
   }
   impl->options = std::move(options);

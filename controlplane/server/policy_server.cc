@@ -240,6 +240,9 @@ struct PolicyServer::Impl final : tandem::policy::v1::MeshPolicyService::Callbac
   bool wake_poll ABSL_GUARDED_BY(mu) = false;
   uint64_t next_nonce ABSL_GUARDED_BY(mu) = 1;
   std::set<Stream*> streams ABSL_GUARDED_BY(mu);
+  // Streams whose authentication is queued or running on options.blocking: Stop
+  // waits for them too.
+  int authenticating ABSL_GUARDED_BY(mu) = 0;
   // Snapshots by "namespace/name", all of generation `cache_generation`: 10,000
   // streams of 1,000 service accounts resolve the policy 1,000 times per change.
   uint64_t cache_generation ABSL_GUARDED_BY(mu) = 0;
@@ -261,8 +264,25 @@ class PolicyServer::Impl::Stream final
   Stream(Impl* impl, grpc::CallbackServerContext* context)
       : impl_(impl), context_(context) {}
 
-  // gRPC thread: authenticates and starts reading, or refuses.
+  // gRPC thread: authenticates, on options.blocking's thread when set (a TokenReview
+  // waits on the API server, and gRPC has two threads for every stream), and then
+  // starts reading or refuses.
   void Begin() {
+    if (impl_->options.blocking == nullptr) return Authenticate();
+    {
+      absl::MutexLock lock(&impl_->mu);
+      ++impl_->authenticating;
+    }
+    // `impl`, not impl_: once Authenticate has started a read or finished, gRPC may
+    // end the stream and delete it.
+    impl_->options.blocking->Run([this, impl = impl_] {
+      Authenticate();
+      absl::MutexLock lock(&impl->mu);
+      --impl->authenticating;
+    });
+  }
+
+  void Authenticate() {
     absl::StatusOr<ServiceAccount> account =
         impl_->authenticator->Authenticate(context_, absl::Now());
     if (!account.ok()) {
@@ -524,8 +544,10 @@ void PolicyServer::Impl::StopStreams() {
   }
   for (auto& [stream, status] : finish) stream->Finish(status);
   finish.clear();
-  auto all_done = absl::Condition(
-      +[](std::set<Stream*>* open) { return open->empty(); }, &streams);
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return streams.empty() && authenticating == 0;
+  };
+  auto all_done = absl::Condition(&done);
   std::vector<Stream*> cancel;
   {
     // A stream with a write in flight finishes (UNAVAILABLE) when the write is done...

@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "controlplane/policy/policy_watcher.h"
 #include "controlplane/revocation/revocation_store.h"
+#include "controlplane/server/blocking_work.h"
 #include "controlplane/server/caller_authenticator.h"
 #include "tandem/mesh_policy.pb.h"
 
@@ -26,6 +27,9 @@ struct PolicyServerOptions {
   // the longest a policy change waits before it is pushed (a revocation is pushed at
   // once).
   absl::Duration poll_interval = absl::Seconds(1);
+  // Where a stream's authentication runs when it waits on the network (TokenReview);
+  // null: on gRPC's thread, as a JWT check does not wait.
+  BlockingWork* blocking = nullptr;
 };
 
 // Returns the version of `policy`: StableVersion of its deterministic serialization.

@@ -9,10 +9,12 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/credential_request.h"
 #include "controlplane/auth/jwt.h"
 #include "controlplane/server/ca_server.h"
+#include "tests/support/fake_https_server.h"
 #include "gtest/gtest.h"
 #include "istio/ca.grpc.pb.h"
 #include "tandem/mesh_policy.grpc.pb.h"
@@ -84,13 +86,17 @@ class PolicyServerTest : public ::testing::Test {
     server_->Stop();
     std::filesystem::remove_all(dir_);
   }
-  void StartServer() {
+  void StartServer(const TokenReviewAuthenticator::Options* review = nullptr) {
     if (server_) server_->Stop();
     CaServerOptions options;
     options.core.root_dir = dir_ + "/root";
     options.core.max_ttl = absl::Hours(4);
     options.listen_address = "127.0.0.1:0";
-    options.token_public_key_pem = *PublicKeyPemOf(signing_key_);
+    if (review != nullptr) {
+      options.token_review = *review;
+    } else {
+      options.token_public_key_pem = *PublicKeyPemOf(signing_key_);
+    }
     options.policy = watcher_.get();
     options.revocations = revocations_.get();
     options.policy_poll_interval = poll_interval_;
@@ -396,6 +402,53 @@ TEST_F(PolicyServerTest, RefusesAStreamWithoutCredentials) {
   EXPECT_EQ(s->stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(MetricsContain(
       R"(tandem_ca_policy_stream_refusals_total{reason="missing_credentials"} 1)"));
+}
+
+// Kubernetes mode: a stream's token is checked by a TokenReview, which waits on the
+// API server. Eight streams whose reviews the API server holds must leave gRPC's
+// threads free: a stream authenticated by its client certificate (no review) gets its
+// policy meanwhile, and the eight get theirs once the API server answers.
+TEST_F(PolicyServerTest, ServesOtherStreamsWhileTokenReviewsWaitOnTheApiServer) {
+  absl::Notification answer;
+  std::unique_ptr<FakeHttpsServer> api =
+      *FakeHttpsServer::Create([&answer](const FakeHttpsRequest&) -> FakeHttpsReply {
+        // Bounded, so a broken build fails the test instead of hanging it.
+        answer.WaitForNotificationWithTimeout(absl::Seconds(30));
+        return {201, R"({"status":{"authenticated":true,"audiences":["istio-ca"],
+                  "user":{"username":"system:serviceaccount:shop:cart"}}})"};
+      });
+  TokenReviewAuthenticator::Options review;
+  review.api_server = absl::StrCat("127.0.0.1:", api->port());
+  review.ca_pem = api->ca_pem();
+  review.credential_token = "ca-token";
+  review.timeout = absl::Seconds(60);
+  StartServer(&review);
+  // The certificate is issued by the CA's core directly: a CreateCertificate would
+  // need a review too.
+  PendingCredential pending = *NewCredentialRequest("spiffe://cluster.local/ns/a/sa/b");
+  absl::StatusOr<std::vector<std::string>> chain =
+      server_->core().Issue(pending.csr_pem, {"a", "b"}, 0, absl::Now());
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  IssuedCredential issued =
+      *AcceptCredential(pending.private_key_pem, *chain, "", "", absl::Now());
+
+  std::vector<std::unique_ptr<PolicyStream>> waiting;
+  for (int i = 0; i < 8; ++i) waiting.push_back(Open({"shop", "cart"}));
+  ASSERT_TRUE(WaitFor([&] { return api->requests() >= 1; }))
+      << "no review reached the API server";
+  auto by_certificate =
+      Open({"", ""}, Channel(issued.secret.private_key, issued.secret.cert_chain));
+  PolicyResponse first = by_certificate->Next();
+  EXPECT_FALSE(first.version_info().empty())
+      << "a stream that needs no review waited for the others' reviews: "
+      << by_certificate->stream->Finish().error_message();
+  EXPECT_FALSE(answer.HasBeenNotified());
+
+  answer.Notify();
+  for (std::unique_ptr<PolicyStream>& s : waiting) {
+    EXPECT_FALSE(s->Next().version_info().empty()) << s->stream->Finish().error_message();
+  }
+  EXPECT_EQ(api->requests(), 8);
 }
 
 TEST_F(PolicyServerTest, StopEndsOpenStreams) {
