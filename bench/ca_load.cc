@@ -723,18 +723,22 @@ std::map<std::string, int64_t> TcpCounters() {
   return out;
 }
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    Die("cannot find a free port");
+// The port of the first "listening listener=NAME address=HOST:PORT" line in `log` (the
+// text format of tandem's log::Listening; grpc_stream_floor prints the same), 0 if none.
+int LoggedPort(const std::string& log, const std::string& listener) {
+  absl::StatusOr<std::string> text = tandem::ReadFileToString(log);
+  if (!text.ok()) return 0;
+  const std::string marker = "listening listener=" + listener + " address=";
+  size_t at = text->find(marker);
+  if (at == std::string::npos) return 0;
+  std::string address = text->substr(at + marker.size());
+  address = address.substr(0, address.find_first_of(" \n"));
+  int port = 0;
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port)) {
+    return 0;
   }
-  close(fd);
-  return ntohs(addr.sin_port);
+  return port;
 }
 
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
@@ -781,8 +785,11 @@ class Driver {
   // --server-bin: the floor server and its mode instead of tandem-ca.
   std::string server_bin_;
   std::string server_mode_;
+  // 0 until the first start: the server binds port 0 and logs the port it got; a
+  // restart binds the same one again (the agents' address).
   int port_ = 0;
   int admin_port_ = 0;
+  std::string log_;  // the server's stdout and stderr
   pid_t ca_ = -1;
   std::string report_;
   bool failed_ = false;
@@ -803,24 +810,34 @@ absl::Duration Driver::SettleCa() {
 
 void Driver::StartCa() {
   if (!server_bin_.empty()) {
+    log_ = dir_ + "/server.log";
     ca_ = Spawn({server_bin_, absl::StrCat("--listen=127.0.0.1:", port_),
                  "--mode=" + server_mode_, "--cert=" + dir_ + "/floor.crt",
                  "--key=" + dir_ + "/floor.key"},
-                dir_ + "/server.log");
+                log_);
     return;
   }
+  log_ = dir_ + "/tandem-ca.log";
   ca_ = Spawn({ca_bin_, "serve", "--root-dir=" + dir_ + "/root",
                absl::StrCat("--listen=127.0.0.1:", port_),
                absl::StrCat("--admin=127.0.0.1:", admin_port_),
                "--metrics=", "--token-public-key=" + dir_ + "/token.pub",
                "--policy-file=" + dir_ + "/mesh-policy.yaml",
-               "--state-dir=" + dir_ + "/state", "--log-level=error"},
-              dir_ + "/tandem-ca.log");
+               "--state-dir=" + dir_ + "/state"},
+              log_);
 }
 
 // Waits until tandem-ca's port accepts a connection.
 bool Driver::WaitForCa(absl::Duration deadline) {
   absl::Time end = absl::Now() + deadline;
+  // First start: the ports it logs (tandem-ca logs the admin port after the gRPC one).
+  while (port_ == 0 || (server_bin_.empty() && admin_port_ == 0)) {
+    port_ = LoggedPort(log_, "grpc");
+    if (server_bin_.empty()) admin_port_ = LoggedPort(log_, "admin");
+    if (port_ != 0 && (!server_bin_.empty() || admin_port_ != 0)) break;
+    if (absl::Now() >= end || waitpid(ca_, nullptr, WNOHANG) == ca_) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
   while (absl::Now() < end) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
@@ -899,8 +916,6 @@ int Driver::Main() {
                 "[\"spiffe://cluster.local/ns/load/*\"]}]\n";
     }
   }
-  port_ = FreePort();
-  admin_port_ = FreePort();
   if (!server_bin_.empty()) {
     // The name and address the agents' channels check (CaChannelArguments).
     int rc =

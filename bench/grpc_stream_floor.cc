@@ -3,7 +3,8 @@
 // drives tandem-ca (streams phase only), so bench/ca_load.sh prints tandem-ca's KB per
 // stream beside this floor's.
 //
-//   grpc_stream_floor --listen=127.0.0.1:PORT --mode=tls|plaintext|fd
+//   grpc_stream_floor --listen=127.0.0.1:PORT --mode=tls|plaintext|fd   (PORT 0: any; the
+//   port it got is printed as tandem's log::Listening line, "listening listener=grpc ...")
 //       [--cert=PEM --key=PEM]          (tls: the serving pair)
 //
 // It serves tandem.policy.v1.MeshPolicyService/StreamPolicy on gRPC's callback API as
@@ -131,6 +132,13 @@ class FloorService final : public MeshPolicyService::CallbackService {
   PolicyResponse response_;
 };
 
+// The port it got, as tandem's log::Listening writes it (text format): the harness
+// starts it on port 0 and reads the port back.
+void PrintListening(const std::string& host, int port) {
+  std::fprintf(stderr, "listening listener=grpc address=%s:%d\n", host.c_str(), port);
+  std::fflush(stderr);
+}
+
 // Accepts on `address` (IPv4:PORT) and hands each connection to `server`.
 [[noreturn]] void AcceptLoop(grpc::Server* server, const std::string& address) {
   std::vector<std::string> parts = absl::StrSplit(address, ':');
@@ -145,10 +153,13 @@ class FloorService final : public MeshPolicyService::CallbackService {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  socklen_t len = sizeof(addr);
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      listen(fd, 4096) != 0) {
+      listen(fd, 4096) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     Die("cannot listen on " + address);
   }
+  PrintListening(parts[0], ntohs(addr.sin_port));
   while (true) {
     // Non-blocking, as gRPC's own accepted sockets are.
     int conn = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -197,6 +208,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || (mode != "fd" && bound == 0)) Die("cannot listen on " + address);
   if (mode == "fd") AcceptLoop(server.get(), address);
+  PrintListening(address.substr(0, address.rfind(':')), bound);
   server->Wait();  // until killed: the harness SIGTERMs it
   return 0;
 }
