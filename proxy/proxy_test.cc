@@ -58,6 +58,14 @@ std::string RoundTrip(int fd, const std::string& data) {
   return out;
 }
 
+// `size` bytes that change along the stream (byte i is (i * multiplier) >> shift), so a
+// chunk lost, repeated or reordered on the way shows in the comparison.
+std::string PatternBytes(size_t size, size_t multiplier, int shift) {
+  std::string bytes(size, '\0');
+  for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>((i * multiplier) >> shift);
+  return bytes;
+}
+
 // Sends all of `data` on `fd` from a thread, as fast as the socket takes it (bounded:
 // gives up after 5 s without progress), then half-closes if asked. `data` must outlive
 // the thread.
@@ -304,8 +312,7 @@ TEST_F(ProxyPairTest, DeliversBulkDataBeforeTheHalfCloseThatFollowsIt) {
   // server's FIN while their TLS sockets are full and records wait in the BIO.
   int fd = Connect(client_outbound_);
   ASSERT_GE(fd, 0);
-  std::string sent(16 << 20, '\0');
-  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>((i * 131) >> 7);
+  std::string sent = PatternBytes(16 << 20, 131, 7);
   std::thread writer = SendInBackground(fd, sent, /*half_close=*/true);
   bool eof = false;
   std::string received = Receive(fd, sent.size() + 1, absl::Milliseconds(1), &eof);
@@ -362,8 +369,7 @@ class SmallBufferPairTest : public ProxyPairTest {
 TEST_F(SmallBufferPairTest, DeliversBulkDataIntactAcrossWrapArounds) {
   int fd = Connect(client_outbound_);
   ASSERT_GE(fd, 0);
-  std::string sent(4 << 20, '\0');
-  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>((i * 7919) >> 8);
+  std::string sent = PatternBytes(4 << 20, 7919, 8);
   // Write and read at once: the echo path holds far less than 4 MiB.
   std::thread writer = SendInBackground(fd, sent, /*half_close=*/false);
   std::string received = Receive(fd, sent.size(), absl::ZeroDuration(), nullptr);
@@ -387,8 +393,7 @@ TEST_F(LargeBufferPairTest, DeliversThePartialSegmentOfAWriteWithoutAnEndOfStrea
   // bytes to push it (Receive gives up after 5 s without data).
   int fd = Connect(client_outbound_);
   ASSERT_GE(fd, 0);
-  std::string sent(150000, '\0');
-  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>((i * 104729) >> 9);
+  std::string sent = PatternBytes(150000, 104729, 9);
   ASSERT_EQ(send(fd, sent.data(), sent.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(sent.size()));
   std::string received = Receive(fd, sent.size(), absl::ZeroDuration(), nullptr);
